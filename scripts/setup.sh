@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
 # Set up MedSwarm on a fresh machine: a Python venv in .venv with the project installed
 # (torch pinned to its CPU build), and the pinned npm toolchain (solc, anvil, cast).
+# Re-running is cheap: a stamp records what was installed and skips work that is current.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-
-if [ ! -x .venv/bin/python ]; then
-    "$PYTHON" -m venv .venv
+stamp=.venv/.medswarm-setup
+want=$(cat pyproject.toml package.json package-lock.json | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -d node_modules/solc ]; then
+    exit 0
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+
+echo "setup: creating .venv and installing MedSwarm (torch 2.13.0 CPU, libp2p, web3, ...)"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null
 # torch first and pinned: any other version pulls a multi-GB CUDA build.
-.venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+.venv/bin/python -c "import torch, libp2p, web3, node, p2p, incentive"
 
-if command -v npm >/dev/null 2>&1; then
-    if [ -f package-lock.json ]; then
-        npm ci --silent --no-audit --no-fund
-    else
-        npm install --silent --no-audit --no-fund
-    fi
-else
-    echo "setup: npm not found; anvil, cast and the Solidity compiler will be unavailable" >&2
+if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: npm is required for the Solidity compiler, anvil and cast (install Node.js 20+)" >&2
+    exit 1
 fi
-echo "setup: done (.venv ready; activate with 'source .venv/bin/activate')"
+echo "setup: installing the pinned npm toolchain (solc 0.8.37, anvil and cast 1.7.1)"
+npm ci --silent --no-audit --no-fund
+echo "$want" > "$stamp"
+echo "setup: done"

@@ -1,0 +1,73 @@
+"""Round checkpoints on disk: the merged model and input scaling after a round, no pickle.
+
+A checkpoint is the same tensor encoding that travels between peers (`p2p.codec`), plus a small
+JSON file naming the round and the model's digest. Both are written to a temporary name and
+renamed, so a node killed mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from p2p.codec import CodecError, decode_update, digest, encode_update
+
+
+class CheckpointError(ValueError):
+    """A checkpoint on disk is missing a part, corrupt, or for another model."""
+
+
+@dataclass(frozen=True, eq=False)
+class Checkpoint:
+    round: int
+    tensors: dict[str, np.ndarray]
+
+    def encode(self) -> bytes:
+        return encode_update(self.tensors, "f32")
+
+    @property
+    def digest(self) -> str:
+        return digest(self.encode())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(folder: Path, ckpt: Checkpoint) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    blob = ckpt.encode()
+    _atomic_write(folder / "checkpoint.bin", blob)
+    meta = {"round": ckpt.round, "digest": digest(blob), "bytes": len(blob)}
+    _atomic_write(folder / "checkpoint.json", json.dumps(meta).encode())
+
+
+def load_checkpoint(folder: Path, expected: Mapping[str, tuple[int, ...]]) -> Checkpoint | None:
+    """The checkpoint in `folder`, or None if there is none; CheckpointError if it is unusable."""
+    meta_path, blob_path = folder / "checkpoint.json", folder / "checkpoint.bin"
+    if not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        blob = blob_path.read_bytes()
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint in {folder} unreadable: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("round"), int) or meta["round"] < 0:
+        raise CheckpointError(f"checkpoint in {folder}: bad checkpoint.json")
+    if digest(blob) != meta.get("digest"):
+        raise CheckpointError(f"checkpoint in {folder}: checkpoint.bin does not match its digest")
+    try:
+        tensors = decode_update(blob, expected=expected)
+    except CodecError as exc:
+        raise CheckpointError(f"checkpoint in {folder} is for another model: {exc}") from None
+    return Checkpoint(round=meta["round"], tensors=tensors)

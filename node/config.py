@@ -1,0 +1,269 @@
+"""A node's configuration: a TOML file plus `section.key=value` overrides, validated up front.
+
+Every section is a frozen dataclass. Parsing rejects unknown keys, wrong types and out-of-range
+values with a `ConfigError` whose message names the offending key, so `medswarm node` can print
+one clear line and exit instead of failing halfway through a round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "heart"  # heart | breast_cancer | csv
+    hospital: str = "Cleveland"  # heart: which of the four hospitals
+    node_index: int = 0  # breast_cancer: this node's shard
+    n_nodes: int = 4  # breast_cancer: how many shards
+    partition: str = "iid"  # breast_cancer: iid | dirichlet
+    alpha: float = 0.5  # breast_cancer: Dirichlet concentration
+    csv_path: str = ""  # csv: the hospital's own file
+    label_column: str = "label"  # csv: the label column
+    seed: int = 0  # train/test split and partition seed
+    validation_fraction: float = 0.2  # share of training rows held back for scoring
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "logreg"  # logreg | mlp | cnn1d
+    hidden: int = 32
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    rounds: int = 10
+    min_peers: int = 2  # quorum: nodes (this one included) whose updates a merge needs
+    round_timeout: float = 60.0  # how long to wait for peers' updates in one round
+    stats_timeout: float = 60.0  # how long to wait for peers' statistics before round 1
+    merge: str = "mean"  # mean | median | trimmed | geomedian
+    scorer: str = "default"
+    codec: str = "f32"  # f32 | f16
+    seed: int = 0  # shared by every node: the initial model
+    attack: str = "none"  # none | scale | signflip | zero | copy: robustness experiments only
+    attack_factor: float = 100.0
+
+
+@dataclass(frozen=True)
+class P2PConfig:
+    key_file: str = "p2p.key"
+    listen: str = "/ip4/127.0.0.1/tcp/0"
+    bootstrap: tuple[str, ...] = ()
+    mdns: bool = False
+    swarm: str = "medswarm"
+    fetch_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    url: str = "http://127.0.0.1:8545"
+    contract: str = ""
+    task_id: int = 1
+    key_file: str = "eth.key"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    swarm: SwarmConfig = field(default_factory=SwarmConfig)
+    p2p: P2PConfig = field(default_factory=P2PConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    output_dir: str = "runs/node"
+
+    def resolve(self, base: Path) -> "NodeConfig":
+        """Make relative file paths relative to `base` (the config file's folder)."""
+
+        def rel(value: str) -> str:
+            return value if not value or Path(value).is_absolute() else str(base / value)
+
+        return dataclasses.replace(
+            self,
+            data=dataclasses.replace(self.data, csv_path=rel(self.data.csv_path)),
+            p2p=dataclasses.replace(self.p2p, key_file=rel(self.p2p.key_file)),
+            chain=dataclasses.replace(self.chain, key_file=rel(self.chain.key_file)),
+            output_dir=rel(self.output_dir),
+        )
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.dataset": ("heart", "breast_cancer", "csv"),
+    "data.hospital": ("Cleveland", "Hungary", "Switzerland", "VA Long Beach"),
+    "data.partition": ("iid", "dirichlet"),
+    "model.kind": ("logreg", "mlp", "cnn1d"),
+    "training.optimizer": ("adam", "sgd"),
+    "swarm.merge": ("mean", "median", "trimmed", "geomedian"),
+    "swarm.scorer": ("default", "leave_one_out", "individual_gain"),
+    "swarm.codec": ("f32", "f16"),
+    "swarm.attack": ("none", "scale", "signflip", "zero", "copy"),
+}
+
+POSITIVE = {
+    "data.n_nodes", "data.alpha", "model.hidden", "training.epochs", "training.batch_size",
+    "training.lr", "swarm.rounds", "swarm.min_peers", "swarm.round_timeout",
+    "swarm.stats_timeout", "p2p.fetch_timeout", "chain.task_id",
+}
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {annotation!r}")
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a table, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown setting {prefix}{unknown[0]} (known: {', '.join(sorted(fields))})")
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, f"{key}.")
+        else:
+            kwargs[name] = _coerce(key, value, hint)
+    missing = [
+        n for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"missing setting {prefix}{missing[0]}")
+    return cls(**kwargs)
+
+
+def _check_ranges(config: NodeConfig) -> None:
+    for key, choices in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
+    for key in POSITIVE:
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value <= 0:
+            raise ConfigError(f"{key}: must be positive, got {value!r}")
+    if not config.name.strip():
+        raise ConfigError("name: must not be empty")
+    if not 0.0 < config.data.validation_fraction < 0.9:
+        raise ConfigError("data.validation_fraction: must lie between 0 and 0.9")
+    if config.data.dataset == "breast_cancer" and not 0 <= config.data.node_index < config.data.n_nodes:
+        raise ConfigError(f"data.node_index: must lie in 0..{config.data.n_nodes - 1}")
+    if config.data.dataset == "csv" and not config.data.csv_path:
+        raise ConfigError("data.csv_path: required when data.dataset = 'csv'")
+
+
+def _parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word is a string: `--set data.hospital=Hungary`
+    return key.strip().split("."), value
+
+
+def config_from_mapping(values: Mapping[str, Any], overrides: Sequence[str] = ()) -> NodeConfig:
+    """Build and validate a `NodeConfig` from parsed TOML plus `section.key=value` overrides."""
+    merged: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in values.items()}
+    for text in overrides:
+        path, value = _parse_override(text)
+        target = merged
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {text!r}: {part} is not a section")
+        target[path[-1]] = value
+    config = _build(NodeConfig, merged, "")
+    _check_ranges(config)
+    return config
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> NodeConfig:
+    """Read a node's TOML file, apply overrides, validate, and resolve paths against its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return config_from_mapping(values, overrides).resolve(path.resolve().parent)
+
+
+def dump_config(config: NodeConfig) -> str:
+    """Write a config back as TOML (used by the launcher to give each node its file)."""
+    lines = [f"name = {_toml_value(config.name)}", f"output_dir = {_toml_value(config.output_dir)}"]
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            lines.append(f"\n[{f.name}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in dataclasses.asdict(value).items())
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+__all__ = [
+    "ChainConfig", "ConfigError", "DataConfig", "ModelConfig", "NodeConfig", "P2PConfig",
+    "SwarmConfig", "TrainingConfig", "config_from_mapping", "dump_config", "load_config",
+]

@@ -1,0 +1,491 @@
+"""The round engine: one hospital's part in the swarm, round after round.
+
+For each round r it trains locally (in a worker thread, so the event loop keeps serving peers),
+commits the digest of its encoded update on chain, shares the update (a small announcement on
+gossip, the bytes on a direct stream), collects its peers' updates (checking bytes = announcement
+= on-chain commitment, decoding with strict bounds) until all have arrived or the round's
+deadline passes, merges them with the configured rule, scores each peer on its own validation
+rows, queues the scores and finalization on chain, and checkpoints. Before round 1 the swarm
+agrees on input scaling from shared sums and counts; a node that starts late or restarts catches
+up from the merged model its peers announce.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
+
+import numpy as np
+import trio
+
+from incentive.ledger import Ledger, LedgerError, Member
+from p2p.announce import Announcement
+from p2p.codec import CodecError, decode_update, digest, encode_update
+from p2p.host import FetchError, SwarmHost
+
+from .attacks import apply_attack
+from .chainwriter import ChainWriter
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .config import NodeConfig
+from .inbox import Inbox
+from .learner import Learner, Tensors, add
+from .logs import node_logger
+from .merge import Update, rule_by_name
+from .preprocess import STATS_TENSOR_NAMES, FeatureStats
+from .scoring import scorer_by_name
+
+T = TypeVar("T")
+
+REANNOUNCE_SECONDS = 1.5  # gossip has no history: re-publish so late subscribers still hear us
+JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
+MAX_SAMPLES = 10_000_000  # an announcement claiming more rows than this is a lie
+WEIGHT_PREFIX, STATS_PREFIX = "w/", "s/"
+
+
+class NodeError(RuntimeError):
+    """The node cannot take part: not registered, wrong chain, unusable checkpoint."""
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    round: int
+    val_loss: float
+    val_accuracy: float
+    test_accuracy: float
+    test_auc: float
+    heard: int  # peers whose valid update was merged
+    expected: int  # registered peers
+    committed: bool
+    model_digest: str
+    scores: dict[str, int]
+    dropped: dict[str, str]
+    phases: dict[str, float]
+    chain: str
+
+    def line(self, rounds: int) -> str:
+        phases = " ".join(f"{k} {v:.2f}s" for k, v in self.phases.items())
+        return (f"round {self.round}/{rounds} | val loss {self.val_loss:.3f} acc {self.val_accuracy:.3f}"
+                f" | peers {self.heard}/{self.expected} | {phases} | {self.chain}")
+
+
+@dataclass
+class PhaseTimer:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+
+
+async def wait_future(future: "Future[T]") -> T:
+    """Await a chain-writer Future from trio without blocking the event loop."""
+    return await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+
+
+def model_bundle(weights: Tensors, stats: FeatureStats) -> Tensors:
+    """What a node checkpoints and offers late joiners: merged weights plus swarm statistics."""
+    bundle = {WEIGHT_PREFIX + k: v for k, v in weights.items()}
+    bundle.update({STATS_PREFIX + k: v for k, v in stats.to_tensors().items()})
+    return bundle
+
+
+def split_bundle(bundle: Tensors) -> tuple[Tensors, FeatureStats]:
+    weights = {k[len(WEIGHT_PREFIX):]: v for k, v in bundle.items() if k.startswith(WEIGHT_PREFIX)}
+    stats = {k[len(STATS_PREFIX):]: v for k, v in bundle.items() if k.startswith(STATS_PREFIX)}
+    return weights, FeatureStats.from_tensors(stats)
+
+
+class SwarmNode:
+    """Runs the round protocol for one node; `run()` returns the node's summary."""
+
+    def __init__(self, config: NodeConfig, learner: Learner, host: SwarmHost, ledger: Ledger,
+                 chain: ChainWriter) -> None:
+        self.config = config
+        self.learner = learner
+        self.host = host
+        self.ledger = ledger
+        self.chain = chain
+        self.log = node_logger(__name__, config.name)
+        self.task = config.chain.task_id
+        self.out = Path(config.output_dir)
+        self.rule = rule_by_name(config.swarm.merge)
+        self.scorer = scorer_by_name(config.swarm.scorer)
+        self.inbox = Inbox()
+        self.members: dict[str, Member] = {}
+        self.round = 0
+        self.stats: FeatureStats | None = None
+        self.weights: Tensors = learner.weights()
+        self.strikes: dict[str, int] = {}
+        self.reports: list[RoundReport] = []
+        self._sticky: dict[str, Announcement] = {}
+        self._served: dict[str, list[str]] = {}
+        n = learner.data.n_features
+        self._update_shapes = learner.shapes
+        self._stats_shapes = {k: (n,) for k in STATS_TENSOR_NAMES}
+        self._bundle_shapes = {WEIGHT_PREFIX + k: s for k, s in learner.shapes.items()}
+        self._bundle_shapes.update({STATS_PREFIX + k: s for k, s in self._stats_shapes.items()})
+        raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
+        self._max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> dict[str, Any]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        await self._load_members()
+        async with self.host.run():
+            self.log.info("peer %s listening on %s", self.host.peer_id, ", ".join(self.host.listen_addrs))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._listen)
+                nursery.start_soon(self._reannounce)
+                try:
+                    await self._start()
+                    while self.round < self.config.swarm.rounds:
+                        await self._run_round(self.round + 1)
+                    await self._finish_chain_work()
+                finally:
+                    nursery.cancel_scope.cancel()
+        return self._summary()
+
+    async def _load_members(self) -> None:
+        members = await trio.to_thread.run_sync(self.ledger.members)
+        self.members = {m.peer_id: m for m in members if m.active}
+        me = self.members.get(self.host.peer_id)
+        account = self.ledger.account_address
+        if me is None or me.address.lower() != account.lower():
+            raise NodeError(f"this node (peer {self.host.peer_id}, account {account}) is not a registered "
+                            f"member of the ledger at {self.ledger.address}")
+        self.host.set_allowlist(self.members)
+        self.log.info("%d registered members; allowlist set", len(self.members))
+
+    @property
+    def peers(self) -> dict[str, Member]:
+        return {pid: m for pid, m in self.members.items() if pid != self.host.peer_id}
+
+    async def _listen(self) -> None:
+        async for ann in self.host.announcements():
+            if ann.swarm != self.config.p2p.swarm or ann.sender not in self.peers:
+                continue
+            self.inbox.add(ann)
+
+    async def _reannounce(self) -> None:
+        while True:
+            await trio.sleep(REANNOUNCE_SECONDS)
+            for ann in list(self._sticky.values()):
+                await self.host.publish(ann)
+
+    async def _announce(self, kind: str, round_no: int, blob: bytes, samples: int, codec: str) -> str:
+        blob_digest = self.host.serve(blob)
+        ann = Announcement(swarm=self.config.p2p.swarm, round=round_no, kind=kind, digest=blob_digest,
+                           size=len(blob), samples=samples, codec=codec, sender=self.host.peer_id)
+        self._sticky[kind] = ann
+        # Keep the previous blob of each kind served: a slow peer may still be fetching it.
+        served = self._served.setdefault(kind, [])
+        served.append(blob_digest)
+        while len(served) > 2:
+            self.host.unserve(served.pop(0))
+        await self.host.publish(ann)
+        return blob_digest
+
+    # ------------------------------------------------------------------ start: scaling or catch-up
+
+    async def _start(self) -> None:
+        ckpt = load_checkpoint(self.out, self._bundle_shapes)
+        if ckpt is not None:
+            self._adopt(ckpt.round, ckpt.tensors)
+            self.log.info("resumed from checkpoint at round %d", ckpt.round)
+            await self.inbox.wait_until(lambda: self.inbox.latest_round("model") > self.round,
+                                        trio.current_time() + JOIN_WAIT_SECONDS)
+            await self._catch_up()
+            return
+        await self._agree_scaling()
+        if self.stats is None:
+            await self._catch_up()
+
+    def _adopt(self, round_no: int, bundle: Tensors) -> None:
+        weights, stats = split_bundle(bundle)
+        self.learner.set_scaling(stats)
+        self.learner.set_weights(weights)
+        self.weights, self.stats, self.round = weights, stats, round_no
+
+    async def _catch_up(self) -> None:
+        """Adopt the model most peers announced for the latest round, if the swarm is ahead of us."""
+        latest = self.inbox.latest_round("model")
+        if latest <= self.round:
+            return
+        anns = self.inbox.get("model", latest)
+        by_digest: dict[str, list[Announcement]] = {}
+        for ann in anns.values():
+            by_digest.setdefault(ann.digest, []).append(ann)
+        for group in sorted(by_digest.values(), key=lambda g: (-len(g), g[0].digest)):
+            for ann in group:
+                bundle = await self._fetch_decoded(ann, self._bundle_shapes)
+                if bundle is not None:
+                    self._adopt(latest, bundle)
+                    self._checkpoint()
+                    self.log.info("caught up: adopted round %d model %s from %s (%d peers agree)",
+                                  latest, ann.digest[:10], self._name(ann.sender), len(group))
+                    return
+        raise NodeError(f"could not fetch the swarm's round {latest} model from any peer")
+
+    async def _agree_scaling(self) -> None:
+        own = self.learner.local_stats()
+        blob = encode_update(own.to_tensors(), "f32")
+        await self._announce("stats", 0, blob, len(self.learner.fit), "f32")
+        deadline = trio.current_time() + self.config.swarm.stats_timeout
+        collected = await self._collect(
+            "stats", 0, self._stats_shapes, deadline,
+            stop=lambda: self.inbox.latest_round("model") > 0,
+            convert=lambda ann, tensors: FeatureStats.from_tensors(tensors))
+        if self.inbox.latest_round("model") > 0:
+            self.log.info("the swarm is already past round 1: catching up instead of pooling statistics")
+            return
+        parts = [own] + [collected[k] for k in sorted(collected)]
+        self.stats = FeatureStats.combine(parts)
+        self.learner.set_scaling(self.stats)
+        self.log.info("input scaling agreed from %d nodes' sums and counts", len(parts))
+
+    # ------------------------------------------------------------------ collecting peers' blobs
+
+    async def _fetch_decoded(self, ann: Announcement, shapes: dict[str, tuple[int, ...]]) -> Tensors | None:
+        if ann.size > self._max_blob:
+            self._strike(ann.sender, f"announced {ann.size} bytes, more than a {self._max_blob}-byte model")
+            return None
+        try:
+            blob = await self.host.fetch(ann.sender, ann.digest, max_bytes=min(ann.size, self._max_blob))
+            return decode_update(blob, expected=shapes, max_bytes=self._max_blob)
+        except (FetchError, CodecError) as exc:
+            self._strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
+            return None
+
+    async def _collect(self, kind: str, round_no: int, shapes: dict[str, tuple[int, ...]], deadline: float,
+                       convert: Callable[[Announcement, Tensors], Awaitable[T] | T],
+                       stop: Callable[[], bool] = lambda: False) -> dict[str, T]:
+        """Fetch and check every peer's blob of (kind, round) until all arrived, `stop()`, or deadline."""
+        results: dict[str, T] = {}
+        tried: set[str] = set()
+        quorum = self.config.swarm.min_peers - 1
+        grace = deadline + self.config.swarm.round_timeout
+
+        async def take(ann: Announcement) -> None:
+            tensors = await self._fetch_decoded(ann, shapes)
+            if tensors is None:
+                return
+            try:
+                value = convert(ann, tensors)
+                if isinstance(value, Awaitable):
+                    value = await value
+            except (ValueError, LedgerError) as exc:
+                self._strike(ann.sender, f"{kind} r{round_no}: {exc}")
+                return
+            results[ann.sender] = value
+            self.inbox.poke()
+
+        def finished() -> bool:
+            if stop() or set(self.peers) <= set(results):
+                return True
+            now = trio.current_time()
+            return now >= grace or (now >= deadline and len(results) >= quorum)
+
+        async with trio.open_nursery() as nursery:
+            while not finished():
+                for sender, ann in self.inbox.get(kind, round_no).items():
+                    if sender not in tried:
+                        tried.add(sender)
+                        nursery.start_soon(take, ann)
+                await self.inbox.wait_until(lambda: finished() or bool(set(self.inbox.get(kind, round_no)) - tried),
+                                            deadline if trio.current_time() < deadline else grace)
+            nursery.cancel_scope.cancel()
+        late = sorted(set(self.peers) - set(results))
+        if late:
+            self.log.info("%s r%d: no valid %s from %s", kind, round_no, kind, ", ".join(map(self._name, late)))
+        return results
+
+    def _strike(self, sender: str, why: str) -> None:
+        self.strikes[sender] = self.strikes.get(sender, 0) + 1
+        self.log.warning("dropped input from %s: %s", self._name(sender), why)
+
+    def _name(self, peer_id: str) -> str:
+        member = self.members.get(peer_id)
+        return member.name if member else peer_id[:12]
+
+    # ------------------------------------------------------------------ one round
+
+    async def _run_round(self, r: int) -> None:
+        cfg = self.config.swarm
+        timer = PhaseTimer()
+        with timer("train"):
+            delta = await trio.to_thread.run_sync(self.learner.train_update, r)
+        blob = await self._own_update_blob(r, delta)
+        own = Update(decode_update(blob, expected=self._update_shapes), len(self.learner.fit), self.host.peer_id)
+        own_digest = digest(blob)
+        with timer("commit"):
+            committed = await self._commit(r, own_digest)
+        if committed:
+            with timer("share"):
+                await self._announce("update", r, blob, own.samples, cfg.codec)
+        deadline = trio.current_time() + cfg.round_timeout
+        with timer("collect"):
+            received = await self._collect("update", r, self._update_shapes, deadline,
+                                           convert=partial(self._check_commitment, r))
+        updates = ([own] if committed else []) + [received[k] for k in sorted(received)]
+        start = self.weights
+        with timer("merge"):
+            if updates:
+                self.weights = add(self.weights, self.rule.merge(updates))
+            self.learner.set_weights(self.weights)
+        with timer("score"):
+            scores = await trio.to_thread.run_sync(self._score, start, own, updates)
+        self._queue_chain_work(r, scores)
+        self.round = r
+        with timer("checkpoint"):
+            bundle_blob = self._checkpoint()
+            await self._announce("model", r, bundle_blob, own.samples, "f32")
+        report = self._report(r, committed, received, scores, timer)
+        self.reports.append(report)
+        self.log.info(report.line(cfg.rounds))
+
+    async def _own_update_blob(self, r: int, delta: Tensors) -> bytes:
+        attack = self.config.swarm.attack
+        if attack == "copy":
+            # A free rider re-sends the first peer update it can get hold of this round.
+            await self.inbox.wait_until(lambda: bool(self.inbox.get("update", r)),
+                                        trio.current_time() + self.config.swarm.round_timeout)
+            for ann in self.inbox.get("update", r).values():
+                blob = await self.host.fetch(ann.sender, ann.digest, max_bytes=self._max_blob)
+                return blob
+        delta = apply_attack(attack, delta, self.config.swarm.attack_factor)
+        return encode_update(delta, self.config.swarm.codec)
+
+    async def _commit(self, r: int, update_digest: str) -> bool:
+        future = self.chain.submit(f"commit r{r}", partial(self.ledger.commit, self.task, r, update_digest))
+        try:
+            await wait_future(future)
+            return True
+        except LedgerError as exc:
+            self.log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
+        except Exception as exc:  # the writer already retried transport faults
+            self.log.error("round %d: commit failed (%s); update not shared", r, exc)
+        return False
+
+    async def _check_commitment(self, r: int, ann: Announcement, tensors: Tensors) -> Update:
+        if not 0 < ann.samples <= MAX_SAMPLES:
+            raise ValueError(f"implausible sample count {ann.samples}")
+        address = self.members[ann.sender].address
+        on_chain = await trio.to_thread.run_sync(self.ledger.commitment, self.task, r, address)
+        if on_chain is None or on_chain.lower() != ann.digest.lower():
+            raise ValueError(f"bytes do not match the on-chain commitment ({on_chain})")
+        return Update(tensors, ann.samples, ann.sender)
+
+    def _score(self, start: Tensors, own: Update, updates: list[Update]) -> dict[str, int]:
+        """Score each peer's update against the round's starting model on this node's validation rows."""
+        peers = [u for u in updates if u.sender != own.sender]
+        if not peers:
+            return {}
+        return self.scorer.score(base=start, own=own, peers=peers, rule=self.rule,
+                                 loss=self.learner.validation_loss)
+
+    def _queue_chain_work(self, r: int, scores: dict[str, int]) -> None:
+        if scores:
+            peers = [self.members[p].address for p in sorted(scores)]
+            values = [scores[p] for p in sorted(scores)]
+            self.chain.submit(f"scores r{r}", partial(self.ledger.submit_scores, self.task, r, peers, values))
+        if r > 1:
+            self.chain.submit(f"finalize r{r - 1}", partial(self._finalize_if_ready, r - 1))
+
+    def _finalize_if_ready(self, r: int) -> bool:
+        state = self.ledger.round_state(self.task, r)
+        if state.finalized:
+            return True
+        if not state.finalizable:
+            return False
+        try:
+            self.ledger.finalize(self.task, r)
+        except LedgerError as exc:
+            if exc.error != "RoundAlreadyFinalized":
+                raise
+        return True
+
+    async def _finish_chain_work(self) -> None:
+        """Wait (bounded) until every round this node took part in is finalized on chain."""
+        deadline = trio.current_time() + 3 * self.config.swarm.round_timeout
+        pending = [r for r in range(1, self.round + 1)]
+        while pending and trio.current_time() < deadline:
+            still = []
+            for r in pending:
+                try:
+                    done = await wait_future(self.chain.submit(f"finalize r{r}", partial(self._finalize_if_ready, r)))
+                except Exception as exc:
+                    self.log.warning("finalize r%d: %s", r, exc)
+                    done = False
+                if not done:
+                    still.append(r)
+            pending = still
+            if pending:
+                await trio.sleep(1.0)
+        if pending:
+            self.log.warning("rounds %s not finalized yet; anyone may finalize them later", pending)
+        await trio.to_thread.run_sync(self.chain.stop)
+
+    # ------------------------------------------------------------------ records
+
+    def _checkpoint(self) -> bytes:
+        assert self.stats is not None
+        ckpt = Checkpoint(self.round, model_bundle(self.weights, self.stats))
+        save_checkpoint(self.out, ckpt)
+        return ckpt.encode()
+
+    def _report(self, r: int, committed: bool, received: dict[str, Update], scores: dict[str, int],
+                timer: PhaseTimer) -> RoundReport:
+        val = self.learner.evaluate(self.weights, self.learner.val)
+        test = self.learner.evaluate(self.weights, self.learner.test)
+        status = self.chain.status()
+        phases = dict(timer.seconds)
+        phases["chain"] = status.busy_seconds
+        report = RoundReport(
+            round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
+            test_auc=test.auc, heard=len(received), expected=len(self.peers), committed=committed,
+            model_digest=digest(encode_update(self.weights, "f32")),
+            scores={self._name(p): s for p, s in scores.items()},
+            dropped={self._name(p): str(n) for p, n in self.strikes.items()},
+            phases={k: round(v, 4) for k, v in phases.items()}, chain=status.describe())
+        with open(self.out / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(_jsonable(asdict(report))) + "\n")
+        return report
+
+    def _summary(self) -> dict[str, Any]:
+        final = self.learner.evaluate(self.weights, self.learner.test)
+        epochs = self.config.training.epochs * self.config.swarm.rounds
+        local = self.learner.local_only(epochs)
+        summary = {
+            "name": self.config.name, "peer_id": self.host.peer_id, "address": self.ledger.account_address,
+            "rounds": self.round, "model_digest": digest(encode_update(self.weights, "f32")),
+            "test_accuracy": final.accuracy, "test_auc": final.auc, "test_rows": final.n,
+            "local_only_accuracy": local.accuracy, "local_only_auc": local.auc,
+            "strikes": {self._name(p): n for p, n in self.strikes.items()},
+            "chain": asdict(self.chain.status()),
+        }
+        (self.out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+        self.log.info("done: %d rounds, swarm test accuracy %.3f (local only %.3f), model %s",
+                      self.round, final.accuracy, local.accuracy, summary["model_digest"][:12])
+        return summary
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

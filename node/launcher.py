@@ -1,0 +1,325 @@
+"""A whole swarm on one machine: chain, contract, N hospital nodes, rounds, payouts, audit, report.
+
+`LocalSwarm` is the one launcher used by `scripts/swarm.py`, `medswarm swarm` and the end-to-end
+tests. In process mode it starts anvil and one OS process per node (`medswarm node --config`),
+exactly as hospitals would run them; in in-process mode every node runs as a task in one trio
+loop against an in-process eth-tester chain, for fast experiments and tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import trio
+from web3 import Web3
+
+from incentive.anvil import Anvil
+from incentive.audit import audit
+from incentive.chain import connect, dev_keys, send_value
+from incentive.keys import load_key, write_key
+from incentive.ledger import Ledger
+from p2p.identity import peer_id_for_key_file
+
+from .config import NodeConfig, config_from_mapping, dump_config
+from .datasets import HEART_HOSPITALS
+from .report import SwarmReport, write_report
+
+log = logging.getLogger(__name__)
+
+WEI_PER_ETH = 10**18
+GAS_ALLOWANCE_WEI = 10**18  # each node account gets 1 ETH for gas from the admin
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class SwarmPlan:
+    """What to run. Node-level settings are a NodeConfig template, overridden per node."""
+
+    nodes: int = 4
+    rounds: int = 10
+    dataset: str = "heart"  # heart | breast_cancer
+    partition: str = "iid"
+    alpha: float = 0.5
+    model: str = "logreg"
+    merge: str = "mean"
+    epochs: int = 2
+    lr: float = 0.05
+    codec: str = "f32"
+    round_timeout: float = 30.0
+    pool_eth: float = 10.0
+    seed: int = 0
+    attacks: dict[int, str] = field(default_factory=dict)  # node index -> attack kind
+    out: Path = Path("runs/swarm")
+    state_file: Path | None = None
+    in_process: bool = False
+    node_overrides: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        if self.nodes < 2:
+            raise ValueError("a swarm needs at least 2 nodes")
+        if self.dataset == "heart" and self.nodes > len(HEART_HOSPITALS):
+            raise ValueError(f"the heart data set has {len(HEART_HOSPITALS)} hospitals; asked for {self.nodes} nodes")
+        if self.rounds < 1 or self.pool_eth <= 0 or self.round_timeout <= 0:
+            raise ValueError("rounds, pool and round timeout must be positive")
+
+    def node_name(self, i: int) -> str:
+        if self.dataset == "heart":
+            return HEART_HOSPITALS[i].lower().replace(" ", "-")
+        return f"node{i}"
+
+    def node_config(self, i: int, folder: Path, contract: str, chain_url: str, task_id: int,
+                    listen: str, bootstrap: tuple[str, ...]) -> NodeConfig:
+        values: dict[str, Any] = {
+            "name": self.node_name(i),
+            "output_dir": str(folder),
+            "data": {"dataset": self.dataset, "seed": self.seed, "n_nodes": self.nodes, "node_index": i,
+                     "partition": self.partition, "alpha": self.alpha,
+                     **({"hospital": HEART_HOSPITALS[i]} if self.dataset == "heart" else {})},
+            "model": {"kind": self.model},
+            "training": {"epochs": self.epochs, "lr": self.lr, "seed": self.seed},
+            "swarm": {"rounds": self.rounds, "merge": self.merge, "codec": self.codec,
+                      "round_timeout": self.round_timeout, "seed": self.seed,
+                      "min_peers": max(2, self.nodes // 2 + 1), "attack": self.attacks.get(i, "none")},
+            "p2p": {"key_file": str(folder / "p2p.key"), "listen": listen, "bootstrap": list(bootstrap)},
+            "chain": {"url": chain_url, "contract": contract, "task_id": task_id,
+                      "key_file": str(folder / "eth.key")},
+        }
+        return config_from_mapping(values, self.node_overrides)
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """The chain side of a swarm once deployed: who is who, and where the contract is."""
+
+    contract: str
+    task_id: int
+    admin_key: str
+    names: tuple[str, ...]
+    node_dirs: tuple[Path, ...]
+    peer_ids: tuple[str, ...]
+    addresses: tuple[str, ...]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], None]) -> Provisioned:
+    """Create node keys, deploy the ledger, register the members, open and fund the task."""
+    admin_key, sponsor_key = dev_keys(w3, 2)
+    admin, sponsor = load_account(admin_key), load_account(sponsor_key)
+    names, dirs, peer_ids, addresses = [], [], [], []
+    for i in range(plan.nodes):
+        name = plan.node_name(i)
+        folder = run_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        account = load_key(folder / "eth.key") if (folder / "eth.key").exists() else write_key(
+            folder / "eth.key", "0x" + os.urandom(32).hex())
+        send_value(w3, admin, account.address, GAS_ALLOWANCE_WEI)
+        names.append(name)
+        dirs.append(folder)
+        peer_ids.append(peer_id_for_key_file(folder / "p2p.key"))
+        addresses.append(account.address)
+    ledger = Ledger.deploy(w3, admin)
+    say(f"ledger deployed at {ledger.address}")
+    for name, pid, address in zip(names, peer_ids, addresses):
+        ledger.register_member(address, pid, name)
+    task_id = ledger.create_task(quorum=max(2, plan.nodes // 2 + 1), model_id=f"{plan.dataset}/{plan.model}",
+                                 round_duration=int(plan.round_timeout * 2))
+    ledger.with_account(sponsor).fund(task_id, int(plan.pool_eth * WEI_PER_ETH))
+    say(f"task {task_id} opened with a pool of {plan.pool_eth:g} ETH; {plan.nodes} members registered")
+    return Provisioned(ledger.address, task_id, admin_key, tuple(names), tuple(dirs), tuple(peer_ids),
+                       tuple(addresses))
+
+
+def load_account(private_key: str):
+    from eth_account import Account
+
+    return Account.from_key(private_key)
+
+
+class LocalSwarm:
+    """Runs a swarm described by a `SwarmPlan` from start to report."""
+
+    def __init__(self, plan: SwarmPlan, say: Callable[[str], None] = print) -> None:
+        plan.validate()
+        self.plan = plan
+        self.say = say
+        self.run_dir = plan.out
+        self._procs: list[subprocess.Popen] = []
+
+    # ---------------------------------------------------------------- top level
+
+    def run(self) -> SwarmReport:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        if self.plan.in_process:
+            w3 = connect("eth-tester")
+            return self._run_on(w3, "eth-tester", started)
+        with Anvil(state_file=self.plan.state_file) as anvil:
+            self.say(f"anvil up at {anvil.url}")
+            return self._run_on(connect(anvil.url), anvil.url, started)
+
+    def _run_on(self, w3: Web3, chain_url: str, started: float) -> SwarmReport:
+        prov = provision(w3, self.plan, self.run_dir, self.say)
+        configs = self._configs(prov, chain_url)
+        if self.plan.in_process:
+            summaries = self._run_in_process(configs, w3)
+        else:
+            summaries = self._run_processes(configs)
+        payouts = self._close_and_pay(w3, prov)
+        report_audit = audit(w3, prov.contract)
+        report = SwarmReport.build(self.plan, prov, summaries, payouts, report_audit,
+                                   [self._metrics(c) for c in configs], time.monotonic() - started)
+        write_report(report, self.run_dir)
+        return report
+
+    def _configs(self, prov: Provisioned, chain_url: str) -> list[NodeConfig]:
+        ports = [free_port() for _ in prov.names]
+        addrs = [f"/ip4/127.0.0.1/tcp/{p}/p2p/{pid}" for p, pid in zip(ports, prov.peer_ids)]
+        configs = []
+        for i, folder in enumerate(prov.node_dirs):
+            bootstrap = tuple(a for j, a in enumerate(addrs) if j != i)
+            config = self.plan.node_config(i, folder, prov.contract, chain_url, prov.task_id,
+                                           f"/ip4/127.0.0.1/tcp/{ports[i]}", bootstrap)
+            (folder / "node.toml").write_text(dump_config(config))
+            configs.append(config)
+        return configs
+
+    # ---------------------------------------------------------------- nodes as processes
+
+    def _run_processes(self, configs: list[NodeConfig]) -> list[dict[str, Any] | None]:
+        try:
+            for config in configs:
+                folder = Path(config.output_dir)
+                logfile = open(folder / "node.log", "w")
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "node.cli", "node", "--config", str(folder / "node.toml")],
+                    stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                logfile.close()
+                self._procs.append(proc)
+            self.say(f"{len(configs)} node processes started; logs in {self.run_dir}/<node>/node.log")
+            self._watch(configs, lambda: all(p.poll() is not None for p in self._procs))
+            for config, proc in zip(configs, self._procs):
+                if proc.returncode != 0:
+                    self.say(f"node {config.name} exited with status {proc.returncode}; "
+                             f"see {config.output_dir}/node.log")
+        finally:
+            self.stop_processes()
+        return [self._summary(c) for c in configs]
+
+    def stop_processes(self, grace: float = 10.0) -> None:
+        """Stop every node process still running: SIGTERM to its group, then SIGKILL."""
+        live = [p for p in self._procs if p.poll() is None]
+        for proc in live:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in live:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+
+    # ---------------------------------------------------------------- nodes in this process
+
+    def _run_in_process(self, configs: list[NodeConfig], w3: Web3) -> list[dict[str, Any] | None]:
+        from .runtime import build_node
+
+        nodes = [build_node(c, w3=w3) for c in configs]
+        results: list[dict[str, Any] | None] = [None] * len(nodes)
+
+        async def one(i: int) -> None:
+            results[i] = await nodes[i].run()
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                for i in range(len(nodes)):
+                    nursery.start_soon(one, i)
+                nursery.start_soon(self._watch_async, configs, lambda: all(r is not None for r in results))
+
+        trio.run(main)
+        return results
+
+    # ---------------------------------------------------------------- progress
+
+    def _progress_line(self, configs: list[NodeConfig], shown: int) -> int:
+        metrics = [self._metrics(c) for c in configs]
+        done = min((len(m) for m in metrics), default=0)
+        for r in range(shown + 1, done + 1):
+            rows = [m[r - 1] for m in metrics]
+            acc = sum(x["test_accuracy"] for x in rows) / len(rows)
+            heard = sum(x["heard"] for x in rows)
+            expected = sum(x["expected"] for x in rows)
+            slowest = max(sum(v for k, v in x["phases"].items() if k != "chain") for x in rows)
+            self.say(f"[round {r}/{self.plan.rounds}] mean test accuracy {acc:.3f} | updates heard "
+                     f"{heard}/{expected} | slowest node {slowest:.2f}s")
+        return max(shown, done)
+
+    def _watch(self, configs: list[NodeConfig], finished: Callable[[], bool]) -> None:
+        shown = 0
+        while not finished():
+            shown = self._progress_line(configs, shown)
+            time.sleep(POLL_SECONDS)
+        self._progress_line(configs, shown)
+
+    async def _watch_async(self, configs: list[NodeConfig], finished: Callable[[], bool]) -> None:
+        shown = 0
+        while not finished():
+            shown = self._progress_line(configs, shown)
+            await trio.sleep(POLL_SECONDS)
+        self._progress_line(configs, shown)
+
+    @staticmethod
+    def _metrics(config: NodeConfig) -> list[dict[str, Any]]:
+        path = Path(config.output_dir) / "metrics.jsonl"
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line still being written
+        return rows
+
+    @staticmethod
+    def _summary(config: NodeConfig) -> dict[str, Any] | None:
+        path = Path(config.output_dir) / "summary.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    # ---------------------------------------------------------------- payouts
+
+    def _close_and_pay(self, w3: Web3, prov: Provisioned) -> dict[str, int]:
+        admin = Ledger(w3, prov.contract, load_account(prov.admin_key))
+        admin.close_task(prov.task_id)
+        payouts: dict[str, int] = {}
+        for name, folder in zip(prov.names, prov.node_dirs):
+            member = admin.with_account(load_key(folder / "eth.key"))
+            owed = member.owed(prov.task_id, member.account_address)
+            payouts[name] = member.withdraw(prov.task_id) if owed else 0
+        self.say("task closed; every member withdrew what it was owed")
+        return payouts
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+__all__ = ["LocalSwarm", "Provisioned", "SwarmPlan", "provision"]

@@ -1,0 +1,40 @@
+"""Logging set-up: every line carries the node's name, in one process or many.
+
+Records from library code that knows nothing of nodes get the process's default name; code that
+belongs to one node logs through `node_logger`, which stamps that node's name on each record.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+FORMAT = "%(asctime)s %(levelname)-7s [%(node)s] %(name)s: %(message)s"
+
+
+class _DefaultNodeName(logging.Filter):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "node"):
+            record.node = self._name
+        return True
+
+
+def setup_logging(default_node: str = "-", level: int = logging.INFO, stream=None) -> None:
+    """Send every log line to `stream` (stderr) with the node name; quiet noisy libraries."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT, datefmt="%H:%M:%S"))
+    handler.addFilter(_DefaultNodeName(default_node))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("libp2p", "multiaddr", "web3", "urllib3", "asyncio", "matplotlib", "eth"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def node_logger(module: str, node: str) -> logging.LoggerAdapter:
+    """A logger for `module` whose every record names `node`."""
+    return logging.LoggerAdapter(logging.getLogger(module), {"node": node})

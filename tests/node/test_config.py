@@ -1,0 +1,59 @@
+"""Config parsing: defaults, overrides, and one clear error per kind of mistake."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from node.config import ConfigError, config_from_mapping, dump_config, load_config
+
+
+def test_overrides_apply_and_round_trip_through_toml() -> None:
+    config = config_from_mapping(
+        {"name": "cleveland", "swarm": {"rounds": 3}},
+        ["data.hospital=Hungary", "swarm.merge=median", 'p2p.bootstrap=["/ip4/127.0.0.1/tcp/1"]'])
+    assert config.data.hospital == "Hungary"
+    assert config.swarm.merge == "median"
+    assert config.swarm.rounds == 3
+    assert config.p2p.bootstrap == ("/ip4/127.0.0.1/tcp/1",)
+    assert config_from_mapping(tomllib.loads(dump_config(config))) == config
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["swarm.rounds=0"], "swarm.rounds: must be positive"),
+    (["swarm.merge=average"], "swarm.merge: 'average' is not one of"),
+    (["swarm.bogus=1"], "unknown setting swarm.bogus"),
+    (["training.lr=fast"], "training.lr: expected a number"),
+    (["swarm.rounds=2.5"], "swarm.rounds: expected an integer"),
+    (["data.hospital=Boston"], "data.hospital: 'Boston' is not one of"),
+    (["p2p.mdns=1"], "p2p.mdns: expected true or false"),
+    (["rounds"], "expected section.key=value"),
+    (["data.dataset=csv"], "data.csv_path: required"),
+])
+def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        config_from_mapping({"name": "n"}, overrides)
+
+
+def test_missing_name_is_reported() -> None:
+    with pytest.raises(ConfigError, match="missing setting name"):
+        config_from_mapping({})
+
+
+def test_file_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "absent.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('name = "a"\noutput_dir = "out"\n[p2p]\nkey_file = "keys/p2p.key"\n')
+    config = load_config(path)
+    assert config.output_dir == str(tmp_path / "out")
+    assert config.p2p.key_file == str(tmp_path / "keys" / "p2p.key")
