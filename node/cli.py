@@ -49,7 +49,7 @@ def _swarm(args: argparse.Namespace) -> int:
         attacks[int(index)] = kind
     out = Path(args.out or f"runs/swarm-{time.strftime('%Y%m%d-%H%M%S')}")
     plan = SwarmPlan(nodes=args.nodes, rounds=args.rounds, dataset=args.dataset, partition=args.partition,
-                     alpha=args.alpha, model=args.model, merge=args.merge, epochs=args.epochs,
+                     alpha=args.alpha, model=args.model, merge=args.merge, epochs=args.epochs, lr=args.lr,
                      round_timeout=args.round_timeout, pool_eth=args.pool, seed=args.seed, attacks=attacks,
                      out=out, state_file=Path(args.state) if args.state else None,
                      in_process=args.in_process, node_overrides=tuple(args.set))
@@ -91,11 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--dataset", choices=("heart", "breast_cancer"), default="heart")
     swarm.add_argument("--partition", choices=("iid", "dirichlet"), default="iid")
     swarm.add_argument("--alpha", type=float, default=0.5)
-    swarm.add_argument("--model", choices=("logreg", "mlp"), default="logreg")
+    swarm.add_argument("--model", choices=("logreg", "mlp"), default="mlp")
     swarm.add_argument("--merge", choices=("mean", "median", "trimmed", "geomedian"), default="mean")
-    swarm.add_argument("--epochs", type=int, default=2, help="local epochs per round")
+    swarm.add_argument("--epochs", type=int, default=1, help="local epochs per round")
     swarm.add_argument("--round-timeout", type=float, default=30.0)
     swarm.add_argument("--pool", type=float, default=10.0, help="reward pool in ETH")
+    swarm.add_argument("--lr", type=float, default=0.01, help="local learning rate (Adam)")
     swarm.add_argument("--seed", type=int, default=0)
     swarm.add_argument("--attack", action="append", default=[], metavar="NODE=KIND",
                        help="make node NODE misbehave: scale, signflip, zero or copy (robustness experiments)")

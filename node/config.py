@@ -35,7 +35,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "logreg"  # logreg | mlp | cnn1d
+    kind: str = "mlp"  # logreg | mlp | cnn1d
     hidden: int = 32
 
 
@@ -43,7 +43,7 @@ class ModelConfig:
 class TrainingConfig:
     epochs: int = 1
     batch_size: int = 32
-    lr: float = 0.05
+    lr: float = 0.01
     optimizer: str = "adam"
     weight_decay: float = 0.0
     seed: int = 0
@@ -56,7 +56,7 @@ class SwarmConfig:
     round_timeout: float = 60.0  # how long to wait for peers' updates in one round
     stats_timeout: float = 60.0  # how long to wait for peers' statistics before round 1
     merge: str = "mean"  # mean | median | trimmed | geomedian
-    scorer: str = "default"
+    scorer: str = "default"  # default | loo | individual
     codec: str = "f32"  # f32 | f16
     seed: int = 0  # shared by every node: the initial model
     attack: str = "none"  # none | scale | signflip | zero | copy: robustness experiments only
@@ -114,7 +114,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.kind": ("logreg", "mlp", "cnn1d"),
     "training.optimizer": ("adam", "sgd"),
     "swarm.merge": ("mean", "median", "trimmed", "geomedian"),
-    "swarm.scorer": ("default", "leave_one_out", "individual_gain"),
+    "swarm.scorer": ("default", "loo", "individual"),
     "swarm.codec": ("f32", "f16"),
     "swarm.attack": ("none", "scale", "signflip", "zero", "copy"),
 }

@@ -39,7 +39,7 @@ from .learner import Learner, Tensors, add
 from .logs import node_logger
 from .merge import Update, rule_by_name
 from .preprocess import STATS_TENSOR_NAMES, FeatureStats
-from .scoring import scorer_by_name
+from .scoring import default_scorer, scorer_by_name
 
 T = TypeVar("T")
 
@@ -120,7 +120,7 @@ class SwarmNode:
         self.task = config.chain.task_id
         self.out = Path(config.output_dir)
         self.rule = rule_by_name(config.swarm.merge)
-        self.scorer = scorer_by_name(config.swarm.scorer)
+        self.scorer = default_scorer() if config.swarm.scorer == "default" else scorer_by_name(config.swarm.scorer)
         self.inbox = Inbox()
         self.members: dict[str, Member] = {}
         self.round = 0
@@ -161,7 +161,7 @@ class SwarmNode:
         members = await trio.to_thread.run_sync(self.ledger.members)
         self.members = {m.peer_id: m for m in members if m.active}
         me = self.members.get(self.host.peer_id)
-        account = self.ledger.account_address
+        account = self.ledger.account.address
         if me is None or me.address.lower() != account.lower():
             raise NodeError(f"this node (peer {self.host.peer_id}, account {account}) is not a registered "
                             f"member of the ledger at {self.ledger.address}")
@@ -392,8 +392,10 @@ class SwarmNode:
         peers = [u for u in updates if u.sender != own.sender]
         if not peers:
             return {}
-        return self.scorer.score(base=start, own=own, peers=peers, rule=self.rule,
-                                 loss=self.learner.validation_loss)
+        val = self.learner.val
+        report = self.scorer.score(self.learner.model, start, updates, self.rule, val.x, val.y,
+                                   peers=[u.sender for u in peers])
+        return report.scores
 
     def _queue_chain_work(self, r: int, scores: dict[str, int]) -> None:
         if scores:
@@ -404,15 +406,18 @@ class SwarmNode:
             self.chain.submit(f"finalize r{r - 1}", partial(self._finalize_if_ready, r - 1))
 
     def _finalize_if_ready(self, r: int) -> bool:
+        """Finalize round r once every committer has scored or its deadline passed; True when done."""
         state = self.ledger.round_state(self.task, r)
-        if state.finalized:
+        if state.finalized or not state.committers:
             return True
-        if not state.finalizable:
-            return False
+        if not set(state.committers) <= set(state.scored):
+            # Wall-clock time: a dev chain that mines on demand has no newer block to read it from.
+            if time.time() < state.deadline:
+                return False
         try:
             self.ledger.finalize(self.task, r)
         except LedgerError as exc:
-            if exc.error != "RoundAlreadyFinalized":
+            if exc.error != "AlreadyFinalized":  # another node got there first
                 raise
         return True
 
@@ -468,7 +473,7 @@ class SwarmNode:
         epochs = self.config.training.epochs * self.config.swarm.rounds
         local = self.learner.local_only(epochs)
         summary = {
-            "name": self.config.name, "peer_id": self.host.peer_id, "address": self.ledger.account_address,
+            "name": self.config.name, "peer_id": self.host.peer_id, "address": self.ledger.account.address,
             "rounds": self.round, "model_digest": digest(encode_update(self.weights, "f32")),
             "test_accuracy": final.accuracy, "test_auc": final.auc, "test_rows": final.n,
             "local_only_accuracy": local.accuracy, "local_only_auc": local.auc,

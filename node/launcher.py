@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -50,10 +51,10 @@ class SwarmPlan:
     dataset: str = "heart"  # heart | breast_cancer
     partition: str = "iid"
     alpha: float = 0.5
-    model: str = "logreg"
+    model: str = "mlp"
     merge: str = "mean"
-    epochs: int = 2
-    lr: float = 0.05
+    epochs: int = 1
+    lr: float = 0.01
     codec: str = "f32"
     round_timeout: float = 30.0
     pool_eth: float = 10.0
@@ -158,35 +159,38 @@ class LocalSwarm:
         self.plan = plan
         self.say = say
         self.run_dir = plan.out
-        self._procs: list[subprocess.Popen] = []
+        self._procs: dict[str, subprocess.Popen] = {}
 
     # ---------------------------------------------------------------- top level
 
     def run(self) -> SwarmReport:
+        """Chain, contract, nodes, rounds, payouts, audit and report, start to finish."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         if self.plan.in_process:
-            w3 = connect("eth-tester")
-            return self._run_on(w3, "eth-tester", started)
+            return self._run_on(connect("eth-tester"), "eth-tester", started)
         with Anvil(state_file=self.plan.state_file) as anvil:
             self.say(f"anvil up at {anvil.url}")
             return self._run_on(connect(anvil.url), anvil.url, started)
 
     def _run_on(self, w3: Web3, chain_url: str, started: float) -> SwarmReport:
-        prov = provision(w3, self.plan, self.run_dir, self.say)
-        configs = self._configs(prov, chain_url)
+        prov, configs = self.prepare(w3, chain_url)
         if self.plan.in_process:
             summaries = self._run_in_process(configs, w3)
         else:
-            summaries = self._run_processes(configs)
-        payouts = self._close_and_pay(w3, prov)
-        report_audit = audit(w3, prov.contract)
-        report = SwarmReport.build(self.plan, prov, summaries, payouts, report_audit,
-                                   [self._metrics(c) for c in configs], time.monotonic() - started)
-        write_report(report, self.run_dir)
-        return report
+            try:
+                for config in configs:
+                    self.start_node(config)
+                self.say(f"{len(configs)} node processes started; logs in {self.run_dir}/<node>/node.log")
+                self.wait_for_nodes(configs)
+            finally:
+                self.stop_processes()
+            summaries = [self.summary(c) for c in configs]
+        return self.finish(w3, prov, configs, summaries, time.monotonic() - started)
 
-    def _configs(self, prov: Provisioned, chain_url: str) -> list[NodeConfig]:
+    def prepare(self, w3: Web3, chain_url: str) -> tuple[Provisioned, list[NodeConfig]]:
+        """Provision the chain side and write every node's config file."""
+        prov = provision(w3, self.plan, self.run_dir, self.say)
         ports = [free_port() for _ in prov.names]
         addrs = [f"/ip4/127.0.0.1/tcp/{p}/p2p/{pid}" for p, pid in zip(ports, prov.peer_ids)]
         configs = []
@@ -196,34 +200,50 @@ class LocalSwarm:
                                            f"/ip4/127.0.0.1/tcp/{ports[i]}", bootstrap)
             (folder / "node.toml").write_text(dump_config(config))
             configs.append(config)
-        return configs
+        return prov, configs
+
+    def finish(self, w3: Web3, prov: Provisioned, configs: list[NodeConfig],
+               summaries: list[dict[str, Any] | None], seconds: float) -> SwarmReport:
+        """Close the task, let every member withdraw, audit the chain and write the report."""
+        payouts = self._close_and_pay(w3, prov)
+        report = SwarmReport.build(self.plan, prov, summaries, payouts, audit(w3, prov.contract),
+                                   [self.metrics(c) for c in configs], seconds)
+        write_report(report, self.run_dir)
+        return report
 
     # ---------------------------------------------------------------- nodes as processes
 
-    def _run_processes(self, configs: list[NodeConfig]) -> list[dict[str, Any] | None]:
-        try:
-            for config in configs:
-                folder = Path(config.output_dir)
-                logfile = open(folder / "node.log", "w")
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "node.cli", "node", "--config", str(folder / "node.toml")],
-                    stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-                logfile.close()
-                self._procs.append(proc)
-            self.say(f"{len(configs)} node processes started; logs in {self.run_dir}/<node>/node.log")
-            self._watch(configs, lambda: all(p.poll() is not None for p in self._procs))
-            for config, proc in zip(configs, self._procs):
-                if proc.returncode != 0:
-                    self.say(f"node {config.name} exited with status {proc.returncode}; "
-                             f"see {config.output_dir}/node.log")
-        finally:
-            self.stop_processes()
-        return [self._summary(c) for c in configs]
+    def start_node(self, config: NodeConfig) -> subprocess.Popen:
+        """Start `medswarm node` for one config, as its own process group, logging to node.log."""
+        folder = Path(config.output_dir)
+        with open(folder / "node.log", "a") as logfile:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "node.cli", "node", "--config", str(folder / "node.toml")],
+                stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self._procs[config.name] = proc
+        return proc
+
+    def kill_node(self, name: str) -> None:
+        """Kill one node abruptly (SIGKILL), as a crash or power cut would."""
+        proc = self._procs[name]
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+    def wait_for_nodes(self, configs: list[NodeConfig], timeout: float | None = None) -> None:
+        """Show per-round progress until every node process has exited; report failures."""
+        deadline = time.monotonic() + timeout if timeout else math.inf
+        self._watch(configs, lambda: all(p.poll() is not None for p in self._procs.values())
+                    or time.monotonic() > deadline)
+        for config in configs:
+            proc = self._procs.get(config.name)
+            if proc is not None and proc.returncode not in (0, None):
+                self.say(f"node {config.name} exited with status {proc.returncode}; "
+                         f"see {config.output_dir}/node.log")
 
     def stop_processes(self, grace: float = 10.0) -> None:
         """Stop every node process still running: SIGTERM to its group, then SIGKILL."""
-        live = [p for p in self._procs if p.poll() is None]
+        live = [p for p in self._procs.values() if p.poll() is None]
         for proc in live:
             _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + grace
@@ -257,7 +277,7 @@ class LocalSwarm:
     # ---------------------------------------------------------------- progress
 
     def _progress_line(self, configs: list[NodeConfig], shown: int) -> int:
-        metrics = [self._metrics(c) for c in configs]
+        metrics = [self.metrics(c) for c in configs]
         done = min((len(m) for m in metrics), default=0)
         for r in range(shown + 1, done + 1):
             rows = [m[r - 1] for m in metrics]
@@ -284,7 +304,7 @@ class LocalSwarm:
         self._progress_line(configs, shown)
 
     @staticmethod
-    def _metrics(config: NodeConfig) -> list[dict[str, Any]]:
+    def metrics(config: NodeConfig) -> list[dict[str, Any]]:
         path = Path(config.output_dir) / "metrics.jsonl"
         if not path.exists():
             return []
@@ -297,7 +317,7 @@ class LocalSwarm:
         return rows
 
     @staticmethod
-    def _summary(config: NodeConfig) -> dict[str, Any] | None:
+    def summary(config: NodeConfig) -> dict[str, Any] | None:
         path = Path(config.output_dir) / "summary.json"
         return json.loads(path.read_text()) if path.exists() else None
 
@@ -309,7 +329,7 @@ class LocalSwarm:
         payouts: dict[str, int] = {}
         for name, folder in zip(prov.names, prov.node_dirs):
             member = admin.with_account(load_key(folder / "eth.key"))
-            owed = member.owed(prov.task_id, member.account_address)
+            owed = member.owed(prov.task_id, member.account.address)
             payouts[name] = member.withdraw(prov.task_id) if owed else 0
         self.say("task closed; every member withdrew what it was owed")
         return payouts

@@ -90,9 +90,6 @@ class Learner:
             finally:
                 load_numpy_state(self.model, saved)
 
-    def validation_loss(self, weights: Tensors) -> float:
-        return self.evaluate(weights, self.val).loss
-
     def local_only(self, epochs: int) -> Metrics:
         """Test metrics of the same model trained on this node's rows alone, scaled by its own stats."""
         t = self.config.training

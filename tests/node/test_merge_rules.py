@@ -1,0 +1,92 @@
+"""Merge rules on known inputs with known outputs, validation, and order independence."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from node.merge import (CoordinateMedian, GeometricMedian, MergeError, TrimmedMean, Update, WeightedMean,
+                        rule_by_name)
+
+
+def upd(sender: str, w, b=0.0, samples: int = 1) -> Update:
+    return Update({"w": np.asarray(w, dtype=np.float32), "b": np.asarray([b], dtype=np.float32)}, samples, sender)
+
+
+def test_weighted_mean_is_exact() -> None:
+    out = WeightedMean().merge([upd("a", [1.0, 2.0], 1.0, samples=1), upd("b", [4.0, 8.0], 4.0, samples=3)])
+    np.testing.assert_array_equal(out["w"], np.array([3.25, 6.5], dtype=np.float32))
+    np.testing.assert_array_equal(out["b"], np.array([3.25], dtype=np.float32))
+    assert list(out) == ["w", "b"] and out["w"].dtype == np.float32
+
+
+def test_median_ignores_one_wild_outlier() -> None:
+    ups = [upd("a", [1.0, -1.0]), upd("b", [2.0, -2.0]), upd("c", [3.0, -3.0]), upd("evil", [1e6, 1e6])]
+    out = CoordinateMedian().merge(ups[:3] + [upd("evil", [1e6, -1e6], 5.0)])
+    np.testing.assert_array_equal(out["w"], [2.5, -2.5])  # even count: mean of the middle two
+    out = CoordinateMedian().merge(ups[:3] + [ups[3], upd("d", [2.0, -2.0])])
+    np.testing.assert_array_equal(out["w"], [2.0, -2.0])
+
+
+def test_trimmed_mean_drops_extremes() -> None:
+    ups = [upd("a", [1.0]), upd("b", [2.0]), upd("c", [3.0]), upd("d", [4.0]), upd("e", [-100.0]), upd("f", [100.0])]
+    out = TrimmedMean(beta=0.2).merge(ups)  # floor(0.2 * 6) = 1 from each end
+    np.testing.assert_allclose(out["w"], [2.5])
+    np.testing.assert_allclose(TrimmedMean(beta=0.0).merge(ups)["w"], [10.0 / 6.0], rtol=1e-6)
+    with pytest.raises(ValueError):
+        TrimmedMean(beta=0.5)
+
+
+def test_geometric_median_stays_near_the_cluster() -> None:
+    rng = np.random.default_rng(0)
+    cluster = [upd(f"h{i}", rng.normal(1.0, 0.01, size=5), 1.0) for i in range(5)]
+    ups = cluster + [upd("x", np.full(5, 1000.0), 1000.0), upd("y", np.full(5, -500.0), 0.0)]
+    out = GeometricMedian().merge(ups)
+    assert np.all(np.abs(out["w"] - 1.0) < 0.05) and abs(out["b"][0] - 1.0) < 0.05
+    # mean is far away: the outliers would have dragged it
+    assert np.all(WeightedMean().merge(ups)["w"] > 50)
+
+
+def test_geometric_median_of_symmetric_points_is_the_centre_and_weighted() -> None:
+    ups = [upd("a", [1.0, 0.0]), upd("b", [-1.0, 0.0]), upd("c", [0.0, 1.0]), upd("d", [0.0, -1.0])]
+    np.testing.assert_allclose(GeometricMedian().merge(ups)["w"], [0.0, 0.0], atol=1e-5)
+    heavy = [upd("a", [0.0, 0.0], samples=10), upd("b", [1.0, 0.0]), upd("c", [0.0, 1.0])]
+    np.testing.assert_allclose(GeometricMedian().merge(heavy)["w"], [0.0, 0.0], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["mean", "median", "trimmed", "geomedian"])
+def test_merge_is_independent_of_update_order(name: str) -> None:
+    rng = np.random.default_rng(1)
+    ups = [Update({"w": rng.normal(size=(3, 4)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32)},
+                  int(rng.integers(1, 100)), f"n{i}") for i in range(5)]
+    rule = rule_by_name(name)
+    ref = rule.merge(ups)
+    for perm in itertools.islice(itertools.permutations(ups), 0, 120, 7):
+        out = rule.merge(list(perm))
+        assert all(np.array_equal(out[k], ref[k]) for k in ref)
+
+
+def test_validation_rejects_bad_updates() -> None:
+    good = upd("a", [1.0, 2.0])
+    cases = [
+        [],
+        [good, upd("a", [1.0, 2.0])],                                           # duplicate sender
+        [good, upd("b", [1.0, 2.0, 3.0])],                                      # shape
+        [good, Update({"w": np.ones(2, np.float32)}, 1, "b")],                  # names
+        [good, upd("b", [np.nan, 1.0])],                                        # NaN
+        [good, upd("b", [np.inf, 1.0])],                                        # Inf
+        [good, upd("b", [1.0, 1.0], samples=0)],                                # samples
+    ]
+    for case in cases:
+        with pytest.raises(MergeError):
+            WeightedMean().merge(case)
+
+
+def test_registry_names_and_errors() -> None:
+    assert isinstance(rule_by_name("trimmed", beta=0.1), TrimmedMean)
+    with pytest.raises(ValueError, match="unknown merge rule"):
+        rule_by_name("krum")
+    with pytest.raises(ValueError, match="bad options"):
+        rule_by_name("median", beta=0.1)

@@ -1,0 +1,104 @@
+"""Data sets: the four heart hospitals, breast-cancer partitions, a hospital's own CSV, DataSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from node.datasets import (HEART_HOSPITALS, Column, HEART_SCHEMA, DataError, DataSpec, Schema, breast_cancer_shards,
+                           csv_shard, dirichlet_partition, heart_hospital, load_node_data)
+
+EXPECTED = {"Cleveland": (303, 0.459), "Hungary": (294, 0.361), "Switzerland": (123, 0.935),
+            "VA Long Beach": (200, 0.745)}
+
+
+def test_heart_hospitals_row_counts_and_prevalence() -> None:
+    for name in HEART_HOSPITALS:
+        d = heart_hospital(name, seed=0)
+        n, prevalence = EXPECTED[name]
+        y = np.concatenate([d.train.y, d.test.y])
+        assert len(y) == n
+        assert abs(float(y.mean()) - prevalence) < 0.005
+        assert abs(len(d.test) - 0.25 * n) <= 2
+        assert abs(d.train.prevalence() - d.test.prevalence()) < 0.03   # stratified
+        assert d.train.feature_names == HEART_SCHEMA.feature_names and d.n_features == 22
+        assert d.train.x.dtype == np.float32 and d.train.y.dtype == np.int64
+
+
+def test_heart_split_is_stable_and_seeded() -> None:
+    a, b = heart_hospital("Cleveland", seed=0), heart_hospital("cleveland", seed=0)
+    assert np.array_equal(a.train.x, b.train.x, equal_nan=True) and np.array_equal(a.test.y, b.test.y)
+    c = heart_hospital("Cleveland", seed=1)
+    assert not np.array_equal(a.test.x, c.test.x, equal_nan=True)
+
+
+def test_switzerland_cholesterol_zero_is_missing() -> None:
+    d = heart_hospital("Switzerland", seed=0)
+    chol = np.concatenate([d.train.x, d.test.x])[:, HEART_SCHEMA.index("chol")]
+    assert np.isnan(chol).all()
+    assert not (np.concatenate([d.train.x, d.test.x]) == 0)[:, HEART_SCHEMA.index("chol")].any()
+
+
+def test_unknown_hospital_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown hospital"):
+        heart_hospital("Boston")
+
+
+def test_dirichlet_split_is_non_iid_and_covers_all_rows() -> None:
+    y = np.repeat([0, 1], 300)
+    parts = dirichlet_partition(y, 5, alpha=0.3, rng=np.random.default_rng(0))
+    allrows = np.concatenate(parts)
+    assert sorted(allrows.tolist()) == list(range(600))
+    prevalences = [y[p].mean() for p in parts]
+    assert max(prevalences) - min(prevalences) > 0.4
+
+    shards = breast_cancer_shards(4, seed=0, partition="dirichlet", alpha=0.3)
+    assert sum(len(s.train) + len(s.test) for s in shards) == 569
+    rows = np.concatenate([np.concatenate([s.train.x, s.test.x]) for s in shards])
+    assert len(np.unique(rows, axis=0)) == 569
+    prev = [s.train.prevalence() for s in shards]
+    assert max(prev) - min(prev) > 0.4
+    iid = breast_cancer_shards(4, seed=0, partition="iid")
+    iid_prev = [s.train.prevalence() for s in iid]
+    assert max(iid_prev) - min(iid_prev) < 0.05
+    assert sum(len(s.train) + len(s.test) for s in iid) == 569
+
+
+def test_csv_shard_loads_and_reports_clear_errors(tmp_path: Path) -> None:
+    good = tmp_path / "mine.csv"
+    rows = ["age,bp,smoker,label"] + [f"{40 + i},{120 + i % 7},{'1' if i % 3 else ''},{i % 2}" for i in range(40)]
+    good.write_text("\n".join(rows) + "\n")
+    d = csv_shard(good, "label", seed=3)
+    assert len(d.train) + len(d.test) == 40 and d.train.feature_names == ("age", "bp", "smoker")
+    schema = Schema((Column("age", "numeric"), Column("smoker", "boolean")))
+    d2 = csv_shard(good, "label", schema)
+    assert d2.train.feature_names == ("age", "smoker")
+    assert np.isnan(np.concatenate([d2.train.x, d2.test.x])[:, 1]).sum() == 14
+    assert csv_shard(good, "label", ["bp"]).train.feature_names == ("bp",)
+
+    with pytest.raises(DataError, match="not found"):
+        csv_shard(tmp_path / "nope.csv", "label")
+    with pytest.raises(DataError, match="label column 'outcome' not found"):
+        csv_shard(good, "outcome")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("age,label\n41,0\nforty,1\n43,1\n")
+    with pytest.raises(DataError, match=r"row 3: column 'age': 'forty' is not a number"):
+        csv_shard(bad, "label")
+
+
+def test_data_spec_registry() -> None:
+    d = load_node_data(DataSpec(dataset="heart", node_index=2))
+    assert d.name == "Switzerland"
+    assert load_node_data(DataSpec(dataset="heart", hospital="VA Long Beach")).name == "VA Long Beach"
+    assert load_node_data(DataSpec(dataset="breast_cancer", node_index=1, n_nodes=3)).name == "node1"
+    for spec, msg in [(DataSpec(dataset="mnist"), "unknown data set"),
+                      (DataSpec(dataset="heart", node_index=4), "node_index"),
+                      (DataSpec(dataset="heart", hospital="Paris"), "unknown hospital"),
+                      (DataSpec(dataset="breast_cancer", partition="zipf"), "unknown partition"),
+                      (DataSpec(dataset="breast_cancer", partition="dirichlet", alpha=0.0), "alpha"),
+                      (DataSpec(dataset="csv"), "csv_path"),
+                      (DataSpec(dataset="csv", csv_path="/nonexistent.csv"), "not found")]:
+        with pytest.raises(ValueError, match=msg):
+            load_node_data(spec)

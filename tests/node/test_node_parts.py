@@ -1,0 +1,102 @@
+"""The round engine's small parts: inbox, chain writer, checkpoints, attacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trio
+
+from incentive.ledger import LedgerError
+from node.attacks import apply_attack
+from node.chainwriter import ChainWriter
+from node.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from node.inbox import Inbox
+from p2p.announce import Announcement
+
+DIGEST_A = "0x" + "a" * 64
+DIGEST_B = "0x" + "b" * 64
+
+
+def _ann(sender: str, digest: str = DIGEST_A, round_no: int = 1, kind: str = "update") -> Announcement:
+    return Announcement(swarm="s", round=round_no, kind=kind, digest=digest, size=10, samples=5,
+                        codec="f32", sender=sender)
+
+
+def test_inbox_keeps_first_digest_and_counts_equivocation() -> None:
+    inbox = Inbox()
+    sender = "12D3KooW" + "A" * 44
+    assert inbox.add(_ann(sender)) is True
+    assert inbox.add(_ann(sender)) is False
+    assert inbox.add(_ann(sender, DIGEST_B)) is False
+    assert inbox.get("update", 1)[sender].digest == DIGEST_A
+    assert inbox.equivocations[sender] == 1
+    assert inbox.latest_round("update") == 1 and inbox.latest_round("model") == 0
+
+
+def test_inbox_wait_wakes_on_arrival_and_times_out() -> None:
+    async def main() -> tuple[bool, bool]:
+        inbox = Inbox()
+        async with trio.open_nursery() as nursery:
+            async def later() -> None:
+                await trio.sleep(0.05)
+                inbox.add(_ann("12D3KooW" + "B" * 44, round_no=2))
+            nursery.start_soon(later)
+            got = await inbox.wait_until(lambda: bool(inbox.get("update", 2)), trio.current_time() + 5)
+        missed = await inbox.wait_until(lambda: bool(inbox.get("update", 3)), trio.current_time() + 0.05)
+        return got, missed
+
+    assert trio.run(main) == (True, False)
+
+
+def test_chain_writer_retries_transport_faults_but_not_reverts() -> None:
+    writer = ChainWriter("t", retries=3, backoff=0.001).start()
+    calls = {"flaky": 0, "revert": 0}
+
+    def flaky() -> str:
+        calls["flaky"] += 1
+        if calls["flaky"] < 3:
+            raise ConnectionError("endpoint down")
+        return "mined"
+
+    def revert() -> None:
+        calls["revert"] += 1
+        raise LedgerError(error="AlreadyCommitted")
+
+    assert writer.submit("flaky", flaky).result(5) == "mined"
+    with pytest.raises(LedgerError):
+        writer.submit("revert", revert).result(5)
+    with pytest.raises(ConnectionError):
+        writer.submit("dead", lambda: (_ for _ in ()).throw(ConnectionError("gone"))).result(5)
+    writer.stop()
+    status = writer.status()
+    assert calls == {"flaky": 3, "revert": 1}
+    assert (status.sent, status.reverted, status.failed) == (1, 1, 1)
+    assert "gone" in status.last_error
+
+
+def test_checkpoint_round_trip_and_corruption(tmp_path: Path) -> None:
+    tensors = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(2, np.float32)}
+    shapes = {"w": (2, 3), "b": (2,)}
+    assert load_checkpoint(tmp_path, shapes) is None
+    save_checkpoint(tmp_path, Checkpoint(4, tensors))
+    loaded = load_checkpoint(tmp_path, shapes)
+    assert loaded is not None and loaded.round == 4
+    assert all(np.array_equal(loaded.tensors[k], tensors[k]) for k in tensors)
+    with pytest.raises(CheckpointError, match="another model"):
+        load_checkpoint(tmp_path, {"w": (3, 3), "b": (2,)})
+    blob = (tmp_path / "checkpoint.bin").read_bytes()
+    (tmp_path / "checkpoint.bin").write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    with pytest.raises(CheckpointError, match="does not match its digest"):
+        load_checkpoint(tmp_path, shapes)
+
+
+def test_attacks_rewrite_the_update() -> None:
+    update = {"w": np.array([1.0, -2.0], np.float32)}
+    assert np.array_equal(apply_attack("scale", update, 100)["w"], [100.0, -200.0])
+    assert np.array_equal(apply_attack("signflip", update, 1)["w"], [-1.0, 2.0])
+    assert not apply_attack("zero", update, 1)["w"].any()
+    assert apply_attack("none", update, 1)["w"] is update["w"]
+    with pytest.raises(ValueError, match="unknown attack"):
+        apply_attack("bribe", update, 1)

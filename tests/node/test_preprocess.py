@@ -1,0 +1,53 @@
+"""Swarm statistics from sums and counts; the scaler is built from training rows only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from node.datasets import heart_hospitals
+from node.preprocess import FeatureStats, Scaler
+
+
+def test_combined_stats_equal_stats_of_the_concatenation() -> None:
+    nodes = heart_hospitals(seed=0)
+    parts = [FeatureStats.of(d.train.x) for d in nodes]
+    combined = FeatureStats.combine(parts)
+    whole = FeatureStats.of(np.concatenate([d.train.x for d in nodes]))
+    for name in ("count", "sum", "sumsq"):
+        np.testing.assert_allclose(getattr(combined, name), getattr(whole, name), rtol=1e-12)
+    reordered = FeatureStats.combine(parts[::-1])
+    assert all(np.array_equal(getattr(reordered, n), getattr(combined, n)) for n in ("count", "sum", "sumsq"))
+
+
+def test_stats_survive_float32_tensors() -> None:
+    x = np.random.default_rng(0).normal(1e4, 3.0, size=(500, 3)).astype(np.float32)
+    stats = FeatureStats.of(x)
+    tensors = stats.to_tensors()
+    assert all(v.dtype == np.float32 for v in tensors.values())
+    back = FeatureStats.from_tensors({k: v.copy() for k, v in tensors.items()})
+    np.testing.assert_allclose(back.sumsq, stats.sumsq, rtol=1e-13)
+    np.testing.assert_allclose(Scaler.from_stats(back).std, Scaler.from_stats(stats).std, rtol=1e-6)
+    with pytest.raises(ValueError):
+        FeatureStats.from_tensors({"count": tensors["count"]})
+    with pytest.raises(ValueError):
+        FeatureStats.combine([stats, FeatureStats.of(x[:, :2])])
+
+
+def test_scaler_standardises_and_imputes_with_the_swarm_mean() -> None:
+    x = np.array([[1.0, np.nan], [3.0, 4.0], [np.nan, 8.0]], dtype=np.float32)
+    scaler = Scaler.from_stats(FeatureStats.of(x))
+    np.testing.assert_allclose(scaler.mean, [2.0, 6.0])
+    np.testing.assert_allclose(scaler.std, [1.0, 2.0])
+    np.testing.assert_allclose(scaler.transform(x), [[-1.0, 0.0], [1.0, -1.0], [0.0, 1.0]])
+
+
+def test_scaler_never_sees_test_rows() -> None:
+    nodes = heart_hospitals(seed=0)
+    scaler = Scaler.from_stats(FeatureStats.combine([FeatureStats.of(d.train.x) for d in nodes]))
+    train_only = np.concatenate([d.train.x for d in nodes]).astype(np.float64)
+    np.testing.assert_allclose(scaler.mean, np.nanmean(train_only, axis=0), rtol=1e-9)
+    with_test = np.concatenate([train_only] + [d.test.x for d in nodes])
+    assert not np.allclose(scaler.mean, np.nanmean(with_test, axis=0), rtol=1e-6)
+    z = np.concatenate([scaler.transform(d.train.x) for d in nodes])
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-5)   # train rows centred (NaN -> 0 keeps it)
