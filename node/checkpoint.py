@@ -1,7 +1,8 @@
 """Round checkpoints on disk: the merged model and input scaling after a round, no pickle.
 
 A checkpoint is the same tensor encoding that travels between peers (`p2p.codec`), plus a small
-JSON file naming the round and the model's digest. Both are written to a temporary name and
+JSON file naming the round, the model's digest and the task it belongs to (a checkpoint from
+another ledger or task is never resumed). Both are written to a temporary name and
 renamed, so a node killed mid-write leaves the previous checkpoint intact.
 """
 
@@ -20,6 +21,10 @@ from p2p.codec import CodecError, decode_update, digest, encode_update
 
 class CheckpointError(ValueError):
     """A checkpoint on disk is missing a part, corrupt, or for another model."""
+
+
+class StaleCheckpoint(CheckpointError):
+    """A checkpoint left by a run of another ledger or task."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,16 +49,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(folder: Path, ckpt: Checkpoint) -> None:
+def save_checkpoint(folder: Path, ckpt: Checkpoint, task: str) -> None:
+    """Write `ckpt` for `task` (e.g. "<ledger address>/<task id>") into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     blob = ckpt.encode()
     _atomic_write(folder / "checkpoint.bin", blob)
-    meta = {"round": ckpt.round, "digest": digest(blob), "bytes": len(blob)}
+    meta = {"round": ckpt.round, "digest": digest(blob), "bytes": len(blob), "task": task}
     _atomic_write(folder / "checkpoint.json", json.dumps(meta).encode())
 
 
-def load_checkpoint(folder: Path, expected: Mapping[str, tuple[int, ...]]) -> Checkpoint | None:
-    """The checkpoint in `folder`, or None if there is none; CheckpointError if it is unusable."""
+def load_checkpoint(folder: Path, expected: Mapping[str, tuple[int, ...]], task: str) -> Checkpoint | None:
+    """The checkpoint of `task` in `folder`, or None if there is none; CheckpointError if unusable."""
     meta_path, blob_path = folder / "checkpoint.json", folder / "checkpoint.bin"
     if not meta_path.exists():
         return None
@@ -64,6 +70,8 @@ def load_checkpoint(folder: Path, expected: Mapping[str, tuple[int, ...]]) -> Ch
         raise CheckpointError(f"checkpoint in {folder} unreadable: {exc}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("round"), int) or meta["round"] < 0:
         raise CheckpointError(f"checkpoint in {folder}: bad checkpoint.json")
+    if meta.get("task") != task:
+        raise StaleCheckpoint(f"checkpoint in {folder} belongs to task {meta.get('task')}, not {task}")
     if digest(blob) != meta.get("digest"):
         raise CheckpointError(f"checkpoint in {folder}: checkpoint.bin does not match its digest")
     try:

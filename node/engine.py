@@ -32,7 +32,7 @@ from p2p.host import FetchError, SwarmHost
 
 from .attacks import apply_attack
 from .chainwriter import ChainWriter
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, StaleCheckpoint, load_checkpoint, save_checkpoint
 from .config import NodeConfig
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
@@ -118,6 +118,7 @@ class SwarmNode:
         self.chain = chain
         self.log = node_logger(__name__, config.name)
         self.task = config.chain.task_id
+        self._task_key = f"{ledger.address}/{self.task}"
         self.out = Path(config.output_dir)
         self.rule = rule_by_name(config.swarm.merge)
         self.scorer = default_scorer() if config.swarm.scorer == "default" else scorer_by_name(config.swarm.scorer)
@@ -127,6 +128,7 @@ class SwarmNode:
         self.stats: FeatureStats | None = None
         self.weights: Tensors = learner.weights()
         self.strikes: dict[str, int] = {}
+        self.bytes_in = 0  # blob bytes fetched from peers, all kinds
         self.reports: list[RoundReport] = []
         self._sticky: dict[str, Announcement] = {}
         self._served: dict[str, list[str]] = {}
@@ -200,7 +202,11 @@ class SwarmNode:
     # ------------------------------------------------------------------ start: scaling or catch-up
 
     async def _start(self) -> None:
-        ckpt = load_checkpoint(self.out, self._bundle_shapes)
+        try:
+            ckpt = load_checkpoint(self.out, self._bundle_shapes, self._task_key)
+        except StaleCheckpoint as exc:
+            self.log.warning("%s; starting afresh", exc)
+            ckpt = None
         if ckpt is not None:
             self._adopt(ckpt.round, ckpt.tensors)
             self.log.info("resumed from checkpoint at round %d", ckpt.round)
@@ -263,6 +269,7 @@ class SwarmNode:
             return None
         try:
             blob = await self.host.fetch(ann.sender, ann.digest, max_bytes=min(ann.size, self._max_blob))
+            self.bytes_in += len(blob)
             return decode_update(blob, expected=shapes, max_bytes=self._max_blob)
         except (FetchError, CodecError) as exc:
             self._strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
@@ -447,7 +454,7 @@ class SwarmNode:
     def _checkpoint(self) -> bytes:
         assert self.stats is not None
         ckpt = Checkpoint(self.round, model_bundle(self.weights, self.stats))
-        save_checkpoint(self.out, ckpt)
+        save_checkpoint(self.out, ckpt, self._task_key)
         return ckpt.encode()
 
     def _report(self, r: int, committed: bool, received: dict[str, Update], scores: dict[str, int],

@@ -25,7 +25,7 @@ import trio
 from web3 import Web3
 
 from incentive.anvil import Anvil
-from incentive.audit import audit
+from incentive.audit import audit, median_credit
 from incentive.chain import connect, dev_keys, send_value
 from incentive.keys import load_key, write_key
 from incentive.ledger import Ledger
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 WEI_PER_ETH = 10**18
 GAS_ALLOWANCE_WEI = 10**18  # each node account gets 1 ETH for gas from the admin
 POLL_SECONDS = 0.5
+RUN_FILES = ("metrics.jsonl", "summary.json", "node.log", "checkpoint.bin", "checkpoint.json")
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
         name = plan.node_name(i)
         folder = run_dir / name
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in RUN_FILES:  # a new chain: what an earlier run left here no longer applies
+            (folder / stale).unlink(missing_ok=True)
         account = load_key(folder / "eth.key") if (folder / "eth.key").exists() else write_key(
             folder / "eth.key", "0x" + os.urandom(32).hex())
         send_value(w3, admin, account.address, GAS_ALLOWANCE_WEI)
@@ -143,6 +146,26 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
     say(f"task {task_id} opened with a pool of {plan.pool_eth:g} ETH; {plan.nodes} members registered")
     return Provisioned(ledger.address, task_id, admin_key, tuple(names), tuple(dirs), tuple(peer_ids),
                        tuple(addresses))
+
+
+def expectations_from_logs(prov: Provisioned, metrics: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """What the nodes' own logs say the chain must hold, for the audit to check.
+
+    Each node logs the scores it gave each round; a peer's credit for the round is the
+    contract's median of the scores it was given, and its contribution the sum of its credits.
+    """
+    address = dict(zip(prov.names, prov.addresses))
+    given: dict[int, dict[str, list[int]]] = {}
+    for rows in metrics:
+        for row in rows:
+            for peer, score in row["scores"].items():
+                given.setdefault(row["round"], {}).setdefault(address[peer], []).append(int(score))
+    credits = {r: {a: median_credit(s) for a, s in peers.items()} for r, peers in given.items()}
+    contributions: dict[str, int] = {}
+    for per_round in credits.values():
+        for a, credit in per_round.items():
+            contributions[a] = contributions.get(a, 0) + credit
+    return {"credits": {prov.task_id: credits}, "contributions": {prov.task_id: contributions}}
 
 
 def load_account(private_key: str):
@@ -206,8 +229,9 @@ class LocalSwarm:
                summaries: list[dict[str, Any] | None], seconds: float) -> SwarmReport:
         """Close the task, let every member withdraw, audit the chain and write the report."""
         payouts = self._close_and_pay(w3, prov)
-        report = SwarmReport.build(self.plan, prov, summaries, payouts, audit(w3, prov.contract),
-                                   [self.metrics(c) for c in configs], seconds)
+        metrics = [self.metrics(c) for c in configs]
+        checked = audit(w3, prov.contract, expectations=expectations_from_logs(prov, metrics))
+        report = SwarmReport.build(self.plan, prov, summaries, payouts, checked, metrics, seconds)
         write_report(report, self.run_dir)
         return report
 

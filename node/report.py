@@ -43,7 +43,7 @@ class SwarmReport:
     @classmethod
     def build(cls, plan, prov, summaries: Sequence[dict[str, Any] | None], payouts: dict[str, int],
               audit_report, metrics: Sequence[list[dict[str, Any]]], seconds: float) -> "SwarmReport":
-        contributions = audit_report.contributions
+        contributions = audit_report.tasks[prov.task_id].contributions
         rows = []
         for name, address, summary in zip(prov.names, prov.addresses, summaries):
             rows.append(NodeRow(

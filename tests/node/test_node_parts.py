@@ -11,7 +11,7 @@ import trio
 from incentive.ledger import LedgerError
 from node.attacks import apply_attack
 from node.chainwriter import ChainWriter
-from node.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from node.checkpoint import Checkpoint, CheckpointError, StaleCheckpoint, load_checkpoint, save_checkpoint
 from node.inbox import Inbox
 from p2p.announce import Announcement
 
@@ -79,17 +79,20 @@ def test_chain_writer_retries_transport_faults_but_not_reverts() -> None:
 def test_checkpoint_round_trip_and_corruption(tmp_path: Path) -> None:
     tensors = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(2, np.float32)}
     shapes = {"w": (2, 3), "b": (2,)}
-    assert load_checkpoint(tmp_path, shapes) is None
-    save_checkpoint(tmp_path, Checkpoint(4, tensors))
-    loaded = load_checkpoint(tmp_path, shapes)
+    task = "0x" + "1" * 40 + "/1"
+    assert load_checkpoint(tmp_path, shapes, task) is None
+    save_checkpoint(tmp_path, Checkpoint(4, tensors), task)
+    loaded = load_checkpoint(tmp_path, shapes, task)
     assert loaded is not None and loaded.round == 4
     assert all(np.array_equal(loaded.tensors[k], tensors[k]) for k in tensors)
     with pytest.raises(CheckpointError, match="another model"):
-        load_checkpoint(tmp_path, {"w": (3, 3), "b": (2,)})
+        load_checkpoint(tmp_path, {"w": (3, 3), "b": (2,)}, task)
+    with pytest.raises(StaleCheckpoint, match="belongs to task"):
+        load_checkpoint(tmp_path, shapes, "0x" + "2" * 40 + "/1")
     blob = (tmp_path / "checkpoint.bin").read_bytes()
     (tmp_path / "checkpoint.bin").write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
     with pytest.raises(CheckpointError, match="does not match its digest"):
-        load_checkpoint(tmp_path, shapes)
+        load_checkpoint(tmp_path, shapes, task)
 
 
 def test_attacks_rewrite_the_update() -> None:
