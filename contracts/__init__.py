@@ -1,0 +1,1 @@
+"""Solidity sources of the MedSwarm ledger and their committed compiled artifacts (contracts/build/)."""

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+/// Test-only member contracts that attack the ledger's payout path.
+
+interface ILedger {
+    function commit(uint256 taskId, uint32 round, bytes32 digest) external;
+    function submitScores(uint256 taskId, uint32 round, uint256[] calldata rows) external;
+    function withdraw(uint256 taskId) external returns (uint256);
+}
+
+/// A member that acts through the ledger like a node would.
+abstract contract MemberContract {
+    ILedger public immutable ledger;
+
+    constructor(ILedger ledger_) {
+        ledger = ledger_;
+    }
+
+    function commit(uint256 taskId, uint32 round, bytes32 digest) external {
+        ledger.commit(taskId, round, digest);
+    }
+
+    function submitScores(uint256 taskId, uint32 round, uint256[] calldata rows) external {
+        ledger.submitScores(taskId, round, rows);
+    }
+
+    function withdraw(uint256 taskId) external virtual {
+        ledger.withdraw(taskId);
+    }
+}
+
+/// Re-enters withdraw from receive() (up to 3 times), swallowing failures so that its own
+/// first withdrawal still succeeds: it must end up with exactly what it is owed.
+contract ReentrantReceiver is MemberContract {
+    uint256 public taskId;
+    uint256 public attempts;
+    uint256 public successes;
+    uint256 public received;
+
+    constructor(ILedger ledger_) MemberContract(ledger_) {}
+
+    function withdraw(uint256 taskId_) external override {
+        taskId = taskId_;
+        ledger.withdraw(taskId_);
+    }
+
+    receive() external payable {
+        received += msg.value;
+        if (attempts < 3) {
+            ++attempts;
+            (bool ok,) = address(ledger).call(abi.encodeCall(ILedger.withdraw, (taskId)));
+            if (ok) ++successes;
+        }
+    }
+}
+
+/// Refuses every payment: its own withdrawal fails, nobody else's may.
+contract RevertingReceiver is MemberContract {
+    constructor(ILedger ledger_) MemberContract(ledger_) {}
+
+    receive() external payable {
+        revert("RevertingReceiver: no thanks");
+    }
+}

@@ -1,0 +1,69 @@
+"""Helpers shared by the incentive tests: deployments on eth-tester or anvil, digests, rounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3 import Web3
+
+from incentive.chain import connect, dev_keys
+from incentive.ledger import Ledger
+
+ATTACKERS_DIR = Path(__file__).parent / "contracts" / "artifacts"
+
+
+def digest_of(*parts: object) -> str:
+    """A deterministic "0x" + 64 hex digest, like p2p.codec.digest of an update."""
+    return "0x" + keccak(repr(parts).encode()).hex()
+
+
+@dataclass
+class Deployment:
+    w3: Web3
+    admin: Ledger
+    members: list[Ledger]          # one Ledger per member, signing with its own key
+    accounts: list[LocalAccount]   # the members' accounts
+    sponsor: Ledger
+    outsider: Ledger
+
+    def new_task(self, *, quorum: int = 2, duration: int = 600, fund: int = 10**18) -> int:
+        task = self.admin.create_task(quorum=quorum, model_id="heart-uci-mlp", round_duration=duration)
+        if fund:
+            self.sponsor.fund(task, fund)
+        return task
+
+    def addr(self, i: int) -> str:
+        return self.accounts[i].address
+
+
+def make_deployment(url: str = "eth-tester", n_members: int = 4) -> Deployment:
+    w3 = connect(url)
+    keys = [Account.from_key(k) for k in dev_keys(w3, n_members + 3)]
+    admin = Ledger.deploy(w3, keys[0], name="consortium")
+    members = keys[1:1 + n_members]
+    for i, m in enumerate(members):
+        admin.register_member(m.address, f"12D3KooWPeer{i}", f"hospital-{i}")
+    return Deployment(
+        w3=w3,
+        admin=admin,
+        members=[admin.with_account(m, name=f"hospital-{i}") for i, m in enumerate(members)],
+        accounts=members,
+        sponsor=admin.with_account(keys[1 + n_members], name="sponsor"),
+        outsider=admin.with_account(keys[2 + n_members], name="outsider"),
+    )
+
+
+def run_round(dep: Deployment, task: int, rnd: int, scores: dict[int, dict[int, int]],
+              committers: list[int] | None = None, finalize: bool = True) -> None:
+    """Members in `committers` commit; scores[i] = {peer index: score} are submitted; finalize."""
+    committers = list(range(len(dep.members))) if committers is None else committers
+    for i in committers:
+        dep.members[i].commit(task, rnd, digest_of(task, rnd, i))
+    for i, given in scores.items():
+        dep.members[i].submit_scores(task, rnd, [dep.addr(j) for j in given], list(given.values()))
+    if finalize:
+        dep.admin.finalize(task, rnd)

@@ -1,0 +1,38 @@
+"""Connections, dev keys and key files."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from incentive.chain import ChainUnavailable, connect, dev_keys
+from incentive.keys import KeyFileError, load_key, load_or_create_key, write_key
+
+
+def test_unreachable_url_names_it():
+    with pytest.raises(ChainUnavailable, match="127.0.0.1:9"):
+        connect("http://127.0.0.1:9", timeout=2)
+    with pytest.raises(ChainUnavailable):
+        connect("ftp://nope")
+
+
+def test_dev_keys_beyond_builtin_are_funded():
+    w3 = connect("eth-tester")
+    keys = dev_keys(w3, 12)
+    assert len(set(keys)) == 12
+    from eth_account import Account
+    assert w3.eth.get_balance(Account.from_key(keys[11]).address) > 0
+
+
+def test_key_files_are_private(tmp_path, caplog):
+    path = tmp_path / "keys" / "node.key"
+    acct = load_or_create_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_key(path).address == acct.address
+    assert acct.key.hex() not in caplog.text and acct.key.to_0x_hex() not in caplog.text
+    path.chmod(0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        load_key(path)
+    other = write_key(tmp_path / "w.key", "0x" + "11" * 32)
+    assert other.address == load_key(tmp_path / "w.key").address
