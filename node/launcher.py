@@ -33,6 +33,7 @@ from p2p.identity import peer_id_for_key_file
 
 from .config import NodeConfig, config_from_mapping, dump_config
 from .datasets import HEART_HOSPITALS
+from .engine import SCORES_LOG
 from .report import SwarmReport, write_report
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 WEI_PER_ETH = 10**18
 GAS_ALLOWANCE_WEI = 10**18  # each node account gets 1 ETH for gas from the admin
 POLL_SECONDS = 0.5
-RUN_FILES = ("metrics.jsonl", "summary.json", "node.log", "checkpoint.bin", "checkpoint.json")
+RUN_FILES = ("metrics.jsonl", "summary.json", "node.log", "checkpoint.bin", "checkpoint.json", SCORES_LOG)
 
 
 @dataclass(frozen=True)
@@ -148,16 +149,16 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
                        tuple(addresses))
 
 
-def expectations_from_logs(prov: Provisioned, metrics: list[list[dict[str, Any]]]) -> dict[str, Any]:
+def expectations_from_logs(prov: Provisioned) -> dict[str, Any]:
     """What the nodes' own logs say the chain must hold, for the audit to check.
 
-    Each node logs the scores it gave each round; a peer's credit for the round is the
+    Each node logs the scores the chain accepted from it; a peer's credit for the round is the
     contract's median of the scores it was given, and its contribution the sum of its credits.
     """
     address = dict(zip(prov.names, prov.addresses))
     given: dict[int, dict[str, list[int]]] = {}
-    for rows in metrics:
-        for row in rows:
+    for folder in prov.node_dirs:
+        for row in read_jsonl(folder / SCORES_LOG):
             for peer, score in row["scores"].items():
                 given.setdefault(row["round"], {}).setdefault(address[peer], []).append(int(score))
     credits = {r: {a: median_credit(s) for a, s in peers.items()} for r, peers in given.items()}
@@ -166,6 +167,19 @@ def expectations_from_logs(prov: Provisioned, metrics: list[list[dict[str, Any]]
         for a, credit in per_round.items():
             contributions[a] = contributions.get(a, 0) + credit
     return {"credits": {prov.task_id: credits}, "contributions": {prov.task_id: contributions}}
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a JSON-lines file a node may still be appending to."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line still being written
+    return rows
 
 
 def load_account(private_key: str):
@@ -230,7 +244,7 @@ class LocalSwarm:
         """Close the task, let every member withdraw, audit the chain and write the report."""
         payouts = self._close_and_pay(w3, prov)
         metrics = [self.metrics(c) for c in configs]
-        checked = audit(w3, prov.contract, expectations=expectations_from_logs(prov, metrics))
+        checked = audit(w3, prov.contract, expectations=expectations_from_logs(prov))
         report = SwarmReport.build(self.plan, prov, summaries, payouts, checked, metrics, seconds)
         write_report(report, self.run_dir)
         return report
@@ -329,16 +343,7 @@ class LocalSwarm:
 
     @staticmethod
     def metrics(config: NodeConfig) -> list[dict[str, Any]]:
-        path = Path(config.output_dir) / "metrics.jsonl"
-        if not path.exists():
-            return []
-        rows = []
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line still being written
-        return rows
+        return read_jsonl(Path(config.output_dir) / "metrics.jsonl")
 
     @staticmethod
     def summary(config: NodeConfig) -> dict[str, Any] | None:

@@ -4,7 +4,9 @@ Measures, in one run on loopback:
 
 - blob throughput of the transfer protocol (/medswarm/blob/1.0.0 over TCP+Noise+Yamux)
   against a plain TCP socket, for 4, 16 and 64 MiB, as a ratio; the server is a separate
-  process in both cases, the client is this process;
+  process in both cases, the client is this process. Two TCP baselines: an ordinary
+  ``recv`` + ``join`` client, and a ``recv_into`` zero-copy client (the loopback ceiling);
+  the fetch includes keccak verification, the TCP baselines do no hashing;
 - announcement latency p50/p95 (publish -> delivery at every other node) with 8 and 16
   node processes, and RSS per node process.
 
@@ -34,9 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from p2p.host import HostConfig, SwarmHost  # noqa: E402
-from tests.p2p.peer_process import blob_bytes  # noqa: E402
+from tests.p2p.peer_process import PeerProcess as Peer  # noqa: E402
 
-PEER_SCRIPT = ROOT / "tests" / "p2p" / "peer_process.py"
 MiB = 2**20
 
 _TCP_SERVER = r"""
@@ -54,64 +55,39 @@ while True:
 """
 
 
-class Peer:
-    """One peer_process.py child, driven by JSON lines."""
+def tcp_throughput(size: int, repeats: int, *, zero_copy: bool) -> float:
+    """Best-of-``repeats`` bytes/s over a plain TCP socket from a server process.
 
-    def __init__(self, key: Path, *, serve: list[int] = (), bootstrap: list[str] = (), name: str = "") -> None:
-        cmd = [sys.executable, str(PEER_SCRIPT), "--key", str(key), "--name", name]
-        for s in serve:
-            cmd += ["--serve", str(s)]
-        for b in bootstrap:
-            cmd += ["--bootstrap", b]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        self.ready = self.wait("ready")
-        self.peer_id: str = self.ready["peer_id"]
-        self.addr: str = self.ready["addrs"][0]
-
-    def send(self, **cmd: object) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-
-    def wait(self, event: str, sink: list[dict] | None = None) -> dict:
-        assert self.proc.stdout is not None
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"peer exited before {event!r}")
-            msg = json.loads(line)
-            if msg["event"] == event:
-                return msg
-            if sink is not None:
-                sink.append(msg)
-
-    def stop(self) -> None:
-        try:
-            self.send(cmd="quit")
-            self.proc.wait(timeout=10)
-        except Exception:  # noqa: BLE001
-            self.proc.kill()
-            self.proc.wait()
-
-
-def tcp_throughput(size: int, repeats: int) -> float:
+    ``zero_copy``: ``recv_into`` a preallocated buffer (the loopback ceiling); otherwise the
+    ordinary ``recv`` + ``b"".join`` a plain Python client would write.
+    """
     proc = subprocess.Popen([sys.executable, "-c", _TCP_SERVER, str(size), "1"], stdout=subprocess.PIPE, text=True)
     try:
         port = int(proc.stdout.readline())  # type: ignore[union-attr]
         best = 0.0
-        buf = bytearray(size)
         for _ in range(repeats):
             t0 = time.perf_counter()
             with socket.create_connection(("127.0.0.1", port)) as s:
                 s.sendall(b"g")
-                hdr = s.recv(8, socket.MSG_WAITALL)
-                n = int.from_bytes(hdr, "little")
-                view, got = memoryview(buf), 0
-                while got < n:
-                    k = s.recv_into(view[got:], n - got)
-                    if not k:
-                        raise RuntimeError("short read")
-                    got += k
+                n = int.from_bytes(s.recv(8, socket.MSG_WAITALL), "little")
+                if zero_copy:
+                    buf = bytearray(n)
+                    view, got = memoryview(buf), 0
+                    while got < n:
+                        k = s.recv_into(view[got:], n - got)
+                        if not k:
+                            raise RuntimeError("short read")
+                        got += k
+                else:
+                    parts, got = [], 0
+                    while got < n:
+                        chunk = s.recv(min(1 * MiB, n - got))
+                        if not chunk:
+                            raise RuntimeError("short read")
+                        parts.append(chunk)
+                        got += len(chunk)
+                    data = b"".join(parts)
+                    assert len(data) == n
             best = max(best, size / (time.perf_counter() - t0))
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(b"q")
@@ -122,11 +98,12 @@ def tcp_throughput(size: int, repeats: int) -> float:
 
 
 async def p2p_throughput(tmp: Path, sizes: list[int], repeats: int) -> dict[int, float]:
-    server = Peer(tmp / "server.key", serve=sizes, name="server")
+    server = Peer(tmp / "server.key", serve=sizes, name="server", quiet=True)
     try:
         host = SwarmHost(HostConfig(key_file=tmp / "client.key"), name="client")
         async with host.run():
             await host.connect(server.addr)
+            await host.fetch(server.peer_id, server.ready["digests"][str(sizes[0])])  # warm-up
             results: dict[int, float] = {}
             for size in sizes:
                 dg = server.ready["digests"][str(size)]
@@ -142,39 +119,38 @@ async def p2p_throughput(tmp: Path, sizes: list[int], repeats: int) -> dict[int,
         server.stop()
 
 
-def latency(tmp: Path, n: int, rounds: int) -> dict[str, float]:
-    peers = [Peer(tmp / f"lat{n}-0.key", name="n0")]
+def latency(tmp: Path, n: int, rounds: int, settle: float = 2.0, interval: float = 1.0) -> dict[str, float]:
+    """Every node publishes one announcement per ``interval`` for ``rounds`` rounds."""
+    peers = [Peer(tmp / f"lat{n}-0.key", name="n0", quiet=True)]
     try:
         for i in range(1, n):
-            peers.append(Peer(tmp / f"lat{n}-{i}.key", bootstrap=[peers[0].addr, peers[(i - 1) // 2].addr][: 1 + (i > 2)], name=f"n{i}"))
+            peers.append(Peer(tmp / f"lat{n}-{i}.key", bootstrap=[peers[0].addr, peers[(i - 1) // 2].addr][: 1 + (i > 2)], name=f"n{i}", quiet=True))
         deadline = time.time() + 30
         while True:  # wait until each node sees at least one gossip peer and node 0 sees all
-            peers[0].send(cmd="peers")
-            if len(peers[0].wait("peers")["topic_peers"]) >= n - 1 or time.time() > deadline:
+            if len(peers[0].request("peers", cmd="peers")["topic_peers"]) >= n - 1 or time.time() > deadline:
                 break
             time.sleep(0.2)
-        time.sleep(2.0)  # a couple of heartbeats so meshes form
-        sinks: dict[int, list[dict]] = {i: [] for i in range(n)}
+        time.sleep(settle)  # a couple of heartbeats so meshes form
         published: dict[tuple[str, int], float] = {}
         for r in range(1, rounds + 1):
-            for p in peers:
+            for p in peers:  # staggered over the interval, as nodes finish at different times
                 p.send(cmd="publish", round=r)
-            for i, p in enumerate(peers):
-                published[(p.peer_id, r)] = p.wait("published", sinks[i])["t"]
-            time.sleep(0.25)
-        time.sleep(2.0)
+                time.sleep(interval / n)
+            for p in peers:
+                published[(p.peer_id, r)] = p.wait("published")["t"]
+        time.sleep(settle)
         rss = []
         for i, p in enumerate(peers):
             p.send(cmd="stats")
-            rss.append(p.wait("stats", sinks[i])["rss_mb"])
+            rss.append(p.wait("stats")["rss_mb"])
         lat = [
             m["t"] - published[(m["sender"], m["round"])]
-            for sink in sinks.values() for m in sink if m["event"] == "ann"
+            for p in peers for m in p.backlog if m["event"] == "ann"
         ]
         expected = n * (n - 1) * rounds
         lat.sort()
         return {
-            "nodes": n, "rounds": rounds, "expected": expected, "delivered": len(lat),
+            "nodes": n, "rounds": rounds, "interval_s": interval, "expected": expected, "delivered": len(lat),
             "p50_ms": 1000 * statistics.median(lat) if lat else float("nan"),
             "p95_ms": 1000 * lat[int(0.95 * (len(lat) - 1))] if lat else float("nan"),
             "rss_mb_mean": statistics.fmean(rss), "rss_mb_max": max(rss),
@@ -189,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, 4 nodes, one repeat")
     ap.add_argument("--out", default=str(ROOT / "reports" / "p2p.json"))
     args = ap.parse_args(argv)
-    sizes = [1 * MiB, 4 * MiB] if args.quick else [4 * MiB, 16 * MiB, 64 * MiB]
-    repeats = 1 if args.quick else 3
-    node_counts = [4] if args.quick else [8, 16]
+    sizes = [4 * MiB] if args.quick else [4 * MiB, 16 * MiB, 64 * MiB]
+    repeats = 2 if args.quick else 3
+    node_counts = [3] if args.quick else [8, 16]
     rounds = 2 if args.quick else 10
+    settle = 0.5 if args.quick else 3.0
     report: dict[str, object] = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
                                  "quick": args.quick}
     with tempfile.TemporaryDirectory() as d:
@@ -200,14 +177,17 @@ def main(argv: list[str] | None = None) -> int:
         p2p = trio.run(p2p_throughput, tmp, sizes, repeats)
         rows = []
         for size in sizes:
-            tcp = tcp_throughput(size, repeats)
+            tcp = tcp_throughput(size, repeats, zero_copy=False)
+            tcp0 = tcp_throughput(size, repeats, zero_copy=True)
             rows.append({"size_mib": size / MiB, "p2p_MBps": p2p[size] / 1e6, "tcp_MBps": tcp / 1e6,
-                         "ratio": p2p[size] / tcp})
+                         "tcp_recv_into_MBps": tcp0 / 1e6, "ratio": p2p[size] / tcp,
+                         "ratio_recv_into": p2p[size] / tcp0})
         report["throughput"] = rows
-        report["latency"] = [latency(tmp, n, rounds) for n in node_counts]
-    print(f"{'size':>8} {'p2p MB/s':>9} {'tcp MB/s':>9} {'ratio':>6}")
+        report["latency"] = [latency(tmp, n, rounds, settle, 0.25 if args.quick else 1.0) for n in node_counts]
+    print(f"{'size':>8} {'p2p MB/s':>9} {'tcp MB/s':>9} {'ratio':>6} {'tcp recv_into':>14} {'ratio':>6}")
     for r in rows:
-        print(f"{r['size_mib']:>5.0f}MiB {r['p2p_MBps']:>9.1f} {r['tcp_MBps']:>9.1f} {r['ratio']:>6.2f}")
+        print(f"{r['size_mib']:>5.0f}MiB {r['p2p_MBps']:>9.1f} {r['tcp_MBps']:>9.1f} {r['ratio']:>6.2f} "
+              f"{r['tcp_recv_into_MBps']:>14.1f} {r['ratio_recv_into']:>6.2f}")
     print(f"{'nodes':>5} {'delivered':>11} {'p50 ms':>7} {'p95 ms':>7} {'RSS MB':>7}")
     for lat in report["latency"]:  # type: ignore[union-attr]
         print(f"{lat['nodes']:>5} {lat['delivered']:>5}/{lat['expected']:<5} {lat['p50_ms']:>7.1f} "

@@ -1,0 +1,255 @@
+"""The update-transfer stream protocol: fetch a blob by its keccak256 digest.
+
+Protocol ``/medswarm/blob/1.0.0``, one request per stream::
+
+    request   version u8 (=1) | digest 32 bytes                      (33 bytes, then the
+                                                                      client may half-close)
+    response  status u8 | length u64 little-endian | length bytes    (then the server closes)
+
+Status: 0 OK, 1 NOT_FOUND, 2 BAD_REQUEST, 3 REFUSED (peer not allowed). Non-OK responses
+carry length 0. The fetcher checks ``length`` against its cap before reading a single
+payload byte, reads exactly ``length`` bytes into one preallocated buffer, and verifies the
+digest. The server reads at most 33 bytes within a deadline and never lets a peer's input
+escape as an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import trio
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
+
+from Crypto.Hash import keccak
+
+from p2p.codec import digest as keccak_digest
+
+__all__ = [
+    "PROTOCOL_ID", "BadResponse", "BlobServer", "BlobTooLarge", "DigestMismatch", "FetchError",
+    "FetchTimeout", "NotFound", "PeerUnavailable", "digest_to_bytes", "read_blob",
+]
+
+PROTOCOL_ID = TProtocol("/medswarm/blob/1.0.0")
+VERSION = 1
+REQUEST = struct.Struct("<B32s")
+RESPONSE = struct.Struct("<BQ")
+OK, NOT_FOUND, BAD_REQUEST, REFUSED = 0, 1, 2, 3
+#: Bytes handed to one ``stream.write`` call; Yamux cuts them into 64 KiB frames.
+WRITE_CHUNK = 1 * 2**20
+#: Upper bound of one ``stream.read`` call on the fetching side.
+READ_CHUNK = 4 * 2**20
+
+logger = logging.getLogger(__name__)
+
+
+class FetchError(Exception):
+    """A blob could not be fetched; the subclass says why."""
+
+
+class FetchTimeout(FetchError):
+    """The peer did not deliver the whole blob within the deadline."""
+
+
+class DigestMismatch(FetchError):
+    """The peer sent bytes whose keccak256 differs from the requested digest (it lied)."""
+
+
+class BlobTooLarge(FetchError):
+    """The peer announced more bytes than the fetcher accepts."""
+
+
+class NotFound(FetchError):
+    """The peer does not serve (or no longer serves) that digest."""
+
+
+class PeerUnavailable(FetchError):
+    """The peer could not be reached, refused us, or went away mid-transfer."""
+
+
+class BadResponse(FetchError):
+    """The peer broke the protocol: unknown status, truncated payload, malformed header."""
+
+
+def digest_to_bytes(digest: str) -> bytes:
+    """``"0x" + 64 lowercase hex`` -> 32 bytes; ValueError otherwise."""
+    if not (isinstance(digest, str) and len(digest) == 66 and digest.startswith("0x")):
+        raise ValueError(f"digest must be '0x' + 64 hex chars, got {digest!r:.80}")
+    raw = bytes.fromhex(digest[2:])
+    if "0x" + raw.hex() != digest:
+        raise ValueError(f"digest must be lowercase hex, got {digest!r:.80}")
+    return raw
+
+
+class _EOF(Exception):
+    pass
+
+
+async def _read_exactly(
+    stream: Any, n: int, max_chunk: int, on_chunk: Callable[[bytes], Any] | None = None
+) -> bytearray:
+    """Read exactly ``n`` bytes (each read bounded by ``max_chunk``); _EOF if the stream ends.
+
+    ``on_chunk`` sees every piece as it arrives (the fetcher hashes while the bytes are
+    still in cache, instead of a second pass over the whole blob).
+    """
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        try:
+            chunk = await stream.read(min(n - got, max_chunk))
+        except StreamEOF:
+            chunk = b""
+        if not chunk:
+            raise _EOF(f"stream ended after {got} of {n} bytes")
+        size = len(chunk)
+        if size > n - got:  # a muxer must never do this; do not trust it either
+            raise _EOF(f"read returned {size} bytes, asked for at most {n - got}")
+        view[got : got + size] = chunk
+        got += size
+        if on_chunk is not None:
+            on_chunk(chunk)
+    return buf
+
+
+async def read_blob(stream: Any, digest: str, max_bytes: int) -> bytes:
+    """Client side over an open stream: request ``digest``, read and verify the reply.
+
+    Raises NotFound, PeerUnavailable (refused), BlobTooLarge, BadResponse, DigestMismatch.
+    Stream errors propagate for the caller to classify.
+    """
+    await stream.write(REQUEST.pack(VERSION, digest_to_bytes(digest)))
+    try:
+        status, length = RESPONSE.unpack(await _read_exactly(stream, RESPONSE.size, RESPONSE.size))
+    except _EOF as exc:
+        raise BadResponse(f"no response header: {exc}") from None
+    if status == NOT_FOUND:
+        raise NotFound(f"peer does not serve {digest}")
+    if status == REFUSED:
+        raise PeerUnavailable("peer refused the request (we are not on its allowlist)")
+    if status == BAD_REQUEST:
+        raise BadResponse("peer rejected our request as malformed")
+    if status != OK:
+        raise BadResponse(f"unknown status {status}")
+    if length > max_bytes:
+        raise BlobTooLarge(f"peer announced {length} bytes for {digest}, limit is {max_bytes}")
+    hasher = keccak.new(digest_bits=256)
+    try:
+        data = await _read_exactly(stream, length, READ_CHUNK, hasher.update)
+    except _EOF as exc:
+        raise BadResponse(f"truncated blob: {exc}") from None
+    got = "0x" + hasher.hexdigest()
+    if got != digest:
+        raise DigestMismatch(f"asked for {digest}, received {length} bytes hashing to {got}")
+    return bytes(data)
+
+
+class BlobServer:
+    """Serves registered blobs by digest on PROTOCOL_ID; never raises on a peer's input."""
+
+    def __init__(
+        self,
+        *,
+        is_allowed: Callable[[str], bool],
+        log: logging.LoggerAdapter[logging.Logger] | logging.Logger = logger,
+        request_timeout: float = 5.0,
+        stall_timeout: float = 20.0,
+        max_concurrent: int = 16,
+    ) -> None:
+        self._blobs: dict[bytes, bytes] = {}
+        self._is_allowed = is_allowed
+        self._log = log
+        self._request_timeout = request_timeout
+        self._stall_timeout = stall_timeout
+        self._slots = trio.Semaphore(max_concurrent)
+        self.served = 0
+        self.rejected = 0
+
+    def add(self, data: bytes) -> str:
+        d = keccak_digest(data)
+        self._blobs[digest_to_bytes(d)] = bytes(data)
+        return d
+
+    def remove(self, digest: str) -> None:
+        self._blobs.pop(digest_to_bytes(digest), None)
+
+    def __contains__(self, digest: str) -> bool:
+        return digest_to_bytes(digest) in self._blobs
+
+    async def handle(self, stream: Any) -> None:
+        """Stream handler registered with the host. Catches everything a peer can cause."""
+        peer = "?"
+        done = False
+        try:
+            peer = stream.muxed_conn.peer_id.to_base58()
+            if not self._is_allowed(peer):
+                self.rejected += 1
+                self._log.warning("refusing a blob request from %s: not on the allowlist", peer)
+                with trio.move_on_after(self._request_timeout):
+                    await stream.write(RESPONSE.pack(REFUSED, 0))
+                    await stream.close()
+                    done = True
+                return
+            async with self._slots:
+                done = await self._serve(stream, peer)
+        except Exception as exc:  # noqa: BLE001 - a peer's garbage must never kill the host
+            self.rejected += 1
+            self._log.warning("blob request from %s failed: %s: %.200s", peer, type(exc).__name__, exc)
+        finally:
+            if not done:
+                await _reset_quietly(stream)
+
+    async def _serve(self, stream: Any, peer: str) -> bool:
+        """Answer one request; True if the stream ended cleanly (closed, not to be reset)."""
+        try:
+            with trio.fail_after(self._request_timeout):
+                raw = await _read_exactly(stream, REQUEST.size, REQUEST.size)
+        except trio.TooSlowError:
+            self.rejected += 1
+            self._log.warning("blob request from %s timed out after %.1f s", peer, self._request_timeout)
+            return False
+        except _EOF as exc:
+            self.rejected += 1
+            self._log.warning("incomplete blob request from %s: %s", peer, exc)
+            return False
+        version, key = REQUEST.unpack(raw)
+        if version != VERSION:
+            self.rejected += 1
+            self._log.warning("malformed blob request from %s (version byte %d)", peer, version)
+            with trio.move_on_after(self._request_timeout):
+                await stream.write(RESPONSE.pack(BAD_REQUEST, 0))
+                await stream.close()
+                return True
+            return False
+        blob = self._blobs.get(key)
+        if blob is None:
+            self._log.info("peer %s asked for unknown blob 0x%s", peer, key.hex())
+            with trio.move_on_after(self._request_timeout):
+                await stream.write(RESPONSE.pack(NOT_FOUND, 0))
+                await stream.close()
+                return True
+            return False
+        view = memoryview(blob)
+        with trio.fail_after(self._stall_timeout):
+            await stream.write(RESPONSE.pack(OK, len(blob)))
+        for start in range(0, len(blob), WRITE_CHUNK):
+            with trio.fail_after(self._stall_timeout):
+                await stream.write(view[start : start + WRITE_CHUNK])
+        self.served += 1
+        self._log.debug("served %d bytes of 0x%s to %s", len(blob), key.hex(), peer)
+        with trio.move_on_after(self._request_timeout):
+            await stream.close()
+            return True
+        return False
+
+
+async def _reset_quietly(stream: Any) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        try:
+            await stream.reset()
+        except Exception:  # noqa: BLE001 - already closed or gone
+            pass

@@ -1,0 +1,62 @@
+"""Announcements: bounded compact JSON, strict parsing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from p2p.announce import MAX_ANNOUNCEMENT_BYTES, Announcement, AnnouncementError
+
+PEER = "12D3KooWDrY9rCLkPYJnWq9GihJxRYoC3iAf5TRZnQCS2Ks6bnW6"
+GOOD = Announcement("medswarm", 3, "update", "0x" + "ab" * 32, 1234, 50, "f32", PEER)
+
+
+def _with(**changes: object) -> bytes:
+    obj = json.loads(GOOD.to_bytes())
+    obj.update(changes)
+    return json.dumps(obj).encode()
+
+
+def test_round_trip_and_size() -> None:
+    data = GOOD.to_bytes()
+    assert len(data) <= MAX_ANNOUNCEMENT_BYTES
+    assert Announcement.from_bytes(data) == GOOD
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b"\xff\xfe",
+        b"[]",
+        b"{" + b" " * 2000 + b"}",
+        _with(version=2),
+        _with(round=-1),
+        _with(round=True),
+        _with(round=1.5),
+        _with(size=0),
+        _with(kind="weights"),
+        _with(codec="pickle"),
+        _with(digest="0x" + "AB" * 32),
+        _with(digest="0x1234"),
+        _with(sender="not a peer id!"),
+        _with(swarm="bad swarm/name"),
+        _with(extra=1),
+    ],
+)
+def test_rejects_malformed(data: bytes) -> None:
+    with pytest.raises(AnnouncementError):
+        Announcement.from_bytes(data)
+
+
+def test_rejects_missing_field() -> None:
+    obj = json.loads(GOOD.to_bytes())
+    del obj["samples"]
+    with pytest.raises(AnnouncementError, match="fields"):
+        Announcement.from_bytes(json.dumps(obj).encode())
+
+
+def test_constructor_validates() -> None:
+    with pytest.raises(AnnouncementError):
+        Announcement("medswarm", 1, "update", "nope", 1, 1, "f32", PEER)

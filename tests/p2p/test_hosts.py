@@ -1,0 +1,286 @@
+"""Several SwarmHosts in one process: gossip, transfer, and hostile input."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import struct
+
+import pytest
+import trio
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
+
+from p2p.announce import Announcement
+from p2p.codec import CodecError, decode_update, digest, encode_update
+from p2p.host import (
+    TRANSFER_PROTOCOL_ID,
+    BadResponse,
+    BlobTooLarge,
+    DigestMismatch,
+    FetchTimeout,
+    HostConfig,
+    NotFound,
+    PeerUnavailable,
+    SwarmHost,
+)
+from p2p.identity import peer_id_for_key_file
+from tests.p2p.conftest import run_trio, running_hosts, wait_gossip_ready, wait_until
+
+KiB, MiB = 2**10, 2**20
+
+
+def ann(host: SwarmHost, round_: int = 1, *, sender: str | None = None, size: int = 1) -> Announcement:
+    return Announcement(host.config.swarm, round_, "update", digest(f"{host.peer_id}{round_}".encode()),
+                        size, 10, "f32", sender or host.peer_id)
+
+
+async def collect(host: SwarmHost, n: int, timeout: float = 10.0) -> list[Announcement]:
+    out: list[Announcement] = []
+    with trio.fail_after(timeout):
+        async for a in host.announcements():
+            out.append(a)
+            if len(out) == n:
+                break
+    return out
+
+
+async def nothing_more(host: SwarmHost, wait: float = 1.0) -> list[Announcement]:
+    out: list[Announcement] = []
+    with trio.move_on_after(wait):
+        async for a in host.announcements():
+            out.append(a)
+    return out
+
+
+async def fetch_ok(fetcher: SwarmHost, server: SwarmHost, data: bytes) -> None:
+    d = server.serve(data)
+    with trio.fail_after(30):
+        assert await fetcher.fetch(server.peer_id, d) == data
+
+
+def test_every_announcement_reaches_every_peer_and_blobs_arrive_intact(tmp) -> None:
+    async def main() -> None:
+        async with running_hosts(tmp, 4) as hosts:
+            for h in hosts:
+                await h.publish(ann(h))
+            for h in hosts:
+                got = await collect(h, 3)
+                assert {a.sender for a in got} == {o.peer_id for o in hosts} - {h.peer_id}
+                assert all(a.round == 1 and a.kind == "update" for a in got)
+            assert await nothing_more(hosts[0], 0.3) == []  # own announcement filtered, no duplicates
+            sizes = {1 * KiB: [1, 2, 3], 4 * MiB: [1, 3], 64 * MiB: [2]}
+            for size, fetchers in sizes.items():
+                data = os.urandom(size)
+                for i in fetchers:
+                    await fetch_ok(hosts[i], hosts[0], data)
+            assert sorted(hosts[0].peers()) == sorted(h.peer_id for h in hosts[1:])
+
+    run_trio(main, timeout=90)
+
+
+def test_update_round_trip_through_the_network_and_codec_rejections(tmp) -> None:
+    import numpy as np
+
+    async def main() -> None:
+        async with running_hosts(tmp, 2) as (a, b):
+            good = {"w": np.arange(12, dtype=np.float32).reshape(3, 4)}
+            d = a.serve(encode_update(good))
+            out = decode_update(await b.fetch(a.peer_id, d), expected={"w": (3, 4)})
+            assert np.array_equal(out["w"], good["w"])
+            with pytest.raises(CodecError, match="shape"):
+                decode_update(await b.fetch(a.peer_id, d), expected={"w": (4, 3)})
+            nan = encode_update({"w": np.zeros(4, np.float32)})
+            nan = nan[:-4] + struct.pack("<f", float("nan"))  # a peer that poisons its bytes
+            with pytest.raises(CodecError, match="NaN"):
+                decode_update(await b.fetch(a.peer_id, a.serve(nan)))
+
+    run_trio(main)
+
+
+def test_not_found_oversize_and_unserve(tmp) -> None:
+    async def main() -> None:
+        async with running_hosts(tmp, 2) as (a, b):
+            with pytest.raises(NotFound):
+                await b.fetch(a.peer_id, digest(b"never served"))
+            data = os.urandom(2 * MiB)
+            d = a.serve(data)
+            with pytest.raises(BlobTooLarge, match="limit is 1048576"):
+                await b.fetch(a.peer_id, d, max_bytes=1 * MiB)
+            a.unserve(d)
+            with pytest.raises(NotFound):
+                await b.fetch(a.peer_id, d)
+            await fetch_ok(b, a, b"still serving")
+
+    run_trio(main)
+
+
+# --- hostile servers ---------------------------------------------------------------
+
+def _liar(kind: str):
+    async def handler(stream) -> None:
+        await stream.read(33)
+        if kind == "mismatch":
+            body = b"not what you asked for"
+            await stream.write(struct.pack("<BQ", 0, len(body)) + body)
+        elif kind == "truncated":
+            await stream.write(struct.pack("<BQ", 0, 1 * MiB) + b"x" * 1000)
+        elif kind == "huge":
+            await stream.write(struct.pack("<BQ", 0, 2**62))
+        elif kind == "status":
+            await stream.write(struct.pack("<BQ", 9, 0))
+        elif kind == "stall":
+            await stream.write(struct.pack("<BQ", 0, 1 * MiB) + b"x" * 100)
+            await trio.sleep_forever()
+        await stream.close()
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "message"),
+    [
+        ("mismatch", DigestMismatch, "hashing to 0x"),
+        ("truncated", BadResponse, "truncated blob"),
+        ("huge", BlobTooLarge, "announced 4611686018427387904 bytes"),
+        ("status", BadResponse, "unknown status 9"),
+        ("stall", FetchTimeout, "longer than 1.0 s"),
+    ],
+)
+def test_lying_or_stalling_server_gives_a_clear_error(tmp, kind, error, message) -> None:
+    async def main() -> None:
+        async with running_hosts(tmp, 3, fetch_timeout=1.0) as (liar, fetcher, honest):
+            liar.libp2p_host.set_stream_handler(TRANSFER_PROTOCOL_ID, _liar(kind))
+            with pytest.raises(error, match=message):
+                await fetcher.fetch(liar.peer_id, digest(b"anything"))
+            if kind in ("mismatch", "truncated", "status"):  # a peer that lies gets dropped
+                await wait_until(lambda: liar.peer_id not in fetcher.peers(), 5)
+            await fetch_ok(fetcher, honest, os.urandom(64 * KiB))  # and the fetcher works on
+
+    run_trio(main)
+
+
+# --- hostile clients ---------------------------------------------------------------
+
+def test_garbage_on_the_transfer_protocol_does_not_hurt_the_server(tmp) -> None:
+    async def main() -> None:
+        async with running_hosts(tmp, 3) as (victim, attacker, honest):
+            pid = ID.from_base58(victim.peer_id)
+            raw = attacker.libp2p_host
+            for payload in (os.urandom(33), os.urandom(5000), b"\x01" + b"\x00" * 10, b""):
+                s = await raw.new_stream(pid, [TRANSFER_PROTOCOL_ID])
+                if payload:
+                    await s.write(payload)
+                await s.close()
+                with trio.move_on_after(2):
+                    try:
+                        await s.read(100)
+                    except Exception:  # noqa: BLE001 - a reset is a fine answer to garbage
+                        pass
+            stalled = await raw.new_stream(pid, [TRANSFER_PROTOCOL_ID])
+            await stalled.write(b"\x01\x02")  # half a request, then silence
+            await fetch_ok(honest, victim, os.urandom(1 * MiB))  # served meanwhile
+            await stalled.reset()
+            assert victim._server.rejected >= 3
+
+    run_trio(main)
+
+
+def test_malformed_gossip_rpc_drops_that_stream_not_the_host(tmp, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+
+    async def main() -> None:
+        async with running_hosts(tmp, 3) as (victim, attacker, honest):
+            s = await attacker.libp2p_host.new_stream(ID.from_base58(victim.peer_id), [PROTOCOL_ID_V12])
+            await s.write(b"\x04\x0f\x0f\x0f\x0f")  # varint length 4, then an invalid wire type
+            await wait_until(lambda: "malformed or unexpected RPC" in caplog.text, 5)
+            await honest.publish(ann(honest, 7))
+            got = await collect(victim, 1)
+            assert got[0].sender == honest.peer_id and got[0].round == 7
+            await fetch_ok(honest, victim, os.urandom(256 * KiB))
+
+    run_trio(main)
+
+
+def test_validator_rejects_spoofed_oversize_and_unparsable_gossip(tmp) -> None:
+    async def main() -> None:
+        async with running_hosts(tmp, 3) as (victim, attacker, other):
+            ps = attacker._pubsub
+            ps.remove_topic_validator(attacker.topic)  # a hostile peer does not check its own output
+            spoof = ann(attacker, 1, sender=other.peer_id).to_bytes()
+            for data in (spoof, b"x" * 5000, b"{not json", ann(attacker, 2).to_bytes().replace(b"medswarm", b"otherswarm")):
+                await ps.publish(victim.topic, data)
+            await attacker.publish(ann(attacker, 3))  # the only valid one
+            got = await collect(victim, 1)
+            assert (got[0].sender, got[0].round) == (attacker.peer_id, 3)
+            assert await nothing_more(victim, 0.5) == []
+            assert victim.rejected_announcements >= 4
+            with pytest.raises(Exception, match="is not this host"):
+                await attacker.publish(ann(attacker, 4, sender=other.peer_id))
+
+    run_trio(main)
+
+
+def test_unknown_peer_is_ignored_and_logged(tmp, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+
+    async def main() -> None:
+        async with running_hosts(tmp, 3) as (victim, stranger, member):
+            victim.set_allowlist([member.peer_id])
+            await stranger.publish(ann(stranger, 1))
+            await member.publish(ann(member, 2))
+            got = await collect(victim, 1)
+            assert got[0].sender == member.peer_id
+            assert await nothing_more(victim, 0.5) == []
+            d = victim.serve(b"for members only")
+            with pytest.raises(PeerUnavailable, match="allowlist"):
+                await stranger.fetch(victim.peer_id, d)
+            assert await member.fetch(victim.peer_id, d) == b"for members only"
+            with pytest.raises(PeerUnavailable, match="allowlist"):
+                await victim.fetch(stranger.peer_id, d)
+            assert "not on the allowlist" in caplog.text
+            victim.set_allowlist(None)
+            await stranger.publish(ann(stranger, 3))
+            assert (await collect(victim, 1))[0].sender == stranger.peer_id
+
+    run_trio(main)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_late_peer_is_found_through_bootstrap_retries(tmp) -> None:
+    async def main() -> None:
+        port = _free_port()
+        late_key = tmp / "late.key"
+        late_addr = f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer_id_for_key_file(late_key)}"
+        early = SwarmHost(HostConfig(key_file=tmp / "early.key", bootstrap=(late_addr,)), name="early")
+        late = SwarmHost(HostConfig(key_file=late_key, listen=f"/ip4/127.0.0.1/tcp/{port}"), name="late")
+        async with early.run():
+            await trio.sleep(2.0)  # several failed dials: the library's negative cache is now set
+            assert early.peers() == []
+            async with late.run():
+                await wait_until(lambda: late.peer_id in early.peers(), 10)
+                await wait_gossip_ready([late, early])
+                await early.publish(ann(early))
+                assert (await collect(late, 1))[0].sender == early.peer_id
+
+    run_trio(main)
+
+
+def test_connect_to_nobody_is_a_clear_error(tmp) -> None:
+    async def main() -> None:
+        async with running_hosts(tmp, 1, connect=False) as (h,):
+            nobody = f"/ip4/127.0.0.1/tcp/{_free_port()}/p2p/{peer_id_for_key_file(tmp / 'x.key')}"
+            with pytest.raises(PeerUnavailable, match="cannot connect"):
+                await h.connect(nobody)
+            with pytest.raises(PeerUnavailable):
+                await h.fetch(peer_id_for_key_file(tmp / "x.key"), digest(b""))
+            with pytest.raises(ValueError):
+                await h.connect("/ip4/127.0.0.1/tcp/1")
+
+    run_trio(main)

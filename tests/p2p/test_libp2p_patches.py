@@ -1,0 +1,171 @@
+"""Each workaround in p2p.libp2p_patches, with the failure it prevents shown first."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from types import SimpleNamespace
+
+import pytest
+import trio
+from google.protobuf.message import DecodeError
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.stream_muxer.yamux import yamux
+from libp2p.utils.varint import encode_varint_prefixed
+
+from p2p import libp2p_patches
+from p2p.libp2p_patches import ORIGINALS
+from tests.p2p.conftest import run_trio, running_hosts, wait_until
+from tests.p2p.test_hosts import ann, collect, fetch_ok
+
+libp2p_patches.apply()
+
+
+@contextlib.contextmanager
+def unpatched(cls: type, name: str):
+    patched = getattr(cls, name)
+    setattr(cls, name, ORIGINALS[f"{cls.__name__}.{name}"])
+    try:
+        yield
+    finally:
+        setattr(cls, name, patched)
+
+
+class FrameStream:
+    """Writes in 64 KiB pieces with a scheduling point between them, like Yamux."""
+
+    def __init__(self) -> None:
+        self.wire = bytearray()
+        self.muxed_conn = SimpleNamespace(peer_id=ID(b"\x00\x01x"))
+
+    async def write(self, data: bytes) -> None:
+        for i in range(0, len(data), 65536):
+            self.wire += data[i : i + 65536]
+            await trio.sleep(0)
+
+
+def _parse_all(wire: bytes) -> list[rpc_pb2.RPC]:
+    out, pos = [], 0
+    while pos < len(wire):
+        shift = size = 0
+        while True:
+            b = wire[pos]
+            pos += 1
+            size |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        rpc = rpc_pb2.RPC()
+        rpc.ParseFromString(bytes(wire[pos : pos + size]))
+        out.append(rpc)
+        pos += size
+    return out
+
+
+def _big_rpc(fill: bytes) -> rpc_pb2.RPC:
+    return rpc_pb2.RPC(publish=[rpc_pb2.Message(data=fill * 200_000, topicIDs=["t"])])
+
+
+async def _two_concurrent_writes(write_msg) -> bytes:
+    stream, me = FrameStream(), SimpleNamespace(_handle_dead_peer=lambda _p: None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(write_msg, me, stream, _big_rpc(b"a"))
+        nursery.start_soon(write_msg, me, stream, _big_rpc(b"b"))
+    return bytes(stream.wire)
+
+
+def test_write_msg_lock_prevents_interleaved_rpcs() -> None:
+    wire = trio.run(_two_concurrent_writes, ORIGINALS["Pubsub.write_msg"])
+    with pytest.raises((DecodeError, IndexError)):  # the library's failure: garbled RPCs
+        _parse_all(wire)
+    rpcs = _parse_all(trio.run(_two_concurrent_writes, Pubsub.write_msg))
+    assert sorted(r.publish[0].data[:1] for r in rpcs) == [b"a", b"b"]
+    assert all(len(r.publish[0].data) == 200_000 for r in rpcs)
+
+
+def _leaves(exc: BaseException):
+    if isinstance(exc, BaseExceptionGroup):
+        for e in exc.exceptions:
+            yield from _leaves(e)
+    else:
+        yield exc
+
+
+GARBAGE_RPC = b"\x04\x0f\x0f\x0f\x0f"  # varint length 4, then an invalid protobuf wire type
+
+
+def test_malformed_rpc_kills_an_unpatched_host_but_not_a_patched_one(tmp_path, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+
+    async def attack(victim, attacker) -> None:
+        s = await attacker.libp2p_host.new_stream(ID.from_base58(victim.peer_id), [PROTOCOL_ID_V12])
+        await s.write(GARBAGE_RPC)
+
+    async def unpatched_victim() -> None:
+        with unpatched(Pubsub, "stream_handler"):
+            async with running_hosts(tmp_path / "a", 2) as (victim, attacker):
+                await attack(victim, attacker)
+                await trio.sleep(5)  # the host dies long before this
+
+    (tmp_path / "a").mkdir()
+    with pytest.raises(BaseExceptionGroup) as info:
+        run_trio(unpatched_victim, timeout=30)
+    assert any(isinstance(e, DecodeError) for e in _leaves(info.value))
+
+    async def patched_victim() -> None:
+        async with running_hosts(tmp_path / "b", 3) as (victim, attacker, honest):
+            await attack(victim, attacker)
+            await wait_until(lambda: "malformed or unexpected RPC" in caplog.text, 5)
+            await honest.publish(ann(honest))
+            assert (await collect(victim, 1))[0].sender == honest.peer_id
+            await fetch_ok(honest, victim, os.urandom(1000))
+
+    (tmp_path / "b").mkdir()
+    run_trio(patched_victim)
+
+
+def _bad_key_message(topic: str) -> rpc_pb2.Message:
+    return rpc_pb2.Message(data=b"{}", topicIDs=[topic], from_id=b"\x00\x01junk", seqno=b"\x00" * 8,
+                           key=b"not a key", signature=b"sig")
+
+
+def test_push_msg_guard_drops_a_message_that_makes_the_library_raise(tmp_path) -> None:
+    async def main() -> None:
+        async with running_hosts(tmp_path, 3) as (victim, attacker, honest):
+            pubsub, forwarder = victim._pubsub, ID.from_base58(attacker.peer_id)
+            with pytest.raises(Exception):  # the library's failure: would cancel the Pubsub service
+                await ORIGINALS["Pubsub.push_msg"](pubsub, forwarder, _bad_key_message(victim.topic))
+            await pubsub.push_msg(forwarder, _bad_key_message(victim.topic))  # patched: dropped
+            # and over the wire, as a hostile peer would send it:
+            s = await attacker.libp2p_host.new_stream(ID.from_base58(victim.peer_id), [PROTOCOL_ID_V12])
+            rpc = rpc_pb2.RPC(publish=[_bad_key_message(victim.topic)])
+            await s.write(encode_varint_prefixed(rpc.SerializeToString()))
+            await honest.publish(ann(honest))
+            assert (await collect(victim, 1))[0].sender == honest.peer_id
+
+    run_trio(main)
+
+
+def test_equivocation_cache_keeps_digests_not_messages() -> None:
+    gs = GossipSub(protocols=[PROTOCOL_ID_V12], degree=6, degree_low=4, degree_high=12)
+    big = rpc_pb2.Message(data=b"x" * 100_000, topicIDs=["t"], from_id=b"\x00\x01a", seqno=b"\x01")
+    ORIGINALS["GossipSub._check_equivocation"](gs, big)
+    assert gs.equivocation_detection[big.from_id + big.seqno] is big  # the library keeps it all
+    gs.equivocation_detection.clear()
+    assert gs._check_equivocation(big)
+    stored = gs.equivocation_detection[big.from_id + big.seqno]
+    assert isinstance(stored, bytes) and len(stored) == 32
+    assert gs._check_equivocation(big)  # same content again: fine
+    forged = rpc_pb2.Message(data=b"y", topicIDs=["t"], from_id=big.from_id, seqno=big.seqno)
+    assert not gs._check_equivocation(forged)
+
+
+def test_yamux_window_updates_are_batched() -> None:
+    if "PY_YAMUX_RELEASE_ON_READ" in os.environ:
+        pytest.skip("user configured PY_YAMUX_RELEASE_ON_READ explicitly")
+    assert ORIGINALS["yamux._yamux_release_on_read"]() is True  # library default: one update per read
+    assert yamux._yamux_release_on_read() is False
