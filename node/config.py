@@ -52,8 +52,6 @@ class TrainingConfig:
 @dataclass(frozen=True)
 class SwarmConfig:
     rounds: int = 10
-    min_peers: int = 2  # quorum: nodes (this one included) whose updates a merge needs
-    round_timeout: float = 60.0  # how long to wait for peers' updates in one round
     stats_timeout: float = 60.0  # how long to wait for peers' statistics before round 1
     merge: str = "mean"  # mean | median | trimmed | geomedian
     scorer: str = "default"  # default | loo | individual
@@ -121,8 +119,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 POSITIVE = {
     "data.n_nodes", "data.alpha", "model.hidden", "training.epochs", "training.batch_size",
-    "training.lr", "swarm.rounds", "swarm.min_peers", "swarm.round_timeout",
-    "swarm.stats_timeout", "p2p.fetch_timeout", "chain.task_id",
+    "training.lr", "swarm.rounds", "swarm.stats_timeout", "p2p.fetch_timeout", "chain.task_id",
 }
 
 

@@ -63,6 +63,8 @@ class RoundReport:
     test_auc: float
     heard: int  # peers whose valid update was merged
     expected: int  # registered peers
+    bytes_in: int  # blob bytes fetched from peers this round (updates, models, statistics)
+    bytes_out: int  # blob bytes served to peers this round
     committed: bool
     model_digest: str
     scores: dict[str, int]
@@ -125,12 +127,14 @@ class SwarmNode:
         self.scorer = default_scorer() if config.swarm.scorer == "default" else scorer_by_name(config.swarm.scorer)
         self.inbox = Inbox()
         self.members: dict[str, Member] = {}
+        self.round_duration, self.quorum = 0, 0  # read from the task on chain
         self.round = 0
         self.stats: FeatureStats | None = None
         self.weights: Tensors = learner.weights()
         self.strikes: dict[str, int] = {}
         self.bytes_in = 0  # blob bytes fetched from peers, all kinds
         self._pending_scores: tuple[int, dict[str, int]] | None = None
+        self._bytes_mark = (0, 0)  # byte counters when the last round was reported
         self.reports: list[RoundReport] = []
         self._sticky: dict[str, Announcement] = {}
         self._served: dict[str, list[str]] = {}
@@ -170,7 +174,12 @@ class SwarmNode:
             raise NodeError(f"this node (peer {self.host.peer_id}, account {account}) is not a registered "
                             f"member of the ledger at {self.ledger.address}")
         self.host.set_allowlist(self.members)
-        self.log.info("%d registered members; allowlist set", len(self.members))
+        task = await trio.to_thread.run_sync(self.ledger.task, self.task)
+        if task.closed:
+            raise NodeError(f"task {self.task} on the ledger at {self.ledger.address} is closed")
+        self.round_duration, self.quorum = task.round_duration, task.quorum
+        self.log.info("%d registered members; task %d: %s, quorum %d, rounds end %ds after the first commit",
+                      len(self.members), self.task, task.model_id, task.quorum, task.round_duration)
 
     @property
     def peers(self) -> dict[str, Member]:
@@ -280,11 +289,13 @@ class SwarmNode:
     async def _collect(self, kind: str, round_no: int, shapes: dict[str, tuple[int, ...]], deadline: float,
                        convert: Callable[[Announcement, Tensors], Awaitable[T] | T],
                        stop: Callable[[], bool] = lambda: False) -> dict[str, T]:
-        """Fetch and check every peer's blob of (kind, round) until all arrived, `stop()`, or deadline."""
+        """Fetch and check every peer's blob of (kind, round) until all arrived, `stop()`, or the deadline.
+
+        A blob announced before the deadline is still fetched to the end (each fetch has its own
+        timeout), so a peer that was in time is not dropped because its bytes were slow.
+        """
         results: dict[str, T] = {}
         tried: set[str] = set()
-        quorum = self.config.swarm.min_peers - 1
-        grace = deadline + self.config.swarm.round_timeout
 
         async def take(ann: Announcement) -> None:
             tensors = await self._fetch_decoded(ann, shapes)
@@ -300,25 +311,37 @@ class SwarmNode:
             results[ann.sender] = value
             self.inbox.poke()
 
+        def fresh() -> list[Announcement]:
+            return [a for s, a in self.inbox.get(kind, round_no).items() if s not in tried]
+
         def finished() -> bool:
-            if stop() or set(self.peers) <= set(results):
-                return True
-            now = trio.current_time()
-            return now >= grace or (now >= deadline and len(results) >= quorum)
+            return stop() or set(self.peers) <= set(results) or trio.current_time() >= deadline
 
         async with trio.open_nursery() as nursery:
-            while not finished():
-                for sender, ann in self.inbox.get(kind, round_no).items():
-                    if sender not in tried:
-                        tried.add(sender)
-                        nursery.start_soon(take, ann)
-                await self.inbox.wait_until(lambda: finished() or bool(set(self.inbox.get(kind, round_no)) - tried),
-                                            deadline if trio.current_time() < deadline else grace)
-            nursery.cancel_scope.cancel()
+            while True:
+                for ann in fresh():
+                    tried.add(ann.sender)
+                    nursery.start_soon(take, ann)
+                if finished():
+                    break
+                await self.inbox.wait_until(lambda: finished() or bool(fresh()), deadline)
+            if stop():
+                nursery.cancel_scope.cancel()
         late = sorted(set(self.peers) - set(results))
         if late:
             self.log.info("%s r%d: no valid %s from %s", kind, round_no, kind, ", ".join(map(self._name, late)))
         return results
+
+    async def _round_deadline(self, r: int) -> float:
+        """The round's end on trio's clock: the chain's deadline (first commit + round duration).
+
+        Every node reads the same deadline from the chain, so they stop waiting for stragglers at
+        the same moment and, having heard the same committed updates, merge the same set; a
+        commit after the deadline is refused by the contract, so the set cannot grow later.
+        """
+        state = await trio.to_thread.run_sync(self.ledger.round_state, self.task, r)
+        ends = state.deadline or time.time() + self.round_duration
+        return trio.current_time() + max(0.0, ends - time.time())
 
     def _strike(self, sender: str, why: str) -> None:
         self.strikes[sender] = self.strikes.get(sender, 0) + 1
@@ -343,11 +366,14 @@ class SwarmNode:
         if committed:
             with timer("share"):
                 await self._announce("update", r, blob, own.samples, cfg.codec)
-        deadline = trio.current_time() + cfg.round_timeout
+        deadline = await self._round_deadline(r)
         with timer("collect"):
             received = await self._collect("update", r, self._update_shapes, deadline,
                                            convert=partial(self._check_commitment, r))
         updates = ([own] if committed else []) + [received[k] for k in sorted(received)]
+        if len(updates) < self.quorum:
+            self.log.warning("round %d: %d update(s), below the task's quorum of %d: merged anyway, "
+                             "but the chain credits nobody for this round", r, len(updates), self.quorum)
         start = self.weights
         with timer("merge"):
             if updates:
@@ -369,7 +395,7 @@ class SwarmNode:
         if attack == "copy":
             # A free rider re-sends the first peer update it can get hold of this round.
             await self.inbox.wait_until(lambda: bool(self.inbox.get("update", r)),
-                                        trio.current_time() + self.config.swarm.round_timeout)
+                                        trio.current_time() + self.round_duration)
             for ann in self.inbox.get("update", r).values():
                 blob = await self.host.fetch(ann.sender, ann.digest, max_bytes=self._max_blob)
                 return blob
@@ -471,7 +497,7 @@ class SwarmNode:
     async def _finish_chain_work(self) -> None:
         """Wait (bounded) until every round this node took part in is finalized on chain."""
         self._flush_scores()
-        deadline = trio.current_time() + 3 * self.config.swarm.round_timeout
+        deadline = trio.current_time() + 2 * self.round_duration
         pending = list(range(1, self.round + 1))
         while pending and trio.current_time() < deadline:
             still = []
@@ -508,12 +534,14 @@ class SwarmNode:
         report = RoundReport(
             round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
             test_auc=test.auc, heard=len(received), expected=len(self.peers), committed=committed,
+            bytes_in=self.bytes_in - self._bytes_mark[0], bytes_out=self.host.bytes_served - self._bytes_mark[1],
             model_digest=digest(encode_update(self.weights, "f32")),
             scores={self._name(p): s for p, s in scores.items()},
             dropped={self._name(p): str(n) for p, n in self.strikes.items()},
             phases={k: round(v, 4) for k, v in phases.items()}, chain=status.describe())
         with open(self.out / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(_jsonable(asdict(report))) + "\n")
+        self._bytes_mark = (self.bytes_in, self.host.bytes_served)
         return report
 
     def _summary(self) -> dict[str, Any]:

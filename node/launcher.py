@@ -58,7 +58,7 @@ class SwarmPlan:
     epochs: int = 1
     lr: float = 0.01
     codec: str = "f32"
-    round_timeout: float = 30.0
+    round_timeout: float = 30.0  # the task's round duration: how long a round waits for stragglers
     pool_eth: float = 10.0
     seed: int = 0
     attacks: dict[int, str] = field(default_factory=dict)  # node index -> attack kind
@@ -91,8 +91,7 @@ class SwarmPlan:
             "model": {"kind": self.model},
             "training": {"epochs": self.epochs, "lr": self.lr, "seed": self.seed},
             "swarm": {"rounds": self.rounds, "merge": self.merge, "codec": self.codec,
-                      "round_timeout": self.round_timeout, "seed": self.seed,
-                      "min_peers": max(2, self.nodes // 2 + 1), "attack": self.attacks.get(i, "none")},
+                      "seed": self.seed, "attack": self.attacks.get(i, "none")},
             "p2p": {"key_file": str(folder / "p2p.key"), "listen": listen, "bootstrap": list(bootstrap)},
             "chain": {"url": chain_url, "contract": contract, "task_id": task_id,
                       "key_file": str(folder / "eth.key")},
@@ -142,7 +141,7 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
     for name, pid, address in zip(names, peer_ids, addresses):
         ledger.register_member(address, pid, name)
     task_id = ledger.create_task(quorum=max(2, plan.nodes // 2 + 1), model_id=f"{plan.dataset}/{plan.model}",
-                                 round_duration=int(plan.round_timeout * 2))
+                                 round_duration=max(1, round(plan.round_timeout)))
     ledger.with_account(sponsor).fund(task_id, int(plan.pool_eth * WEI_PER_ETH))
     say(f"task {task_id} opened with a pool of {plan.pool_eth:g} ETH; {plan.nodes} members registered")
     return Provisioned(ledger.address, task_id, admin_key, tuple(names), tuple(dirs), tuple(peer_ids),

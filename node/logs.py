@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 FORMAT = "%(asctime)s %(levelname)-7s [%(node)s] %(name)s: %(message)s"
 
@@ -33,6 +34,14 @@ def setup_logging(default_node: str = "-", level: int = logging.INFO, stream=Non
     root.setLevel(level)
     for noisy in ("libp2p", "multiaddr", "web3", "urllib3", "asyncio", "matplotlib", "eth"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # py-libp2p detaches its loggers (propagate off, no handler), so Python's last-resort handler
+    # printed its warnings unformatted; route them through ours instead.
+    logging.getLogger("libp2p").propagate = True
+    # Every failed dial is an ERROR there, including the expected ones while peers start up;
+    # p2p.host logs bootstrap attempts and their outcome itself.
+    logging.getLogger("libp2p.transport.tcp").setLevel(logging.CRITICAL)
+    # Sockets py-libp2p leaves to the garbage collector at shutdown are not ours to report.
+    warnings.filterwarnings("ignore", category=ResourceWarning)
 
 
 def node_logger(module: str, node: str) -> logging.LoggerAdapter:

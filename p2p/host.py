@@ -87,11 +87,6 @@ class HostConfig:
     max_concurrent_fetches: int = 4
 
 
-class _NodeLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['node']}] {msg}", kwargs  # type: ignore[index]
-
-
 class SwarmHost:
     """A node's libp2p host. Use ``async with host.run(): ...``."""
 
@@ -104,7 +99,8 @@ class SwarmHost:
         self._id = ID.from_pubkey(self._key_pair.public_key)
         self.peer_id: str = self._id.to_base58()
         self.name = name or self.peer_id[-6:]
-        self.log = _NodeLog(logger, {"node": self.name})
+        # Records carry the node's name as `node`, like every other layer's (see node/logs.py).
+        self.log = logging.LoggerAdapter(logger, {"node": self.name})
         self.topic = topic_for_swarm(config.swarm)
         self.listen_addrs: list[str] = []
         self._allow: frozenset[str] | None = None
@@ -310,6 +306,11 @@ class SwarmHost:
     def unserve(self, digest: str) -> None:
         """Stop serving ``digest`` (no-op if unknown)."""
         self._server.remove(digest)
+
+    @property
+    def bytes_served(self) -> int:
+        """Blob payload bytes this host has sent to peers so far."""
+        return self._server.bytes_served
 
     async def fetch(self, peer_id: str, digest: str, max_bytes: int | None = None) -> bytes:
         """Fetch and verify the blob ``digest`` from ``peer_id``.

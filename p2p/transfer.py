@@ -167,6 +167,7 @@ class BlobServer:
         self._stall_timeout = stall_timeout
         self._slots = trio.Semaphore(max_concurrent)
         self.served = 0
+        self.bytes_served = 0  # payload bytes of completed responses
         self.rejected = 0
 
     def add(self, data: bytes) -> str:
@@ -240,6 +241,7 @@ class BlobServer:
             with trio.fail_after(self._stall_timeout):
                 await stream.write(view[start : start + WRITE_CHUNK])
         self.served += 1
+        self.bytes_served += len(blob)
         self._log.debug("served %d bytes of 0x%s to %s", len(blob), key.hex(), peer)
         with trio.move_on_after(self._request_timeout):
             await stream.close()
