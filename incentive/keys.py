@@ -34,10 +34,13 @@ def write_key(path: Path, private_key: str) -> LocalAccount:
 def load_key(path: Path) -> LocalAccount:
     """Read a key file; refuses files that group or others can read."""
     path = Path(path)
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise KeyFileError(f"{path} has mode {oct(mode)}; run: chmod 600 {path}")
-    text = path.read_text().strip()
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise KeyFileError(f"{path} has mode {oct(mode)}; run: chmod 600 {path}")
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise KeyFileError(f"key file {path} cannot be read: {exc.strerror}") from None
     try:
         return Account.from_key(text)
     except Exception:  # the message could echo key material: keep it out

@@ -39,7 +39,7 @@ def _node(args: argparse.Namespace) -> int:
 
 
 def _swarm(args: argparse.Namespace) -> int:
-    from .launcher import LocalSwarm, SwarmPlan
+    from .launcher import LocalSwarm, SwarmFailed, SwarmPlan
 
     attacks = {}
     for text in args.attack:
@@ -60,6 +60,9 @@ def _swarm(args: argparse.Namespace) -> int:
         raise _OperatorError(str(exc)) from None
     try:
         report = swarm.run()
+    except SwarmFailed as exc:
+        print(f"medswarm: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         swarm.stop_processes()
         print("interrupted: every node process and the chain were stopped", file=sys.stderr)

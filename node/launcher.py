@@ -44,6 +44,10 @@ POLL_SECONDS = 0.5
 RUN_FILES = ("metrics.jsonl", "summary.json", "node.log", "checkpoint.bin", "checkpoint.json", SCORES_LOG)
 
 
+class SwarmFailed(RuntimeError):
+    """The swarm could not run to the end; the message says where to look."""
+
+
 @dataclass(frozen=True)
 class SwarmPlan:
     """What to run. Node-level settings are a NodeConfig template, overridden per node."""
@@ -194,7 +198,7 @@ class LocalSwarm:
         plan.validate()
         self.plan = plan
         self.say = say
-        self.run_dir = plan.out
+        self.run_dir = plan.out.resolve()  # node configs name absolute paths
         self._procs: dict[str, subprocess.Popen] = {}
 
     # ---------------------------------------------------------------- top level
@@ -222,6 +226,8 @@ class LocalSwarm:
             finally:
                 self.stop_processes()
             summaries = [self.summary(c) for c in configs]
+        if not any(summaries):
+            raise SwarmFailed(f"no node finished; see the node.log files under {self.run_dir}")
         return self.finish(w3, prov, configs, summaries, time.monotonic() - started)
 
     def prepare(self, w3: Web3, chain_url: str) -> tuple[Provisioned, list[NodeConfig]]:
@@ -370,4 +376,4 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
         pass
 
 
-__all__ = ["LocalSwarm", "Provisioned", "SwarmPlan", "provision"]
+__all__ = ["LocalSwarm", "Provisioned", "SwarmFailed", "SwarmPlan", "provision"]

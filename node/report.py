@@ -126,7 +126,8 @@ def plot_curves(report: SwarmReport, path: Path) -> None:
     ax.set_ylabel("test accuracy on the node's own held-out rows")
     ax.set_title("Swarm model per round (solid) vs local-only training (dashed)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if any(report.curves.values()):
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

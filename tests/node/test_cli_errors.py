@@ -27,6 +27,8 @@ def _write(tmp_path: Path, body: str) -> Path:
     ("[chain]\nurl = 'http://127.0.0.1:9'\ncontract = '0x" + "1" * 40 + "'\n",
      "cannot reach an Ethereum JSON-RPC endpoint at http://127.0.0.1:9"),
     ("[chain]\nurl = 'ftp://chain'\ncontract = '0x" + "1" * 40 + "'\n", "unsupported chain URL"),
+    ("[chain]\nurl = 'eth-tester'\ncontract = '0x" + "1" * 40 + "'\nkey_file = 'absent.key'\n",
+     "chain.key_file: key file"),
 ])
 def test_bad_node_config_gives_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         body: str, message: str) -> None:
