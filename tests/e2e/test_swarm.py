@@ -61,7 +61,7 @@ def _wait_for_round(swarm: LocalSwarm, config, round_no: int, timeout: float = 1
 @pytest.mark.slow
 def test_killed_node_is_left_out_then_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     _anvil_or_skip()
-    plan = SwarmPlan(nodes=3, rounds=6, out=tmp_path / "run", round_timeout=6)
+    plan = SwarmPlan(nodes=3, rounds=8, out=tmp_path / "run", round_timeout=6)
     swarm = LocalSwarm(plan, say=_quiet)
     with Anvil() as chain:
         w3 = connect(chain.url)
@@ -86,7 +86,7 @@ def test_killed_node_is_left_out_then_resumes_from_its_checkpoint(tmp_path: Path
     survivor_rounds = swarm.metrics(others[0])
     # Round killed_at + 2 ran entirely while the victim was down (it may have shared killed_at + 1).
     assert survivor_rounds[killed_at + 1]["heard"] == 1
-    assert survivor_rounds[-1]["heard"] == 2  # the restarted node is merged again
+    assert any(r["heard"] == 2 for r in survivor_rounds[killed_at + 2:])  # the restarted node is merged again
     log = (Path(victim.output_dir) / "node.log").read_text()
     assert f"resumed from checkpoint at round {killed_at}" in log
     assert "caught up: adopted round" in log
