@@ -7,14 +7,19 @@ real compiled Solidity, real torch training on the UCI heart hospitals or breast
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from incentive.anvil import Anvil, ToolMissing, anvil_binary
 from incentive.chain import connect
 from node.launcher import LocalSwarm, SwarmPlan
+from node.runtime import build_node
 from node.report import SwarmReport
 
 
@@ -113,3 +118,71 @@ def test_poisoned_updates_under_median_change_little_and_earn_least(tmp_path: Pa
     assert all(attacker.contribution < row.contribution for row in good)
     assert all(attacker.payout_wei < row.payout_wei for row in good)
     assert poisoned.audit_ok and honest.audit_ok
+
+
+@pytest.mark.slow
+def test_a_node_that_starts_late_adopts_the_current_model(tmp_path: Path) -> None:
+    plan = SwarmPlan(nodes=3, rounds=5, in_process=True, out=tmp_path / "run", round_timeout=3,
+                     node_overrides=("swarm.stats_timeout=2",))
+    swarm = LocalSwarm(plan, say=_quiet)
+    w3 = connect("eth-tester")
+    prov, configs = swarm.prepare(w3, "eth-tester")
+    nodes = [build_node(c, w3=w3) for c in configs]
+    summaries: dict[int, dict] = {}
+
+    async def run(i: int) -> None:
+        summaries[i] = await nodes[i].run()
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, 0)
+            nursery.start_soon(run, 1)
+            with trio.fail_after(120):
+                while len(swarm.metrics(configs[0])) < 2:
+                    await trio.sleep(0.1)
+            nursery.start_soon(run, 2)
+
+    trio.run(main)
+    late = swarm.metrics(configs[2])
+    assert late[0]["round"] >= 3  # it never ran rounds 1-2 itself
+    assert summaries[2]["rounds"] == plan.rounds
+    # From the round it joined, it merged the same updates as the others: the same final model.
+    assert summaries[2]["model_digest"] == summaries[0]["model_digest"] == summaries[1]["model_digest"]
+    report = swarm.finish(w3, prov, configs, [summaries[i] for i in range(3)], 0.0)
+    assert report.audit_ok, report.audit_mismatches
+
+
+def _children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if int(fields.get("PPid", "0").strip()) == pid:
+            child = int(status.parent.name)
+            found |= {child} | _children_of(child)
+    return found
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    _anvil_or_skip()
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "scripts/swarm.py", "--rounds", "50", "--out", str(tmp_path / "run")],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:
+            if "node processes started" in line:
+                break
+        children = _children_of(proc.pid)
+        assert len(children) >= 5  # anvil and four nodes
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130
+    finally:
+        proc.kill()
+    time.sleep(0.5)
+    alive = {pid for pid in children if Path(f"/proc/{pid}").exists()
+             and "zombie" not in Path(f"/proc/{pid}/status").read_text()}
+    assert alive == set()

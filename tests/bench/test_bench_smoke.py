@@ -1,0 +1,77 @@
+"""Seconds-long smoke runs of the benchmark scripts (`--quick`), checking the JSON they write.
+
+The full benchmarks (`scripts/bench_all.sh`) take minutes and are not part of CI; these only prove
+that each script runs end to end on the real launcher and writes well-formed reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, tmp_path: Path) -> Path:
+    out = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--quick", "--out", str(out),
+                           "--runs", str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "benchmark done" in proc.stdout  # progress lines were printed
+    return out
+
+
+def _prob(x) -> bool:
+    return isinstance(x, float) and 0.0 <= x <= 1.0
+
+
+def test_bench_learning_quick(tmp_path: Path) -> None:
+    out = _run("bench_learning.py", tmp_path)
+    data = json.loads((out / "learning.json").read_text())
+    heart = data["results"]["heart"]
+    assert heart["nodes"] == ["cleveland", "hungary"]
+    assert set(heart["methods"]) == {"swarm_mean", "pooled", "local"}
+    seed = heart["per_seed"][0]
+    for method in heart["methods"]:
+        for where in heart["nodes"] + ["pooled_test"]:
+            assert _prob(seed[method][where]["accuracy"]), (method, where)
+            assert _prob(seed[method][where]["auc"]), (method, where)
+        assert heart["summary"][method]["pooled_test"]["accuracy"]["n"] == 1
+    # every node ran every round and heard its peer; the curve has one point per round
+    assert seed["swarm_mean_heard"] == seed["swarm_mean_expected"] == 2 * 1 * 2
+    assert all(len(c) == 2 for c in seed["swarm_mean_curves"].values())
+    # the re-evaluated final models and our local-only arm agree with what the nodes reported
+    assert seed["swarm_mean_max_diff_vs_node_summary"] < 1e-9
+    assert seed["local_max_diff_vs_node_summary"] < 1e-9
+    assert data["targets"] and all("gap_points" in t for t in data["targets"])
+    assert (out / "learning.md").read_text().startswith("# Learning quality")
+    assert (out / "learning_curves.png").stat().st_size > 1000
+
+
+def test_bench_systems_quick(tmp_path: Path) -> None:
+    out = _run("bench_systems.py", tmp_path)
+    data = json.loads((out / "systems.json").read_text())
+    run = data["scale"][0]
+    assert run["nodes"] == 2 and run["rounds"] == 2
+    assert set(run["phase_mean_s"]) >= {"train", "commit", "share", "collect", "merge", "score", "checkpoint"}
+    assert all(v >= 0 for v in run["phase_mean_s"].values())
+    assert run["heard"] == run["expected"] == 2 * 1 * 2
+    # one commit per node per round reached the chain, with gas from its receipt
+    per_fn = run["txs_by_function"]
+    assert per_fn.get("commit", 0) + per_fn.get("commitAndScore", 0) == 2 * 2
+    assert run["gas_per_node_round_amortised"] > 20_000
+    assert all(g > 20_000 for g in run["gas_by_function"].values())
+    size = data["model_size"][0]
+    assert size["params"] == 10_117 and size["raw_model_bytes"] == 4 * 10_117
+    if size["bytes_in_per_node_round"] is not None:  # the engine reports blob bytes per round
+        # a 2-node round moves at least the peer's update in, and ours out
+        assert size["bytes_in_over_raw"] >= 0.9 and size["bytes_out_over_raw"] >= 0.9
+    assert not math.isnan(run["node_round_s"])
+    assert (out / "systems.md").read_text().startswith("# Systems cost")
+    assert (out / "systems_phases.png").stat().st_size > 1000
