@@ -123,29 +123,24 @@ POSITIVE = {
 }
 
 
+# Accepted TOML types per setting type; bool is an int in Python, so it is kept out explicitly.
+_SCALARS: dict[type, tuple[tuple[type, ...], str]] = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "a string"),
+}
+
+
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin is tuple:
+    if typing.get_origin(annotation) is tuple:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
         return tuple(value)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{key}: unsupported setting type {annotation!r}")
+    accepted, described = _SCALARS[annotation]
+    if not isinstance(value, accepted) or (annotation is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{key}: expected {described}, got {value!r}")
+    return annotation(value)
 
 
 def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
