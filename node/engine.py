@@ -135,7 +135,6 @@ class SwarmNode:
         self.bytes_in = 0  # blob bytes fetched from peers, all kinds
         self._pending_scores: tuple[int, dict[str, int]] | None = None
         self._bytes_mark = (0, 0)  # byte counters when the last round was reported
-        self.reports: list[RoundReport] = []
         self._sticky: dict[str, Announcement] = {}
         self._served: dict[str, list[str]] = {}
         n = learner.data.n_features
@@ -386,9 +385,7 @@ class SwarmNode:
         with timer("checkpoint"):
             bundle_blob = self._checkpoint()
             await self._announce("model", r, bundle_blob, own.samples, "f32")
-        report = self._report(r, committed, received, scores, timer)
-        self.reports.append(report)
-        self.log.info(report.line(cfg.rounds))
+        self.log.info(self._report(r, committed, received, scores, timer).line(cfg.rounds))
 
     async def _own_update_blob(self, r: int, delta: Tensors) -> bytes:
         attack = self.config.swarm.attack
@@ -397,8 +394,10 @@ class SwarmNode:
             await self.inbox.wait_until(lambda: bool(self.inbox.get("update", r)),
                                         trio.current_time() + self.round_duration)
             for ann in self.inbox.get("update", r).values():
-                blob = await self.host.fetch(ann.sender, ann.digest, max_bytes=self._max_blob)
-                return blob
+                try:
+                    return await self.host.fetch(ann.sender, ann.digest, max_bytes=self._max_blob)
+                except FetchError as exc:
+                    self.log.info("copy attack: could not fetch %s's update (%s)", self._name(ann.sender), exc)
         delta = apply_attack(attack, delta, self.config.swarm.attack_factor)
         return encode_update(delta, self.config.swarm.codec)
 

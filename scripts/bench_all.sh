@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Reproduce every MedSwarm benchmark and write reports/bench/ (JSON, markdown, PNG plots).
+#   scripts/bench_all.sh            full suite (~20 min on 2 cores)
+#   scripts/bench_all.sh --quick    seconds-long smoke versions
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+OUT=${BENCH_OUT:-reports/bench}
+RUNS=${BENCH_RUNS:-runs/bench}
+mkdir -p "$OUT"
+start=$(date +%s)
+"$PY" scripts/bench_learning.py --out "$OUT" --runs "$RUNS/learning" "$@"
+"$PY" scripts/bench_systems.py --out "$OUT" --runs "$RUNS/systems" "$@"
+secs=$(( $(date +%s) - start ))
+{
+  echo "# MedSwarm benchmarks"
+  echo
+  echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
+  echo
+  sed 's/^# /## /; s/^## /### /' "$OUT/learning.md" | sed '1s/^### /## /'
+  echo
+  sed 's/^# /## /; s/^## /### /' "$OUT/systems.md" | sed '1s/^### /## /'
+} > "$OUT/summary.md"
+echo "{\"suite_seconds\": $secs, \"args\": \"$*\"}" > "$OUT/suite.json"
+if [[ " $* " != *" --quick "* ]]; then  # the README's plots come from full runs only
+  mkdir -p docs/img
+  cp "$OUT/learning_curves.png" "$OUT/systems_phases.png" docs/img/
+fi
+echo "benchmarks done in ${secs}s: $OUT/summary.md"

@@ -1,0 +1,379 @@
+"""Shared parts of the MedSwarm benchmarks: run a swarm through the one launcher and measure it.
+
+`run_swarm(plan)` runs `node.launcher.LocalSwarm` unchanged and adds only what a benchmark
+needs on top of it (a subclass, no copy of the launcher):
+- peak memory per node process, taken from the kernel when the process is reaped
+  (`os.wait4` rusage `ru_maxrss`: the exact high-water mark of that process), with
+  `/proc/<pid>/status` VmHWM sampled while it runs as a cross-check;
+- every transaction the nodes sent to the ledger during the run (function, round, gas from its
+  receipt, block), read from the chain before the launcher shuts it down;
+- each node's metrics.jsonl rows and summary.json.
+
+The baselines (`baselines`) train the same model with the same settings the swarm's nodes use
+(built from the same `SwarmPlan.node_config`), on the same fitting rows, with node.learner,
+node.training and node.preprocess directly: pooled (all nodes' fitting rows, scaled by their
+combined statistics) and local-only (each node alone, scaled by its own statistics).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from node.launcher import LocalSwarm, Provisioned, SwarmPlan  # noqa: E402
+
+NODE_TX_FUNCTIONS = ("commit", "submitScores", "commitAndScore", "finalize")
+PHASES = ("train", "commit", "share", "collect", "merge", "score", "checkpoint")
+
+_T0 = time.monotonic()
+
+
+# --------------------------------------------------------------------------- output
+
+
+def say(line: str) -> None:
+    """A progress line with the time since the benchmark started."""
+    print(f"[{time.monotonic() - _T0:7.1f}s] {line}", flush=True)
+
+
+def quiet() -> None:
+    """Keep the terminal to progress lines: no ResourceWarnings, libp2p's noise only when fatal."""
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.ERROR)
+    for name in ("libp2p", "p2p", "node", "incentive", "web3", "multiaddr", "async_service"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
+            "platform": platform.platform()}
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsonable(payload), indent=2) + "\n")
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (np.floating, np.integer)):
+        return jsonable(value.item())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def mean_std(values: Sequence[float | None]) -> dict[str, float | int | None]:
+    present = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not present:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": statistics.fmean(present), "std": statistics.stdev(present) if len(present) > 1 else 0.0,
+            "n": len(present)}
+
+
+def fmt_ms(stat: dict[str, Any], scale: float = 100.0, digits: int = 1) -> str:
+    """'84.8 ± 1.2' from a mean_std dict (percent by default)."""
+    if not stat or stat.get("mean") is None:
+        return "-"
+    return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
+
+
+# --------------------------------------------------------------------------- a measured swarm run
+
+
+@dataclass
+class ChainTx:
+    node: str
+    function: str
+    round: int | None
+    gas: int
+    block: int
+
+
+@dataclass
+class SwarmRun:
+    """What one launcher run left behind, plus what the benchmark measured around it."""
+
+    plan: SwarmPlan
+    seconds: float
+    report: dict[str, Any]
+    names: list[str]
+    metrics: dict[str, list[dict[str, Any]]]
+    summaries: dict[str, dict[str, Any] | None]
+    txs: list[ChainTx] = field(default_factory=list)
+    peak_rss: dict[str, int] = field(default_factory=dict)  # bytes, from wait4 (process mode)
+    vmhwm: dict[str, int] = field(default_factory=dict)  # bytes, last VmHWM seen while alive
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+
+
+class MeasuredSwarm(LocalSwarm):
+    """LocalSwarm plus reaping with rusage (peak RSS) and a read of the ledger's transactions."""
+
+    WAIT_LIMIT = 900.0
+
+    def __init__(self, plan: SwarmPlan, say: Callable[[str], None] = say, read_chain: bool = True) -> None:
+        super().__init__(plan, say)
+        self.read_chain = read_chain
+        self.peak_rss: dict[str, int] = {}
+        self.vmhwm: dict[str, int] = {}
+        self.exit_codes: dict[str, int | None] = {}
+        self.txs: list[ChainTx] = []
+
+    def wait_for_nodes(self, configs, timeout: float | None = None) -> None:
+        # Reap each node ourselves with wait4 so the kernel's peak RSS of that process comes back;
+        # then let the launcher's own wait see them finished and report failures as usual.
+        deadline = time.monotonic() + (timeout or self.WAIT_LIMIT)
+        live = dict(self._procs)
+        shown = 0
+        while live and time.monotonic() < deadline:
+            for name, proc in list(live.items()):
+                hwm = read_vmhwm(proc.pid)
+                if hwm:
+                    self.vmhwm[name] = max(self.vmhwm.get(name, 0), hwm)
+                try:
+                    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                except ChildProcessError:
+                    pid, status, usage = proc.pid, 0, None
+                if pid:
+                    proc.returncode = os.waitstatus_to_exitcode(status)
+                    self.exit_codes[name] = proc.returncode
+                    if usage is not None:
+                        self.peak_rss[name] = usage.ru_maxrss * 1024  # KiB on Linux
+                    del live[name]
+            shown = self._progress_line(configs, shown)
+            time.sleep(0.2)
+        for name in live:
+            self.exit_codes[name] = None
+            self.say(f"node {name} still running after {timeout or self.WAIT_LIMIT:.0f}s; stopping it")
+        for name, code in self.exit_codes.items():
+            if code:
+                self.say(f"node {name} exited with status {code}; see {self.run_dir}/{name}/node.log")
+
+    def finish(self, w3, prov: Provisioned, configs, summaries, seconds):
+        report = super().finish(w3, prov, configs, summaries, seconds)
+        if self.read_chain:
+            self.txs = ledger_transactions(w3, prov)
+        return report
+
+
+def read_vmhwm(pid: int) -> int | None:
+    """VmHWM (peak resident set) of a live process in bytes; None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def ledger_transactions(w3, prov: Provisioned) -> list[ChainTx]:
+    """Every transaction a node account sent to the ledger, with its gas from the receipt."""
+    from incentive.artifacts import ledger_artifact
+
+    contract = w3.eth.contract(address=prov.contract, abi=ledger_artifact().abi)
+    who = {a.lower(): n for a, n in zip(prov.addresses, prov.names)}
+    out: list[ChainTx] = []
+    for number in range(0, w3.eth.block_number + 1):
+        block = w3.eth.get_block(number, full_transactions=True)
+        for tx in block["transactions"]:
+            sender = str(tx["from"]).lower()
+            if sender not in who or not tx.get("to") or str(tx["to"]).lower() != prov.contract.lower():
+                continue
+            fn, args = contract.decode_function_input(tx.get("input") or tx.get("data"))
+            if fn.fn_name not in NODE_TX_FUNCTIONS:
+                continue
+            receipt = w3.eth.get_transaction_receipt(tx["hash"])
+            if receipt["status"] != 1:
+                continue
+            # commitAndScore's cost belongs to the round it commits; finalize's to the round it closes
+            out.append(ChainTx(who[sender], fn.fn_name, int(args.get("round", 0)) or None,
+                               int(receipt["gasUsed"]), number))
+    return out
+
+
+def run_swarm(plan: SwarmPlan, label: str = "", read_chain: bool = True) -> SwarmRun:
+    """Run one swarm through the launcher, measured; progress lines are prefixed with `label`."""
+    prefix = f"{label}: " if label else ""
+    swarm = MeasuredSwarm(plan, say=lambda line: say(prefix + line), read_chain=read_chain)
+    started = time.monotonic()
+    report = swarm.run()
+    seconds = time.monotonic() - started
+    names = [plan.node_name(i) for i in range(plan.nodes)]
+    metrics, summaries = {}, {}
+    for name in names:
+        folder = plan.out / name
+        metrics[name] = _read_jsonl(folder / "metrics.jsonl")
+        path = folder / "summary.json"
+        summaries[name] = json.loads(path.read_text()) if path.exists() else None
+    return SwarmRun(plan, seconds, report.to_json(), names, metrics, summaries, swarm.txs,
+                    dict(swarm.peak_rss), dict(swarm.vmhwm), dict(swarm.exit_codes))
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+# --------------------------------------------------------------------------- models, data, baselines
+
+
+@dataclass
+class NodeSetup:
+    """One node's learner (data, fitting/validation rows, model settings) as the swarm builds it."""
+
+    name: str
+    config: Any
+    learner: Any
+
+
+def node_setups(plan: SwarmPlan) -> list[NodeSetup]:
+    """The learners the swarm's nodes build for `plan` (same config path as the launcher)."""
+    from node.datasets import load_node_data
+    from node.learner import Learner
+    from node.runtime import data_spec
+
+    setups = []
+    for i in range(plan.nodes):
+        config = plan.node_config(i, plan.out / plan.node_name(i), "", "http://127.0.0.1:1", 1,
+                                  "/ip4/127.0.0.1/tcp/0", ())
+        data = load_node_data(data_spec(config))
+        setups.append(NodeSetup(config.name, config, Learner(config, data)))
+    return setups
+
+
+def _margins(model, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        logits = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
+    return (logits[:, 1] - logits[:, 0]).double().numpy()
+
+
+@dataclass
+class Predictions:
+    """Margins (logit of class 1 minus class 0) on each node's test rows, and the labels."""
+
+    margins: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+
+    def node(self, name: str) -> dict[str, float]:
+        return _metrics(self.margins[name], self.labels[name])
+
+    def pooled(self) -> dict[str, float]:
+        names = sorted(self.margins)
+        return _metrics(np.concatenate([self.margins[n] for n in names]),
+                        np.concatenate([self.labels[n] for n in names]))
+
+    def table(self) -> dict[str, dict[str, float]]:
+        out = {n: self.node(n) for n in self.margins}
+        out["pooled_test"] = self.pooled()
+        out["node_mean"] = {k: float(np.mean([out[n][k] for n in self.margins if out[n][k] is not None
+                                              and math.isfinite(out[n][k])] or [math.nan]))
+                            for k in ("accuracy", "auc")}
+        return out
+
+
+def _metrics(margin: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    from node.training import roc_auc
+
+    return {"accuracy": float(np.mean((margin > 0).astype(np.int64) == y)) if len(y) else math.nan,
+            "auc": roc_auc(y, margin), "n": int(len(y))}
+
+
+def _train(setup: NodeSetup, x: np.ndarray, y: np.ndarray, epochs: int):
+    from node.models import build_model
+    from node.training import train_local
+
+    c = setup.config
+    model = build_model(c.model.kind, setup.learner.data.n_features, max(2, setup.learner.data.n_classes),
+                        hidden=c.model.hidden, seed=c.swarm.seed)
+    t = c.training
+    train_local(model, x, y, epochs=epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
+                optimizer=t.optimizer, weight_decay=t.weight_decay)
+    return model
+
+
+def baselines(plan: SwarmPlan) -> dict[str, Predictions]:
+    """Pooled and local-only training of the swarm's model, same total epochs (rounds x epochs)."""
+    import torch
+
+    from node.preprocess import FeatureStats, Scaler
+
+    torch.set_num_threads(1)
+    setups = node_setups(plan)
+    epochs = plan.rounds * setups[0].config.training.epochs
+    labels = {s.name: s.learner.data.test.y for s in setups}
+    # pooled: every node's fitting rows, scaled by the combined statistics (the swarm's own rule)
+    fit_x = np.concatenate([s.learner.fit_rows.x for s in setups])
+    fit_y = np.concatenate([s.learner.fit_rows.y for s in setups])
+    scaler = Scaler.from_stats(FeatureStats.of(fit_x))
+    pooled = _train(setups[0], scaler.transform(fit_x), fit_y, epochs)
+    pooled_margins = {s.name: _margins(pooled, scaler.transform(s.learner.data.test.x)) for s in setups}
+    # local-only: each node alone, scaled by its own statistics (as Learner.local_only does)
+    local_margins = {}
+    for s in setups:
+        own = Scaler.from_stats(FeatureStats.of(s.learner.fit_rows.x))
+        model = _train(s, own.transform(s.learner.fit_rows.x), s.learner.fit_rows.y, epochs)
+        local_margins[s.name] = _margins(model, own.transform(s.learner.data.test.x))
+    return {"pooled": Predictions(pooled_margins, labels), "local": Predictions(local_margins, labels)}
+
+
+def swarm_predictions(run: SwarmRun) -> Predictions:
+    """Each node's final merged model (its last checkpoint) on its own test rows."""
+    plan = run.plan
+    task_key = f"{run.report['contract']}/{run.report['task_id']}"
+    from node.checkpoint import load_checkpoint
+    from node.engine import split_bundle, WEIGHT_PREFIX, STATS_PREFIX
+    from node.models import load_numpy_state
+    from node.preprocess import STATS_TENSOR_NAMES, Scaler
+
+    margins, labels = {}, {}
+    for s in node_setups(plan):
+        learner = s.learner
+        n = learner.data.n_features
+        shapes = {WEIGHT_PREFIX + k: v for k, v in learner.shapes.items()}
+        shapes.update({STATS_PREFIX + k: (n,) for k in STATS_TENSOR_NAMES})
+        ckpt = load_checkpoint(plan.out / s.name, shapes, task_key)
+        if ckpt is None:
+            continue
+        weights, stats = split_bundle(ckpt.tensors)
+        load_numpy_state(learner.model, weights)
+        margins[s.name] = _margins(learner.model, Scaler.from_stats(stats).transform(learner.data.test.x))
+        labels[s.name] = learner.data.test.y
+    return Predictions(margins, labels)
+
+
+def plan_with(plan: SwarmPlan, **changes: Any) -> SwarmPlan:
+    return replace(plan, **changes)
