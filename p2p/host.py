@@ -307,6 +307,10 @@ class SwarmHost:
         """Stop serving ``digest`` (no-op if unknown)."""
         self._server.remove(digest)
 
+    def fetched_by(self, digest: str) -> frozenset[str]:
+        """Peer ids that have fetched the blob ``digest`` from this host in full."""
+        return self._server.fetched_by(digest)
+
     @property
     def bytes_served(self) -> int:
         """Blob payload bytes this host has sent to peers so far."""

@@ -169,14 +169,23 @@ class BlobServer:
         self.served = 0
         self.bytes_served = 0  # payload bytes of completed responses
         self.rejected = 0
+        self._fetched_by: dict[bytes, set[str]] = {}
 
     def add(self, data: bytes) -> str:
         d = keccak_digest(data)
-        self._blobs[digest_to_bytes(d)] = bytes(data)
+        key = digest_to_bytes(d)
+        self._blobs[key] = bytes(data)
+        self._fetched_by.setdefault(key, set())
         return d
 
     def remove(self, digest: str) -> None:
-        self._blobs.pop(digest_to_bytes(digest), None)
+        key = digest_to_bytes(digest)
+        self._blobs.pop(key, None)
+        self._fetched_by.pop(key, None)
+
+    def fetched_by(self, digest: str) -> frozenset[str]:
+        """Peers that received the whole blob `digest` from us (empty if we do not serve it)."""
+        return frozenset(self._fetched_by.get(digest_to_bytes(digest), ()))
 
     def __contains__(self, digest: str) -> bool:
         return digest_to_bytes(digest) in self._blobs
@@ -242,6 +251,8 @@ class BlobServer:
                 await stream.write(view[start : start + WRITE_CHUNK])
         self.served += 1
         self.bytes_served += len(blob)
+        if (fetchers := self._fetched_by.get(key)) is not None:
+            fetchers.add(peer)
         self._log.debug("served %d bytes of 0x%s to %s", len(blob), key.hex(), peer)
         with trio.move_on_after(self._request_timeout):
             await stream.close()

@@ -108,7 +108,11 @@ def test_not_found_oversize_and_unserve(tmp) -> None:
             d = a.serve(data)
             with pytest.raises(BlobTooLarge, match="limit is 1048576"):
                 await b.fetch(a.peer_id, d, max_bytes=1 * MiB)
+            assert a.fetched_by(d) == frozenset()  # an aborted fetch does not count
+            assert await b.fetch(a.peer_id, d) == data
+            assert a.fetched_by(d) == {b.peer_id}
             a.unserve(d)
+            assert a.fetched_by(d) == frozenset()
             with pytest.raises(NotFound):
                 await b.fetch(a.peer_id, d)
             await fetch_ok(b, a, b"still serving")
