@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--partition", choices=("iid", "dirichlet"), default="iid")
     swarm.add_argument("--alpha", type=float, default=0.5)
     swarm.add_argument("--model", choices=("logreg", "mlp"), default="mlp")
-    swarm.add_argument("--merge", choices=("mean", "median", "trimmed", "geomedian"), default="mean")
+    swarm.add_argument("--merge", choices=("mean", "median", "trimmed", "geomedian"), default="median")
     swarm.add_argument("--epochs", type=int, default=1, help="local epochs per round")
     swarm.add_argument("--round-timeout", type=float, default=30.0)
     swarm.add_argument("--pool", type=float, default=10.0, help="reward pool in ETH")

@@ -53,7 +53,7 @@ class TrainingConfig:
 class SwarmConfig:
     rounds: int = 10
     stats_timeout: float = 60.0  # how long to wait for peers' statistics before round 1
-    merge: str = "mean"  # mean | median | trimmed | geomedian
+    merge: str = "median"  # mean | median | trimmed | geomedian
     scorer: str = "default"  # default | loo | individual
     codec: str = "f32"  # f32 | f16
     seed: int = 0  # shared by every node: the initial model

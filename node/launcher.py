@@ -9,7 +9,6 @@ loop against an in-process eth-tester chain, for fast experiments and tests.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import trio
+from eth_account import Account
 from web3 import Web3
 
 from incentive.anvil import Anvil
@@ -35,8 +35,6 @@ from .config import NodeConfig, config_from_mapping, dump_config
 from .datasets import HEART_HOSPITALS
 from .engine import SCORES_LOG
 from .report import SwarmReport, write_report
-
-log = logging.getLogger(__name__)
 
 WEI_PER_ETH = 10**18
 GAS_ALLOWANCE_WEI = 10**18  # each node account gets 1 ETH for gas from the admin
@@ -58,7 +56,7 @@ class SwarmPlan:
     partition: str = "iid"
     alpha: float = 0.5
     model: str = "mlp"
-    merge: str = "mean"
+    merge: str = "median"
     epochs: int = 1
     lr: float = 0.01
     codec: str = "f32"
@@ -109,6 +107,7 @@ class Provisioned:
 
     contract: str
     task_id: int
+    quorum: int
     admin_key: str
     names: tuple[str, ...]
     node_dirs: tuple[Path, ...]
@@ -125,7 +124,7 @@ def free_port() -> int:
 def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], None]) -> Provisioned:
     """Create node keys, deploy the ledger, register the members, open and fund the task."""
     admin_key, sponsor_key = dev_keys(w3, 2)
-    admin, sponsor = load_account(admin_key), load_account(sponsor_key)
+    admin, sponsor = Account.from_key(admin_key), Account.from_key(sponsor_key)
     names, dirs, peer_ids, addresses = [], [], [], []
     for i in range(plan.nodes):
         name = plan.node_name(i)
@@ -144,11 +143,12 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
     say(f"ledger deployed at {ledger.address}")
     for name, pid, address in zip(names, peer_ids, addresses):
         ledger.register_member(address, pid, name)
-    task_id = ledger.create_task(quorum=max(2, plan.nodes // 2 + 1), model_id=f"{plan.dataset}/{plan.model}",
+    quorum = max(2, plan.nodes // 2 + 1)
+    task_id = ledger.create_task(quorum=quorum, model_id=f"{plan.dataset}/{plan.model}",
                                  round_duration=max(1, round(plan.round_timeout)))
     ledger.with_account(sponsor).fund(task_id, int(plan.pool_eth * WEI_PER_ETH))
     say(f"task {task_id} opened with a pool of {plan.pool_eth:g} ETH; {plan.nodes} members registered")
-    return Provisioned(ledger.address, task_id, admin_key, tuple(names), tuple(dirs), tuple(peer_ids),
+    return Provisioned(ledger.address, task_id, quorum, admin_key, tuple(names), tuple(dirs), tuple(peer_ids),
                        tuple(addresses))
 
 
@@ -156,15 +156,20 @@ def expectations_from_logs(prov: Provisioned) -> dict[str, Any]:
     """What the nodes' own logs say the chain must hold, for the audit to check.
 
     Each node logs the scores the chain accepted from it; a peer's credit for the round is the
-    contract's median of the scores it was given, and its contribution the sum of its credits.
+    contract's median of the scores it was given (nothing in a round with fewer committers than
+    the quorum), and its contribution the sum of its credits.
     """
     address = dict(zip(prov.names, prov.addresses))
     given: dict[int, dict[str, list[int]]] = {}
-    for folder in prov.node_dirs:
+    committed: dict[int, set[str]] = {}  # only committers may score or be scored
+    for name, folder in zip(prov.names, prov.node_dirs):
         for row in read_jsonl(folder / SCORES_LOG):
+            committed.setdefault(row["round"], set()).add(address[name])
             for peer, score in row["scores"].items():
                 given.setdefault(row["round"], {}).setdefault(address[peer], []).append(int(score))
-    credits = {r: {a: median_credit(s) for a, s in peers.items()} for r, peers in given.items()}
+                committed[row["round"]].add(address[peer])
+    credits = {r: {a: median_credit(s) if len(committed[r]) >= prov.quorum else 0 for a, s in peers.items()}
+               for r, peers in given.items()}
     contributions: dict[str, int] = {}
     for per_round in credits.values():
         for a, credit in per_round.items():
@@ -183,12 +188,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             break  # a line still being written
     return rows
-
-
-def load_account(private_key: str):
-    from eth_account import Account
-
-    return Account.from_key(private_key)
 
 
 class LocalSwarm:
@@ -358,7 +357,7 @@ class LocalSwarm:
     # ---------------------------------------------------------------- payouts
 
     def _close_and_pay(self, w3: Web3, prov: Provisioned) -> dict[str, int]:
-        admin = Ledger(w3, prov.contract, load_account(prov.admin_key))
+        admin = Ledger(w3, prov.contract, Account.from_key(prov.admin_key))
         admin.close_task(prov.task_id)
         payouts: dict[str, int] = {}
         for name, folder in zip(prov.names, prov.node_dirs):

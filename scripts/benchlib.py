@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from node.launcher import LocalSwarm, Provisioned, SwarmPlan  # noqa: E402
+from node.launcher import LocalSwarm, Provisioned, SwarmPlan, read_jsonl  # noqa: E402
 
 NODE_TX_FUNCTIONS = ("commit", "submitScores", "commitAndScore", "finalize")
 PHASES = ("train", "commit", "share", "collect", "merge", "score", "checkpoint")
@@ -227,23 +227,11 @@ def run_swarm(plan: SwarmPlan, label: str = "", read_chain: bool = True) -> Swar
     metrics, summaries = {}, {}
     for name in names:
         folder = plan.out / name
-        metrics[name] = _read_jsonl(folder / "metrics.jsonl")
+        metrics[name] = read_jsonl(folder / "metrics.jsonl")
         path = folder / "summary.json"
         summaries[name] = json.loads(path.read_text()) if path.exists() else None
     return SwarmRun(plan, seconds, report.to_json(), names, metrics, summaries, swarm.txs,
                     dict(swarm.peak_rss), dict(swarm.vmhwm), dict(swarm.exit_codes))
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
-    return rows
 
 
 # --------------------------------------------------------------------------- models, data, baselines
