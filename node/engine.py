@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -280,8 +281,10 @@ class SwarmNode:
         raise NodeError(f"could not fetch the swarm's round {latest} model from any peer")
 
     async def _agree_scaling(self) -> None:
-        own = self.learner.local_stats()
-        blob = encode_update(own.to_tensors(), "f32")
+        blob = encode_update(self.learner.local_stats().to_tensors(), "f32")
+        # Combine our own statistics as peers receive them (float32 pairs), not the exact float64
+        # ones, so that every node computes bit-identical scaling (and identical model bundles).
+        own = FeatureStats.from_tensors(decode_update(blob))
         deadline = trio.current_time() + self.config.swarm.stats_timeout
         await self._announce("stats", 0, blob, len(self.learner.fit), "f32", until=deadline)
         collected = await self._collect(
@@ -398,8 +401,9 @@ class SwarmNode:
         if len(updates) < self.quorum:
             self.log.warning("round %d: %d update(s), below the task's quorum of %d: merged anyway, "
                              "but the chain credits nobody for this round", r, len(updates), self.quorum)
-        start = self.weights
         with timer("merge"):
+            await self._rejoin_majority(r - 1)
+            start = self.weights
             if updates:
                 self.weights = add(self.weights, self.rule.merge(updates))
             self.learner.set_weights(self.weights)
@@ -411,6 +415,31 @@ class SwarmNode:
             bundle_blob = self._checkpoint()
             await self._announce("model", r, bundle_blob, own.samples, "f32")
         self.log.info(self._report(r, committed, received, scores, timer).line(cfg.rounds))
+
+    async def _rejoin_majority(self, r: int) -> None:
+        """If most members merged round r into another model than ours, continue from theirs.
+
+        Nodes that fetched the same updates hold the same model; a fetch that failed on some
+        nodes only (a peer dying mid-transfer) leaves them apart, and deltas applied to different
+        bases keep them apart. Updates are deltas, so this round's merge can start from the
+        majority's model instead.
+        """
+        anns = self.inbox.get("model", r)
+        ours = self._offers.get("model", [])
+        if r < 1 or not anns or not ours or ours[-1].ann.round != r:
+            return
+        counts = Counter(a.digest for a in anns.values())
+        counts[ours[-1].ann.digest] += 1
+        top, votes = counts.most_common(1)[0]
+        if top == ours[-1].ann.digest or 2 * votes <= len(self.members):
+            return
+        for ann in (a for a in anns.values() if a.digest == top):
+            bundle = await self._fetch_decoded(ann, self._bundle_shapes)
+            if bundle is not None:
+                self._adopt(r, bundle)
+                self.log.warning("round %d: %d of %d members hold model %s, not ours: continuing from theirs",
+                                 r, votes, len(self.members), top[:10])
+                return
 
     async def _own_update_blob(self, r: int, delta: Tensors) -> bytes:
         attack = self.config.swarm.attack
