@@ -17,7 +17,6 @@ Writes learning.json, learning.md and learning_curves.png into --out.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -150,10 +149,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="reports/bench")
-    ap.add_argument("--runs", default="runs/bench/learning", help="where the swarm runs keep their node folders")
-    ap.add_argument("--quick", action="store_true", help="seconds-long smoke run: 2 heart nodes, 2 rounds, 1 seed")
+    ap = B.bench_arguments(__doc__, "runs/bench/learning", "seconds-long smoke run: 2 heart nodes, 2 rounds, 1 seed")
     ap.add_argument("--heart-seeds", type=int, default=5)
     ap.add_argument("--bc-seeds", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=10)

@@ -19,7 +19,6 @@ systems_phases.png into --out.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -225,10 +224,7 @@ def plot(scale: list[dict], sizes: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="reports/bench")
-    ap.add_argument("--runs", default="runs/bench/systems")
-    ap.add_argument("--quick", action="store_true", help="seconds-long smoke run: 2 nodes in one process, 2 rounds")
+    ap = B.bench_arguments(__doc__, "runs/bench/systems", "seconds-long smoke run: 2 nodes in one process, 2 rounds")
     ap.add_argument("--nodes", default="2,4,8,16")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sizes", default="10k,1M,10M", help="model sizes for the bytes sweep at N=4")

@@ -17,6 +17,7 @@ combined statistics) and local-only (each node alone, scaled by its own statisti
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
@@ -58,6 +59,15 @@ def quiet() -> None:
     logging.basicConfig(level=logging.ERROR)
     for name in ("libp2p", "p2p", "node", "incentive", "web3", "multiaddr", "async_service"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def bench_arguments(doc: str | None, runs: str, quick: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes: where reports and runs go, and the smoke-run switch."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="reports/bench", help="where the JSON, markdown and plots go")
+    ap.add_argument("--runs", default=runs, help="where the swarm runs keep their node folders")
+    ap.add_argument("--quick", action="store_true", help=quick)
+    return ap
 
 
 def machine() -> dict[str, Any]:
