@@ -18,7 +18,7 @@ from typing import Sequence
 
 import trio
 
-from .config import ConfigError, load_config
+from .config import CHOICES, ConfigError, load_config
 from .logs import setup_logging
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -92,10 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--nodes", type=int, default=4)
     swarm.add_argument("--rounds", type=int, default=10)
     swarm.add_argument("--dataset", choices=("heart", "breast_cancer"), default="heart")
-    swarm.add_argument("--partition", choices=("iid", "dirichlet"), default="iid")
+    swarm.add_argument("--partition", choices=CHOICES["data.partition"], default="iid")
     swarm.add_argument("--alpha", type=float, default=0.5)
     swarm.add_argument("--model", choices=("logreg", "mlp"), default="mlp")
-    swarm.add_argument("--merge", choices=("mean", "median", "trimmed", "geomedian"), default="median")
+    swarm.add_argument("--merge", choices=CHOICES["swarm.merge"], default="median")
     swarm.add_argument("--epochs", type=int, default=1, help="local epochs per round")
     swarm.add_argument("--round-timeout", type=float, default=30.0)
     swarm.add_argument("--pool", type=float, default=10.0, help="reward pool in ETH")

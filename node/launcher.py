@@ -12,7 +12,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ import trio
 from eth_account import Account
 from web3 import Web3
 
-from incentive.anvil import Anvil
+from incentive.anvil import Anvil, free_port
 from incentive.audit import audit, median_credit
 from incentive.chain import connect, dev_keys, send_value
 from incentive.keys import load_key, write_key
@@ -113,12 +112,6 @@ class Provisioned:
     node_dirs: tuple[Path, ...]
     peer_ids: tuple[str, ...]
     addresses: tuple[str, ...]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], None]) -> Provisioned:
