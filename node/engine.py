@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import Counter
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from .attacks import apply_attack
 from .chainwriter import ChainWriter
 from .checkpoint import Checkpoint, StaleCheckpoint, load_checkpoint, save_checkpoint
 from .config import NodeConfig
+from .consensus import choose_model, rank_models
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
 from .logs import node_logger
@@ -51,6 +51,8 @@ T = TypeVar("T")
 REANNOUNCE_SECONDS = 1.0
 MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
+FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
+SETTLE_SECONDS = 5.0  # after the last round, how long to wait for peers' final models
 MAX_SAMPLES = 10_000_000  # an announcement claiming more rows than this is a lie
 WEIGHT_PREFIX, STATS_PREFIX = "w/", "s/"
 SCORES_LOG = "scores.jsonl"  # scores this node got onto the chain, one line per round
@@ -150,6 +152,7 @@ class SwarmNode:
         self._pending_scores: tuple[int, dict[str, int]] | None = None
         self._bytes_mark = (0, 0)  # byte counters when the last round was reported
         self._offers: dict[str, list[Offer]] = {}  # kind -> the blobs this node serves, oldest first
+        self._relayed: dict[int, list[str]] = {}  # round -> digests of peers' updates this node serves
         n = learner.data.n_features
         self._update_shapes = learner.shapes
         self._stats_shapes = {k: (n,) for k in STATS_TENSOR_NAMES}
@@ -172,6 +175,7 @@ class SwarmNode:
                     await self._start()
                     while self.round < self.config.swarm.rounds:
                         await self._run_round(self.round + 1)
+                    await self._settle()
                     await self._finish_chain_work()
                 finally:
                     nursery.cancel_scope.cancel()
@@ -266,18 +270,15 @@ class SwarmNode:
         if latest <= self.round:
             return
         anns = self.inbox.get("model", latest)
-        by_digest: dict[str, list[Announcement]] = {}
-        for ann in anns.values():
-            by_digest.setdefault(ann.digest, []).append(ann)
-        for group in sorted(by_digest.values(), key=lambda g: (-len(g), g[0].digest)):
-            for ann in group:
-                bundle = await self._fetch_decoded(ann, self._bundle_shapes)
-                if bundle is not None:
-                    self._adopt(latest, bundle)
-                    self._checkpoint()
-                    self.log.info("caught up: adopted round %d model %s from %s (%d peers agree)",
-                                  latest, ann.digest[:10], self._name(ann.sender), len(group))
-                    return
+        for model, holders in rank_models(a.digest for a in anns.values()):
+            ann = min((a for a in anns.values() if a.digest == model), key=lambda a: a.sender)
+            fetched = await self._fetch_decoded(ann, self._bundle_shapes)  # from any of the holders
+            if fetched is not None:
+                self._adopt(latest, fetched[1])
+                self._checkpoint()
+                self.log.info("caught up: adopted round %d model %s from %s (announced by %d of the peers heard)",
+                              latest, model[:10], self._name(ann.sender), holders)
+                return
         raise NodeError(f"could not fetch the swarm's round {latest} model from any peer")
 
     async def _agree_scaling(self) -> None:
@@ -301,17 +302,52 @@ class SwarmNode:
 
     # ------------------------------------------------------------------ collecting peers' blobs
 
-    async def _fetch_decoded(self, ann: Announcement, shapes: dict[str, tuple[int, ...]]) -> Tensors | None:
+    async def _fetch_blob(self, ann: Announcement) -> bytes:
+        """Fetch `ann`'s blob from its sender or, failing that, from any other member holding it.
+
+        Blobs are addressed by digest, so any peer's copy is as good as the sender's: nodes serve
+        the updates they verified (`_relay`) and nodes that agree serve the same merged model.
+        When a peer dies mid-round, the bytes that reached some nodes then reach all of them,
+        and every node merges the same set. Raises the sender's error if nobody has the blob.
+        """
+        limit = min(ann.size, self._max_blob)
+        try:
+            return await self.host.fetch(ann.sender, ann.digest, max_bytes=limit)
+        except FetchError as exc:
+            sender_error = exc
+        for relay in (p for p in self.host.peers() if p in self.peers and p != ann.sender):
+            try:
+                blob = await self.host.fetch(relay, ann.digest, max_bytes=limit)
+            except FetchError:
+                continue
+            self.log.info("%s r%d of %s fetched from %s (%s)", ann.kind, ann.round, self._name(ann.sender),
+                          self._name(relay), type(sender_error).__name__)
+            return blob
+        raise sender_error
+
+    async def _fetch_decoded(self, ann: Announcement, shapes: dict[str, tuple[int, ...]],
+                             retry_until: float = -math.inf) -> tuple[bytes, Tensors] | None:
+        """Fetch and strictly decode `ann`'s blob, retrying unavailable sources until `retry_until`.
+
+        A node that verified a blob starts serving it a moment later, so a first miss on every
+        source is worth another try while the round lasts. Bytes that fail to decode are final.
+        """
         if ann.size > self._max_blob:
             self._strike(ann.sender, f"announced {ann.size} bytes, more than a {self._max_blob}-byte model")
             return None
-        try:
-            blob = await self.host.fetch(ann.sender, ann.digest, max_bytes=min(ann.size, self._max_blob))
-            self.bytes_in += len(blob)
-            return decode_update(blob, expected=shapes, max_bytes=self._max_blob)
-        except (FetchError, CodecError) as exc:
-            self._strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
-            return None
+        while True:
+            try:
+                blob = await self._fetch_blob(ann)
+                self.bytes_in += len(blob)
+                return blob, decode_update(blob, expected=shapes, max_bytes=self._max_blob)
+            except CodecError as exc:
+                self._strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
+                return None
+            except FetchError as exc:
+                if trio.current_time() + FETCH_RETRY_SECONDS >= retry_until:
+                    self._strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
+                    return None
+            await trio.sleep(FETCH_RETRY_SECONDS)
 
     async def _collect(self, kind: str, round_no: int, shapes: dict[str, tuple[int, ...]], deadline: float,
                        convert: Callable[[Announcement, Tensors], Awaitable[T] | T],
@@ -325,9 +361,10 @@ class SwarmNode:
         tried: set[str] = set()
 
         async def take(ann: Announcement) -> None:
-            tensors = await self._fetch_decoded(ann, shapes)
-            if tensors is None:
+            fetched = await self._fetch_decoded(ann, shapes, retry_until=deadline)
+            if fetched is None:
                 return
+            blob, tensors = fetched
             try:
                 value = convert(ann, tensors)
                 if isinstance(value, Awaitable):
@@ -336,6 +373,7 @@ class SwarmNode:
                 self._strike(ann.sender, f"{kind} r{round_no}: {exc}")
                 return
             results[ann.sender] = value
+            self._relay(round_no, blob)
             self.inbox.poke()
 
         def fresh() -> list[Announcement]:
@@ -402,7 +440,7 @@ class SwarmNode:
             self.log.warning("round %d: %d update(s), below the task's quorum of %d: merged anyway, "
                              "but the chain credits nobody for this round", r, len(updates), self.quorum)
         with timer("merge"):
-            await self._rejoin_majority(r - 1)
+            await self._rejoin_consensus(r - 1)
             start = self.weights
             if updates:
                 self.weights = add(self.weights, self.rule.merge(updates))
@@ -416,30 +454,55 @@ class SwarmNode:
             await self._announce("model", r, bundle_blob, own.samples, "f32")
         self.log.info(self._report(r, committed, received, scores, timer).line(cfg.rounds))
 
-    async def _rejoin_majority(self, r: int) -> None:
-        """If most members merged round r into another model than ours, continue from theirs.
+    async def _rejoin_consensus(self, r: int) -> None:
+        """If the swarm's choice of round r's merged model (`choose_model`) is not ours, adopt it.
 
-        Nodes that fetched the same updates hold the same model; a fetch that failed on some
-        nodes only (a peer dying mid-transfer) leaves them apart, and deltas applied to different
-        bases keep them apart. Updates are deltas, so this round's merge can start from the
-        majority's model instead.
+        Updates are deltas, so the current round's merge can start from the chosen model.
         """
-        anns = self.inbox.get("model", r)
         ours = self._offers.get("model", [])
-        if r < 1 or not anns or not ours or ours[-1].ann.round != r:
+        if r < 1 or not ours or ours[-1].ann.round != r:
             return
-        counts = Counter(a.digest for a in anns.values())
-        counts[ours[-1].ann.digest] += 1
-        top, votes = counts.most_common(1)[0]
-        if top == ours[-1].ann.digest or 2 * votes <= len(self.members):
+        anns = self.inbox.get("model", r)
+        choice = choose_model(ours[-1].ann.digest, (a.digest for a in anns.values()))
+        if choice.digest == ours[-1].ann.digest:
             return
-        for ann in (a for a in anns.values() if a.digest == top):
-            bundle = await self._fetch_decoded(ann, self._bundle_shapes)
-            if bundle is not None:
-                self._adopt(r, bundle)
+        ann = min((a for a in anns.values() if a.digest == choice.digest), key=lambda a: a.sender)
+        fetched = await self._fetch_decoded(ann, self._bundle_shapes)  # from any of the holders
+        if fetched is not None:
+            self._adopt(r, fetched[1])
+            if choice.is_majority:
                 self.log.warning("round %d: %d of %d members hold model %s, not ours: continuing from theirs",
-                                 r, votes, len(self.members), top[:10])
-                return
+                                 r, choice.votes, choice.voters, choice.digest[:10])
+            else:
+                self.log.warning("round %d: no majority among %d members' models: continuing from %s "
+                                 "(held by %d, the lowest digest among the most held)",
+                                 r, choice.voters, choice.digest[:10], choice.votes)
+
+    async def _settle(self) -> None:
+        """After the last round, wait briefly for the peers' final models and join the swarm's choice.
+
+        Without this, a node whose last merge differed from the others' (a fetch that failed on
+        it alone) would end on its own model, since no next round corrects it.
+        """
+        r = self.round
+        state = await trio.to_thread.run_sync(self.ledger.round_state, self.task, r)
+        expected = {pid for pid, m in self.peers.items()
+                    if m.address.lower() in {a.lower() for a in state.committers}}
+        await self.inbox.wait_until(lambda: expected <= set(self.inbox.get("model", r)),
+                                    trio.current_time() + SETTLE_SECONDS)
+        before = self.weights
+        await self._rejoin_consensus(r)
+        if self.weights is not before:
+            self._checkpoint()
+
+    def _relay(self, r: int, blob: bytes) -> None:
+        """Serve a peer's verified blob of round r too, until round r + 2 (see `_fetch_blob`)."""
+        self._relayed.setdefault(r, []).append(self.host.serve(blob))
+        own = {o.ann.digest for offers in self._offers.values() for o in offers}
+        for old in [k for k in self._relayed if k < r - 1]:
+            for d in self._relayed.pop(old):
+                if d not in own:
+                    self.host.unserve(d)
 
     async def _own_update_blob(self, r: int, delta: Tensors) -> bytes:
         attack = self.config.swarm.attack

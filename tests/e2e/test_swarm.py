@@ -7,6 +7,7 @@ real compiled Solidity, real torch training on the UCI heart hospitals or breast
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -215,25 +216,52 @@ class _SkewsRoundTwo:
 
 @pytest.mark.slow
 def test_a_node_whose_model_drifted_rejoins_the_majority(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    plan = SwarmPlan(nodes=3, rounds=4, in_process=True, out=tmp_path / "run", round_timeout=10)
-    swarm = LocalSwarm(plan, say=_quiet)
-    w3 = connect("eth-tester")
-    _, configs = swarm.prepare(w3, "eth-tester")
-    nodes = [build_node(c, w3=w3) for c in configs]
+    swarm, configs, nodes = _three_in_process(tmp_path, rounds=4)
     nodes[2].rule = _SkewsRoundTwo(nodes[2].rule)
-    summaries: list[dict] = []
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            for node in nodes:
-                nursery.start_soon(lambda n=node: _append(summaries, n))
-
-    trio.run(main)
+    summaries = _run_all(nodes)
     digests = [[row["model_digest"] for row in swarm.metrics(c)] for c in configs]
     assert digests[2][1] != digests[0][1] == digests[1][1]  # round 2: node 2 drifted
     assert "2 of 3 members hold model" in caplog.text
     assert len({s["model_digest"] for s in summaries}) == 1  # and ended on the others' model
 
 
-async def _append(out: list, node) -> None:
-    out.append(await node.run())
+@pytest.mark.slow
+def test_an_update_its_author_will_not_serve_to_a_peer_arrives_through_another(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="node.engine")
+    swarm, configs, nodes = _three_in_process(tmp_path, rounds=3)
+    shunned = nodes[0].host.peer_id
+    server = nodes[2].host._server  # fault injection: node 2 refuses node 0's blob requests
+    allowed = server._is_allowed
+    server._is_allowed = lambda peer: peer != shunned and allowed(peer)
+    summaries = _run_all(nodes)
+
+    assert [row["heard"] for row in swarm.metrics(configs[0])] == [2, 2, 2]
+    for r in range(3):  # every node merged all three updates: one model each round
+        assert len({swarm.metrics(c)[r]["model_digest"] for c in configs}) == 1
+    assert len({s["model_digest"] for s in summaries}) == 1
+    assert f"update r1 of {configs[2].name} fetched from {configs[1].name} (PeerUnavailable)" in caplog.text
+    assert server.rejected >= 3  # node 0 really was refused, each round
+
+
+def _three_in_process(tmp_path: Path, rounds: int):
+    plan = SwarmPlan(nodes=3, rounds=rounds, in_process=True, out=tmp_path / "run", round_timeout=10)
+    swarm = LocalSwarm(plan, say=_quiet)
+    w3 = connect("eth-tester")
+    _, configs = swarm.prepare(w3, "eth-tester")
+    return swarm, configs, [build_node(c, w3=w3) for c in configs]
+
+
+def _run_all(nodes) -> list[dict]:
+    summaries: list[dict] = []
+
+    async def run(node) -> None:
+        summaries.append(await node.run())
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for node in nodes:
+                nursery.start_soon(run, node)
+
+    trio.run(main)
+    return summaries
