@@ -24,15 +24,33 @@ class _DefaultNodeName(logging.Filter):
         return True
 
 
+class _QuietLibraries(logging.Filter):
+    """Drop libraries' records below a level, whatever levels their modules set on themselves."""
+
+    def __init__(self, prefixes: tuple[str, ...], level: int) -> None:
+        super().__init__()
+        self._prefixes = prefixes
+        self._level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self._level or not record.name.startswith(self._prefixes)
+
+
+NOISY = ("libp2p", "multiaddr", "web3", "urllib3", "asyncio", "matplotlib", "eth")
+
+
 def setup_logging(default_node: str = "-", level: int = logging.INFO, stream=None) -> None:
     """Send every log line to `stream` (stderr) with the node name; quiet noisy libraries."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%H:%M:%S"))
     handler.addFilter(_DefaultNodeName(default_node))
+    # Some py-libp2p modules set their own logger to INFO on import (the auto-connector then
+    # logs a line every few seconds); a handler filter holds whatever they set.
+    handler.addFilter(_QuietLibraries(NOISY, max(level, logging.WARNING)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("libp2p", "multiaddr", "web3", "urllib3", "asyncio", "matplotlib", "eth"):
+    for noisy in NOISY:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # py-libp2p detaches its loggers (propagate off, no handler), so Python's last-resort handler
     # printed its warnings unformatted; route them through ours instead.
