@@ -27,7 +27,7 @@ import trio
 from libp2p import new_host
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
@@ -63,6 +63,10 @@ logger = logging.getLogger(__name__)
 GOSSIP_DEGREE = (6, 4, 12)
 GOSSIP_HEARTBEAT_S = 1
 GOSSIP_RATE_LIMIT_PER_S = 1000.0
+#: GossipSub v1.1 at most: v1.2 adds IDONTWANT, which py-libp2p sends to every mesh peer for
+#: every message received, whatever its size. Announcements are a few hundred bytes, so that
+#: only multiplied the RPCs (each with a signed peer record to check) by the mesh degree.
+GOSSIP_PROTOCOLS = (PROTOCOL_ID_V11, PROTOCOL_ID)
 ANNOUNCEMENT_QUEUE = 1024
 CONNECT_TIMEOUT_S = 10.0
 BOOTSTRAP_BACKOFF_S = (0.25, 5.0)
@@ -132,7 +136,7 @@ class SwarmHost:
         )
         degree, low, high = GOSSIP_DEGREE
         gossipsub = GossipSub(
-            protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
+            protocols=list(GOSSIP_PROTOCOLS),
             degree=degree,
             degree_low=low,
             degree_high=high,

@@ -10,7 +10,7 @@ import struct
 import pytest
 import trio
 from libp2p.peer.id import ID
-from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
 
 from p2p.announce import Announcement
 from p2p.codec import CodecError, decode_update, digest, encode_update
@@ -196,7 +196,7 @@ def test_malformed_gossip_rpc_drops_that_stream_not_the_host(tmp, caplog) -> Non
 
     async def main() -> None:
         async with running_hosts(tmp, 3) as (victim, attacker, honest):
-            s = await attacker.libp2p_host.new_stream(ID.from_base58(victim.peer_id), [PROTOCOL_ID_V12])
+            s = await attacker.libp2p_host.new_stream(ID.from_base58(victim.peer_id), [PROTOCOL_ID_V11])
             await s.write(b"\x04\x0f\x0f\x0f\x0f")  # varint length 4, then an invalid wire type
             await wait_until(lambda: "malformed or unexpected RPC" in caplog.text, 5)
             await honest.publish(ann(honest, 7))

@@ -10,8 +10,14 @@ from types import SimpleNamespace
 import pytest
 import trio
 from google.protobuf.message import DecodeError
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
-from libp2p.pubsub.gossipsub import PROTOCOL_ID_V12, GossipSub
+from libp2p.peer.peerstore import env_to_send_in_RPC
+from libp2p.pubsub import gossipsub as gossipsub_module
+from libp2p.pubsub import pubsub as libp2p_pubsub
+from libp2p.pubsub import utils as pubsub_utils
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.stream_muxer.yamux import yamux
@@ -102,7 +108,7 @@ def test_malformed_rpc_kills_an_unpatched_host_but_not_a_patched_one(tmp_path, c
     caplog.set_level(logging.WARNING)
 
     async def attack(victim, attacker) -> None:
-        s = await attacker.libp2p_host.new_stream(ID.from_base58(victim.peer_id), [PROTOCOL_ID_V12])
+        s = await attacker.libp2p_host.new_stream(ID.from_base58(victim.peer_id), [PROTOCOL_ID_V11])
         await s.write(GARBAGE_RPC)
 
     async def unpatched_victim() -> None:
@@ -141,7 +147,7 @@ def test_push_msg_guard_drops_a_message_that_makes_the_library_raise(tmp_path) -
                 await ORIGINALS["Pubsub.push_msg"](pubsub, forwarder, _bad_key_message(victim.topic))
             await pubsub.push_msg(forwarder, _bad_key_message(victim.topic))  # patched: dropped
             # and over the wire, as a hostile peer would send it:
-            s = await attacker.libp2p_host.new_stream(ID.from_base58(victim.peer_id), [PROTOCOL_ID_V12])
+            s = await attacker.libp2p_host.new_stream(ID.from_base58(victim.peer_id), [PROTOCOL_ID_V11])
             rpc = rpc_pb2.RPC(publish=[_bad_key_message(victim.topic)])
             await s.write(encode_varint_prefixed(rpc.SerializeToString()))
             await honest.publish(ann(honest))
@@ -151,7 +157,7 @@ def test_push_msg_guard_drops_a_message_that_makes_the_library_raise(tmp_path) -
 
 
 def test_equivocation_cache_keeps_digests_not_messages() -> None:
-    gs = GossipSub(protocols=[PROTOCOL_ID_V12], degree=6, degree_low=4, degree_high=12)
+    gs = GossipSub(protocols=[PROTOCOL_ID_V11], degree=6, degree_low=4, degree_high=12)
     big = rpc_pb2.Message(data=b"x" * 100_000, topicIDs=["t"], from_id=b"\x00\x01a", seqno=b"\x01")
     ORIGINALS["GossipSub._check_equivocation"](gs, big)
     assert gs.equivocation_detection[big.from_id + big.seqno] is big  # the library keeps it all
@@ -169,3 +175,35 @@ def test_yamux_window_updates_are_batched() -> None:
         pytest.skip("user configured PY_YAMUX_RELEASE_ON_READ explicitly")
     assert ORIGINALS["yamux._yamux_release_on_read"]() is True  # library default: one update per read
     assert yamux._yamux_release_on_read() is False
+
+
+def _record_rpc(host) -> rpc_pb2.RPC:
+    envelope, _ = env_to_send_in_RPC(host)
+    return rpc_pb2.RPC(senderRecord=envelope)
+
+
+def test_a_peers_unchanged_signed_record_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    sender, receiver = (new_host(key_pair=create_new_key_pair(bytes([i]) * 32)) for i in (1, 2))
+    sender_id = sender.get_id()
+    checks = []
+    real = pubsub_utils.consume_envelope
+    monkeypatch.setattr(pubsub_utils, "consume_envelope", lambda *a: checks.append(1) or real(*a))
+    rpc = _record_rpc(sender)
+
+    for _ in range(20):  # the library: one Ed25519 check per RPC
+        assert ORIGINALS["maybe_consume_signed_record"](rpc, receiver, sender_id)
+    assert len(checks) == 20
+
+    checks.clear()
+    consume = libp2p_pubsub.maybe_consume_signed_record
+    assert consume is gossipsub_module.maybe_consume_signed_record  # both callers patched
+    assert all(consume(rpc, receiver, sender_id) for _ in range(20))
+    assert len(checks) == 1
+
+    tampered = bytearray(rpc.senderRecord)
+    tampered[-1] ^= 1
+    bad = rpc_pb2.RPC(senderRecord=bytes(tampered))
+    assert not consume(bad, receiver, sender_id) and not consume(bad, receiver, sender_id)
+    assert len(checks) == 3  # a record that differs is checked in full, every time
+    assert not consume(rpc, receiver, ID(b"\x00\x01z"))  # someone else's record
+    assert consume(rpc, receiver, sender_id) and len(checks) == 5  # re-checked after the failure
