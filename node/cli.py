@@ -89,18 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     node.set_defaults(func=_node)
 
     swarm = sub.add_parser("swarm", help="run a whole swarm on this machine, end to end")
-    swarm.add_argument("--nodes", type=int, default=4)
-    swarm.add_argument("--rounds", type=int, default=10)
-    swarm.add_argument("--dataset", choices=("heart", "breast_cancer"), default="heart")
-    swarm.add_argument("--partition", choices=CHOICES["data.partition"], default="iid")
-    swarm.add_argument("--alpha", type=float, default=0.5)
-    swarm.add_argument("--model", choices=("logreg", "mlp"), default="mlp")
-    swarm.add_argument("--merge", choices=CHOICES["swarm.merge"], default="median")
+    swarm.add_argument("--nodes", type=int, default=4,
+                       help="node processes (heart: 2 to 4 of its hospitals; breast_cancer: any number of shards)")
+    swarm.add_argument("--rounds", type=int, default=10, help="training rounds")
+    swarm.add_argument("--dataset", choices=("heart", "breast_cancer"), default="heart",
+                       help="heart: UCI heart disease split by its real hospitals; breast_cancer: split over nodes")
+    swarm.add_argument("--partition", choices=CHOICES["data.partition"], default="iid",
+                       help="how breast_cancer rows are split over nodes")
+    swarm.add_argument("--alpha", type=float, default=0.5,
+                       help="Dirichlet concentration for --partition dirichlet (smaller: more skewed)")
+    swarm.add_argument("--model", choices=("logreg", "mlp"), default="mlp", help="model every node trains")
+    swarm.add_argument("--merge", choices=CHOICES["swarm.merge"], default="median",
+                       help="rule that merges the round's updates on every node")
     swarm.add_argument("--epochs", type=int, default=1, help="local epochs per round")
-    swarm.add_argument("--round-timeout", type=float, default=30.0)
+    swarm.add_argument("--round-timeout", type=float, default=30.0,
+                       help="seconds from a round's first commit until the chain closes it")
     swarm.add_argument("--pool", type=float, default=10.0, help="reward pool in ETH")
     swarm.add_argument("--lr", type=float, default=0.01, help="local learning rate (Adam)")
-    swarm.add_argument("--seed", type=int, default=0)
+    swarm.add_argument("--seed", type=int, default=0, help="seed for data splits, model init and training")
     swarm.add_argument("--attack", action="append", default=[], metavar="NODE=KIND",
                        help="make node NODE misbehave: scale, signflip, zero or copy (robustness experiments)")
     swarm.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",

@@ -373,7 +373,7 @@ class SwarmNode:
                 self._strike(ann.sender, f"{kind} r{round_no}: {exc}")
                 return
             results[ann.sender] = value
-            self._relay(round_no, blob)
+            self._relay(round_no, blob, ann.digest)
             self.inbox.poke()
 
         def fresh() -> list[Announcement]:
@@ -495,9 +495,9 @@ class SwarmNode:
         if self.weights is not before:
             self._checkpoint()
 
-    def _relay(self, r: int, blob: bytes) -> None:
+    def _relay(self, r: int, blob: bytes, verified_digest: str) -> None:
         """Serve a peer's verified blob of round r too, until round r + 2 (see `_fetch_blob`)."""
-        self._relayed.setdefault(r, []).append(self.host.serve(blob))
+        self._relayed.setdefault(r, []).append(self.host.serve(blob, verified_digest))
         own = {o.ann.digest for offers in self._offers.values() for o in offers}
         for old in [k for k in self._relayed if k < r - 1]:
             for d in self._relayed.pop(old):

@@ -171,8 +171,9 @@ class BlobServer:
         self.rejected = 0
         self._fetched_by: dict[bytes, set[str]] = {}
 
-    def add(self, data: bytes) -> str:
-        d = keccak_digest(data)
+    def add(self, data: bytes, verified_digest: str | None = None) -> str:
+        """Serve `data`; `verified_digest` skips hashing bytes a fetch has just verified."""
+        d = keccak_digest(data) if verified_digest is None else verified_digest
         key = digest_to_bytes(d)
         self._blobs[key] = bytes(data)
         self._fetched_by.setdefault(key, set())
