@@ -29,6 +29,11 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    thread in ``crypto_sign_open``). Fix: per host, remember the record bytes last accepted
    from each peer and skip the check for identical bytes for ``RECORD_RECHECK_S``;
    different bytes, or a record that failed, are always checked in full.
+7. A Yamux data frame is 64 KiB with its header, but a Noise transport message carries at
+   most 65519 bytes of plaintext, so every full frame went out as two Noise messages (the
+   second one 17 bytes): twice the length prefixes, AEAD calls and socket reads per frame.
+   Fix: cap Yamux frames at one Noise message (``MAX_MESSAGE_SIZE = 65519``). Blob
+   throughput on loopback went from about 72 to 95 MB/s (scripts/bench_p2p.py).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from typing import Any
 
 import trio
 from libp2p.peer.id import ID
+from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH as _NOISE_MAX_PLAINTEXT
 from libp2p.stream_muxer.yamux import yamux as _yamux
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
@@ -62,6 +68,7 @@ ORIGINALS: dict[str, Any] = {
     "GossipSub._check_equivocation": GossipSub._check_equivocation,
     "yamux._yamux_release_on_read": _yamux._yamux_release_on_read,
     "maybe_consume_signed_record": _pubsub.maybe_consume_signed_record,
+    "yamux.MAX_MESSAGE_SIZE": _yamux.MAX_MESSAGE_SIZE,
 }
 #: Modules that call ``maybe_consume_signed_record`` through their own global name.
 _RECORD_CALLERS = (_pubsub, _gossipsub, _floodsub)
@@ -89,6 +96,7 @@ def apply() -> None:
     GossipSub._check_equivocation = _digest_check_equivocation  # type: ignore[method-assign]
     if "PY_YAMUX_RELEASE_ON_READ" not in os.environ:
         _yamux._yamux_release_on_read = lambda: False
+    _yamux.MAX_MESSAGE_SIZE = min(_yamux.MAX_MESSAGE_SIZE, _NOISE_MAX_PLAINTEXT)
     for module in _RECORD_CALLERS:
         module.maybe_consume_signed_record = _cached_consume_signed_record  # type: ignore[attr-defined]
     _applied = True

@@ -17,6 +17,8 @@ from libp2p.peer.peerstore import env_to_send_in_RPC
 from libp2p.pubsub import gossipsub as gossipsub_module
 from libp2p.pubsub import pubsub as libp2p_pubsub
 from libp2p.pubsub import utils as pubsub_utils
+from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH as NOISE_MAX
+from libp2p.security.noise.io import NoiseTransportReadWriter
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
@@ -207,3 +209,30 @@ def test_a_peers_unchanged_signed_record_is_checked_once(monkeypatch: pytest.Mon
     assert len(checks) == 3  # a record that differs is checked in full, every time
     assert not consume(rpc, receiver, ID(b"\x00\x01z"))  # someone else's record
     assert consume(rpc, receiver, sender_id) and len(checks) == 5  # re-checked after the failure
+
+
+def test_a_yamux_frame_fits_one_noise_message(tmp, monkeypatch: pytest.MonkeyPatch) -> None:
+    sealed: list[int] = []
+    encrypt = NoiseTransportReadWriter.encrypt
+    monkeypatch.setattr(NoiseTransportReadWriter, "encrypt",
+                        lambda self, data: sealed.append(len(data)) or encrypt(self, data))
+    blob = os.urandom(2**20)
+
+    async def noise_message_sizes_for_one_blob() -> list[int]:
+        async with running_hosts(tmp, 2) as (fetcher, server):
+            sealed.clear()
+            await fetch_ok(fetcher, server, blob)
+            return list(sealed)
+
+    tail = ORIGINALS["yamux.MAX_MESSAGE_SIZE"] - NOISE_MAX  # what does not fit of a 64 KiB frame
+
+    def split_frames(sizes: list[int]) -> int:  # each leaves a tail-sized second message
+        return sizes.count(tail)
+
+    with monkeypatch.context() as library_default:
+        library_default.setattr(yamux, "MAX_MESSAGE_SIZE", ORIGINALS["yamux.MAX_MESSAGE_SIZE"])
+        unpatched = run_trio(noise_message_sizes_for_one_blob)
+    patched = run_trio(noise_message_sizes_for_one_blob)
+    assert split_frames(unpatched) >= 15  # nearly every 64 KiB frame went out as two messages
+    assert split_frames(patched) == 0
+    assert sum(1 for n in patched if n == NOISE_MAX) == len(blob) // (NOISE_MAX - yamux.HEADER_SIZE)
