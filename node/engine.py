@@ -52,7 +52,7 @@ REANNOUNCE_SECONDS = 1.0
 MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
-SETTLE_SECONDS = 5.0  # after the last round, how long to wait for peers' final models
+SETTLE_SECONDS = 5.0  # after the last round's deadline, how long to wait for peers' final models
 MAX_SAMPLES = 10_000_000  # an announcement claiming more rows than this is a lie
 WEIGHT_PREFIX, STATS_PREFIX = "w/", "s/"
 SCORES_LOG = "scores.jsonl"  # scores this node got onto the chain, one line per round
@@ -405,8 +405,11 @@ class SwarmNode:
         commit after the deadline is refused by the contract, so the set cannot grow later.
         """
         state = await trio.to_thread.run_sync(self.ledger.round_state, self.task, r)
-        ends = state.deadline or time.time() + self.round_duration
-        return trio.current_time() + max(0.0, ends - time.time())
+        return self._on_trio_clock(state.deadline or time.time() + self.round_duration)
+
+    @staticmethod
+    def _on_trio_clock(unix_time: float) -> float:
+        return trio.current_time() + max(0.0, unix_time - time.time())
 
     def _strike(self, sender: str, why: str) -> None:
         self.strikes[sender] = self.strikes.get(sender, 0) + 1
@@ -479,17 +482,19 @@ class SwarmNode:
                                  r, choice.voters, choice.digest[:10], choice.votes)
 
     async def _settle(self) -> None:
-        """After the last round, wait briefly for the peers' final models and join the swarm's choice.
+        """After the last round, wait for the peers' final models and join the swarm's choice.
 
         Without this, a node whose last merge differed from the others' (a fetch that failed on
-        it alone) would end on its own model, since no next round corrects it.
+        it alone) would end on its own model, since no next round corrects it. It waits for every
+        peer that committed the last round, at most until SETTLE_SECONDS after the round's chain
+        deadline (a peer still collecting finishes by then).
         """
         r = self.round
         state = await trio.to_thread.run_sync(self.ledger.round_state, self.task, r)
-        expected = {pid for pid, m in self.peers.items()
-                    if m.address.lower() in {a.lower() for a in state.committers}}
-        await self.inbox.wait_until(lambda: expected <= set(self.inbox.get("model", r)),
-                                    trio.current_time() + SETTLE_SECONDS)
+        committers = {a.lower() for a in state.committers}
+        expected = {pid for pid, m in self.peers.items() if m.address.lower() in committers}
+        until = self._on_trio_clock(state.deadline) + SETTLE_SECONDS
+        await self.inbox.wait_until(lambda: expected <= set(self.inbox.get("model", r)), until)
         before = self.weights
         await self._rejoin_consensus(r)
         if self.weights is not before:
