@@ -288,3 +288,28 @@ def test_connect_to_nobody_is_a_clear_error(tmp) -> None:
                 await h.connect("/ip4/127.0.0.1/tcp/1")
 
     run_trio(main)
+
+
+def _multicast_or_skip() -> None:
+    """mDNS needs the 224.0.0.251 group; some sandboxes have no multicast at all."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                         socket.inet_aton("224.0.0.251") + socket.inet_aton("0.0.0.0"))
+        except OSError as exc:
+            pytest.skip(f"no IPv4 multicast here ({exc}): mDNS cannot work")
+
+
+def test_mdns_finds_a_peer_with_no_bootstrap_list(tmp) -> None:
+    _multicast_or_skip()
+
+    async def main() -> None:
+        hosts = [SwarmHost(HostConfig(key_file=tmp / f"{n}.key", mdns=True), name=n) for n in ("a", "b")]
+        async with hosts[0].run(), hosts[1].run():
+            a, b = hosts
+            await wait_until(lambda: b.peer_id in a.peers() or a.peer_id in b.peers(), 30, "mDNS discovery")
+            await wait_gossip_ready([a, b], 20)
+            await a.publish(ann(a))
+            assert (await collect(b, 1))[0].sender == a.peer_id
+
+    run_trio(main, timeout=90)
