@@ -20,20 +20,21 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, Iterator, TypeVar
 
 import numpy as np
 import trio
 
 from incentive.ledger import Ledger, LedgerError, Member
 from p2p.announce import Announcement
-from p2p.codec import CodecError, decode_update, digest, encode_update
+from p2p.codec import decode_update, digest, encode_update
 from p2p.host import FetchError, SwarmHost
 
 from .attacks import apply_attack
 from .chainwriter import ChainWriter
 from .checkpoint import Checkpoint, StaleCheckpoint, load_checkpoint, save_checkpoint
 from .config import NodeConfig
+from .exchange import Exchange
 from .consensus import choose_model, rank_models
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
@@ -44,14 +45,7 @@ from .scoring import default_scorer, scorer_by_name
 
 T = TypeVar("T")
 
-# Gossip has no history for late subscribers and can lose a message, so a node re-publishes an
-# update or statistics announcement until every peer has fetched the blob or the round is over.
-# Re-publishing blindly was costly: each copy costs every peer a signature check, and at one
-# per 1.5 s per kind, 8 node processes on 2 cores spent 2-3 s of each round on it.
-REANNOUNCE_SECONDS = 1.0
-MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
-FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
 SETTLE_SECONDS = 5.0  # after the last round's deadline, how long to wait for peers' final models
 MAX_SAMPLES = 10_000_000  # an announcement claiming more rows than this is a lie
 WEIGHT_PREFIX, STATS_PREFIX = "w/", "s/"
@@ -84,14 +78,6 @@ class RoundReport:
         phases = " ".join(f"{k} {v:.2f}s" for k, v in self.phases.items())
         return (f"round {self.round}/{rounds} | val loss {self.val_loss:.3f} acc {self.val_accuracy:.3f}"
                 f" | peers {self.heard}/{self.expected} | {phases} | {self.chain}")
-
-
-@dataclass(frozen=True)
-class Offer:
-    """A blob this node serves, and how long its announcement is worth repeating."""
-
-    ann: Announcement
-    until: float  # trio time; after it no peer can still use the blob in its round
 
 
 @dataclass
@@ -147,19 +133,16 @@ class SwarmNode:
         self.round = 0
         self.stats: FeatureStats | None = None
         self.weights: Tensors = learner.weights()
-        self.strikes: dict[str, int] = {}
-        self.bytes_in = 0  # blob bytes fetched from peers, all kinds
         self._pending_scores: tuple[int, dict[str, int]] | None = None
         self._bytes_mark = (0, 0)  # byte counters when the last round was reported
-        self._offers: dict[str, list[Offer]] = {}  # kind -> the blobs this node serves, oldest first
-        self._relayed: dict[int, list[str]] = {}  # round -> digests of peers' updates this node serves
         n = learner.data.n_features
         self._update_shapes = learner.shapes
         self._stats_shapes = {k: (n,) for k in STATS_TENSOR_NAMES}
         self._bundle_shapes = {WEIGHT_PREFIX + k: s for k, s in learner.shapes.items()}
         self._bundle_shapes.update({STATS_PREFIX + k: s for k, s in self._stats_shapes.items()})
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
-        self._max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
+        self.exchange = Exchange(host, self.inbox, config.p2p.swarm, lambda: self.members, self.log,
+                                 max_blob=2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -170,7 +153,7 @@ class SwarmNode:
             self.log.info("peer %s listening on %s", self.host.peer_id, ", ".join(self.host.listen_addrs))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._listen)
-                nursery.start_soon(self._reannounce)
+                nursery.start_soon(self.exchange.reannounce_forever)
                 try:
                     await self._start()
                     while self.round < self.config.swarm.rounds:
@@ -199,45 +182,13 @@ class SwarmNode:
 
     @property
     def peers(self) -> dict[str, Member]:
-        return {pid: m for pid, m in self.members.items() if pid != self.host.peer_id}
+        return self.exchange.peers
 
     async def _listen(self) -> None:
         async for ann in self.host.announcements():
             if ann.swarm != self.config.p2p.swarm or ann.sender not in self.peers:
                 continue
             self.inbox.add(ann)
-
-    async def _reannounce(self) -> None:
-        ticks = 0
-        while True:
-            await trio.sleep(REANNOUNCE_SECONDS)
-            ticks += 1
-            now = trio.current_time()
-            for kind, offers in self._offers.items():
-                for offer in offers:
-                    if kind == "model":  # the newest only, now and then
-                        due = offer is offers[-1] and ticks % MODEL_REANNOUNCE_TICKS == 0
-                    else:
-                        due = now <= offer.until and bool(set(self.peers) - self.host.fetched_by(offer.ann.digest))
-                    if due:
-                        await self.host.publish(offer.ann)
-
-    async def _announce(self, kind: str, round_no: int, blob: bytes, samples: int, codec: str,
-                        until: float = math.inf) -> str:
-        """Serve `blob`, announce it, and keep offering it until `until` (see `_reannounce`).
-
-        The previous blob of each kind stays served and offered too: a slow peer may still be
-        fetching last round's update when this node has moved on.
-        """
-        blob_digest = self.host.serve(blob)
-        ann = Announcement(swarm=self.config.p2p.swarm, round=round_no, kind=kind, digest=blob_digest,
-                           size=len(blob), samples=samples, codec=codec, sender=self.host.peer_id)
-        offers = self._offers.setdefault(kind, [])
-        offers.append(Offer(ann, until))
-        while len(offers) > 2:
-            self.host.unserve(offers.pop(0).ann.digest)
-        await self.host.publish(ann)
-        return blob_digest
 
     # ------------------------------------------------------------------ start: scaling or catch-up
 
@@ -272,7 +223,7 @@ class SwarmNode:
         anns = self.inbox.get("model", latest)
         for model, holders in rank_models(a.digest for a in anns.values()):
             ann = min((a for a in anns.values() if a.digest == model), key=lambda a: a.sender)
-            fetched = await self._fetch_decoded(ann, self._bundle_shapes)  # from any of the holders
+            fetched = await self.exchange.fetch_decoded(ann, self._bundle_shapes)  # from any of the holders
             if fetched is not None:
                 self._adopt(latest, fetched[1])
                 self._checkpoint()
@@ -287,8 +238,8 @@ class SwarmNode:
         # ones, so that every node computes bit-identical scaling (and identical model bundles).
         own = FeatureStats.from_tensors(decode_update(blob))
         deadline = trio.current_time() + self.config.swarm.stats_timeout
-        await self._announce("stats", 0, blob, len(self.learner.fit), "f32", until=deadline)
-        collected = await self._collect(
+        await self.exchange.announce("stats", 0, blob, len(self.learner.fit), "f32", until=deadline)
+        collected = await self.exchange.collect(
             "stats", 0, self._stats_shapes, deadline,
             stop=lambda: self.inbox.latest_round("model") > 0,
             convert=lambda ann, tensors: FeatureStats.from_tensors(tensors))
@@ -301,101 +252,6 @@ class SwarmNode:
         self.log.info("input scaling agreed from %d nodes' sums and counts", len(parts))
 
     # ------------------------------------------------------------------ collecting peers' blobs
-
-    async def _fetch_blob(self, ann: Announcement) -> bytes:
-        """Fetch `ann`'s blob from its sender or, failing that, from any other member holding it.
-
-        Blobs are addressed by digest, so any peer's copy is as good as the sender's: nodes serve
-        the updates they verified (`_relay`) and nodes that agree serve the same merged model.
-        When a peer dies mid-round, the bytes that reached some nodes then reach all of them,
-        and every node merges the same set. Raises the sender's error if nobody has the blob.
-        """
-        limit = min(ann.size, self._max_blob)
-        try:
-            return await self.host.fetch(ann.sender, ann.digest, max_bytes=limit)
-        except FetchError as exc:
-            sender_error = exc
-        for relay in (p for p in self.host.peers() if p in self.peers and p != ann.sender):
-            try:
-                blob = await self.host.fetch(relay, ann.digest, max_bytes=limit)
-            except FetchError:
-                continue
-            self.log.info("%s r%d of %s fetched from %s (%s)", ann.kind, ann.round, self._name(ann.sender),
-                          self._name(relay), type(sender_error).__name__)
-            return blob
-        raise sender_error
-
-    async def _fetch_decoded(self, ann: Announcement, shapes: dict[str, tuple[int, ...]],
-                             retry_until: float = -math.inf) -> tuple[bytes, Tensors] | None:
-        """Fetch and strictly decode `ann`'s blob, retrying unavailable sources until `retry_until`.
-
-        A node that verified a blob starts serving it a moment later, so a first miss on every
-        source is worth another try while the round lasts. Bytes that fail to decode are final.
-        """
-        if ann.size > self._max_blob:
-            self._strike(ann.sender, f"announced {ann.size} bytes, more than a {self._max_blob}-byte model")
-            return None
-        while True:
-            try:
-                blob = await self._fetch_blob(ann)
-                self.bytes_in += len(blob)
-                return blob, decode_update(blob, expected=shapes, max_bytes=self._max_blob)
-            except CodecError as exc:
-                self._strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
-                return None
-            except FetchError as exc:
-                if trio.current_time() + FETCH_RETRY_SECONDS >= retry_until:
-                    self._strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
-                    return None
-            await trio.sleep(FETCH_RETRY_SECONDS)
-
-    async def _collect(self, kind: str, round_no: int, shapes: dict[str, tuple[int, ...]], deadline: float,
-                       convert: Callable[[Announcement, Tensors], Awaitable[T] | T],
-                       stop: Callable[[], bool] = lambda: False) -> dict[str, T]:
-        """Fetch and check every peer's blob of (kind, round) until all arrived, `stop()`, or the deadline.
-
-        A blob announced before the deadline is still fetched to the end (each fetch has its own
-        timeout), so a peer that was in time is not dropped because its bytes were slow.
-        """
-        results: dict[str, T] = {}
-        tried: set[str] = set()
-
-        async def take(ann: Announcement) -> None:
-            fetched = await self._fetch_decoded(ann, shapes, retry_until=deadline)
-            if fetched is None:
-                return
-            blob, tensors = fetched
-            try:
-                value = convert(ann, tensors)
-                if isinstance(value, Awaitable):
-                    value = await value
-            except (ValueError, LedgerError) as exc:
-                self._strike(ann.sender, f"{kind} r{round_no}: {exc}")
-                return
-            results[ann.sender] = value
-            self._relay(round_no, blob, ann.digest)
-            self.inbox.poke()
-
-        def fresh() -> list[Announcement]:
-            return [a for s, a in self.inbox.get(kind, round_no).items() if s not in tried]
-
-        def finished() -> bool:
-            return stop() or set(self.peers) <= set(results) or trio.current_time() >= deadline
-
-        async with trio.open_nursery() as nursery:
-            while True:
-                for ann in fresh():
-                    tried.add(ann.sender)
-                    nursery.start_soon(take, ann)
-                if finished():
-                    break
-                await self.inbox.wait_until(lambda: finished() or bool(fresh()), deadline)
-            if stop():
-                nursery.cancel_scope.cancel()
-        late = sorted(set(self.peers) - set(results))
-        if late:
-            self.log.info("%s r%d: no valid %s from %s", kind, round_no, kind, ", ".join(map(self._name, late)))
-        return results
 
     async def _round_deadline(self, r: int) -> float:
         """The round's end on trio's clock: the chain's deadline (first commit + round duration).
@@ -411,13 +267,8 @@ class SwarmNode:
     def _on_trio_clock(unix_time: float) -> float:
         return trio.current_time() + max(0.0, unix_time - time.time())
 
-    def _strike(self, sender: str, why: str) -> None:
-        self.strikes[sender] = self.strikes.get(sender, 0) + 1
-        self.log.warning("dropped input from %s: %s", self._name(sender), why)
-
     def _name(self, peer_id: str) -> str:
-        member = self.members.get(peer_id)
-        return member.name if member else peer_id[:12]
+        return self.exchange.name(peer_id)
 
     # ------------------------------------------------------------------ one round
 
@@ -434,9 +285,9 @@ class SwarmNode:
         deadline = await self._round_deadline(r)
         if committed:
             with timer("share"):
-                await self._announce("update", r, blob, own.samples, cfg.codec, until=deadline)
+                await self.exchange.announce("update", r, blob, own.samples, cfg.codec, until=deadline)
         with timer("collect"):
-            received = await self._collect("update", r, self._update_shapes, deadline,
+            received = await self.exchange.collect("update", r, self._update_shapes, deadline,
                                            convert=partial(self._check_commitment, r))
         updates = ([own] if committed else []) + [received[k] for k in sorted(received)]
         if len(updates) < self.quorum:
@@ -454,7 +305,7 @@ class SwarmNode:
         self.round = r
         with timer("checkpoint"):
             bundle_blob = self._checkpoint()
-            await self._announce("model", r, bundle_blob, own.samples, "f32")
+            await self.exchange.announce("model", r, bundle_blob, own.samples, "f32")
         self.log.info(self._report(r, committed, received, scores, timer).line(cfg.rounds))
 
     async def _rejoin_consensus(self, r: int) -> None:
@@ -462,15 +313,15 @@ class SwarmNode:
 
         Updates are deltas, so the current round's merge can start from the chosen model.
         """
-        ours = self._offers.get("model", [])
-        if r < 1 or not ours or ours[-1].ann.round != r:
+        ours = self.exchange.latest_offer("model")
+        if r < 1 or ours is None or ours.round != r:
             return
         anns = self.inbox.get("model", r)
-        choice = choose_model(ours[-1].ann.digest, (a.digest for a in anns.values()))
-        if choice.digest == ours[-1].ann.digest:
+        choice = choose_model(ours.digest, (a.digest for a in anns.values()))
+        if choice.digest == ours.digest:
             return
         ann = min((a for a in anns.values() if a.digest == choice.digest), key=lambda a: a.sender)
-        fetched = await self._fetch_decoded(ann, self._bundle_shapes)  # from any of the holders
+        fetched = await self.exchange.fetch_decoded(ann, self._bundle_shapes)  # from any of the holders
         if fetched is not None:
             self._adopt(r, fetched[1])
             if choice.is_majority:
@@ -500,15 +351,6 @@ class SwarmNode:
         if self.weights is not before:
             self._checkpoint()
 
-    def _relay(self, r: int, blob: bytes, verified_digest: str) -> None:
-        """Serve a peer's verified blob of round r too, until round r + 2 (see `_fetch_blob`)."""
-        self._relayed.setdefault(r, []).append(self.host.serve(blob, verified_digest))
-        own = {o.ann.digest for offers in self._offers.values() for o in offers}
-        for old in [k for k in self._relayed if k < r - 1]:
-            for d in self._relayed.pop(old):
-                if d not in own:
-                    self.host.unserve(d)
-
     async def _own_update_blob(self, r: int, delta: Tensors) -> bytes:
         attack = self.config.swarm.attack
         if attack == "copy":
@@ -517,7 +359,7 @@ class SwarmNode:
                                         trio.current_time() + self.round_duration)
             for ann in self.inbox.get("update", r).values():
                 try:
-                    return await self.host.fetch(ann.sender, ann.digest, max_bytes=self._max_blob)
+                    return await self.host.fetch(ann.sender, ann.digest, max_bytes=self.exchange.max_blob)
                 except FetchError as exc:
                     self.log.info("copy attack: could not fetch %s's update (%s)", self._name(ann.sender), exc)
         delta = apply_attack(attack, delta, self.config.swarm.attack_factor)
@@ -655,14 +497,14 @@ class SwarmNode:
         report = RoundReport(
             round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
             test_auc=test.auc, heard=len(received), expected=len(self.peers), committed=committed,
-            bytes_in=self.bytes_in - self._bytes_mark[0], bytes_out=self.host.bytes_served - self._bytes_mark[1],
+            bytes_in=self.exchange.bytes_in - self._bytes_mark[0], bytes_out=self.host.bytes_served - self._bytes_mark[1],
             model_digest=digest(encode_update(self.weights, "f32")),
             scores={self._name(p): s for p, s in scores.items()},
-            dropped={self._name(p): str(n) for p, n in self.strikes.items()},
+            dropped={self._name(p): str(n) for p, n in self.exchange.strikes.items()},
             phases={k: round(v, 4) for k, v in phases.items()}, chain=status.describe())
         with open(self.out / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(_jsonable(asdict(report))) + "\n")
-        self._bytes_mark = (self.bytes_in, self.host.bytes_served)
+        self._bytes_mark = (self.exchange.bytes_in, self.host.bytes_served)
         return report
 
     def _summary(self) -> dict[str, Any]:
@@ -674,7 +516,7 @@ class SwarmNode:
             "rounds": self.round, "model_digest": digest(encode_update(self.weights, "f32")),
             "test_accuracy": final.accuracy, "test_auc": final.auc, "test_rows": final.n,
             "local_only_accuracy": local.accuracy, "local_only_auc": local.auc,
-            "strikes": {self._name(p): n for p, n in self.strikes.items()},
+            "strikes": {self._name(p): n for p, n in self.exchange.strikes.items()},
             "chain": asdict(self.chain.status()),
         }
         (self.out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
