@@ -157,7 +157,7 @@ def plot(results: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = B.bench_arguments(__doc__, "runs/bench/learning", "seconds-long smoke run: 2 heart nodes, 2 rounds, 1 seed")
     ap.add_argument("--heart-seeds", type=int, default=5)
-    ap.add_argument("--bc-seeds", type=int, default=1)
+    ap.add_argument("--bc-seeds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--skip-bc", action="store_true", help="heart only")
     args = ap.parse_args(argv)
