@@ -34,8 +34,8 @@ from .attacks import apply_attack
 from .chainwriter import ChainWriter
 from .checkpoint import Checkpoint, StaleCheckpoint, load_checkpoint, save_checkpoint
 from .config import NodeConfig
-from .exchange import Exchange
 from .consensus import choose_model, rank_models
+from .exchange import Exchange
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
 from .logs import node_logger
@@ -215,6 +215,14 @@ class SwarmNode:
         self.learner.set_weights(weights)
         self.weights, self.stats, self.round = weights, stats, round_no
 
+    async def _adopt_announced(self, round_no: int, anns: dict[str, Announcement], model: str) -> bool:
+        """Fetch the merged model `model` announced for `round_no` (from any holder) and adopt it."""
+        ann = min((a for a in anns.values() if a.digest == model), key=lambda a: a.sender)
+        fetched = await self.exchange.fetch_decoded(ann, self._bundle_shapes)
+        if fetched is not None:
+            self._adopt(round_no, fetched[1])
+        return fetched is not None
+
     async def _catch_up(self) -> None:
         """Adopt the model most peers announced for the latest round, if the swarm is ahead of us."""
         latest = self.inbox.latest_round("model")
@@ -222,13 +230,10 @@ class SwarmNode:
             return
         anns = self.inbox.get("model", latest)
         for model, holders in rank_models(a.digest for a in anns.values()):
-            ann = min((a for a in anns.values() if a.digest == model), key=lambda a: a.sender)
-            fetched = await self.exchange.fetch_decoded(ann, self._bundle_shapes)  # from any of the holders
-            if fetched is not None:
-                self._adopt(latest, fetched[1])
+            if await self._adopt_announced(latest, anns, model):
                 self._checkpoint()
-                self.log.info("caught up: adopted round %d model %s from %s (announced by %d of the peers heard)",
-                              latest, model[:10], self._name(ann.sender), holders)
+                self.log.info("caught up: adopted round %d model %s (announced by %d of the peers heard)",
+                              latest, model[:10], holders)
                 return
         raise NodeError(f"could not fetch the swarm's round {latest} model from any peer")
 
@@ -251,7 +256,7 @@ class SwarmNode:
         self.learner.set_scaling(self.stats)
         self.log.info("input scaling agreed from %d nodes' sums and counts", len(parts))
 
-    # ------------------------------------------------------------------ collecting peers' blobs
+    # ------------------------------------------------------------------ round timing, names
 
     async def _round_deadline(self, r: int) -> float:
         """The round's end on trio's clock: the chain's deadline (first commit + round duration).
@@ -320,10 +325,7 @@ class SwarmNode:
         choice = choose_model(ours.digest, (a.digest for a in anns.values()))
         if choice.digest == ours.digest:
             return
-        ann = min((a for a in anns.values() if a.digest == choice.digest), key=lambda a: a.sender)
-        fetched = await self.exchange.fetch_decoded(ann, self._bundle_shapes)  # from any of the holders
-        if fetched is not None:
-            self._adopt(r, fetched[1])
+        if await self._adopt_announced(r, anns, choice.digest):
             if choice.is_majority:
                 self.log.warning("round %d: %d of %d members hold model %s, not ours: continuing from theirs",
                                  r, choice.votes, choice.voters, choice.digest[:10])

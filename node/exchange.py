@@ -117,7 +117,8 @@ class Exchange:
             return await self.host.fetch(ann.sender, ann.digest, max_bytes=limit)
         except FetchError as exc:
             sender_error = exc
-        for relay in (p for p in self.host.peers() if p in self.peers and p != ann.sender):
+        members = self.peers
+        for relay in (p for p in self.host.peers() if p in members and p != ann.sender):
             try:
                 blob = await self.host.fetch(relay, ann.digest, max_bytes=limit)
             except FetchError:
@@ -184,8 +185,10 @@ class Exchange:
         def fresh() -> list[Announcement]:
             return [a for s, a in self.inbox.get(kind, round_no).items() if s not in tried]
 
+        expected = set(self.peers)  # members are fixed for the run (loaded at start)
+
         def finished() -> bool:
-            return stop() or set(self.peers) <= set(results) or trio.current_time() >= deadline
+            return stop() or expected <= set(results) or trio.current_time() >= deadline
 
         async with trio.open_nursery() as nursery:
             while True:
@@ -197,7 +200,7 @@ class Exchange:
                 await self.inbox.wait_until(lambda: finished() or bool(fresh()), deadline)
             if stop():
                 nursery.cancel_scope.cancel()
-        late = sorted(set(self.peers) - set(results))
+        late = sorted(expected - set(results))
         if late:
             self.log.info("%s r%d: no valid %s from %s", kind, round_no, kind, ", ".join(map(self.name, late)))
         return results
@@ -205,8 +208,9 @@ class Exchange:
     def relay(self, r: int, blob: bytes, verified_digest: str) -> None:
         """Serve a peer's verified blob of round r too, until round r + 2 (see `fetch_blob`)."""
         self._relayed.setdefault(r, []).append(self.host.serve(blob, verified_digest))
-        own = {o.ann.digest for offers in self.offers.values() for o in offers}
-        for old in [k for k in self._relayed if k < r - 1]:
+        expired = [k for k in self._relayed if k < r - 1]
+        own = {o.ann.digest for offers in self.offers.values() for o in offers} if expired else set()
+        for old in expired:
             for d in self._relayed.pop(old):
                 if d not in own:
                     self.host.unserve(d)
