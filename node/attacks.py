@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 
 Tensors = dict[str, np.ndarray]
+ATTACKS: tuple[str, ...] = ("none", "scale", "signflip", "zero", "copy")
 
 
 def apply_attack(kind: str, update: Mapping[str, np.ndarray], factor: float,

@@ -3,7 +3,8 @@
 A checkpoint is the same tensor encoding that travels between peers (`p2p.codec`), plus a small
 JSON file naming the round, the model's digest and the task it belongs to (a checkpoint from
 another ledger or task is never resumed). Both are written to a temporary name and
-renamed, so a node killed mid-write leaves the previous checkpoint intact.
+renamed, so a node killed mid-write leaves the previous checkpoint intact. Where the two files
+live is the run folder's business (`node.rundir`).
 """
 
 from __future__ import annotations
@@ -49,18 +50,19 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(folder: Path, ckpt: Checkpoint, task: str) -> None:
-    """Write `ckpt` for `task` (e.g. "<ledger address>/<task id>") into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
+def write_checkpoint(blob_path: Path, meta_path: Path, ckpt: Checkpoint, task: str) -> bytes:
+    """Write `ckpt` for `task` (e.g. "<ledger address>/<task id>"); returns the encoded bytes."""
     blob = ckpt.encode()
-    _atomic_write(folder / "checkpoint.bin", blob)
+    _atomic_write(blob_path, blob)
     meta = {"round": ckpt.round, "digest": digest(blob), "bytes": len(blob), "task": task}
-    _atomic_write(folder / "checkpoint.json", json.dumps(meta).encode())
+    _atomic_write(meta_path, json.dumps(meta).encode())
+    return blob
 
 
-def load_checkpoint(folder: Path, expected: Mapping[str, tuple[int, ...]], task: str) -> Checkpoint | None:
-    """The checkpoint of `task` in `folder`, or None if there is none; CheckpointError if unusable."""
-    meta_path, blob_path = folder / "checkpoint.json", folder / "checkpoint.bin"
+def read_checkpoint(blob_path: Path, meta_path: Path, expected: Mapping[str, tuple[int, ...]],
+                    task: str) -> Checkpoint | None:
+    """The checkpoint of `task`, or None if there is none; CheckpointError if unusable."""
+    folder = meta_path.parent
     if not meta_path.exists():
         return None
     try:
@@ -69,11 +71,11 @@ def load_checkpoint(folder: Path, expected: Mapping[str, tuple[int, ...]], task:
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint in {folder} unreadable: {exc}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("round"), int) or meta["round"] < 0:
-        raise CheckpointError(f"checkpoint in {folder}: bad checkpoint.json")
+        raise CheckpointError(f"checkpoint in {folder}: bad {meta_path.name}")
     if meta.get("task") != task:
         raise StaleCheckpoint(f"checkpoint in {folder} belongs to task {meta.get('task')}, not {task}")
     if digest(blob) != meta.get("digest"):
-        raise CheckpointError(f"checkpoint in {folder}: checkpoint.bin does not match its digest")
+        raise CheckpointError(f"checkpoint in {folder}: {blob_path.name} does not match its digest")
     try:
         tensors = decode_update(blob, expected=expected)
     except CodecError as exc:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import trio
 
-from .config import CHOICES, ConfigError, load_config
+from .config import ConfigError, choices, load_config
 from .logs import setup_logging
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -78,6 +78,8 @@ class _OperatorError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .launcher import SPLITTABLE
+
     parser = argparse.ArgumentParser(prog="medswarm", description="Peer-to-peer swarm learning for hospitals")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,14 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--nodes", type=int, default=4,
                        help="node processes (heart: 2 to 4 of its hospitals; breast_cancer: any number of shards)")
     swarm.add_argument("--rounds", type=int, default=10, help="training rounds")
-    swarm.add_argument("--dataset", choices=("heart", "breast_cancer"), default="heart",
+    swarm.add_argument("--dataset", choices=SPLITTABLE, default="heart",
                        help="heart: UCI heart disease split by its real hospitals; breast_cancer: split over nodes")
-    swarm.add_argument("--partition", choices=CHOICES["data.partition"], default="iid",
+    swarm.add_argument("--partition", choices=choices()["data.partition"], default="iid",
                        help="how breast_cancer rows are split over nodes")
     swarm.add_argument("--alpha", type=float, default=0.5,
                        help="Dirichlet concentration for --partition dirichlet (smaller: more skewed)")
-    swarm.add_argument("--model", choices=("logreg", "mlp"), default="mlp", help="model every node trains")
-    swarm.add_argument("--merge", choices=CHOICES["swarm.merge"], default="median",
+    swarm.add_argument("--model", choices=choices()["model.kind"], default="mlp", help="model every node trains")
+    swarm.add_argument("--merge", choices=choices()["swarm.merge"], default="median",
                        help="rule that merges the round's updates on every node")
     swarm.add_argument("--epochs", type=int, default=1, help="local epochs per round")
     swarm.add_argument("--round-timeout", type=float, default=30.0,

@@ -8,6 +8,7 @@ one clear line and exit instead of failing halfway through a round.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ class DataConfig:
     alpha: float = 0.5  # breast_cancer: Dirichlet concentration
     csv_path: str = ""  # csv: the hospital's own file
     label_column: str = "label"  # csv: the label column
+    feature_columns: tuple[str, ...] = ()  # csv: the input columns (default: every other column)
     seed: int = 0  # train/test split and partition seed
+    test_fraction: float = 0.25  # share of rows held out for testing
     validation_fraction: float = 0.2  # share of training rows held back for scoring
 
 
@@ -56,6 +59,8 @@ class SwarmConfig:
     merge: str = "median"  # mean | median | trimmed | geomedian
     scorer: str = "default"  # default | loo | individual
     codec: str = "f32"  # f32 | f16
+    privacy: str = "none"  # the update pipeline's privacy stage (node.pipeline.PRIVACY)
+    compression: str = "none"  # the update pipeline's compression stage (node.pipeline.COMPRESSION)
     seed: int = 0  # shared by every node: the initial model
     attack: str = "none"  # none | scale | signflip | zero | copy: robustness experiments only
     attack_factor: float = 100.0
@@ -105,17 +110,37 @@ class NodeConfig:
         )
 
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.dataset": ("heart", "breast_cancer", "csv"),
-    "data.hospital": ("Cleveland", "Hungary", "Switzerland", "VA Long Beach"),
-    "data.partition": ("iid", "dirichlet"),
-    "model.kind": ("logreg", "mlp", "cnn1d"),
-    "training.optimizer": ("adam", "sgd"),
-    "swarm.merge": ("mean", "median", "trimmed", "geomedian"),
-    "swarm.scorer": ("default", "loo", "individual"),
-    "swarm.codec": ("f32", "f16"),
-    "swarm.attack": ("none", "scale", "signflip", "zero", "copy"),
-}
+@functools.cache
+def choices() -> dict[str, tuple[str, ...]]:
+    """Allowed values per setting, read from the registries that implement them.
+
+    Imported here, not at the top: the registries pull in torch, and a config can be read and
+    checked for mistakes in its own keys and types without it.
+    """
+    from p2p.codec import CODECS
+
+    from .attacks import ATTACKS
+    from .datasets import DATASETS, HEART_HOSPITALS, PARTITIONS
+    from .merge import RULES
+    from .models import MODEL_KINDS
+    from .pipeline import COMPRESSION, PRIVACY
+    from .scoring import SCORERS
+    from .training import OPTIMIZERS
+
+    return {
+        "data.dataset": DATASETS,
+        "data.hospital": HEART_HOSPITALS,
+        "data.partition": PARTITIONS,
+        "model.kind": MODEL_KINDS,
+        "training.optimizer": OPTIMIZERS,
+        "swarm.merge": tuple(RULES),
+        "swarm.scorer": tuple(SCORERS),
+        "swarm.codec": CODECS,
+        "swarm.privacy": tuple(PRIVACY),
+        "swarm.compression": tuple(COMPRESSION),
+        "swarm.attack": ATTACKS,
+    }
+
 
 POSITIVE = {
     "data.n_nodes", "data.alpha", "model.hidden", "training.epochs", "training.batch_size",
@@ -169,11 +194,11 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
 
 
 def _check_ranges(config: NodeConfig) -> None:
-    for key, choices in CHOICES.items():
+    for key, allowed in choices().items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
-        if value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, allowed))}")
     for key in POSITIVE:
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
@@ -183,6 +208,8 @@ def _check_ranges(config: NodeConfig) -> None:
         raise ConfigError("name: must not be empty")
     if not 0.0 < config.data.validation_fraction < 0.9:
         raise ConfigError("data.validation_fraction: must lie between 0 and 0.9")
+    if not 0.0 < config.data.test_fraction < 0.9:
+        raise ConfigError("data.test_fraction: must lie between 0 and 0.9")
     if config.data.dataset == "breast_cancer" and not 0 <= config.data.node_index < config.data.n_nodes:
         raise ConfigError(f"data.node_index: must lie in 0..{config.data.n_nodes - 1}")
     if config.data.dataset == "csv" and not config.data.csv_path:
@@ -257,5 +284,5 @@ def _toml_value(value: Any) -> str:
 
 __all__ = [
     "ChainConfig", "ConfigError", "DataConfig", "ModelConfig", "NodeConfig", "P2PConfig",
-    "SwarmConfig", "TrainingConfig", "config_from_mapping", "dump_config", "load_config",
+    "SwarmConfig", "TrainingConfig", "choices", "config_from_mapping", "dump_config", "load_config",
 ]

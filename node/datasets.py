@@ -10,7 +10,7 @@ Sources, all offline:
 - `breast_cancer_shards`: scikit-learn's bundled Wisconsin diagnostic set, split IID or
   Dirichlet(alpha) non-IID over N nodes.
 - `csv_shard`: a hospital's own CSV file (features + label column).
-`load_node_data(DataSpec)` picks one of them from a small config value.
+`load_node_data(DataConfig)` picks one of them from a node's `[data]` config.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from .config import DataConfig
 
 logger = logging.getLogger(__name__)
 
@@ -397,66 +399,25 @@ def csv_shard(path: Path | str, label_column: str, schema: Schema | Sequence[str
     return _node_data(x, y, schema.feature_names, name or path.stem, rng, test_fraction)
 
 
-# --------------------------------------------------------------------------- registry
+# --------------------------------------------------------------------------- from a node's config
 
 
-@dataclass(frozen=True)
-class DataSpec:
-    """Which data a node loads. `hospital` (heart) may be empty: then `node_index` picks it."""
-
-    dataset: str = "heart"
-    hospital: str = ""
-    node_index: int = 0
-    n_nodes: int = 4
-    partition: str = "iid"
-    alpha: float = 0.5
-    csv_path: str = ""
-    label_column: str = "label"
-    feature_columns: tuple[str, ...] = field(default=())
-    seed: int = 0
-    test_fraction: float = DEFAULT_TEST_FRACTION
-
-    def validate(self) -> None:
-        """Raise ValueError with one clear line for the first wrong value."""
-        if self.dataset not in DATASETS:
-            raise ValueError(f"data.dataset: unknown data set {self.dataset!r}; expected one of {DATASETS}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.dataset == "heart":
-            if self.hospital:
-                _canonical_hospital(self.hospital)
-            elif not 0 <= self.node_index < len(HEART_HOSPITALS):
-                raise ValueError(f"data.node_index must be 0..{len(HEART_HOSPITALS) - 1} for heart, got {self.node_index}")
-        elif self.dataset == "breast_cancer":
-            if self.n_nodes < 1:
-                raise ValueError(f"data.n_nodes must be >= 1, got {self.n_nodes}")
-            if not 0 <= self.node_index < self.n_nodes:
-                raise ValueError(f"data.node_index must be 0..{self.n_nodes - 1}, got {self.node_index}")
-            if self.partition not in PARTITIONS:
-                raise ValueError(f"data.partition: unknown partition {self.partition!r}; expected one of {PARTITIONS}")
-            if self.partition == "dirichlet" and not (self.alpha > 0 and math.isfinite(self.alpha)):
-                raise ValueError(f"data.alpha must be a positive number, got {self.alpha}")
-        else:
-            if not self.csv_path:
-                raise ValueError("data.csv_path is required for dataset 'csv'")
-            if not self.label_column:
-                raise ValueError("data.label_column is required for dataset 'csv'")
-            if not Path(self.csv_path).is_file():
-                raise DataError(f"data file not found: {self.csv_path}")
-
-
-def load_node_data(spec: DataSpec) -> NodeData:
-    """Load the train/test data of one node as described by `spec`."""
-    spec.validate()
-    if spec.dataset == "heart":
-        hospital = spec.hospital or HEART_HOSPITALS[spec.node_index]
-        data = heart_hospital(hospital, spec.seed, spec.test_fraction)
-    elif spec.dataset == "breast_cancer":
-        data = breast_cancer_shards(spec.n_nodes, spec.seed, spec.partition, spec.alpha,
-                                    spec.test_fraction)[spec.node_index]
+def load_node_data(config: DataConfig) -> NodeData:
+    """Load the train/test data of one node as its `[data]` config describes."""
+    if config.dataset == "heart":
+        data = heart_hospital(config.hospital, config.seed, config.test_fraction)
+    elif config.dataset == "breast_cancer":
+        if not 0 <= config.node_index < config.n_nodes:
+            raise ValueError(f"data.node_index must be 0..{config.n_nodes - 1}, got {config.node_index}")
+        data = breast_cancer_shards(config.n_nodes, config.seed, config.partition, config.alpha,
+                                    config.test_fraction)[config.node_index]
+    elif config.dataset == "csv":
+        if not config.csv_path:
+            raise ValueError("data.csv_path is required for dataset 'csv'")
+        data = csv_shard(config.csv_path, config.label_column, config.feature_columns or None, config.seed,
+                         config.test_fraction)
     else:
-        data = csv_shard(spec.csv_path, spec.label_column, spec.feature_columns or None, spec.seed,
-                         spec.test_fraction)
+        raise ValueError(f"data.dataset: unknown data set {config.dataset!r}; expected one of {DATASETS}")
     logger.info("loaded %s: %d train / %d test rows, %d features, prevalence %.2f",
                 data.name, len(data.train), len(data.test), data.n_features, data.train.prevalence())
     return data

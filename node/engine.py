@@ -12,27 +12,24 @@ up from the merged model its peers announce.
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from functools import partial
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, TypeVar
+from typing import Any
 
 import numpy as np
 import trio
 
-from incentive.ledger import Ledger, LedgerError, Member
+from incentive.ledger import Ledger, Member
 from p2p.announce import Announcement
-from p2p.codec import decode_update, digest, encode_update
+from p2p.codec import digest, encode_update
 from p2p.host import FetchError, SwarmHost
 
 from .attacks import apply_attack
+from .bundle import bundle_shapes, model_bundle, split_bundle, stats_shapes
+from .chainduties import ChainDuties
 from .chainwriter import ChainWriter
-from .checkpoint import Checkpoint, StaleCheckpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
 from .consensus import choose_model, rank_models
 from .exchange import Exchange
@@ -40,114 +37,59 @@ from .inbox import Inbox
 from .learner import Learner, Tensors, add
 from .logs import node_logger
 from .merge import Update, rule_by_name
-from .preprocess import STATS_TENSOR_NAMES, FeatureStats
-from .scoring import default_scorer, scorer_by_name
-
-T = TypeVar("T")
+from .pipeline import COMPRESSION, PRIVACY, BlobIntake, UpdatePipeline, stage_by_name
+from .preprocess import FeatureStats
+from .records import PhaseTimer, RoundReport
+from .rundir import RunFolder
+from .scoring import scorer_by_name
 
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
 SETTLE_SECONDS = 5.0  # after the last round's deadline, how long to wait for peers' final models
-MAX_SAMPLES = 10_000_000  # an announcement claiming more rows than this is a lie
-WEIGHT_PREFIX, STATS_PREFIX = "w/", "s/"
-SCORES_LOG = "scores.jsonl"  # scores this node got onto the chain, one line per round
 
 
 class NodeError(RuntimeError):
     """The node cannot take part: not registered, wrong chain, unusable checkpoint."""
 
 
-@dataclass(frozen=True)
-class RoundReport:
-    round: int
-    val_loss: float
-    val_accuracy: float
-    test_accuracy: float
-    test_auc: float
-    heard: int  # peers whose valid update was merged
-    expected: int  # registered peers
-    bytes_in: int  # blob bytes fetched from peers this round (updates, models, statistics)
-    bytes_out: int  # blob bytes served to peers this round
-    committed: bool
-    model_digest: str
-    scores: dict[str, int]
-    dropped: dict[str, str]
-    phases: dict[str, float]
-    chain: str
-
-    def line(self, rounds: int) -> str:
-        phases = " ".join(f"{k} {v:.2f}s" for k, v in self.phases.items())
-        return (f"round {self.round}/{rounds} | val loss {self.val_loss:.3f} acc {self.val_accuracy:.3f}"
-                f" | peers {self.heard}/{self.expected} | {phases} | {self.chain}")
-
-
-@dataclass
-class PhaseTimer:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def __call__(self, phase: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
-
-
-async def wait_future(future: "Future[T]") -> T:
-    """Await a chain-writer Future from trio without blocking the event loop."""
-    return await trio.to_thread.run_sync(future.result, abandon_on_cancel=True)
-
-
-def model_bundle(weights: Tensors, stats: FeatureStats) -> Tensors:
-    """What a node checkpoints and offers late joiners: merged weights plus swarm statistics."""
-    bundle = {WEIGHT_PREFIX + k: v for k, v in weights.items()}
-    bundle.update({STATS_PREFIX + k: v for k, v in stats.to_tensors().items()})
-    return bundle
-
-
-def split_bundle(bundle: Tensors) -> tuple[Tensors, FeatureStats]:
-    weights = {k[len(WEIGHT_PREFIX):]: v for k, v in bundle.items() if k.startswith(WEIGHT_PREFIX)}
-    stats = {k[len(STATS_PREFIX):]: v for k, v in bundle.items() if k.startswith(STATS_PREFIX)}
-    return weights, FeatureStats.from_tensors(stats)
-
-
 class SwarmNode:
     """Runs the round protocol for one node; `run()` returns the node's summary."""
 
     def __init__(self, config: NodeConfig, learner: Learner, host: SwarmHost, ledger: Ledger,
-                 chain: ChainWriter) -> None:
+                 writer: ChainWriter) -> None:
         self.config = config
         self.learner = learner
         self.host = host
         self.ledger = ledger
-        self.chain = chain
         self.log = node_logger(__name__, config.name)
         self.task = config.chain.task_id
         self._task_key = f"{ledger.address}/{self.task}"
-        self.out = Path(config.output_dir)
+        self.run_folder = RunFolder(Path(config.output_dir))
         self.rule = rule_by_name(config.swarm.merge)
-        self.scorer = default_scorer() if config.swarm.scorer == "default" else scorer_by_name(config.swarm.scorer)
+        self.scorer = scorer_by_name(config.swarm.scorer)
         self.inbox = Inbox()
         self.members: dict[str, Member] = {}
         self.round_duration, self.quorum = 0, 0  # read from the task on chain
         self.round = 0
         self.stats: FeatureStats | None = None
         self.weights: Tensors = learner.weights()
-        self._pending_scores: tuple[int, dict[str, int]] | None = None
         self._bytes_mark = (0, 0)  # byte counters when the last round was reported
+        self.duties = ChainDuties(ledger, writer, self.task, lambda: self.members, self.run_folder, self.log)
         n = learner.data.n_features
-        self._update_shapes = learner.shapes
-        self._stats_shapes = {k: (n,) for k in STATS_TENSOR_NAMES}
-        self._bundle_shapes = {WEIGHT_PREFIX + k: s for k, s in learner.shapes.items()}
-        self._bundle_shapes.update({STATS_PREFIX + k: s for k, s in self._stats_shapes.items()})
+        self._bundle_shapes = bundle_shapes(learner.shapes, n)
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
-        self.exchange = Exchange(host, self.inbox, config.p2p.swarm, lambda: self.members, self.log,
-                                 max_blob=2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes))
+        max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
+        self.exchange = Exchange(host, self.inbox, config.p2p.swarm, lambda: self.members, self.log, max_blob)
+        swarm = config.swarm
+        self.pipeline = UpdatePipeline(learner.shapes, max_blob, swarm.codec, self._committed,
+                                       privacy=stage_by_name(PRIVACY, swarm.privacy),
+                                       compression=stage_by_name(COMPRESSION, swarm.compression))
+        self.stats_intake = BlobIntake(stats_shapes(n), max_blob, lambda ann, t: FeatureStats.from_tensors(t))
+        self.model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> dict[str, Any]:
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.run_folder.create()
         await self._load_members()
         async with self.host.run():
             self.log.info("peer %s listening on %s", self.host.peer_id, ", ".join(self.host.listen_addrs))
@@ -159,7 +101,7 @@ class SwarmNode:
                     while self.round < self.config.swarm.rounds:
                         await self._run_round(self.round + 1)
                     await self._settle()
-                    await self._finish_chain_work()
+                    await self.duties.finish(self.round, 2 * self.round_duration)
                 finally:
                     nursery.cancel_scope.cancel()
         return self._summary()
@@ -177,8 +119,9 @@ class SwarmNode:
         if task.closed:
             raise NodeError(f"task {self.task} on the ledger at {self.ledger.address} is closed")
         self.round_duration, self.quorum = task.round_duration, task.quorum
-        self.log.info("%d registered members; task %d: %s, quorum %d, rounds end %ds after the first commit",
-                      len(self.members), self.task, task.model_id, task.quorum, task.round_duration)
+        self.log.info("%d registered members; task %d: %s, quorum %d, rounds end %ds after the first commit; "
+                      "updates: %s", len(self.members), self.task, task.model_id, task.quorum,
+                      task.round_duration, self.pipeline.describe())
 
     @property
     def peers(self) -> dict[str, Member]:
@@ -194,7 +137,7 @@ class SwarmNode:
 
     async def _start(self) -> None:
         try:
-            ckpt = load_checkpoint(self.out, self._bundle_shapes, self._task_key)
+            ckpt = self.run_folder.load_checkpoint(self._bundle_shapes, self._task_key)
         except StaleCheckpoint as exc:
             self.log.warning("%s; starting afresh", exc)
             ckpt = None
@@ -218,7 +161,7 @@ class SwarmNode:
     async def _adopt_announced(self, round_no: int, anns: dict[str, Announcement], model: str) -> bool:
         """Fetch the merged model `model` announced for `round_no` (from any holder) and adopt it."""
         ann = min((a for a in anns.values() if a.digest == model), key=lambda a: a.sender)
-        fetched = await self.exchange.fetch_decoded(ann, self._bundle_shapes)
+        fetched = await self.exchange.fetch_accepted(ann, self.model_intake)
         if fetched is not None:
             self._adopt(round_no, fetched[1])
         return fetched is not None
@@ -241,13 +184,11 @@ class SwarmNode:
         blob = encode_update(self.learner.local_stats().to_tensors(), "f32")
         # Combine our own statistics as peers receive them (float32 pairs), not the exact float64
         # ones, so that every node computes bit-identical scaling (and identical model bundles).
-        own = FeatureStats.from_tensors(decode_update(blob))
+        own = FeatureStats.from_tensors(self.stats_intake.decode(blob))
         deadline = trio.current_time() + self.config.swarm.stats_timeout
         await self.exchange.announce("stats", 0, blob, len(self.learner.fit), "f32", until=deadline)
-        collected = await self.exchange.collect(
-            "stats", 0, self._stats_shapes, deadline,
-            stop=lambda: self.inbox.latest_round("model") > 0,
-            convert=lambda ann, tensors: FeatureStats.from_tensors(tensors))
+        collected = await self.exchange.collect("stats", 0, self.stats_intake, deadline,
+                                                stop=lambda: self.inbox.latest_round("model") > 0)
         if self.inbox.latest_round("model") > 0:
             self.log.info("the swarm is already past round 1: catching up instead of pooling statistics")
             return
@@ -265,7 +206,7 @@ class SwarmNode:
         the same moment and, having heard the same committed updates, merge the same set; a
         commit after the deadline is refused by the contract, so the set cannot grow later.
         """
-        state = await trio.to_thread.run_sync(self.ledger.round_state, self.task, r)
+        state = await self.duties.round_state(r)
         return self._on_trio_clock(state.deadline or time.time() + self.round_duration)
 
     @staticmethod
@@ -275,6 +216,10 @@ class SwarmNode:
     def _name(self, peer_id: str) -> str:
         return self.exchange.name(peer_id)
 
+    async def _committed(self, ann: Announcement) -> str | None:
+        """What the announcing member committed on chain for the announced round."""
+        return await self.duties.commitment(ann.round, self.members[ann.sender].address)
+
     # ------------------------------------------------------------------ one round
 
     async def _run_round(self, r: int) -> None:
@@ -283,17 +228,15 @@ class SwarmNode:
         with timer("train"):
             delta = await trio.to_thread.run_sync(self.learner.train_update, r)
         blob = await self._own_update_blob(r, delta)
-        own = Update(decode_update(blob, expected=self._update_shapes), len(self.learner.fit), self.host.peer_id)
-        own_digest = digest(blob)
+        own = self.pipeline.own_update(blob, len(self.learner.fit), self.host.peer_id)
         with timer("commit"):
-            committed = await self._commit(r, own_digest)
+            committed = await self.duties.commit(r, digest(blob))
         deadline = await self._round_deadline(r)
         if committed:
             with timer("share"):
                 await self.exchange.announce("update", r, blob, own.samples, cfg.codec, until=deadline)
         with timer("collect"):
-            received = await self.exchange.collect("update", r, self._update_shapes, deadline,
-                                           convert=partial(self._check_commitment, r))
+            received = await self.exchange.collect("update", r, self.pipeline, deadline)
         updates = ([own] if committed else []) + [received[k] for k in sorted(received)]
         if len(updates) < self.quorum:
             self.log.warning("round %d: %d update(s), below the task's quorum of %d: merged anyway, "
@@ -306,7 +249,7 @@ class SwarmNode:
             self.learner.set_weights(self.weights)
         with timer("score"):
             scores = await trio.to_thread.run_sync(self._score, start, own, updates)
-        self._queue_chain_work(r, scores)
+        self.duties.round_done(r, scores)
         self.round = r
         with timer("checkpoint"):
             bundle_blob = self._checkpoint()
@@ -343,7 +286,7 @@ class SwarmNode:
         deadline (a peer still collecting finishes by then).
         """
         r = self.round
-        state = await trio.to_thread.run_sync(self.ledger.round_state, self.task, r)
+        state = await self.duties.round_state(r)
         committers = {a.lower() for a in state.committers}
         expected = {pid for pid, m in self.peers.items() if m.address.lower() in committers}
         until = self._on_trio_clock(state.deadline) + SETTLE_SECONDS
@@ -364,30 +307,7 @@ class SwarmNode:
                     return await self.host.fetch(ann.sender, ann.digest, max_bytes=self.exchange.max_blob)
                 except FetchError as exc:
                     self.log.info("copy attack: could not fetch %s's update (%s)", self._name(ann.sender), exc)
-        delta = apply_attack(attack, delta, self.config.swarm.attack_factor)
-        return encode_update(delta, self.config.swarm.codec)
-
-    async def _commit(self, r: int, update_digest: str) -> bool:
-        """Put this round's digest on chain, carrying last round's scores in the same transaction."""
-        pending, self._pending_scores = self._pending_scores, None
-        future = self.chain.submit(f"commit r{r}", partial(self._send_commit, r, update_digest, pending))
-        try:
-            await wait_future(future)
-            return True
-        except LedgerError as exc:
-            self.log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
-        except Exception as exc:  # the writer already retried transport faults
-            self.log.error("round %d: commit failed (%s); update not shared", r, exc)
-        return False
-
-    async def _check_commitment(self, r: int, ann: Announcement, tensors: Tensors) -> Update:
-        if not 0 < ann.samples <= MAX_SAMPLES:
-            raise ValueError(f"implausible sample count {ann.samples}")
-        address = self.members[ann.sender].address
-        on_chain = await trio.to_thread.run_sync(self.ledger.commitment, self.task, r, address)
-        if on_chain is None or on_chain.lower() != ann.digest.lower():
-            raise ValueError(f"bytes do not match the on-chain commitment ({on_chain})")
-        return Update(tensors, ann.samples, ann.sender)
+        return self.pipeline.prepare(apply_attack(attack, delta, self.config.swarm.attack_factor), r)
 
     def _score(self, start: Tensors, own: Update, updates: list[Update]) -> dict[str, int]:
         """Score each peer's update against the round's starting model on this node's validation rows."""
@@ -399,139 +319,44 @@ class SwarmNode:
                                    peers=[u.sender for u in peers])
         return report.scores
 
-    def _send_commit(self, r: int, update_digest: str, pending: tuple[int, dict[str, int]] | None) -> None:
-        """Runs on the chain writer. One transaction per round (about 96k gas at N = 8 instead of
-        121k for two); if the scores part is refused, the commit still goes through on its own."""
-        if pending is None:
-            self.ledger.commit(self.task, r, update_digest)
-            return
-        score_round, scores = pending
-        peers, values = self._score_args(scores)
-        try:
-            self.ledger.commit_and_score(self.task, r, update_digest, score_round, peers, values)
-        except LedgerError as exc:
-            self.log.warning("scores for round %d refused (%s); committing round %d alone", score_round, exc, r)
-            self.ledger.commit(self.task, r, update_digest)
-        else:
-            self._record_scores(score_round, scores)
-
-    def _send_scores(self, score_round: int, scores: dict[str, int]) -> None:
-        self.ledger.submit_scores(self.task, score_round, *self._score_args(scores))
-        self._record_scores(score_round, scores)
-
-    def _record_scores(self, score_round: int, scores: dict[str, int]) -> None:
-        """The node's own log of scores the chain accepted from it (the audit checks the chain against it)."""
-        line = {"round": score_round, "scores": {self._name(p): v for p, v in scores.items()}}
-        with open(self.out / SCORES_LOG, "a") as fh:
-            fh.write(json.dumps(line) + "\n")
-
-    def _score_args(self, scores: dict[str, int]) -> tuple[list[str], list[int]]:
-        ordered = sorted(scores)
-        return [self.members[p].address for p in ordered], [scores[p] for p in ordered]
-
-    def _queue_chain_work(self, r: int, scores: dict[str, int]) -> None:
-        """Scores ride on the next round's commit; the round before this one can now be finalized."""
-        if scores:
-            self._pending_scores = (r, scores)
-        if r > 1:
-            self.chain.submit(f"finalize r{r - 1}", partial(self._finalize_if_ready, r - 1))
-
-    def _flush_scores(self) -> None:
-        """After the last round there is no next commit to carry its scores: send them alone."""
-        pending, self._pending_scores = self._pending_scores, None
-        if pending is not None:
-            score_round, scores = pending
-            self.chain.submit(f"scores r{score_round}", partial(self._send_scores, score_round, scores))
-
-    def _finalize_if_ready(self, r: int) -> bool:
-        """Finalize round r once every committer has scored or its deadline passed; True when done."""
-        state = self.ledger.round_state(self.task, r)
-        if state.finalized or not state.committers:
-            return True
-        if not set(state.committers) <= set(state.scored):
-            # Wall-clock time: a dev chain that mines on demand has no newer block to read it from.
-            if time.time() < state.deadline:
-                return False
-        try:
-            self.ledger.finalize(self.task, r)
-        except LedgerError as exc:
-            if exc.error != "AlreadyFinalized":  # another node got there first
-                raise
-        return True
-
-    async def _finish_chain_work(self) -> None:
-        """Wait (bounded) until every round this node took part in is finalized on chain."""
-        self._flush_scores()
-        deadline = trio.current_time() + 2 * self.round_duration
-        pending = list(range(1, self.round + 1))
-        while pending and trio.current_time() < deadline:
-            still = []
-            for r in pending:
-                try:
-                    done = await wait_future(self.chain.submit(f"finalize r{r}", partial(self._finalize_if_ready, r)))
-                except Exception as exc:
-                    self.log.warning("finalize r%d: %s", r, exc)
-                    done = False
-                if not done:
-                    still.append(r)
-            pending = still
-            if pending:
-                await trio.sleep(1.0)
-        if pending:
-            self.log.warning("rounds %s not finalized yet; anyone may finalize them later", pending)
-        await trio.to_thread.run_sync(self.chain.stop)
-
     # ------------------------------------------------------------------ records
 
     def _checkpoint(self) -> bytes:
         assert self.stats is not None
-        ckpt = Checkpoint(self.round, model_bundle(self.weights, self.stats))
-        save_checkpoint(self.out, ckpt, self._task_key)
-        return ckpt.encode()
+        return self.run_folder.save_checkpoint(Checkpoint(self.round, model_bundle(self.weights, self.stats)),
+                                               self._task_key)
 
     def _report(self, r: int, committed: bool, received: dict[str, Update], scores: dict[str, int],
                 timer: PhaseTimer) -> RoundReport:
         val = self.learner.evaluate(self.weights, self.learner.val)
         test = self.learner.evaluate(self.weights, self.learner.test)
-        status = self.chain.status()
-        phases = dict(timer.seconds)
-        phases["chain"] = status.busy_seconds
+        status = self.duties.status()
         report = RoundReport(
             round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
             test_auc=test.auc, heard=len(received), expected=len(self.peers), committed=committed,
-            bytes_in=self.exchange.bytes_in - self._bytes_mark[0], bytes_out=self.host.bytes_served - self._bytes_mark[1],
+            bytes_in=self.exchange.bytes_in - self._bytes_mark[0],
+            bytes_out=self.host.bytes_served - self._bytes_mark[1],
             model_digest=digest(encode_update(self.weights, "f32")),
             scores={self._name(p): s for p, s in scores.items()},
             dropped={self._name(p): str(n) for p, n in self.exchange.strikes.items()},
-            phases={k: round(v, 4) for k, v in phases.items()}, chain=status.describe())
-        with open(self.out / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(_jsonable(asdict(report))) + "\n")
+            phases={k: round(v, 4) for k, v in {**timer.seconds, "chain": status.busy_seconds}.items()},
+            chain=status.describe())
+        self.run_folder.append_metrics(asdict(report))
         self._bytes_mark = (self.exchange.bytes_in, self.host.bytes_served)
         return report
 
     def _summary(self) -> dict[str, Any]:
         final = self.learner.evaluate(self.weights, self.learner.test)
-        epochs = self.config.training.epochs * self.config.swarm.rounds
-        local = self.learner.local_only(epochs)
+        local = self.learner.local_only(self.config.training.epochs * self.config.swarm.rounds)
         summary = {
             "name": self.config.name, "peer_id": self.host.peer_id, "address": self.ledger.account.address,
             "rounds": self.round, "model_digest": digest(encode_update(self.weights, "f32")),
             "test_accuracy": final.accuracy, "test_auc": final.auc, "test_rows": final.n,
             "local_only_accuracy": local.accuracy, "local_only_auc": local.auc,
             "strikes": {self._name(p): n for p, n in self.exchange.strikes.items()},
-            "chain": asdict(self.chain.status()),
+            "chain": asdict(self.duties.status()),
         }
-        (self.out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2))
+        self.run_folder.write_summary(summary)
         self.log.info("done: %d rounds, swarm test accuracy %.3f (local only %.3f), model %s",
                       self.round, final.accuracy, local.accuracy, summary["model_digest"][:12])
         return summary
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value

@@ -1,8 +1,9 @@
 """This node's side of the blob exchange: what it offers its peers, and getting theirs.
 
 Announcements go out on gossip and are repeated only while a peer still lacks the blob; blobs
-are fetched by digest from their sender or from any member holding a verified copy, decoded
-strictly, and dropped input is counted against the peer that sent it. The round engine decides
+are fetched by digest from their sender or from any member holding a verified copy and passed
+through the kind's intake (`node.pipeline`: verify, then decode and check), and dropped input
+is counted against the peer that sent it. The round engine decides
 what to announce and what to do with what arrives; this module moves the bytes.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -18,11 +19,10 @@ import trio
 
 from incentive.ledger import LedgerError, Member
 from p2p.announce import Announcement
-from p2p.codec import CodecError, decode_update
 from p2p.host import FetchError, SwarmHost
 
 from .inbox import Inbox
-from .learner import Tensors
+from .pipeline import BlobIntake, Rejected
 
 T = TypeVar("T")
 
@@ -128,56 +128,49 @@ class Exchange:
             return blob
         raise sender_error
 
-    async def fetch_decoded(self, ann: Announcement, shapes: dict[str, tuple[int, ...]],
-                            retry_until: float = -math.inf) -> tuple[bytes, Tensors] | None:
-        """Fetch and strictly decode `ann`'s blob, retrying unavailable sources until `retry_until`.
+    async def fetch_accepted(self, ann: Announcement, intake: BlobIntake[T],
+                             retry_until: float = -math.inf) -> tuple[bytes, T] | None:
+        """Verify `ann`, fetch its blob and pass it through `intake`; None (and a strike) if it fails.
 
-        A node that verified a blob starts serving it a moment later, so a first miss on every
-        source is worth another try while the round lasts. Bytes that fail to decode are final.
+        Sources that do not have the blob yet are retried until `retry_until`: a node that
+        verified a blob starts serving it a moment later, so a first miss on every source is
+        worth another try while the round lasts. A rejected announcement or blob is final.
         """
-        if ann.size > self.max_blob:
-            self.strike(ann.sender, f"announced {ann.size} bytes, more than a {self.max_blob}-byte model")
+        if ann.size > min(self.max_blob, intake.max_bytes):
+            self.strike(ann.sender, f"{ann.kind} r{ann.round}: announced {ann.size} bytes, more than the model's")
             return None
-        while True:
-            try:
-                blob = await self.fetch_blob(ann)
-                self.bytes_in += len(blob)
-                return blob, decode_update(blob, expected=shapes, max_bytes=self.max_blob)
-            except CodecError as exc:
-                self.strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
-                return None
-            except FetchError as exc:
-                if trio.current_time() + FETCH_RETRY_SECONDS >= retry_until:
-                    self.strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
-                    return None
-            await trio.sleep(FETCH_RETRY_SECONDS)
+        try:
+            await intake.verify(ann)
+            while True:
+                try:
+                    blob = await self.fetch_blob(ann)
+                    break
+                except FetchError as exc:
+                    if trio.current_time() + FETCH_RETRY_SECONDS >= retry_until:
+                        raise Rejected(f"fetch failed: {exc}") from None
+                await trio.sleep(FETCH_RETRY_SECONDS)
+            self.bytes_in += len(blob)
+            return blob, intake.accept(ann, blob)
+        except (Rejected, LedgerError) as exc:
+            self.strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
+            return None
 
-    async def collect(self, kind: str, round_no: int, shapes: dict[str, tuple[int, ...]], deadline: float,
-                      convert: Callable[[Announcement, Tensors], Awaitable[T] | T],
+    async def collect(self, kind: str, round_no: int, intake: BlobIntake[T], deadline: float,
                       stop: Callable[[], bool] = lambda: False) -> dict[str, T]:
-        """Fetch and check every peer's blob of (kind, round) until all arrived, `stop()`, or the deadline.
+        """Fetch and admit every peer's blob of (kind, round) until all arrived, `stop()`, or the deadline.
 
-        `convert` turns a decoded blob into the result kept for its sender; raising ValueError or
-        LedgerError rejects the blob (a strike against the sender). Accepted blobs are relayed.
-
-        A blob announced before the deadline is still fetched to the end (each fetch has its own
-        timeout), so a peer that was in time is not dropped because its bytes were slow.
+        Accepted blobs are relayed. A blob announced before the deadline is still fetched to the
+        end (each fetch has its own timeout), so a peer that was in time is not dropped because
+        its bytes were slow.
         """
         results: dict[str, T] = {}
         tried: set[str] = set()
 
         async def take(ann: Announcement) -> None:
-            fetched = await self.fetch_decoded(ann, shapes, retry_until=deadline)
+            fetched = await self.fetch_accepted(ann, intake, retry_until=deadline)
             if fetched is None:
                 return
-            blob, tensors = fetched
-            try:
-                value = convert(ann, tensors)
-                if isinstance(value, Awaitable):
-                    value = await value
-            except (ValueError, LedgerError) as exc:
-                self.strike(ann.sender, f"{kind} r{round_no}: {exc}")
-                return
+            blob, value = fetched
             results[ann.sender] = value
             self.relay(round_no, blob, ann.digest)
             self.inbox.poke()

@@ -8,7 +8,6 @@ loop against an in-process eth-tester chain, for fast experiments and tests.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -31,14 +30,15 @@ from incentive.ledger import Ledger
 from p2p.identity import peer_id_for_key_file
 
 from .config import NodeConfig, config_from_mapping, dump_config
-from .datasets import HEART_HOSPITALS
-from .engine import SCORES_LOG
+from .datasets import DATASETS, HEART_HOSPITALS
 from .report import SwarmReport, write_report
+from .rundir import RunFolder
 
 WEI_PER_ETH = 10**18
 GAS_ALLOWANCE_WEI = 10**18  # each node account gets 1 ETH for gas from the admin
 POLL_SECONDS = 0.5
-RUN_FILES = ("metrics.jsonl", "summary.json", "node.log", "checkpoint.bin", "checkpoint.json", SCORES_LOG)
+# Data sets the launcher can split over its nodes itself ("csv" needs a file per hospital).
+SPLITTABLE = tuple(d for d in DATASETS if d != "csv")
 
 
 class SwarmFailed(RuntimeError):
@@ -71,6 +71,8 @@ class SwarmPlan:
     def validate(self) -> None:
         if self.nodes < 2:
             raise ValueError("a swarm needs at least 2 nodes")
+        if self.dataset not in SPLITTABLE:
+            raise ValueError(f"the launcher splits {', '.join(SPLITTABLE)}; got {self.dataset!r}")
         if self.dataset == "heart" and self.nodes > len(HEART_HOSPITALS):
             raise ValueError(f"the heart data set has {len(HEART_HOSPITALS)} hospitals; asked for {self.nodes} nodes")
         if self.rounds < 1 or self.pool_eth <= 0 or self.round_timeout <= 0:
@@ -93,9 +95,9 @@ class SwarmPlan:
             "training": {"epochs": self.epochs, "lr": self.lr, "seed": self.seed},
             "swarm": {"rounds": self.rounds, "merge": self.merge, "codec": self.codec,
                       "seed": self.seed, "attack": self.attacks.get(i, "none")},
-            "p2p": {"key_file": str(folder / "p2p.key"), "listen": listen, "bootstrap": list(bootstrap)},
+            "p2p": {"key_file": str(RunFolder(folder).p2p_key), "listen": listen, "bootstrap": list(bootstrap)},
             "chain": {"url": chain_url, "contract": contract, "task_id": task_id,
-                      "key_file": str(folder / "eth.key")},
+                      "key_file": str(RunFolder(folder).eth_key)},
         }
         return config_from_mapping(values, self.node_overrides)
 
@@ -113,6 +115,9 @@ class Provisioned:
     peer_ids: tuple[str, ...]
     addresses: tuple[str, ...]
 
+    def folders(self) -> tuple[RunFolder, ...]:
+        return tuple(RunFolder(d) for d in self.node_dirs)
+
 
 def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], None]) -> Provisioned:
     """Create node keys, deploy the ledger, register the members, open and fund the task."""
@@ -121,16 +126,14 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
     names, dirs, peer_ids, addresses = [], [], [], []
     for i in range(plan.nodes):
         name = plan.node_name(i)
-        folder = run_dir / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in RUN_FILES:  # a new chain: what an earlier run left here no longer applies
-            (folder / stale).unlink(missing_ok=True)
-        account = load_key(folder / "eth.key") if (folder / "eth.key").exists() else write_key(
-            folder / "eth.key", "0x" + os.urandom(32).hex())
+        folder = RunFolder(run_dir / name).create()
+        folder.clear_run_files()  # a new chain: what an earlier run left here no longer applies
+        account = load_key(folder.eth_key) if folder.eth_key.exists() else write_key(
+            folder.eth_key, "0x" + os.urandom(32).hex())
         send_value(w3, admin, account.address, GAS_ALLOWANCE_WEI)
         names.append(name)
-        dirs.append(folder)
-        peer_ids.append(peer_id_for_key_file(folder / "p2p.key"))
+        dirs.append(folder.path)
+        peer_ids.append(peer_id_for_key_file(folder.p2p_key))
         addresses.append(account.address)
     ledger = Ledger.deploy(w3, admin)
     say(f"ledger deployed at {ledger.address}")
@@ -155,8 +158,8 @@ def expectations_from_logs(prov: Provisioned) -> dict[str, Any]:
     address = dict(zip(prov.names, prov.addresses))
     given: dict[int, dict[str, list[int]]] = {}
     committed: dict[int, set[str]] = {}  # only committers may score or be scored
-    for name, folder in zip(prov.names, prov.node_dirs):
-        for row in read_jsonl(folder / SCORES_LOG):
+    for name, folder in zip(prov.names, prov.folders()):
+        for row in folder.read_scores():
             committed.setdefault(row["round"], set()).add(address[name])
             for peer, score in row["scores"].items():
                 given.setdefault(row["round"], {}).setdefault(address[peer], []).append(int(score))
@@ -168,19 +171,6 @@ def expectations_from_logs(prov: Provisioned) -> dict[str, Any]:
         for a, credit in per_round.items():
             contributions[a] = contributions.get(a, 0) + credit
     return {"credits": {prov.task_id: credits}, "contributions": {prov.task_id: contributions}}
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a JSON-lines file a node may still be appending to."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line still being written
-    return rows
 
 
 class LocalSwarm:
@@ -232,7 +222,7 @@ class LocalSwarm:
             bootstrap = tuple(a for j, a in enumerate(addrs) if j != i)
             config = self.plan.node_config(i, folder, prov.contract, chain_url, prov.task_id,
                                            f"/ip4/127.0.0.1/tcp/{ports[i]}", bootstrap)
-            (folder / "node.toml").write_text(dump_config(config))
+            RunFolder(folder).config.write_text(dump_config(config))
             configs.append(config)
         return prov, configs
 
@@ -249,11 +239,11 @@ class LocalSwarm:
     # ---------------------------------------------------------------- nodes as processes
 
     def start_node(self, config: NodeConfig) -> subprocess.Popen:
-        """Start `medswarm node` for one config, as its own process group, logging to node.log."""
-        folder = Path(config.output_dir)
-        with open(folder / "node.log", "a") as logfile:
+        """Start `medswarm node` for one config, as its own process group, logging to its run folder."""
+        folder = RunFolder(Path(config.output_dir))
+        with open(folder.log, "a") as logfile:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "node", "--config", str(folder / "node.toml")],
+                [sys.executable, "-m", "node.cli", "node", "--config", str(folder.config)],
                 stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self._procs[config.name] = proc
@@ -274,7 +264,7 @@ class LocalSwarm:
             proc = self._procs.get(config.name)
             if proc is not None and proc.returncode not in (0, None):
                 self.say(f"node {config.name} exited with status {proc.returncode}; "
-                         f"see {config.output_dir}/node.log")
+                         f"see {RunFolder(Path(config.output_dir)).log}")
 
     def stop_processes(self, grace: float = 10.0) -> None:
         """Stop every node process still running: SIGTERM to its group, then SIGKILL."""
@@ -340,12 +330,11 @@ class LocalSwarm:
 
     @staticmethod
     def metrics(config: NodeConfig) -> list[dict[str, Any]]:
-        return read_jsonl(Path(config.output_dir) / "metrics.jsonl")
+        return RunFolder(Path(config.output_dir)).read_metrics()
 
     @staticmethod
     def summary(config: NodeConfig) -> dict[str, Any] | None:
-        path = Path(config.output_dir) / "summary.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        return RunFolder(Path(config.output_dir)).read_summary()
 
     # ---------------------------------------------------------------- payouts
 
@@ -353,8 +342,8 @@ class LocalSwarm:
         admin = Ledger(w3, prov.contract, Account.from_key(prov.admin_key))
         admin.close_task(prov.task_id)
         payouts: dict[str, int] = {}
-        for name, folder in zip(prov.names, prov.node_dirs):
-            member = admin.with_account(load_key(folder / "eth.key"))
+        for name, folder in zip(prov.names, prov.folders()):
+            member = admin.with_account(load_key(folder.eth_key))
             owed = member.owed(prov.task_id, member.account.address)
             payouts[name] = member.withdraw(prov.task_id) if owed else 0
         self.say("task closed; every member withdrew what it was owed")

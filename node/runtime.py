@@ -19,7 +19,7 @@ from p2p.host import HostConfig, SwarmHost
 
 from .chainwriter import ChainWriter
 from .config import NodeConfig
-from .datasets import DataError, DataSpec, load_node_data
+from .datasets import DataError, load_node_data
 from .engine import SwarmNode
 from .learner import Learner
 
@@ -28,18 +28,11 @@ class StartupError(RuntimeError):
     """The node cannot start; the message is meant for the operator, in one line."""
 
 
-def data_spec(config: NodeConfig) -> DataSpec:
-    d = config.data
-    return DataSpec(dataset=d.dataset, hospital=d.hospital if d.dataset == "heart" else "",
-                    node_index=d.node_index, n_nodes=d.n_nodes, partition=d.partition, alpha=d.alpha,
-                    csv_path=d.csv_path, label_column=d.label_column, seed=d.seed)
-
-
 def build_node(config: NodeConfig, w3: Web3 | None = None) -> SwarmNode:
     """A ready-to-run node; `w3` lets several in-process nodes share one eth-tester chain."""
     torch.set_num_threads(1)  # several nodes share the machine's cores: one thread each keeps them fair
     try:
-        data = load_node_data(data_spec(config))
+        data = load_node_data(config.data)
     except (DataError, ValueError, OSError) as exc:
         raise StartupError(f"data: {exc}") from None
     learner = Learner(config, data)

@@ -260,13 +260,12 @@ def node_setups(plan: SwarmPlan) -> list[NodeSetup]:
     """The learners the swarm's nodes build for `plan` (same config path as the launcher)."""
     from node.datasets import load_node_data
     from node.learner import Learner
-    from node.runtime import data_spec
 
     setups = []
     for i in range(plan.nodes):
         config = plan.node_config(i, plan.out / plan.node_name(i), "", "http://127.0.0.1:1", 1,
                                   "/ip4/127.0.0.1/tcp/0", ())
-        data = load_node_data(data_spec(config))
+        data = load_node_data(config.data)
         setups.append(NodeSetup(config.name, config, Learner(config, data)))
     return setups
 
@@ -352,18 +351,16 @@ def swarm_predictions(run: SwarmRun) -> Predictions:
     """Each node's final merged model (its last checkpoint) on its own test rows."""
     plan = run.plan
     task_key = f"{run.report['contract']}/{run.report['task_id']}"
-    from node.checkpoint import load_checkpoint
-    from node.engine import split_bundle, WEIGHT_PREFIX, STATS_PREFIX
+    from node.bundle import bundle_shapes, split_bundle
     from node.models import load_numpy_state
-    from node.preprocess import STATS_TENSOR_NAMES, Scaler
+    from node.preprocess import Scaler
+    from node.rundir import RunFolder
 
     margins, labels = {}, {}
     for s in node_setups(plan):
         learner = s.learner
-        n = learner.data.n_features
-        shapes = {WEIGHT_PREFIX + k: v for k, v in learner.shapes.items()}
-        shapes.update({STATS_PREFIX + k: (n,) for k in STATS_TENSOR_NAMES})
-        ckpt = load_checkpoint(plan.out / s.name, shapes, task_key)
+        shapes = bundle_shapes(learner.shapes, learner.data.n_features)
+        ckpt = RunFolder(plan.out / s.name).load_checkpoint(shapes, task_key)
         if ckpt is None:
             continue
         weights, stats = split_bundle(ckpt.tensors)

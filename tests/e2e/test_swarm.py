@@ -20,6 +20,7 @@ import trio
 from incentive.anvil import Anvil, ToolMissing, anvil_binary
 from incentive.chain import connect
 from node.launcher import LocalSwarm, SwarmPlan
+from node.rundir import RunFolder
 from node.runtime import build_node
 from node.report import SwarmReport
 
@@ -79,7 +80,7 @@ def test_killed_node_is_left_out_then_resumes_from_its_checkpoint(tmp_path: Path
             _wait_for_round(swarm, victim, 2)
             swarm.kill_node(victim.name)
             # The round it will resume from (its checkpoint is written just before its metrics line).
-            killed_at = json.loads((Path(victim.output_dir) / "checkpoint.json").read_text())["round"]
+            killed_at = RunFolder(Path(victim.output_dir)).checkpoint_round()
             for config in others:  # the others finish rounds without it, by the deadline
                 _wait_for_round(swarm, config, killed_at + 2)
             swarm.start_node(victim)
@@ -94,7 +95,7 @@ def test_killed_node_is_left_out_then_resumes_from_its_checkpoint(tmp_path: Path
     # Round killed_at + 2 ran entirely while the victim was down (it may have shared killed_at + 1).
     assert survivor_rounds[killed_at + 1]["heard"] == 1
     assert any(r["heard"] == 2 for r in survivor_rounds[killed_at + 2:])  # the restarted node is merged again
-    log = (Path(victim.output_dir) / "node.log").read_text()
+    log = RunFolder(Path(victim.output_dir)).log.read_text()
     assert f"resumed from checkpoint at round {killed_at}" in log
     assert "caught up: adopted round" in log
     # Whatever the kill left half-fetched, the nodes end on one model (minority nodes rejoin the majority).
@@ -130,7 +131,7 @@ def test_misbehaving_node_under_median_changes_little_and_earns_least(
     if attack in ("zero", "copy"):
         assert attacker.contribution == 0
     if attack == "copy":  # the contract refused the copied digest
-        rows = [json.loads(line) for line in (tmp_path / attack / "node3" / "metrics.jsonl").read_text().splitlines()]
+        rows = RunFolder(tmp_path / attack / "node3").read_metrics()
         assert rows[0]["committed"] is False
 
 

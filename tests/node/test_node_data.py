@@ -1,4 +1,4 @@
-"""Data sets: the four heart hospitals, breast-cancer partitions, a hospital's own CSV, DataSpec."""
+"""Data sets: the four heart hospitals, breast-cancer partitions, a hospital's own CSV, loading from a config."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from node.datasets import (HEART_HOSPITALS, Column, HEART_SCHEMA, DataError, DataSpec, Schema, breast_cancer_shards,
+from node.config import DataConfig
+from node.datasets import (HEART_HOSPITALS, Column, HEART_SCHEMA, DataError, Schema, breast_cancer_shards,
                            csv_shard, dirichlet_partition, heart_hospital, load_node_data)
 
 EXPECTED = {"Cleveland": (303, 0.459), "Hungary": (294, 0.361), "Switzerland": (123, 0.935),
@@ -88,17 +89,15 @@ def test_csv_shard_loads_and_reports_clear_errors(tmp_path: Path) -> None:
         csv_shard(bad, "label")
 
 
-def test_data_spec_registry() -> None:
-    d = load_node_data(DataSpec(dataset="heart", node_index=2))
-    assert d.name == "Switzerland"
-    assert load_node_data(DataSpec(dataset="heart", hospital="VA Long Beach")).name == "VA Long Beach"
-    assert load_node_data(DataSpec(dataset="breast_cancer", node_index=1, n_nodes=3)).name == "node1"
-    for spec, msg in [(DataSpec(dataset="mnist"), "unknown data set"),
-                      (DataSpec(dataset="heart", node_index=4), "node_index"),
-                      (DataSpec(dataset="heart", hospital="Paris"), "unknown hospital"),
-                      (DataSpec(dataset="breast_cancer", partition="zipf"), "unknown partition"),
-                      (DataSpec(dataset="breast_cancer", partition="dirichlet", alpha=0.0), "alpha"),
-                      (DataSpec(dataset="csv"), "csv_path"),
-                      (DataSpec(dataset="csv", csv_path="/nonexistent.csv"), "not found")]:
+def test_data_config_picks_the_loader() -> None:
+    assert load_node_data(DataConfig(dataset="heart", hospital="Switzerland")).name == "Switzerland"
+    assert load_node_data(DataConfig(dataset="heart", hospital="VA Long Beach")).name == "VA Long Beach"
+    assert load_node_data(DataConfig(dataset="breast_cancer", node_index=1, n_nodes=3)).name == "node1"
+    for config, msg in [(DataConfig(dataset="mnist"), "unknown data set"),
+                        (DataConfig(dataset="heart", hospital="Paris"), "unknown hospital"),
+                        (DataConfig(dataset="breast_cancer", node_index=3, n_nodes=3), "node_index"),
+                        (DataConfig(dataset="breast_cancer", partition="zipf"), "unknown partition"),
+                        (DataConfig(dataset="csv"), "csv_path"),
+                        (DataConfig(dataset="csv", csv_path="/nonexistent.csv"), "not found")]:
         with pytest.raises(ValueError, match=msg):
-            load_node_data(spec)
+            load_node_data(config)

@@ -1,4 +1,4 @@
-"""The round engine's small parts: inbox, chain writer, checkpoints, attacks."""
+"""The round engine's small parts: inbox, chain writer, run folder and checkpoints, attacks."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import trio
 from incentive.ledger import LedgerError
 from node.attacks import apply_attack
 from node.chainwriter import ChainWriter
-from node.checkpoint import Checkpoint, CheckpointError, StaleCheckpoint, load_checkpoint, save_checkpoint
+from node.checkpoint import Checkpoint, CheckpointError, StaleCheckpoint
 from node.inbox import Inbox
+from node.rundir import RunFolder
 from p2p.announce import Announcement
 
 DIGEST_A = "0x" + "a" * 64
@@ -80,19 +81,35 @@ def test_checkpoint_round_trip_and_corruption(tmp_path: Path) -> None:
     tensors = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(2, np.float32)}
     shapes = {"w": (2, 3), "b": (2,)}
     task = "0x" + "1" * 40 + "/1"
-    assert load_checkpoint(tmp_path, shapes, task) is None
-    save_checkpoint(tmp_path, Checkpoint(4, tensors), task)
-    loaded = load_checkpoint(tmp_path, shapes, task)
+    run = RunFolder(tmp_path)
+    assert run.load_checkpoint(shapes, task) is None and run.checkpoint_round() is None
+    blob = run.save_checkpoint(Checkpoint(4, tensors), task)
+    assert blob == run.checkpoint_blob.read_bytes() and run.checkpoint_round() == 4
+    loaded = run.load_checkpoint(shapes, task)
     assert loaded is not None and loaded.round == 4
     assert all(np.array_equal(loaded.tensors[k], tensors[k]) for k in tensors)
     with pytest.raises(CheckpointError, match="another model"):
-        load_checkpoint(tmp_path, {"w": (3, 3), "b": (2,)}, task)
+        run.load_checkpoint({"w": (3, 3), "b": (2,)}, task)
     with pytest.raises(StaleCheckpoint, match="belongs to task"):
-        load_checkpoint(tmp_path, shapes, "0x" + "2" * 40 + "/1")
-    blob = (tmp_path / "checkpoint.bin").read_bytes()
-    (tmp_path / "checkpoint.bin").write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+        run.load_checkpoint(shapes, "0x" + "2" * 40 + "/1")
+    run.checkpoint_blob.write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
     with pytest.raises(CheckpointError, match="does not match its digest"):
-        load_checkpoint(tmp_path, shapes, task)
+        run.load_checkpoint(shapes, task)
+
+
+def test_run_folder_records_round_trip(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "node").create()
+    assert run.read_metrics() == [] and run.read_scores() == [] and run.read_summary() is None
+    run.append_metrics({"round": 1, "val_loss": float("nan"), "acc": np.float32(0.5)})
+    run.append_scores(1, {"hungary": 7})
+    run.write_summary({"rounds": 1})
+    with open(run.metrics, "a") as fh:
+        fh.write('{"round": 2, "val_lo')  # a line the node is still writing
+    assert run.read_metrics() == [{"round": 1, "val_loss": None, "acc": 0.5}]
+    assert run.read_scores() == [{"round": 1, "scores": {"hungary": 7}}]
+    assert run.read_summary() == {"rounds": 1}
+    run.clear_run_files()
+    assert not any(p.exists() for p in run.run_files())
 
 
 def test_attacks_rewrite_the_update() -> None:
