@@ -249,6 +249,10 @@ class LocalSwarm:
         self._procs[config.name] = proc
         return proc
 
+    def processes(self) -> dict[str, subprocess.Popen]:
+        """The node processes started so far, by node name."""
+        return dict(self._procs)
+
     def kill_node(self, name: str) -> None:
         """Kill one node abruptly (SIGKILL), as a crash or power cut would."""
         proc = self._procs[name]

@@ -7,7 +7,7 @@ needs on top of it (a subclass, no copy of the launcher):
   `/proc/<pid>/status` VmHWM sampled while it runs as a cross-check;
 - every transaction the nodes sent to the ledger during the run (function, round, gas from its
   receipt, block), read from the chain before the launcher shuts it down;
-- each node's metrics.jsonl rows and summary.json.
+- each node's metrics rows and summary (read through `node.rundir.RunFolder`).
 
 The baselines (`baselines`) train the same model with the same settings the swarm's nodes use
 (built from the same `SwarmPlan.node_config`), on the same fitting rows, with node.learner,
@@ -37,7 +37,8 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from node.launcher import LocalSwarm, Provisioned, SwarmPlan, read_jsonl  # noqa: E402
+from node.launcher import LocalSwarm, Provisioned, SwarmPlan  # noqa: E402
+from node.rundir import RunFolder  # noqa: E402
 
 NODE_TX_FUNCTIONS = ("commit", "submitScores", "commitAndScore", "finalize")
 PHASES = ("train", "commit", "share", "collect", "merge", "score", "checkpoint")
@@ -156,7 +157,7 @@ class MeasuredSwarm(LocalSwarm):
         # Reap each node ourselves with wait4 so the kernel's peak RSS of that process comes back;
         # then let the launcher's own wait see them finished and report failures as usual.
         deadline = time.monotonic() + (timeout or self.WAIT_LIMIT)
-        live = dict(self._procs)
+        live = self.processes()
         shown = 0
         while live and time.monotonic() < deadline:
             for name, proc in list(live.items()):
@@ -180,7 +181,7 @@ class MeasuredSwarm(LocalSwarm):
             self.say(f"node {name} still running after {timeout or self.WAIT_LIMIT:.0f}s; stopping it")
         for name, code in self.exit_codes.items():
             if code:
-                self.say(f"node {name} exited with status {code}; see {self.run_dir}/{name}/node.log")
+                self.say(f"node {name} exited with status {code}; see {RunFolder(self.run_dir / name).log}")
 
     def finish(self, w3, prov: Provisioned, configs, summaries, seconds):
         report = super().finish(w3, prov, configs, summaries, seconds)
@@ -236,10 +237,9 @@ def run_swarm(plan: SwarmPlan, label: str = "", read_chain: bool = True) -> Swar
     names = [plan.node_name(i) for i in range(plan.nodes)]
     metrics, summaries = {}, {}
     for name in names:
-        folder = plan.out / name
-        metrics[name] = read_jsonl(folder / "metrics.jsonl")
-        path = folder / "summary.json"
-        summaries[name] = json.loads(path.read_text()) if path.exists() else None
+        folder = RunFolder(plan.out / name)
+        metrics[name] = folder.read_metrics()
+        summaries[name] = folder.read_summary()
     return SwarmRun(plan, seconds, report.to_json(), names, metrics, summaries, swarm.txs,
                     dict(swarm.peak_rss), dict(swarm.vmhwm), dict(swarm.exit_codes))
 
