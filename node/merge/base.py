@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 logger = logging.getLogger(__name__)
+SAMPLE_CLIP = 3.0  # no update weighs more than 3x the median claimed sample count
 
 
 class MergeError(ValueError):
@@ -46,6 +47,11 @@ class MergeRule(ABC):
     def _merge(self, updates: Sequence[Update]) -> dict[str, np.ndarray]:
         """Merge validated updates, sorted by sender."""
 
+    @abstractmethod
+    def tolerates(self, n: int) -> int:
+        """How many of n updates may be arbitrary (scaled, flipped, garbage within the codec's
+        bounds) while the merged result stays within the range the others span."""
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({params})"
@@ -59,8 +65,13 @@ class MergeRule(ABC):
 
     @staticmethod
     def _weights(updates: Sequence[Update]) -> np.ndarray:
-        """Sample counts normalised to sum to 1."""
+        """Sample counts, each clipped to SAMPLE_CLIP x the median count, normalised to sum to 1.
+
+        Counts are what senders claim: unclipped, one member claiming 10 million rows would own
+        nearly all the weight of a weighted rule. Every node clips the same claims the same way.
+        """
         w = np.array([u.samples for u in updates], dtype=np.float64)
+        w = np.minimum(w, SAMPLE_CLIP * np.median(w))
         return w / w.sum()
 
     @staticmethod

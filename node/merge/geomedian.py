@@ -3,9 +3,12 @@ Pillutla, Kakade and Harchaoui, "Robust Aggregation for Federated Learning", IEE
 arXiv:1912.13445.
 
 The merged vector z minimises sum_i a_i * max(eps, ||z - x_i||) over all tensors flattened together,
-where a_i are the sample-weight shares. Weiszfeld iterations: beta_i = a_i / max(eps, ||z - x_i||),
+with equal weights a_i = 1/n: RFA weighs by sample counts, but counts are what senders claim, and
+a minority claiming many rows could then own the majority of the weight the breakdown point is
+stated in. Weiszfeld iterations: beta_i = a_i / max(eps, ||z - x_i||),
 z <- sum_i beta_i x_i / sum_i beta_i, starting from the weighted mean, at most `max_iter` steps,
-stopping when the objective improves by less than `ftol` (relative). Breakdown point 1/2.
+stopping when the objective improves by less than `ftol` (relative). Breakdown point 1/2: fewer
+than half of the updates cannot move z outside the region the others span.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ logger = logging.getLogger(__name__)
 class GeometricMedian(MergeRule):
     name = "geomedian"
 
+    def tolerates(self, n: int) -> int:
+        return (n - 1) // 2
+
     def __init__(self, max_iter: int = 100, eps: float = 1e-6, ftol: float = 1e-7) -> None:
         if max_iter < 1 or not eps > 0 or not ftol >= 0:
             raise ValueError(f"geometric median: need max_iter >= 1, eps > 0, ftol >= 0; "
@@ -35,7 +41,7 @@ class GeometricMedian(MergeRule):
         names = list(updates[0].tensors)
         shapes = [np.shape(updates[0].tensors[k]) for k in names]
         points = np.concatenate([self._stack(updates, k).reshape(len(updates), -1) for k in names], axis=1)
-        alphas = self._weights(updates)
+        alphas = np.full(len(updates), 1.0 / len(updates))
         z = alphas @ points
 
         def objective(z: np.ndarray) -> float:

@@ -17,6 +17,9 @@ from .base import MergeRule, Update
 class WeightedMean(MergeRule):
     name = "mean"
 
+    def tolerates(self, n: int) -> int:
+        return 0
+
     def _merge(self, updates: Sequence[Update]) -> dict[str, np.ndarray]:
         w = self._weights(updates)
         return {k: np.tensordot(w, self._stack(updates, k), axes=1) for k in updates[0].tensors}

@@ -17,6 +17,9 @@ from .base import MergeRule, Update
 class CoordinateMedian(MergeRule):
     name = "median"
 
+    def tolerates(self, n: int) -> int:
+        return (n - 1) // 2
+
     def _merge(self, updates: Sequence[Update]) -> dict[str, np.ndarray]:
         # Sorting the short axis and taking the middle gives np.median's values bit for bit,
         # 2-4x faster on a few updates of millions of parameters (np.median partitions).

@@ -1,8 +1,11 @@
 """Coordinate-wise trimmed mean: Yin, Chen, Ramchandran and Bartlett, "Byzantine-Robust Distributed
 Learning: Towards Optimal Statistical Rates", ICML 2018, arXiv:1803.01498.
 
-For each coordinate, drop the floor(beta * n) largest and the floor(beta * n) smallest values over
-the n updates and average the rest (unweighted). beta in [0, 0.5); beta = 0 is the plain mean.
+For each coordinate, drop the k largest and the k smallest values over the n updates and average
+the rest (unweighted), with k = floor(beta * n) but at least 1 whenever beta > 0 and n >= 3: the
+paper's floor alone trims nothing from the 4-hospital swarm (floor(0.2 * 4) = 0), and one update
+scaled x100 then went straight through. beta in [0, 0.5); beta = 0 is the plain mean. Tolerates
+k arbitrary updates among n.
 """
 
 from __future__ import annotations
@@ -22,9 +25,17 @@ class TrimmedMean(MergeRule):
             raise ValueError(f"trimmed mean: beta must be in [0, 0.5), got {beta}")
         self.beta = float(beta)
 
+    def trimmed(self, n: int) -> int:
+        """How many values are dropped from each end of each coordinate when merging n updates."""
+        k = int(np.floor(self.beta * n))
+        return max(k, 1) if self.beta > 0 and n >= 3 else k
+
+    def tolerates(self, n: int) -> int:
+        return self.trimmed(n)
+
     def _merge(self, updates: Sequence[Update]) -> dict[str, np.ndarray]:
         n = len(updates)
-        k = int(np.floor(self.beta * n))
+        k = self.trimmed(n)
         out = {}
         for name in updates[0].tensors:
             stack = np.sort(self._stack(updates, name), axis=0)

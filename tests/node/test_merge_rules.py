@@ -49,11 +49,11 @@ def test_geometric_median_stays_near_the_cluster() -> None:
     assert np.all(WeightedMean().merge(ups)["w"] > 50)
 
 
-def test_geometric_median_of_symmetric_points_is_the_centre_and_weighted() -> None:
+def test_geometric_median_of_symmetric_points_is_the_centre_and_unweighted() -> None:
     ups = [upd("a", [1.0, 0.0]), upd("b", [-1.0, 0.0]), upd("c", [0.0, 1.0]), upd("d", [0.0, -1.0])]
     np.testing.assert_allclose(GeometricMedian().merge(ups)["w"], [0.0, 0.0], atol=1e-5)
-    heavy = [upd("a", [0.0, 0.0], samples=10), upd("b", [1.0, 0.0]), upd("c", [0.0, 1.0])]
-    np.testing.assert_allclose(GeometricMedian().merge(heavy)["w"], [0.0, 0.0], atol=1e-4)
+    heavy = [upd("a", [0.0, 0.0], samples=1_000_000), upd("b", [1.0, 0.0]), upd("c", [1.0, 0.0])]
+    np.testing.assert_allclose(GeometricMedian().merge(heavy)["w"], [1.0, 0.0], atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["mean", "median", "trimmed", "geomedian"])
@@ -90,3 +90,41 @@ def test_registry_names_and_errors() -> None:
         rule_by_name("krum")
     with pytest.raises(ValueError, match="bad options"):
         rule_by_name("median", beta=0.1)
+
+
+def test_trimmed_mean_trims_one_of_four() -> None:
+    honest = [upd("a", [1.0]), upd("b", [2.0]), upd("c", [3.0])]
+    out = TrimmedMean(beta=0.2).merge(honest + [upd("evil", [100.0 * 3.0])])  # floor(0.8) would trim 0
+    np.testing.assert_allclose(out["w"], [2.5])
+    assert [TrimmedMean(beta=0.2).trimmed(n) for n in (2, 3, 4, 10, 16)] == [0, 1, 1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["mean", "median", "trimmed", "geomedian"])
+@pytest.mark.parametrize("n", [3, 4, 5, 8])
+def test_each_rule_keeps_its_stated_bound(name: str, n: int) -> None:
+    """With `tolerates(n)` updates replaced by huge ones, the merge stays near the honest ones
+    (coordinate rules: inside their range per coordinate; the geometric median: within
+    (n - f) / (n - 2f) times their radius of their centre); one more drags it far away."""
+    rng = np.random.default_rng(n)
+    rule = rule_by_name(name)
+    f = rule.tolerates(n)
+    honest = [upd(f"h{i}", rng.uniform(-1, 1, size=6), samples=int(rng.integers(50, 150))) for i in range(n - f)]
+    lo = np.min([u.tensors["w"] for u in honest], axis=0)
+    hi = np.max([u.tensors["w"] for u in honest], axis=0)
+    evil = [upd(f"x{i}", np.full(6, 1e4), samples=10_000_000) for i in range(f)]
+    out = rule.merge(honest + evil)["w"]
+    if name == "geomedian":
+        points = np.array([u.tensors["w"] for u in honest])
+        centre = points.mean(axis=0)
+        radius = np.linalg.norm(points - centre, axis=1).max()
+        assert np.linalg.norm(out - centre) <= (n - f) / (n - 2 * f) * radius + 1e-3
+    else:
+        assert np.all(out >= lo - 1e-3) and np.all(out <= hi + 1e-3)
+    beyond = [upd(f"x{i}", np.full(6, 1e4), samples=100) for i in range(f + 1)]
+    assert np.any(rule.merge(honest[: n - f - 1] + beyond)["w"] > hi + 1.0)
+
+
+def test_claimed_sample_counts_are_clipped() -> None:
+    ups = [upd("a", [0.0], samples=100), upd("b", [0.0], samples=100), upd("liar", [1.0], samples=10_000_000)]
+    out = WeightedMean().merge(ups)["w"]
+    np.testing.assert_allclose(out, [0.6])  # the liar weighs 3 x the median (300), not 99.998%
