@@ -29,7 +29,7 @@ import trio
 
 from incentive.ledger import Ledger, LedgerError, Member, RoundState
 
-from .chainwriter import ChainStatus, ChainWriter
+from .chainwriter import ChainOutage, ChainStatus, ChainWriter
 from .rundir import RunFolder
 
 __all__ = ["ChainDuties", "PendingScores", "wait_future"]
@@ -66,12 +66,17 @@ class ChainDuties:
 
     # ------------------------------------------------------------------ reads
 
+    async def read(self, what: str, call: Callable[[], T]) -> T:
+        """A chain read off the event loop, retried through outages as patiently as writes are."""
+        return await trio.to_thread.run_sync(self._writer.patience.call, what, call, self._log,
+                                             abandon_on_cancel=True)
+
     async def round_state(self, r: int) -> RoundState:
-        return await trio.to_thread.run_sync(self.ledger.round_state, self.task, r)
+        return await self.read(f"read round {r}", partial(self.ledger.round_state, self.task, r))
 
     async def commitment(self, r: int, address: str) -> str | None:
         """The digest `address` committed for round r, or None."""
-        return await trio.to_thread.run_sync(self.ledger.commitment, self.task, r, address)
+        return await self.read(f"read a round {r} commitment", partial(self.ledger.commitment, self.task, r, address))
 
     def status(self) -> ChainStatus:
         return self._writer.status()
@@ -79,7 +84,10 @@ class ChainDuties:
     # ------------------------------------------------------------------ writes
 
     async def commit(self, r: int, update_digest: str) -> bool:
-        """Put round r's digest on chain (with the previous round's scores); False if refused."""
+        """Put round r's digest on chain (with the previous round's scores); False if refused.
+
+        Raises ChainOutage when the chain stayed away longer than the node's patience.
+        """
         pending, self._pending = self._pending, None
         future = self._writer.submit(f"commit r{r}", partial(self._send_commit, r, update_digest, pending))
         try:
@@ -87,8 +95,6 @@ class ChainDuties:
             return True
         except LedgerError as exc:
             self._log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
-        except Exception as exc:  # the writer already retried transport faults
-            self._log.error("round %d: commit failed (%s); update not shared", r, exc)
         return False
 
     def round_done(self, r: int, scores: dict[str, int]) -> None:
@@ -117,7 +123,7 @@ class ChainDuties:
     async def _finalized(self, r: int) -> bool:
         try:
             return await wait_future(self._writer.submit(f"finalize r{r}", partial(self._finalize_if_ready, r)))
-        except Exception as exc:
+        except (LedgerError, ChainOutage) as exc:
             self._log.warning("finalize r%d: %s", r, exc)
             return False
 
@@ -125,17 +131,31 @@ class ChainDuties:
 
     def _send_commit(self, r: int, update_digest: str, pending: PendingScores | None) -> None:
         """One transaction per round (about 96k gas at N = 8 instead of 121k for two)."""
-        if pending is None:
-            self.ledger.commit(self.task, r, update_digest)
-            return
-        peers, values = self._score_args(pending.scores)
+        if pending is not None:
+            peers, values = self._score_args(pending.scores)
+            try:
+                self._idempotent(r, update_digest, partial(self.ledger.commit_and_score, self.task, r,
+                                                           update_digest, pending.round, peers, values))
+            except LedgerError as exc:
+                self._log.warning("scores for round %d refused (%s); committing round %d alone",
+                                  pending.round, exc, r)
+            else:
+                self._record(pending)
+                return
+        self._idempotent(r, update_digest, partial(self.ledger.commit, self.task, r, update_digest))
+
+    def _idempotent(self, r: int, update_digest: str, send: Callable[[], object]) -> None:
+        """Send a commit; if it reverts as already committed *with this digest*, it was ours.
+
+        A transaction whose receipt was lost to an outage is sent again on retry; the first
+        copy may have been mined, and the second then reverts though the commit stands.
+        """
         try:
-            self.ledger.commit_and_score(self.task, r, update_digest, pending.round, peers, values)
+            send()
         except LedgerError as exc:
-            self._log.warning("scores for round %d refused (%s); committing round %d alone", pending.round, exc, r)
-            self.ledger.commit(self.task, r, update_digest)
-        else:
-            self._record(pending)
+            mine = self.ledger.account.address
+            if exc.error != "AlreadyCommitted" or self.ledger.commitment(self.task, r, mine) != update_digest:
+                raise
 
     def _send_scores(self, pending: PendingScores) -> None:
         self.ledger.submit_scores(self.task, pending.round, *self._score_args(pending.scores))

@@ -2,11 +2,14 @@
 
 Training and networking never wait on the chain unless they choose to (a commit must be on chain
 before the update is shared). A revert is final and reported; a transport fault (the RPC endpoint
-briefly unreachable, a nonce race) is retried with backoff.
+unreachable, a nonce race) is retried with backoff for as long as the node's patience lasts
+(`chain.outage_seconds`, several minutes by default), so a chain that restarts loses nothing.
+Past that the fault is a `ChainOutage`, which ends the node with one line.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -19,6 +22,37 @@ from incentive.ledger import LedgerError
 from .logs import node_logger
 
 T = TypeVar("T")
+
+
+class ChainOutage(RuntimeError):
+    """The chain stayed unreachable for longer than the node's patience."""
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long to keep retrying a chain call that fails for a reason other than a revert."""
+
+    seconds: float = 300.0
+    first_delay: float = 0.5
+    max_delay: float = 10.0
+
+    def call(self, what: str, job: Callable[[], T], log: logging.LoggerAdapter) -> T:
+        """Run `job`, retrying transport faults with capped exponential backoff; reverts are final."""
+        started, delay, attempt = time.monotonic(), self.first_delay, 0
+        while True:
+            attempt += 1
+            try:
+                return job()
+            except LedgerError:
+                raise
+            except Exception as exc:  # transport faults: the endpoint may come back
+                waited = time.monotonic() - started
+                if waited + delay > self.seconds:
+                    raise ChainOutage(f"{what}: the chain has been unreachable for {waited:.0f} s "
+                                      f"({type(exc).__name__}: {exc})") from exc
+                log.warning("%s failed (%s); retry %d in %.1fs", what, exc, attempt, delay)
+                time.sleep(delay)
+                delay = min(self.max_delay, 2 * delay)
 
 
 @dataclass(frozen=True)
@@ -42,10 +76,9 @@ class ChainStatus:
 class ChainWriter:
     """Runs chain jobs on a worker thread, oldest first; each job's result comes back as a Future."""
 
-    def __init__(self, node: str, *, retries: int = 5, backoff: float = 0.5) -> None:
+    def __init__(self, node: str, patience: Patience = Patience()) -> None:
         self._log = node_logger(__name__, node)
-        self._retries = retries
-        self._backoff = backoff
+        self.patience = patience
         self._jobs: queue.Queue[tuple[str, Callable[[], object], Future] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name=f"chain-{node}", daemon=True)
         self._lock = threading.Lock()
@@ -87,29 +120,22 @@ class ChainWriter:
                     self._busy += time.monotonic() - started
 
     def _run_with_retries(self, what: str, job: Callable[[], T]) -> T:
-        for attempt in range(1, self._retries + 1):
-            try:
-                result = job()
-            except LedgerError as exc:
-                with self._lock:
-                    self._reverted += 1
-                self._log.info("%s reverted: %s", what, exc)
-                raise
-            except Exception as exc:  # transport faults: the endpoint may come back
-                if attempt == self._retries:
-                    with self._lock:
-                        self._failed += 1
-                        self._last_error = f"{type(exc).__name__}: {exc}"[:200]
-                    self._log.error("%s failed after %d attempts: %s", what, attempt, exc)
-                    raise
-                delay = self._backoff * 2 ** (attempt - 1)
-                self._log.warning("%s failed (%s); retry %d in %.1fs", what, exc, attempt, delay)
-                time.sleep(delay)
-            else:
-                with self._lock:
-                    self._sent += 1
-                return result
-        raise AssertionError("unreachable")
+        try:
+            result = self.patience.call(what, job, self._log)
+        except LedgerError as exc:
+            with self._lock:
+                self._reverted += 1
+            self._log.info("%s reverted: %s", what, exc)
+            raise
+        except ChainOutage as exc:
+            with self._lock:
+                self._failed += 1
+                self._last_error = str(exc)[:200]
+            self._log.error("%s", exc)
+            raise
+        with self._lock:
+            self._sent += 1
+        return result
 
 
-__all__ = ["ChainStatus", "ChainWriter"]
+__all__ = ["ChainOutage", "ChainStatus", "ChainWriter", "Patience"]

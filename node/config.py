@@ -82,6 +82,7 @@ class ChainConfig:
     contract: str = ""
     task_id: int = 1
     key_file: str = "eth.key"
+    outage_seconds: float = 300.0  # how long to keep retrying an unreachable chain before giving up
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def choices() -> dict[str, tuple[str, ...]]:
 
 POSITIVE = {
     "data.n_nodes", "data.alpha", "model.hidden", "training.epochs", "training.batch_size",
-    "training.lr", "swarm.rounds", "swarm.stats_timeout", "p2p.fetch_timeout", "chain.task_id",
+    "training.lr", "swarm.rounds", "swarm.stats_timeout", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,7 @@ class SwarmNode:
         return self._summary()
 
     async def _load_members(self) -> None:
-        members = await trio.to_thread.run_sync(self.ledger.members)
+        members = await self.duties.read("read the members", self.ledger.members)
         self.members = {m.peer_id: m for m in members if m.active}
         me = self.members.get(self.host.peer_id)
         account = self.ledger.account.address
@@ -115,7 +116,7 @@ class SwarmNode:
             raise NodeError(f"this node (peer {self.host.peer_id}, account {account}) is not a registered "
                             f"member of the ledger at {self.ledger.address}")
         self.host.set_allowlist(self.members)
-        task = await trio.to_thread.run_sync(self.ledger.task, self.task)
+        task = await self.duties.read("read the task", partial(self.ledger.task, self.task))
         if task.closed:
             raise NodeError(f"task {self.task} on the ledger at {self.ledger.address} is closed")
         self.round_duration, self.quorum = task.round_duration, task.quorum

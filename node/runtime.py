@@ -17,7 +17,7 @@ from incentive.keys import KeyFileError, load_key
 from incentive.ledger import Ledger
 from p2p.host import HostConfig, SwarmHost
 
-from .chainwriter import ChainWriter
+from .chainwriter import ChainWriter, Patience
 from .config import NodeConfig
 from .datasets import DataError, load_node_data
 from .engine import SwarmNode
@@ -55,4 +55,4 @@ def build_node(config: NodeConfig, w3: Web3 | None = None) -> SwarmNode:
                    bootstrap=config.p2p.bootstrap, mdns=config.p2p.mdns, swarm=config.p2p.swarm,
                    fetch_timeout=config.p2p.fetch_timeout),
         name=config.name)
-    return SwarmNode(config, learner, host, ledger, ChainWriter(config.name).start())
+    return SwarmNode(config, learner, host, ledger, ChainWriter(config.name, Patience(config.chain.outage_seconds)).start())
