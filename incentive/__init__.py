@@ -2,7 +2,8 @@
 
 Modules: `artifacts` (committed compiled contracts), `compile` (rebuild them with the npm
 solc), `chain` (connections, dev keys, time), `keys` (key files), `anvil` (local chain
-process), `errors` (revert decoding), `ledger` (typed contract client), `audit` (history
-rebuilt from events and cross-checked against state). Depends only on the stdlib and the
-web3 stack; never imports `p2p` or `node`.
+process), `errors` (revert decoding), `ledger` (typed contract client), `deploy` (a new
+ledger with its members and a funded task), `audit` (history rebuilt from events and
+cross-checked against state). Depends only on the stdlib and the web3 stack; never imports
+`p2p` or `node`.
 """

@@ -17,7 +17,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import event_abi_to_log_topic, is_address, to_checksum_address
 from web3 import Web3
 
 from incentive.artifacts import ledger_artifact
@@ -35,6 +35,10 @@ def median_credit(scores: list[int]) -> int:
     s = sorted(scores)
     m = len(s)
     return s[m // 2] if m % 2 else (s[m // 2 - 1] + s[m // 2]) // 2
+
+
+class LedgerNotFound(Exception):
+    """No contract at the address given: a wrong address, or the right one on another chain."""
 
 
 @dataclass(frozen=True)
@@ -189,8 +193,14 @@ def audit(
 
     `expectations` (optional): {"contributions": {task_id: {address: int}},
     "credits": {task_id: {round: {address: int}}}} as the nodes' own logs would give.
+    Raises LedgerNotFound when `address` holds no contract on this chain.
     """
+    if not is_address(address):
+        raise LedgerNotFound(f"{address!r} is not an Ethereum address")
     address = to_checksum_address(address)
+    if not w3.eth.get_code(address):
+        # Otherwise every state read fails with web3's undecodable-output error, far from the cause.
+        raise LedgerNotFound(f"no contract at {address} on chain {w3.eth.chain_id}")
     contract = w3.eth.contract(address=address, abi=ledger_artifact().abi)
     latest = w3.eth.block_number
     first = _deploy_block(w3, address, latest) if from_block is None else from_block

@@ -1,20 +1,24 @@
-"""The `medswarm` command: run one hospital's node, or a whole local swarm.
+"""The `medswarm` command: run a whole local swarm or one hospital's node; deploy or audit a ledger.
 
-    medswarm node --config node.toml [--set section.key=value ...]
     medswarm swarm [--nodes 4] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
+    medswarm node --config node.toml [--set section.key=value ...]
+    medswarm deploy --rpc URL (--admin-key FILE | --dev-admin) [--members members.json] [--out deployed.json]
+    medswarm audit --rpc URL --address 0xLEDGER [--json audit.json] [--expect node-logs.json]
 
 Operator mistakes (a wrong value, a missing file, an unreachable chain) end with one line on
-stderr and exit status 2; a run that finishes with an audit mismatch exits with status 1.
+stderr and exit status 2; a swarm run or an audit that finds a mismatch exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import trio
 
@@ -73,6 +77,59 @@ def _swarm(args: argparse.Namespace) -> int:
     return 0 if report.audit_ok else EXIT_FAILED
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    from eth_account import Account
+
+    from incentive.chain import ChainUnavailable, connect, dev_keys
+    from incentive.deploy import TaskPlan, deploy_ledger, read_members
+    from incentive.errors import LedgerError
+    from incentive.keys import KeyFileError, load_key
+
+    setup_logging("deploy", logging.DEBUG if args.verbose else logging.WARNING)
+    task = None if args.no_task else TaskPlan(args.quorum, args.model_id, args.round_duration, args.fund)
+    try:  # MembersFileError is a ValueError, as are web3's complaints about an address
+        w3 = connect(args.rpc)
+        admin = Account.from_key(dev_keys(w3, 1)[0]) if args.dev_admin else load_key(args.admin_key)
+        members = read_members(args.members) if args.members else ()
+        deployed = deploy_ledger(w3, admin, members, task)
+    except (ChainUnavailable, KeyFileError, ValueError, LedgerError) as exc:
+        raise _OperatorError(str(exc)) from None
+    print(f"ledger {deployed.address} on chain {deployed.chain_id}: {deployed.members} members registered"
+          + (f", task {deployed.task_id} created, pool {deployed.pool} wei" if deployed.task_id else ""))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(asdict(deployed), indent=1) + "\n")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from incentive.audit import LedgerNotFound, audit
+    from incentive.chain import ChainUnavailable, connect
+
+    # audit() logs each mismatch as a warning; the table below lists them all anyway
+    setup_logging("audit", logging.DEBUG if args.verbose else logging.ERROR)
+    expectations = _read_json(args.expect, "--expect") if args.expect else None
+    try:
+        w3 = connect(args.rpc)
+        report = audit(w3, args.address, expectations=expectations, from_block=args.from_block, window=args.window)
+    except (ChainUnavailable, LedgerNotFound) as exc:
+        raise _OperatorError(str(exc)) from None
+    print(report.format_table())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(report.to_json() + "\n")
+    return 0 if report.ok else EXIT_FAILED
+
+
+def _read_json(path: Path, option: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise _OperatorError(f"{option} {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise _OperatorError(f"{option} {path} is not valid JSON: {exc}") from None
+
+
 class _OperatorError(Exception):
     """A mistake the operator can fix; printed as one line."""
 
@@ -117,6 +174,38 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--in-process", action="store_true", help="all nodes in this process, on eth-tester")
     swarm.add_argument("--out", help="report folder (default runs/swarm-<time>)")
     swarm.set_defaults(func=_swarm)
+
+    deploy = sub.add_parser("deploy", help="deploy a ledger, register members, open and fund a task",
+                            description="Deploy the MedSwarm ledger, register the members listed in a file, "
+                                        "create a task and fund its pool. Keys are read from files (mode 0600), "
+                                        "never printed. Prints the contract address and task id.")
+    deploy.add_argument("--rpc", required=True, help="JSON-RPC URL (or eth-tester for a dry run)")
+    key = deploy.add_mutually_exclusive_group(required=True)
+    key.add_argument("--admin-key", type=Path, help="admin private key file (0600)")
+    key.add_argument("--dev-admin", action="store_true", help="use the chain's first dev key (dev chains only)")
+    deploy.add_argument("--members", type=Path,
+                        help="JSON list or TOML [[member]] tables of members (address, peer_id, name)")
+    deploy.add_argument("--quorum", type=int, default=2, help="committers a round needs to earn credit")
+    deploy.add_argument("--model-id", default="medswarm")
+    deploy.add_argument("--round-duration", type=int, default=600, help="seconds from a round's first commit")
+    deploy.add_argument("--fund", type=int, default=0, help="wei to put into the pool from the admin account")
+    deploy.add_argument("--no-task", action="store_true", help="deploy and register only")
+    deploy.add_argument("--out", type=Path, help="write {address, task_id, chain_id, ...} as JSON here")
+    deploy.set_defaults(func=_deploy)
+
+    audit = sub.add_parser("audit", help="rebuild a ledger's history from its events and check it",
+                           description="Audit a MedSwarm ledger from an RPC URL and the contract address alone: "
+                                       "print the rebuilt history as a table and exit 1 on any mismatch between "
+                                       "events, the audit's own recomputation, the contract's state and the "
+                                       "optional expectations file ({\"contributions\": {task: {address: n}}, "
+                                       "\"credits\": {task: {round: {address: n}}}}).")
+    audit.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
+    audit.add_argument("--address", required=True, help="the ledger contract's address")
+    audit.add_argument("--json", type=Path, help="write the full report as JSON here")
+    audit.add_argument("--expect", type=Path, help="JSON expectations (e.g. contributions the nodes logged)")
+    audit.add_argument("--from-block", type=int, default=None, help="skip the deploy-block search")
+    audit.add_argument("--window", type=int, default=500, help="blocks per log query")
+    audit.set_defaults(func=_audit)
     return parser
 
 

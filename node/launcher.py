@@ -25,6 +25,7 @@ from web3 import Web3
 from incentive.anvil import Anvil, free_port
 from incentive.audit import audit, median_credit
 from incentive.chain import connect, dev_keys, send_value
+from incentive.deploy import NewMember, TaskPlan, deploy_ledger
 from incentive.keys import load_key, write_key
 from incentive.ledger import Ledger
 from p2p.identity import peer_id_for_key_file
@@ -135,17 +136,15 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
         dirs.append(folder.path)
         peer_ids.append(peer_id_for_key_file(folder.p2p_key))
         addresses.append(account.address)
-    ledger = Ledger.deploy(w3, admin)
-    say(f"ledger deployed at {ledger.address}")
-    for name, pid, address in zip(names, peer_ids, addresses):
-        ledger.register_member(address, pid, name)
     quorum = max(2, plan.nodes // 2 + 1)
-    task_id = ledger.create_task(quorum=quorum, model_id=f"{plan.dataset}/{plan.model}",
-                                 round_duration=max(1, round(plan.round_timeout)))
-    ledger.with_account(sponsor).fund(task_id, int(plan.pool_eth * WEI_PER_ETH))
-    say(f"task {task_id} opened with a pool of {plan.pool_eth:g} ETH; {plan.nodes} members registered")
-    return Provisioned(ledger.address, task_id, quorum, admin_key, tuple(names), tuple(dirs), tuple(peer_ids),
-                       tuple(addresses))
+    task = TaskPlan(quorum=quorum, model_id=f"{plan.dataset}/{plan.model}",
+                    round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH))
+    members = [NewMember(address, pid, name) for name, pid, address in zip(names, peer_ids, addresses)]
+    deployed = deploy_ledger(w3, admin, members, task, sponsor=sponsor)
+    say(f"ledger deployed at {deployed.address}")
+    say(f"task {deployed.task_id} opened with a pool of {plan.pool_eth:g} ETH; {plan.nodes} members registered")
+    return Provisioned(deployed.address, deployed.task_id, quorum, admin_key, tuple(names), tuple(dirs),
+                       tuple(peer_ids), tuple(addresses))
 
 
 def expectations_from_logs(prov: Provisioned) -> dict[str, Any]:

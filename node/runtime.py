@@ -37,7 +37,7 @@ def build_node(config: NodeConfig, w3: Web3 | None = None) -> SwarmNode:
         raise StartupError(f"data: {exc}") from None
     learner = Learner(config, data)
     if not config.chain.contract:
-        raise StartupError("chain.contract: no contract address configured (deploy one with scripts/deploy.py)")
+        raise StartupError("chain.contract: no contract address configured (deploy one with `medswarm deploy`)")
     try:
         w3 = w3 or connect(config.chain.url)
     except ChainUnavailable as exc:

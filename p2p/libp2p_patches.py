@@ -33,7 +33,7 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    most 65519 bytes of plaintext, so every full frame went out as two Noise messages (the
    second one 17 bytes): twice the length prefixes, AEAD calls and socket reads per frame.
    Fix: cap Yamux frames at one Noise message (``MAX_MESSAGE_SIZE = 65519``). Blob
-   throughput on loopback went from about 72 to 95 MB/s (scripts/bench_p2p.py).
+   throughput on loopback went from about 72 to 95 MB/s (python -m scripts.bench.p2p).
 """
 
 from __future__ import annotations

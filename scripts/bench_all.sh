@@ -9,8 +9,8 @@ OUT=${BENCH_OUT:-reports/bench}
 RUNS=${BENCH_RUNS:-runs/bench}
 mkdir -p "$OUT"
 start=$(date +%s)
-"$PY" scripts/bench_learning.py --out "$OUT" --runs "$RUNS/learning" "$@"
-"$PY" scripts/bench_systems.py --out "$OUT" --runs "$RUNS/systems" "$@"
+"$PY" -m scripts.bench.learning --out "$OUT" --runs "$RUNS/learning" "$@"
+"$PY" -m scripts.bench.systems --out "$OUT" --runs "$RUNS/systems" "$@"
 secs=$(( $(date +%s) - start ))
 {
   echo "# MedSwarm benchmarks"

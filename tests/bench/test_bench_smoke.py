@@ -1,7 +1,7 @@
-"""Seconds-long smoke runs of the benchmark scripts (`--quick`), checking the JSON they write.
+"""Seconds-long smoke runs of the benchmarks (`--quick`), checking the JSON they write.
 
 The full benchmarks (`scripts/bench_all.sh`) take minutes and are not part of CI; these only prove
-that each script runs end to end on the real launcher and writes well-formed reports.
+that each benchmark runs end to end on the real launcher and writes well-formed reports.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(script: str, tmp_path: Path) -> Path:
+def _run(module: str, tmp_path: Path) -> Path:
     out = tmp_path / "reports"
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--quick", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", module, "--quick", "--out", str(out),
                            "--runs", str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -32,7 +32,7 @@ def _prob(x) -> bool:
 
 
 def test_bench_learning_quick(tmp_path: Path) -> None:
-    out = _run("bench_learning.py", tmp_path)
+    out = _run("scripts.bench.learning", tmp_path)
     data = json.loads((out / "learning.json").read_text())
     heart = data["results"]["heart"]
     assert heart["nodes"] == ["cleveland", "hungary"]
@@ -55,7 +55,7 @@ def test_bench_learning_quick(tmp_path: Path) -> None:
 
 
 def test_bench_systems_quick(tmp_path: Path) -> None:
-    out = _run("bench_systems.py", tmp_path)
+    out = _run("scripts.bench.systems", tmp_path)
     data = json.loads((out / "systems.json").read_text())
     run = data["scale"][0]
     assert run["nodes"] == 2 and run["rounds"] == 2

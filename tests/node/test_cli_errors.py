@@ -52,3 +52,30 @@ def test_bad_swarm_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert "the heart data set has 4 hospitals" in capsys.readouterr().err
     assert main(["swarm", "--attack", "three=scale"]) == 2
     assert "expected NODE_INDEX=KIND" in capsys.readouterr().err
+
+
+UNREACHABLE = "http://127.0.0.1:9"
+ADDRESS = "0x" + "1" * 40
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["deploy", "--rpc", "eth-tester", "--admin-key", "{tmp}/absent.key"], "key file {tmp}/absent.key cannot be read"),
+    (["deploy", "--rpc", UNREACHABLE, "--dev-admin"], f"cannot reach an Ethereum JSON-RPC endpoint at {UNREACHABLE}"),
+    (["deploy", "--rpc", "eth-tester", "--dev-admin", "--members", "{tmp}/absent.json"],
+     "members file {tmp}/absent.json cannot be read"),
+    (["deploy", "--rpc", "eth-tester", "--dev-admin", "--members", "{tmp}/members.json"], "member #0 lacks ['peer_id']"),
+    (["audit", "--rpc", UNREACHABLE, "--address", ADDRESS], f"cannot reach an Ethereum JSON-RPC endpoint at {UNREACHABLE}"),
+    (["audit", "--rpc", "eth-tester", "--address", ADDRESS], f"no contract at {ADDRESS} on chain"),
+    (["audit", "--rpc", "eth-tester", "--address", "0xnope"], "'0xnope' is not an Ethereum address"),
+    (["audit", "--rpc", "eth-tester", "--address", ADDRESS, "--expect", "{tmp}/absent.json"],
+     "--expect {tmp}/absent.json: No such file or directory"),
+])
+def test_deploy_and_audit_mistakes_give_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 argv: list[str], message: str) -> None:
+    (tmp_path / "members.json").write_text('[{"address": "0x' + "2" * 40 + '", "name": "x"}]')
+    code = main([arg.format(tmp=tmp_path) for arg in argv])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.startswith("medswarm: ") and captured.err.count("\n") == 1
+    assert message.format(tmp=tmp_path) in captured.err

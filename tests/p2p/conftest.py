@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -10,9 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from p2p.host import HostConfig, SwarmHost  # noqa: E402
+from p2p.host import HostConfig, SwarmHost
 
 
 def run_trio(fn: Callable, *args: object, timeout: float = 60.0) -> object:

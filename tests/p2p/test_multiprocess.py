@@ -11,8 +11,8 @@ import trio
 
 from p2p.host import FetchError, FetchTimeout, HostConfig, PeerUnavailable, SwarmHost
 from p2p.identity import peer_id_for_key_file
+from scripts.bench.peer_process import PeerProcess
 from tests.p2p.conftest import run_trio, wait_until
-from tests.p2p.peer_process import PeerProcess
 
 KiB, MiB = 2**10, 2**20
 SIZES = [1 * KiB, 4 * MiB, 64 * MiB]

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Learning quality: the swarm against pooled training and against each node training alone.
 
-    .venv/bin/python scripts/bench_learning.py [--quick] [--out reports/bench]
+    .venv/bin/python -m scripts.bench.learning [--quick] [--out reports/bench]
 
 - UCI Heart Disease, its 4 real hospitals as 4 nodes: swarm with the mean and the median merge
   rule, pooled training (all hospitals' fitting rows in one place), local-only training; accuracy
@@ -22,9 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import benchlib as B  # noqa: E402
+from scripts.bench import harness as B
 
 METHODS = ("swarm_mean", "swarm_median", "pooled", "local")
 LABELS = {"swarm_mean": "swarm (mean)", "swarm_median": "swarm (median)", "pooled": "pooled",
@@ -190,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                             "8 node processes on anvil")
     tgts = targets(results)
     seconds = time.monotonic() - started
-    meta = {"command": "scripts/bench_learning.py" + (" --quick" if args.quick else ""),
+    meta = {"command": "python -m scripts.bench.learning" + (" --quick" if args.quick else ""),
             "seconds": seconds, "machine": B.machine()}
     out.mkdir(parents=True, exist_ok=True)
     B.write_json(out / "learning.json", {"meta": meta, "results": results, "targets": tgts})

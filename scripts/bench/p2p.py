@@ -13,7 +13,7 @@ Measures, in one run on loopback:
 Prints a table and writes JSON (``--out``, default reports/p2p.json). ``--quick`` runs a
 reduced version in a few seconds.
 
-    .venv/bin/python scripts/bench_p2p.py [--quick] [--out reports/p2p.json]
+    .venv/bin/python -m scripts.bench.p2p [--quick] [--out reports/p2p.json]
 """
 
 from __future__ import annotations
@@ -32,11 +32,8 @@ from pathlib import Path
 
 import trio
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from p2p.host import HostConfig, SwarmHost  # noqa: E402
-from tests.p2p.peer_process import PeerProcess as Peer  # noqa: E402
+from p2p.host import HostConfig, SwarmHost
+from scripts.bench.peer_process import PeerProcess as Peer
 
 MiB = 2**20
 
@@ -163,7 +160,7 @@ def latency(tmp: Path, n: int, rounds: int, settle: float = 2.0, interval: float
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="MedSwarm p2p benchmark")
     ap.add_argument("--quick", action="store_true", help="small sizes, 4 nodes, one repeat")
-    ap.add_argument("--out", default=str(ROOT / "reports" / "p2p.json"))
+    ap.add_argument("--out", default="reports/p2p.json")
     args = ap.parse_args(argv)
     sizes = [4 * MiB] if args.quick else [4 * MiB, 16 * MiB, 64 * MiB]
     repeats = 2 if args.quick else 3

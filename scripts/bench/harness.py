@@ -24,21 +24,16 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from node.launcher import LocalSwarm, Provisioned, SwarmPlan  # noqa: E402
-from node.rundir import RunFolder  # noqa: E402
+from node.launcher import LocalSwarm, Provisioned, SwarmPlan
+from node.rundir import RunFolder
 
 NODE_TX_FUNCTIONS = ("commit", "submitScores", "commitAndScore", "finalize")
 PHASES = ("train", "commit", "share", "collect", "merge", "score", "checkpoint")

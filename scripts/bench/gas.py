@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Gas per node per round (commit + scores) for N = 4, 8, 16 members, on eth-tester.
 
-    .venv/bin/python scripts/bench_gas.py [--sizes 4,8,16] [--rounds 3] [--out reports/gas.json]
+    .venv/bin/python -m scripts.bench.gas [--sizes 4,8,16] [--rounds 3] [--out reports/gas.json]
 
 Two ways to send a node's round: `separate` = commit(r) then submitScores(r) (two
 transactions), `combined` = commitAndScore(r + 1 commit, r scores) (one transaction, what a
@@ -18,13 +17,11 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from eth_account import Account
+from eth_utils import keccak
 
-from eth_account import Account  # noqa: E402
-from eth_utils import keccak  # noqa: E402
-
-from incentive.chain import connect, dev_keys  # noqa: E402
-from incentive.ledger import Ledger, pack_scores  # noqa: E402
+from incentive.chain import connect, dev_keys
+from incentive.ledger import Ledger, pack_scores
 
 
 def _setup(n: int):

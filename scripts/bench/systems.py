@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Systems cost of a round: phases, bytes, gas, chain transactions, peak memory.
 
-    .venv/bin/python scripts/bench_systems.py [--quick] [--out reports/bench]
+    .venv/bin/python -m scripts.bench.systems [--quick] [--out reports/bench]
 
 Every run is a real swarm from the one launcher in process mode (anvil + one OS process per
 node), breast cancer shards (IID), a few rounds. Two sweeps:
@@ -25,9 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import benchlib as B  # noqa: E402
+from scripts.bench import harness as B
 
 N_FEATURES = 30  # breast cancer
 SIZES = {"10k": 85, "1M": 983, "10M": 3145}  # mlp hidden width -> ~parameters for 30 inputs
@@ -244,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes.append(one(8, SIZES["1M"], args.rounds, runs, False, "size-n8-1M"))
     tgts = targets(scale, sizes)
     seconds = time.monotonic() - started
-    meta = {"command": "scripts/bench_systems.py" + (" --quick" if args.quick else ""), "seconds": seconds,
+    meta = {"command": "python -m scripts.bench.systems" + (" --quick" if args.quick else ""), "seconds": seconds,
             "machine": B.machine(), "mode": "in-process (eth-tester)" if args.quick else "process mode (anvil)"}
     out.mkdir(parents=True, exist_ok=True)
     B.write_json(out / "systems.json", {"meta": meta, "scale": scale, "model_size": sizes, "targets": tgts})

@@ -1,10 +1,10 @@
 """A SwarmHost in its own process, driven over stdin/stdout with JSON lines.
 
-Used by the multi-process tests (tests/p2p/test_multiprocess.py) and by
-scripts/bench_p2p.py, so both launch peers the same way::
+Used by the multi-process tests (tests/p2p/test_multiprocess.py) and by the p2p benchmark
+(scripts/bench/p2p.py), so both launch peers the same way, from the repository root::
 
-    python tests/p2p/peer_process.py --key K [--listen MA] [--bootstrap MA ...]
-                                     [--serve SIZE ...] [--seed N] [--name NAME]
+    python -m scripts.bench.peer_process --key K [--listen MA] [--bootstrap MA ...]
+                                         [--serve SIZE ...] [--seed N] [--name NAME]
 
 On start it prints ``{"event": "ready", "peer_id", "addrs", "digests": {size: digest}}``.
 Commands (one JSON object per stdin line) and their replies:
@@ -39,15 +39,13 @@ from pathlib import Path
 import numpy as np
 import trio
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from p2p.announce import Announcement
+from p2p.codec import digest
+from p2p.host import TRANSFER_PROTOCOL_ID, FetchError, HostConfig, SwarmHost
 
-from p2p.announce import Announcement  # noqa: E402
-from p2p.codec import digest  # noqa: E402
-from p2p.host import TRANSFER_PROTOCOL_ID, FetchError, HostConfig, SwarmHost  # noqa: E402
-
-SCRIPT = Path(__file__).resolve()
+# The child runs this module with `python -m` from the repository root, where `scripts` and
+# `p2p` are importable as packages whatever the parent's working directory is.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class PeerProcess:
@@ -56,7 +54,7 @@ class PeerProcess:
     def __init__(self, key: Path, *, listen: str | None = None, serve: list[int] = (),
                  bootstrap: list[str] = (), name: str = "", stall: bool = False,
                  ready_timeout: float = 30.0, quiet: bool = False) -> None:
-        cmd = [sys.executable, str(SCRIPT), "--key", str(key), "--name", name]
+        cmd = [sys.executable, "-m", "scripts.bench.peer_process", "--key", str(Path(key).resolve()), "--name", name]
         if listen:
             cmd += ["--listen", listen]
         for size in serve:
@@ -65,8 +63,8 @@ class PeerProcess:
             cmd += ["--bootstrap", addr]
         if stall:
             cmd.append("--stall")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-                                     stderr=subprocess.DEVNULL if quiet else None)
+        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     bufsize=1, stderr=subprocess.DEVNULL if quiet else None)
         self.events: queue.Queue[dict | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
