@@ -29,6 +29,7 @@ EXIT_USAGE, EXIT_FAILED = 2, 1
 
 
 def _node(args: argparse.Namespace) -> int:
+    from .chainwriter import ChainOutage
     from .checkpoint import CheckpointError
     from .engine import NodeError
     from .runtime import StartupError, build_node
@@ -37,9 +38,24 @@ def _node(args: argparse.Namespace) -> int:
     setup_logging(config.name, logging.DEBUG if args.verbose else logging.INFO)
     try:
         trio.run(build_node(config).run)
-    except (NodeError, CheckpointError, StartupError) as exc:
-        raise _OperatorError(str(exc)) from None
+    except BaseException as exc:
+        # trio hands a task's failure over inside an exception group; the operator wants one line.
+        fault = _first_of(exc, (NodeError, CheckpointError, StartupError, ChainOutage))
+        if fault is None:
+            raise
+        raise _OperatorError(f"{fault} (state kept in {config.output_dir}; start again to resume)") from None
     return 0
+
+
+def _first_of(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """`exc` itself, or the first exception of `kinds` nested in its exception groups."""
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _first_of(inner, kinds)) is not None:
+                return found
+    return None
 
 
 def _swarm(args: argparse.Namespace) -> int:
@@ -74,7 +90,10 @@ def _swarm(args: argparse.Namespace) -> int:
     print()
     print(report.table())
     print(f"\nreport: {out}/summary.md, {out}/report.json, {out}/accuracy.png")
-    return 0 if report.audit_ok else EXIT_FAILED
+    if report.failed_nodes:
+        print(f"medswarm: node(s) {', '.join(report.failed_nodes)} failed; see their node.log in {out}",
+              file=sys.stderr)
+    return 0 if report.ok else EXIT_FAILED
 
 
 def _deploy(args: argparse.Namespace) -> int:

@@ -56,6 +56,8 @@ class TrainingConfig:
 class SwarmConfig:
     rounds: int = 10
     stats_timeout: float = 60.0  # how long to wait for peers' statistics before round 1
+    absent_after: int = 2  # rounds without a merged update after which a peer is not waited for...
+    absent_wait: float = 0.1  # ...beyond this share of the round's duration
     merge: str = "median"  # mean | median | trimmed | geomedian
     scorer: str = "default"  # default | loo | individual
     codec: str = "f32"  # f32 | f16
@@ -145,7 +147,7 @@ def choices() -> dict[str, tuple[str, ...]]:
 
 POSITIVE = {
     "data.n_nodes", "data.alpha", "model.hidden", "training.epochs", "training.batch_size",
-    "training.lr", "swarm.rounds", "swarm.stats_timeout", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
+    "training.lr", "swarm.rounds", "swarm.stats_timeout", "swarm.absent_after", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
 }
 
 
@@ -209,6 +211,8 @@ def _check_ranges(config: NodeConfig) -> None:
         raise ConfigError("name: must not be empty")
     if not 0.0 < config.data.validation_fraction < 0.9:
         raise ConfigError("data.validation_fraction: must lie between 0 and 0.9")
+    if not 0.0 <= config.swarm.absent_wait <= 1.0:
+        raise ConfigError("swarm.absent_wait: must lie between 0 and 1 (a share of the round's duration)")
     if not 0.0 < config.data.test_fraction < 0.9:
         raise ConfigError("data.test_fraction: must lie between 0 and 0.9")
     if config.data.dataset == "breast_cancer" and not 0 <= config.data.node_index < config.data.n_nodes:

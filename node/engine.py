@@ -74,6 +74,8 @@ class SwarmNode:
         self.stats: FeatureStats | None = None
         self.weights: Tensors = learner.weights()
         self._bytes_mark = (0, 0)  # byte counters when the last round was reported
+        self._last_heard: dict[str, int] = {}  # peer id -> last round whose update of it was merged
+        self._first_round = 1  # the first round this process runs (later after a restart or a late start)
         self.duties = ChainDuties(ledger, writer, self.task, lambda: self.members, self.run_folder, self.log)
         n = learner.data.n_features
         self._bundle_shapes = bundle_shapes(learner.shapes, n)
@@ -99,6 +101,7 @@ class SwarmNode:
                 nursery.start_soon(self.exchange.reannounce_forever)
                 try:
                     await self._start()
+                    self._first_round = self.round + 1
                     while self.round < self.config.swarm.rounds:
                         await self._run_round(self.round + 1)
                     await self._settle()
@@ -237,7 +240,9 @@ class SwarmNode:
             with timer("share"):
                 await self.exchange.announce("update", r, blob, own.samples, cfg.codec, until=deadline)
         with timer("collect"):
-            received = await self.exchange.collect("update", r, self.pipeline, deadline)
+            received = await self.exchange.collect("update", r, self.pipeline, deadline, self._awaited(r),
+                                                   grace=cfg.absent_wait * self.round_duration)
+        self._last_heard.update({p: r for p in received})
         updates = ([own] if committed else []) + [received[k] for k in sorted(received)]
         if len(updates) < self.quorum:
             self.log.warning("round %d: %d update(s), below the task's quorum of %d: merged anyway, "
@@ -256,6 +261,21 @@ class SwarmNode:
             bundle_blob = self._checkpoint()
             await self.exchange.announce("model", r, bundle_blob, own.samples, "f32")
         self.log.info(self._report(r, committed, received, scores, timer).line(cfg.rounds))
+
+    def _awaited(self, r: int) -> set[str]:
+        """Peers waited for in round r: those heard from within the last `absent_after` rounds.
+
+        A member that died, never started or commits without serving would otherwise hold every
+        round until its deadline; absent ones get `absent_wait` of the round's duration instead.
+        One that comes back in that time is merged, and is waited for again from then on.
+        """
+        window = self.config.swarm.absent_after
+        awaited = {p for p in self.peers if r - self._last_heard.get(p, self._first_round - 1) <= window}
+        gone = sorted(set(self.peers) - awaited)
+        if gone:
+            self.log.info("round %d: not waiting for %s (no update merged for %d rounds)",
+                          r, ", ".join(map(self._name, gone)), window)
+        return awaited
 
     async def _rejoin_consensus(self, r: int) -> None:
         """If the swarm's choice of round r's merged model (`choose_model`) is not ours, adopt it.

@@ -19,7 +19,7 @@ import trio
 
 from incentive.ledger import LedgerError, Member
 from p2p.announce import Announcement
-from p2p.host import FetchError, SwarmHost
+from p2p.host import FetchError, FetchTimeout, SwarmHost
 
 from .inbox import Inbox
 from .pipeline import BlobIntake, Rejected
@@ -33,6 +33,8 @@ T = TypeVar("T")
 REANNOUNCE_SECONDS = 1.0
 MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
+# One source's try: a few seconds plus the blob at a slow 5 MB/s (loopback does 70-160 MB/s).
+SOURCE_SECONDS, SOURCE_MIN_RATE = 5.0, 5e6
 
 
 @dataclass(frozen=True)
@@ -110,23 +112,30 @@ class Exchange:
         Blobs are addressed by digest, so any peer's copy is as good as the sender's: nodes serve
         the updates they verified (`relay`) and nodes that agree serve the same merged model.
         When a peer dies mid-round, the bytes that reached some nodes then reach all of them,
-        and every node merges the same set. Raises the sender's error if nobody has the blob.
+        and every node merges the same set. Each source gets a bounded try (`_from`), so a
+        sender that stalls (paused, or hostile) costs seconds, not the round. Raises the
+        sender's error if nobody has the blob.
         """
-        limit = min(ann.size, self.max_blob)
         try:
-            return await self.host.fetch(ann.sender, ann.digest, max_bytes=limit)
+            return await self._from(ann.sender, ann)
         except FetchError as exc:
             sender_error = exc
         members = self.peers
         for relay in (p for p in self.host.peers() if p in members and p != ann.sender):
             try:
-                blob = await self.host.fetch(relay, ann.digest, max_bytes=limit)
+                blob = await self._from(relay, ann)
             except FetchError:
                 continue
             self.log.info("%s r%d of %s fetched from %s (%s)", ann.kind, ann.round, self.name(ann.sender),
                           self.name(relay), type(sender_error).__name__)
             return blob
         raise sender_error
+
+    async def _from(self, source: str, ann: Announcement) -> bytes:
+        limit = min(ann.size, self.max_blob)
+        with trio.move_on_after(SOURCE_SECONDS + ann.size / SOURCE_MIN_RATE):
+            return await self.host.fetch(source, ann.digest, max_bytes=limit)
+        raise FetchTimeout(f"{self.name(source)} did not deliver {ann.digest[:10]} in time")
 
     async def fetch_accepted(self, ann: Announcement, intake: BlobIntake[T],
                              retry_until: float = -math.inf) -> tuple[bytes, T] | None:
@@ -141,59 +150,77 @@ class Exchange:
             return None
         try:
             await intake.verify(ann)
-            while True:
-                try:
-                    blob = await self.fetch_blob(ann)
-                    break
-                except FetchError as exc:
-                    if trio.current_time() + FETCH_RETRY_SECONDS >= retry_until:
-                        raise Rejected(f"fetch failed: {exc}") from None
-                await trio.sleep(FETCH_RETRY_SECONDS)
+            blob = await self._fetch_until(ann, retry_until)
             self.bytes_in += len(blob)
             return blob, intake.accept(ann, blob)
         except (Rejected, LedgerError) as exc:
             self.strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
             return None
 
-    async def collect(self, kind: str, round_no: int, intake: BlobIntake[T], deadline: float,
-                      stop: Callable[[], bool] = lambda: False) -> dict[str, T]:
-        """Fetch and admit every peer's blob of (kind, round) until all arrived, `stop()`, or the deadline.
+    async def _fetch_until(self, ann: Announcement, retry_until: float) -> bytes:
+        """Fetch from any source, retrying until `retry_until`, which also bounds each attempt:
+        a source that stalls its stream (a paused or hostile peer) cannot hold the node longer."""
+        with trio.move_on_at(retry_until if math.isfinite(retry_until) else math.inf):
+            while True:
+                try:
+                    return await self.fetch_blob(ann)
+                except FetchError as exc:
+                    if trio.current_time() + FETCH_RETRY_SECONDS >= retry_until:
+                        raise Rejected(f"fetch failed: {exc}") from None
+                await trio.sleep(FETCH_RETRY_SECONDS)
+        raise Rejected("no source delivered it before the round's deadline")
 
-        Accepted blobs are relayed. A blob announced before the deadline is still fetched to the
-        end (each fetch has its own timeout), so a peer that was in time is not dropped because
-        its bytes were slow.
+    async def collect(self, kind: str, round_no: int, intake: BlobIntake[T], deadline: float,
+                      awaited: set[str] | None = None, grace: float = 0.0,
+                      stop: Callable[[], bool] = lambda: False) -> dict[str, T]:
+        """Fetch and admit peers' blobs of (kind, round); accepted blobs are relayed.
+
+        Waits for every awaited peer (default: all) and every peer that announced so far to be
+        either in or failed; then, while some member is still missing, `grace` seconds more for
+        latecomers (a member coming back after an absence); and never past `stop()` or the
+        deadline. Every fetch ends by the deadline, so a stalling peer cannot hold the node.
         """
         results: dict[str, T] = {}
         tried: set[str] = set()
+        done: set[str] = set()
+        members = set(self.peers)  # fixed for the run (loaded at start)
+        waiting_for = members if awaited is None else awaited & members
+        grace_end = math.inf
 
         async def take(ann: Announcement) -> None:
-            fetched = await self.fetch_accepted(ann, intake, retry_until=deadline)
-            if fetched is None:
-                return
-            blob, value = fetched
-            results[ann.sender] = value
-            self.relay(round_no, blob, ann.digest)
-            self.inbox.poke()
+            try:
+                fetched = await self.fetch_accepted(ann, intake, retry_until=deadline)
+                if fetched is not None:
+                    blob, results[ann.sender] = fetched
+                    self.relay(round_no, blob, ann.digest)
+            finally:
+                done.add(ann.sender)
+                self.inbox.poke()
 
         def fresh() -> list[Announcement]:
             return [a for s, a in self.inbox.get(kind, round_no).items() if s not in tried]
 
-        expected = set(self.peers)  # members are fixed for the run (loaded at start)
+        def settled() -> bool:
+            return (waiting_for | tried) <= done
 
         def finished() -> bool:
-            return stop() or expected <= set(results) or trio.current_time() >= deadline
+            now = trio.current_time()
+            return stop() or now >= deadline or members <= done or (settled() and now >= grace_end)
 
         async with trio.open_nursery() as nursery:
             while True:
                 for ann in fresh():
                     tried.add(ann.sender)
                     nursery.start_soon(take, ann)
+                if settled() and grace_end == math.inf:
+                    grace_end = trio.current_time() + grace
                 if finished():
                     break
-                await self.inbox.wait_until(lambda: finished() or bool(fresh()), deadline)
-            if stop():
-                nursery.cancel_scope.cancel()
-        late = sorted(expected - set(results))
+                await self.inbox.wait_until(
+                    lambda: finished() or bool(fresh()) or (settled() and grace_end == math.inf),
+                    min(deadline, grace_end))
+            nursery.cancel_scope.cancel()  # only fetches cut off by the deadline or `stop()` remain
+        late = sorted(waiting_for - set(results))
         if late:
             self.log.info("%s r%d: no valid %s from %s", kind, round_no, kind, ", ".join(map(self.name, late)))
         return results

@@ -64,6 +64,15 @@ class SwarmReport:
                    seconds=seconds)
 
     @property
+    def failed_nodes(self) -> tuple[str, ...]:
+        """Nodes that did not finish the run (no summary written)."""
+        return tuple(r.name for r in self.rows if not r.finished)
+
+    @property
+    def ok(self) -> bool:
+        return self.audit_ok and not self.failed_nodes
+
+    @property
     def mean_swarm_accuracy(self) -> float:
         return _mean([r.test_accuracy for r in self.rows])
 
@@ -83,6 +92,8 @@ class SwarmReport:
         digests = {r.model_digest for r in self.rows if r.finished}
         lines.append(f"pool {self.pool_wei} wei = payouts {self.pool_wei - self.dust_wei} + dust {self.dust_wei}")
         lines.append(f"final models: {len(digests)} distinct digest(s) across {len(self.rows)} nodes")
+        if self.failed_nodes:
+            lines.append(f"FAILED: {', '.join(self.failed_nodes)} did not finish (see their node.log)")
         lines.append("audit: " + ("chain history consistent with contract state" if self.audit_ok
                                   else f"{len(self.audit_mismatches)} MISMATCH(ES): "
                                   + "; ".join(self.audit_mismatches[:5])))
@@ -96,6 +107,7 @@ class SwarmReport:
             "mean_swarm_accuracy": _finite(self.mean_swarm_accuracy),
             "mean_local_accuracy": _finite(self.mean_local_accuracy),
             "audit_ok": self.audit_ok, "audit_mismatches": list(self.audit_mismatches),
+            "failed_nodes": list(self.failed_nodes),
             "accuracy_per_round": self.curves, "seconds": self.seconds,
         }
 

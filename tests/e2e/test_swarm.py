@@ -68,7 +68,9 @@ def _wait_for_round(swarm: LocalSwarm, config, round_no: int, timeout: float = 1
 @pytest.mark.slow
 def test_killed_node_is_left_out_then_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     _anvil_or_skip()
-    plan = SwarmPlan(nodes=3, rounds=8, out=tmp_path / "run", round_timeout=6)
+    # An absent member costs the others absent_wait x 6 s a round: time for the victim to restart.
+    plan = SwarmPlan(nodes=3, rounds=10, out=tmp_path / "run", round_timeout=6,
+                     node_overrides=("swarm.absent_wait=0.5",))
     swarm = LocalSwarm(plan, say=_quiet)
     with Anvil() as chain:
         w3 = connect(chain.url)
