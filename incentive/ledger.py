@@ -22,7 +22,7 @@ from web3.types import TxReceipt
 
 from incentive.artifacts import Artifact, ledger_artifact
 from incentive.chain import is_eth_tester, send_lock
-from incentive.errors import ERROR_CLASSES, LedgerError, UnknownRevert, decode_revert
+from incentive.errors import LedgerError, UnknownMember, UnknownRevert, decode_revert
 
 logger = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class Ledger:
         if address not in self._index:
             index, registered, _active, _peer, _name = self._call("memberInfo", address)
             if not registered:
-                raise ERROR_CLASSES["UnknownMember"](values={"member": address})
+                raise UnknownMember(values={"member": address})
             self._index[address] = index
             self._slot[index] = address
         return self._index[address]
