@@ -4,9 +4,10 @@ pragma solidity ^0.8.28;
 /// @title MedSwarmLedger: who contributed what to a swarm-learning task, and the reward split.
 /// @notice An admin (the consortium) registers member nodes and creates training tasks. Sponsors
 /// fund a task's pool. In every round each member commits the keccak256 digest of its model
-/// update, then scores the peers that committed (0..10000). Finalizing a round credits each
-/// committer the median of the scores it received. When the admin closes the task, each member
-/// withdraws pool * contribution / total contribution (pull payment).
+/// update, then scores the peers that committed (0..10000) and attests the digest of the merged
+/// model it holds after the round. Finalizing a round credits each committer the median of the
+/// scores it received. When the admin closes the task, each member withdraws
+/// pool * contribution / total contribution (pull payment).
 /// @dev Security assumptions and rules:
 /// - The admin is trusted to register real institutions; members are not trusted. A minority of
 ///   lying scorers cannot move a median outside the honest scorers' range.
@@ -19,6 +20,10 @@ pragma solidity ^0.8.28;
 ///   finalized with fewer than `quorum` committers credits nobody.
 /// - A digest already committed by another member in the same task round is rejected
 ///   (DuplicateDigest), so a copied update earns nothing.
+/// - Model attestations ride on the score sheet, so each committer attests at most one merged
+///   model per round; modelAttestations counts them. A node that catches up adopts a model only
+///   if a majority of the round's committers attested it: a minority of lying members cannot
+///   make a model of their own look agreed upon.
 /// - Median of the scores a committer received: odd count -> the middle value; even count ->
 ///   floor of the mean of the two middle values; nobody scored it -> 0.
 /// - Dust rule: at close, payout_i = floor(pool * c_i / total); dust = pool - sum(payout_i)
@@ -92,6 +97,8 @@ contract MedSwarmLedger {
     mapping(uint256 => mapping(uint256 => bytes32[64])) private _digests;
     // task => round => scorer slot => 4 words of 16 packed uint16 (score + 1; 0 = not scored)
     mapping(uint256 => mapping(uint256 => uint256[4][64])) private _scoreRows;
+    // task => round => merged-model digest => number of committers that attested it
+    mapping(uint256 => mapping(uint256 => mapping(bytes32 => uint256))) private _attestations;
     mapping(uint256 => mapping(address => uint256)) private _funded;
     bool private transient _locked;
 
@@ -107,7 +114,10 @@ contract MedSwarmLedger {
     /// @notice `member` committed `digest` for `round`; `index` is its slot.
     event Committed(uint256 indexed taskId, uint32 indexed round, address indexed member, uint8 index, bytes32 digest);
     /// @notice `scorer` scored peers: lane p (16 bits, word p / 16) of `rows` = score + 1 for slot p, 0 = none.
-    event ScoresSubmitted(uint256 indexed taskId, uint32 indexed round, address indexed scorer, uint256[] rows);
+    /// @param model the merged-model digest `scorer` attested for `round` (zero: no attestation)
+    event ScoresSubmitted(
+        uint256 indexed taskId, uint32 indexed round, address indexed scorer, bytes32 model, uint256[] rows
+    );
     /// @notice A round was finalized: `committers[i]` was credited `credits[i]`.
     /// @param counted false when the round had fewer committers than the quorum (nobody credited)
     event RoundFinalized(
@@ -192,7 +202,7 @@ contract MedSwarmLedger {
     /// @notice A member tried to score itself.
     /// @param member the member
     error SelfScore(address member);
-    /// @notice The member already submitted scores for this round.
+    /// @notice The member already submitted scores (and its model attestation) for this round.
     /// @param member the member
     error AlreadyScored(address member);
     /// @notice More than 4 score words (64 slots) were sent.
@@ -386,17 +396,19 @@ contract MedSwarmLedger {
         _commit(_openTask(taskId), taskId, round, digest, idx);
     }
 
-    /// @notice Score peers that committed this round (once per round; a subset is allowed).
+    /// @notice Score peers that committed this round and attest the merged model held after it
+    /// (once per round; a subset of peers, or none, is allowed).
     /// @dev Scores are packed to keep calldata, storage and the event small: lane p (16 bits)
     /// of the whole array (word p / 16, bits 16 * (p % 16)) holds score + 1 for the member in
     /// slot p, 0 meaning "not scored". At most 4 words (64 slots).
     /// @param taskId an open task
     /// @param round a round this member committed to and that is not finalized
+    /// @param model keccak256 of the merged model this member holds after `round` (zero: none)
     /// @param rows packed scores (score + 1 per lane) for committed peers, never the caller
-    function submitScores(uint256 taskId, uint32 round, uint256[] calldata rows) external {
+    function submitScores(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external {
         uint256 idx = _activeIndex(msg.sender);
         _openTask(taskId);
-        _score(taskId, round, rows, idx);
+        _score(taskId, round, model, rows, idx);
     }
 
     /// @notice One transaction per node per round: commit to `round` and score `scoreRound`
@@ -405,17 +417,19 @@ contract MedSwarmLedger {
     /// @param round round to commit to
     /// @param digest keccak256 of this member's update for `round`
     /// @param scoreRound an earlier round this member committed to and has not scored yet
+    /// @param model the merged model held after `scoreRound`, as in submitScores
     /// @param rows packed scores for `scoreRound`, as in submitScores
     function commitAndScore(
         uint256 taskId,
         uint32 round,
         bytes32 digest,
         uint32 scoreRound,
+        bytes32 model,
         uint256[] calldata rows
     ) external {
         uint256 idx = _activeIndex(msg.sender);
         _commit(_openTask(taskId), taskId, round, digest, idx);
-        _score(taskId, scoreRound, rows, idx);
+        _score(taskId, scoreRound, model, rows, idx);
     }
 
     /// @notice Withdraw this member's payout, pool * contribution / total (closed task, once).
@@ -581,6 +595,17 @@ contract MedSwarmLedger {
         return (true, uint16(v - 1));
     }
 
+    /// @notice How many of a round's committers attested `model` as the merged model after the round.
+    /// @dev Meant for nodes that catch up or disagree: adopt a model only when this exceeds half
+    /// of the round's committers.
+    /// @param taskId the task
+    /// @param round the round
+    /// @param model keccak256 of the merged model
+    /// @return count the number of attestations (each member counts at most once per round)
+    function modelAttestations(uint256 taskId, uint32 round, bytes32 model) external view returns (uint256 count) {
+        return _attestations[taskId][round][model];
+    }
+
     /// @notice A member's accumulated contribution (sum of its round credits) in a task.
     /// @param taskId the task
     /// @param member the member
@@ -649,7 +674,7 @@ contract MedSwarmLedger {
         emit Committed(taskId, round, msg.sender, uint8(idx), digest);
     }
 
-    function _score(uint256 taskId, uint32 round, uint256[] calldata rows, uint256 idx) private {
+    function _score(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows, uint256 idx) private {
         if (rows.length > 4) revert TooManyRows(rows.length);
         uint256 w = _rounds[taskId][round];
         if (_roundFinalized(w)) revert AlreadyFinalized(taskId, round);
@@ -658,6 +683,8 @@ contract MedSwarmLedger {
         uint256 scoredBit = _scoredBit(idx);
         if (w & scoredBit != 0) revert AlreadyScored(msg.sender);
         _rounds[taskId][round] = w | scoredBit;
+        // The scored bit just set is what makes this one attestation per member per round.
+        if (model != bytes32(0)) ++_attestations[taskId][round][model];
         uint256[4] storage stored = _scoreRows[taskId][round][idx];
         for (uint256 k; k < rows.length; ++k) {
             uint256 x = rows[k];
@@ -673,7 +700,7 @@ contract MedSwarmLedger {
                 ++p;
             }
         }
-        emit ScoresSubmitted(taskId, round, msg.sender, rows);
+        emit ScoresSubmitted(taskId, round, msg.sender, model, rows);
     }
 
     function _activeIndex(address who) private view returns (uint256) {

@@ -408,7 +408,7 @@ class SwarmNode:
         score_round, scores = pending
         peers, values = self._score_args(scores)
         try:
-            self.ledger.commit_and_score(self.task, r, update_digest, score_round, peers, values)
+            self.ledger.commit_and_score(self.task, r, update_digest, score_round, peers, values, model=None)
         except LedgerError as exc:
             self.log.warning("scores for round %d refused (%s); committing round %d alone", score_round, exc, r)
             self.ledger.commit(self.task, r, update_digest)
@@ -416,7 +416,7 @@ class SwarmNode:
             self._record_scores(score_round, scores)
 
     def _send_scores(self, score_round: int, scores: dict[str, int]) -> None:
-        self.ledger.submit_scores(self.task, score_round, *self._score_args(scores))
+        self.ledger.submit_scores(self.task, score_round, *self._score_args(scores), model=None)
         self._record_scores(score_round, scores)
 
     def _record_scores(self, score_round: int, scores: dict[str, int]) -> None:
