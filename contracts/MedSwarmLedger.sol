@@ -4,9 +4,10 @@ pragma solidity ^0.8.28;
 /// @title MedSwarmLedger: who contributed what to a swarm-learning task, and the reward split.
 /// @notice An admin (the consortium) registers member nodes and creates training tasks. Sponsors
 /// fund a task's pool. In every round each member commits the keccak256 digest of its model
-/// update, then scores the peers that committed (0..10000). Finalizing a round credits each
-/// committer the median of the scores it received. When the admin closes the task, each member
-/// withdraws pool * contribution / total contribution (pull payment).
+/// update, then scores the peers that committed (0..10000) and attests the digest of the merged
+/// model it holds after the round. Finalizing a round credits each committer the median of the
+/// scores it received. When the admin closes the task, each member withdraws
+/// pool * contribution / total contribution (pull payment).
 /// @dev Security assumptions and rules:
 /// - The admin is trusted to register real institutions; members are not trusted. A minority of
 ///   lying scorers cannot move a median outside the honest scorers' range.
@@ -19,6 +20,10 @@ pragma solidity ^0.8.28;
 ///   finalized with fewer than `quorum` committers credits nobody.
 /// - A digest already committed by another member in the same task round is rejected
 ///   (DuplicateDigest), so a copied update earns nothing.
+/// - Model attestations ride on the score sheet, so each committer attests at most one merged
+///   model per round; modelAttestations counts them. A node that catches up adopts a model only
+///   if a majority of the round's committers attested it: a minority of lying members cannot
+///   make a model of their own look agreed upon.
 /// - Median of the scores a committer received: odd count -> the middle value; even count ->
 ///   floor of the mean of the two middle values; nobody scored it -> 0.
 /// - Dust rule: at close, payout_i = floor(pool * c_i / total); dust = pool - sum(payout_i)
@@ -36,12 +41,21 @@ contract MedSwarmLedger {
     /// @notice Highest score a member may give.
     uint16 public constant MAX_SCORE = 10000;
 
-    // Round word layout (one storage slot per task round).
+    // Round word: one storage slot per task round, so a commit or a score sheet touches one slot
+    // for all of the round's bookkeeping. Its fields are named by the private helpers at the end.
+    //   bits   0..63   committed mask (bit j: slot j committed)
+    //   bits  64..127  scored mask (bit j: slot j submitted scores)
+    //   bits 128..191  bloom filter of the committed digests (bit digest % 64)
+    //   bits 192..231  timestamp of the first commit (uint40)
+    //   bit  232       finalized
     uint256 private constant _MASK64 = 0xFFFFFFFFFFFFFFFF;
+    uint256 private constant _MASK40 = 0xFFFFFFFFFF;
     uint256 private constant _SCORED_SHIFT = 64;
     uint256 private constant _BLOOM_SHIFT = 128;
-    uint256 private constant _START_SHIFT = 192; // uint40 timestamp of the first commit
+    uint256 private constant _START_SHIFT = 192;
     uint256 private constant _FINAL_BIT = 1 << 232;
+    // Score sheets: 16 lanes of 16 bits per word, lane p % 16 of word p / 16 for slot p.
+    uint256 private constant _LANE_MASK = 0xFFFF;
 
     struct MemberInfo {
         uint8 index;
@@ -83,6 +97,8 @@ contract MedSwarmLedger {
     mapping(uint256 => mapping(uint256 => bytes32[64])) private _digests;
     // task => round => scorer slot => 4 words of 16 packed uint16 (score + 1; 0 = not scored)
     mapping(uint256 => mapping(uint256 => uint256[4][64])) private _scoreRows;
+    // task => round => merged-model digest => number of committers that attested it
+    mapping(uint256 => mapping(uint256 => mapping(bytes32 => uint256))) private _attestations;
     mapping(uint256 => mapping(address => uint256)) private _funded;
     bool private transient _locked;
 
@@ -98,7 +114,10 @@ contract MedSwarmLedger {
     /// @notice `member` committed `digest` for `round`; `index` is its slot.
     event Committed(uint256 indexed taskId, uint32 indexed round, address indexed member, uint8 index, bytes32 digest);
     /// @notice `scorer` scored peers: lane p (16 bits, word p / 16) of `rows` = score + 1 for slot p, 0 = none.
-    event ScoresSubmitted(uint256 indexed taskId, uint32 indexed round, address indexed scorer, uint256[] rows);
+    /// @param model the merged-model digest `scorer` attested for `round` (zero: no attestation)
+    event ScoresSubmitted(
+        uint256 indexed taskId, uint32 indexed round, address indexed scorer, bytes32 model, uint256[] rows
+    );
     /// @notice A round was finalized: `committers[i]` was credited `credits[i]`.
     /// @param counted false when the round had fewer committers than the quorum (nobody credited)
     event RoundFinalized(
@@ -119,38 +138,103 @@ contract MedSwarmLedger {
     event Refunded(uint256 indexed taskId, address indexed sponsor, uint256 amount);
 
     // ---------------------------------------------------------------- errors
+    /// @notice An admin-only function was called by another account.
+    /// @param caller the account that called
     error NotAdmin(address caller);
+    /// @notice The caller is not an active member (never registered, or removed).
+    /// @param caller the account that called
     error NotMember(address caller);
+    /// @notice registerMember was called for a member that is already active.
+    /// @param member the member's address
     error AlreadyMember(address member);
+    /// @notice removeMember was called for an address that is not an active member.
+    /// @param member the address
     error UnknownMember(address member);
+    /// @notice All MAX_MEMBERS slots are taken; a new address cannot be registered.
     error TooManyMembers();
+    /// @notice registerMember was called with the zero address.
     error ZeroAddress();
+    /// @notice registerMember was called with an empty libp2p peer id.
     error EmptyPeerId();
+    /// @notice createTask was called with a quorum of 0 or above MAX_MEMBERS.
+    /// @param quorum the quorum given
     error InvalidQuorum(uint256 quorum);
+    /// @notice createTask was called with a round duration of 0.
+    /// @param duration the duration given (seconds)
     error InvalidRoundDuration(uint256 duration);
+    /// @notice No task has this id.
+    /// @param taskId the id given
     error UnknownTask(uint256 taskId);
+    /// @notice The task is closed: no more commits, scores, funding, finalizing or closing.
+    /// @param taskId the task
     error TaskAlreadyClosed(uint256 taskId);
+    /// @notice Payouts, dust and refunds need a closed task.
+    /// @param taskId the task
     error TaskNotClosed(uint256 taskId);
+    /// @notice Rounds are numbered from 1.
+    /// @param round the round given
     error InvalidRound(uint256 round);
+    /// @notice A commit must carry a non-zero digest.
     error ZeroDigest();
+    /// @notice fund was called without ETH.
     error ZeroAmount();
+    /// @notice The member already committed in this round.
+    /// @param member the member
+    /// @param round the round
     error AlreadyCommitted(address member, uint256 round);
+    /// @notice Another member already committed this digest in the same round (a copied update).
+    /// @param digest the digest
+    /// @param committedBy the member that committed it first
     error DuplicateDigest(bytes32 digest, address committedBy);
+    /// @notice The round's deadline has passed: no more commits.
+    /// @param deadline the round's deadline (unix seconds)
     error RoundExpired(uint256 deadline);
+    /// @notice The round is finalized: no more commits, scores or finalizing.
+    /// @param taskId the task
+    /// @param round the round
     error AlreadyFinalized(uint256 taskId, uint256 round);
+    /// @notice Only a member that committed in a round may score in it.
+    /// @param member the scorer
     error NotCommitted(address member);
+    /// @notice A score was given to a slot that did not commit in the round.
+    /// @param peer the slot index scored
     error PeerNotCommitted(uint256 peer);
+    /// @notice A member tried to score itself.
+    /// @param member the member
     error SelfScore(address member);
+    /// @notice The member already submitted scores (and its model attestation) for this round.
+    /// @param member the member
     error AlreadyScored(address member);
+    /// @notice More than 4 score words (64 slots) were sent.
+    /// @param rows the number of words sent
     error TooManyRows(uint256 rows);
+    /// @notice A score above MAX_SCORE.
+    /// @param score the score given
     error ScoreOutOfRange(uint256 score);
+    /// @notice finalize was called for a round nobody committed in.
+    /// @param taskId the task
+    /// @param round the round
     error RoundNotStarted(uint256 taskId, uint256 round);
+    /// @notice finalize was called before every committer scored (or below quorum) and before the deadline.
+    /// @param deadline the round's deadline (unix seconds)
     error FinalizeTooEarly(uint256 deadline);
+    /// @notice The caller has no payout in this task (no contribution, or it rounds to 0 wei).
+    /// @param member the caller
     error NothingOwed(address member);
+    /// @notice The member already withdrew its payout from this task.
+    /// @param member the member
     error AlreadyWithdrawn(address member);
+    /// @notice The task has no dust, or the admin already claimed it.
+    /// @param taskId the task
     error NoDust(uint256 taskId);
+    /// @notice refund needs a task closed with zero total contribution and funding from the caller.
+    /// @param sponsor the caller
     error NothingToRefund(address sponsor);
+    /// @notice Sending ETH failed (the receiver reverted); the amount stays claimable.
+    /// @param to the receiver
+    /// @param amount wei
     error TransferFailed(address to, uint256 amount);
+    /// @notice A function that sends ETH was re-entered.
     error Reentrancy();
 
     modifier onlyAdmin() {
@@ -239,7 +323,7 @@ contract MedSwarmLedger {
             uint256 sum;
             uint256 count = memberCount;
             for (uint256 j; j < count; ++j) {
-                sum += (pool * t.contributions[j]) / total;
+                sum += _payout(pool, t.contributions[j], total);
             }
             dust = pool - sum;
             t.dust = uint128(dust);
@@ -279,15 +363,15 @@ contract MedSwarmLedger {
     function finalize(uint256 taskId, uint32 round) external {
         Task storage t = _openTask(taskId);
         uint256 w = _rounds[taskId][round];
-        uint256 committed = w & _MASK64;
+        uint256 committed = _roundCommitted(w);
         if (committed == 0) revert RoundNotStarted(taskId, round);
-        if (w & _FINAL_BIT != 0) revert AlreadyFinalized(taskId, round);
-        uint256 scored = (w >> _SCORED_SHIFT) & _MASK64;
+        if (_roundFinalized(w)) revert AlreadyFinalized(taskId, round);
+        uint256 scored = _roundScored(w);
         uint256 n = _popcount(committed);
-        uint256 deadline = ((w >> _START_SHIFT) & 0xFFFFFFFFFF) + t.roundDuration;
+        uint256 deadline = _roundStart(w) + t.roundDuration;
         bool counted = n >= t.quorum;
         if (!(counted && scored == committed) && block.timestamp < deadline) revert FinalizeTooEarly(deadline);
-        _rounds[taskId][round] = w | _FINAL_BIT;
+        _rounds[taskId][round] = _withFinalized(w);
 
         address[] memory who = new address[](n);
         uint256[] memory credits = new uint256[](n);
@@ -312,17 +396,19 @@ contract MedSwarmLedger {
         _commit(_openTask(taskId), taskId, round, digest, idx);
     }
 
-    /// @notice Score peers that committed this round (once per round; a subset is allowed).
+    /// @notice Score peers that committed this round and attest the merged model held after it
+    /// (once per round; a subset of peers, or none, is allowed).
     /// @dev Scores are packed to keep calldata, storage and the event small: lane p (16 bits)
     /// of the whole array (word p / 16, bits 16 * (p % 16)) holds score + 1 for the member in
     /// slot p, 0 meaning "not scored". At most 4 words (64 slots).
     /// @param taskId an open task
     /// @param round a round this member committed to and that is not finalized
+    /// @param model keccak256 of the merged model this member holds after `round` (zero: none)
     /// @param rows packed scores (score + 1 per lane) for committed peers, never the caller
-    function submitScores(uint256 taskId, uint32 round, uint256[] calldata rows) external {
+    function submitScores(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external {
         uint256 idx = _activeIndex(msg.sender);
         _openTask(taskId);
-        _score(taskId, round, rows, idx);
+        _score(taskId, round, model, rows, idx);
     }
 
     /// @notice One transaction per node per round: commit to `round` and score `scoreRound`
@@ -331,17 +417,19 @@ contract MedSwarmLedger {
     /// @param round round to commit to
     /// @param digest keccak256 of this member's update for `round`
     /// @param scoreRound an earlier round this member committed to and has not scored yet
+    /// @param model the merged model held after `scoreRound`, as in submitScores
     /// @param rows packed scores for `scoreRound`, as in submitScores
     function commitAndScore(
         uint256 taskId,
         uint32 round,
         bytes32 digest,
         uint32 scoreRound,
+        bytes32 model,
         uint256[] calldata rows
     ) external {
         uint256 idx = _activeIndex(msg.sender);
         _commit(_openTask(taskId), taskId, round, digest, idx);
-        _score(taskId, scoreRound, rows, idx);
+        _score(taskId, scoreRound, model, rows, idx);
     }
 
     /// @notice Withdraw this member's payout, pool * contribution / total (closed task, once).
@@ -356,7 +444,7 @@ contract MedSwarmLedger {
         if (c == 0) revert NothingOwed(msg.sender);
         uint64 bit = uint64(1 << idx);
         if (t.withdrawnMask & bit != 0) revert AlreadyWithdrawn(msg.sender);
-        amount = (uint256(t.pool) * c) / t.totalContribution;
+        amount = _payout(t.pool, c, t.totalContribution);
         if (amount == 0) revert NothingOwed(msg.sender);
         t.withdrawnMask |= bit;
         t.paid += uint128(amount);
@@ -470,11 +558,11 @@ contract MedSwarmLedger {
         returns (uint64 committedMask, uint64 scoredMask, uint40 start, uint40 deadline, bool finalized)
     {
         uint256 w = _rounds[taskId][round];
-        committedMask = uint64(w);
-        scoredMask = uint64(w >> _SCORED_SHIFT);
-        start = uint40(w >> _START_SHIFT);
+        committedMask = uint64(_roundCommitted(w));
+        scoredMask = uint64(_roundScored(w));
+        start = uint40(_roundStart(w));
         if (start != 0) deadline = start + _tasks[taskId].roundDuration;
-        finalized = w & _FINAL_BIT != 0;
+        finalized = _roundFinalized(w);
     }
 
     /// @notice The digest `member` committed in a round (zero if none).
@@ -485,7 +573,7 @@ contract MedSwarmLedger {
     function commitment(uint256 taskId, uint32 round, address member) external view returns (bytes32 digest) {
         MemberInfo storage m = _members[member];
         if (!m.registered) return bytes32(0);
-        if ((_rounds[taskId][round] >> m.index) & 1 == 0) return bytes32(0);
+        if ((_roundCommitted(_rounds[taskId][round]) >> m.index) & 1 == 0) return bytes32(0);
         return _digests[taskId][round][m.index];
     }
 
@@ -502,9 +590,20 @@ contract MedSwarmLedger {
         returns (bool given, uint16 score)
     {
         if (scorer >= MAX_MEMBERS || peer >= MAX_MEMBERS) return (false, 0);
-        uint256 v = (_scoreRows[taskId][round][scorer][peer >> 4] >> ((uint256(peer) & 15) << 4)) & 0xFFFF;
+        uint256 v = _lane(_scoreRows[taskId][round][scorer][peer >> 4], peer);
         if (v == 0) return (false, 0);
         return (true, uint16(v - 1));
+    }
+
+    /// @notice How many of a round's committers attested `model` as the merged model after the round.
+    /// @dev Meant for nodes that catch up or disagree: adopt a model only when this exceeds half
+    /// of the round's committers.
+    /// @param taskId the task
+    /// @param round the round
+    /// @param model keccak256 of the merged model
+    /// @return count the number of attestations (each member counts at most once per round)
+    function modelAttestations(uint256 taskId, uint32 round, bytes32 model) external view returns (uint256 count) {
+        return _attestations[taskId][round][model];
     }
 
     /// @notice A member's accumulated contribution (sum of its round credits) in a task.
@@ -525,7 +624,7 @@ contract MedSwarmLedger {
         MemberInfo storage m = _members[member];
         if (!t.closed || !m.registered || t.totalContribution == 0) return 0;
         if ((t.withdrawnMask >> m.index) & 1 != 0) return 0;
-        amount = (uint256(t.pool) * t.contributions[m.index]) / t.totalContribution;
+        amount = _payout(t.pool, t.contributions[m.index], t.totalContribution);
     }
 
     /// @notice Whether `member` already withdrew from a task.
@@ -550,20 +649,20 @@ contract MedSwarmLedger {
         if (round == 0) revert InvalidRound(round);
         if (digest == bytes32(0)) revert ZeroDigest();
         uint256 w = _rounds[taskId][round];
-        if (w & _FINAL_BIT != 0) revert AlreadyFinalized(taskId, round);
+        if (_roundFinalized(w)) revert AlreadyFinalized(taskId, round);
         uint256 bit = 1 << idx;
         if (w & bit != 0) revert AlreadyCommitted(msg.sender, round);
-        uint256 start = (w >> _START_SHIFT) & 0xFFFFFFFFFF;
+        uint256 start = _roundStart(w);
         if (start == 0) {
-            w |= block.timestamp << _START_SHIFT;
+            w = _withStart(w, block.timestamp);
         } else if (block.timestamp >= start + t.roundDuration) {
             revert RoundExpired(start + t.roundDuration);
         }
-        uint256 bloomBit = 1 << (_BLOOM_SHIFT + (uint256(digest) & 63));
+        uint256 bloomBit = _bloomBit(digest);
         bytes32[64] storage digests = _digests[taskId][round];
         if (w & bloomBit != 0) {
             // Possible duplicate: check the committed digests exactly (at most 63 reads).
-            uint256 committed = w & _MASK64;
+            uint256 committed = _roundCommitted(w);
             for (uint256 j; committed >> j != 0; ++j) {
                 if ((committed >> j) & 1 != 0 && digests[j] == digest) {
                     revert DuplicateDigest(digest, _memberAt[j]);
@@ -575,22 +674,24 @@ contract MedSwarmLedger {
         emit Committed(taskId, round, msg.sender, uint8(idx), digest);
     }
 
-    function _score(uint256 taskId, uint32 round, uint256[] calldata rows, uint256 idx) private {
+    function _score(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows, uint256 idx) private {
         if (rows.length > 4) revert TooManyRows(rows.length);
         uint256 w = _rounds[taskId][round];
-        if (w & _FINAL_BIT != 0) revert AlreadyFinalized(taskId, round);
-        uint256 committed = w & _MASK64;
+        if (_roundFinalized(w)) revert AlreadyFinalized(taskId, round);
+        uint256 committed = _roundCommitted(w);
         if ((committed >> idx) & 1 == 0) revert NotCommitted(msg.sender);
-        uint256 scoredBit = 1 << (_SCORED_SHIFT + idx);
+        uint256 scoredBit = _scoredBit(idx);
         if (w & scoredBit != 0) revert AlreadyScored(msg.sender);
         _rounds[taskId][round] = w | scoredBit;
+        // The scored bit just set is what makes this one attestation per member per round.
+        if (model != bytes32(0)) ++_attestations[taskId][round][model];
         uint256[4] storage stored = _scoreRows[taskId][round][idx];
         for (uint256 k; k < rows.length; ++k) {
             uint256 x = rows[k];
             if (x == 0) continue;
             stored[k] = x;
             for (uint256 p = k << 4; x != 0; x >>= 16) {
-                uint256 v = x & 0xFFFF;
+                uint256 v = x & _LANE_MASK;
                 if (v != 0) {
                     if (p == idx) revert SelfScore(msg.sender);
                     if ((committed >> p) & 1 == 0) revert PeerNotCommitted(p);
@@ -599,7 +700,7 @@ contract MedSwarmLedger {
                 ++p;
             }
         }
-        emit ScoresSubmitted(taskId, round, msg.sender, rows);
+        emit ScoresSubmitted(taskId, round, msg.sender, model, rows);
     }
 
     function _activeIndex(address who) private view returns (uint256) {
@@ -629,13 +730,14 @@ contract MedSwarmLedger {
         address[] memory who,
         uint256[] memory credits
     ) private {
-        // Load every scorer's row once (only the words that cover committed slots).
+        // Load every scorer's row once, only the words that cover committed slots (lane k of the
+        // committed mask holds the slots of word k).
         uint256[4][64] storage rows = _scoreRows[taskId][round];
         uint256[4][] memory cache = new uint256[4][](64);
         for (uint256 s; scored >> s != 0; ++s) {
             if ((scored >> s) & 1 == 0) continue;
             for (uint256 k; k < 4; ++k) {
-                if ((committed >> (k << 4)) & 0xFFFF != 0) cache[s][k] = rows[s][k];
+                if (_lane(committed, k) != 0) cache[s][k] = rows[s][k];
             }
         }
         uint256[] memory buf = new uint256[](64);
@@ -662,11 +764,13 @@ contract MedSwarmLedger {
         returns (uint256)
     {
         uint256 m;
+        // The lane is unpacked inline, not through _lane: this loop runs up to 64 x 64 times per
+        // finalize, and the call would cost about 7k gas at N = 16.
         uint256 word = j >> 4;
         uint256 shift = (j & 15) << 4;
         for (uint256 s; scored >> s != 0; ++s) {
             if ((scored >> s) & 1 == 0) continue;
-            uint256 v = (cache[s][word] >> shift) & 0xFFFF;
+            uint256 v = (cache[s][word] >> shift) & _LANE_MASK;
             if (v == 0) continue;
             v -= 1;
             uint256 i = m; // insertion sort as we go
@@ -679,6 +783,51 @@ contract MedSwarmLedger {
         }
         if (m == 0) return 0;
         return (m & 1 == 1) ? buf[m >> 1] : (buf[(m >> 1) - 1] + buf[m >> 1]) >> 1;
+    }
+
+    /// @dev What a member is owed at close: floor(pool * contribution / total). The dust rule,
+    /// closeTask, withdraw and owed all rest on this one formula.
+    function _payout(uint256 pool, uint256 c, uint256 total) internal pure returns (uint256) {
+        return (pool * c) / total;
+    }
+
+    function _roundCommitted(uint256 w) private pure returns (uint256) {
+        return w & _MASK64;
+    }
+
+    function _roundScored(uint256 w) private pure returns (uint256) {
+        return (w >> _SCORED_SHIFT) & _MASK64;
+    }
+
+    function _scoredBit(uint256 idx) private pure returns (uint256) {
+        return 1 << (_SCORED_SHIFT + idx);
+    }
+
+    /// @dev The round word bit of `digest` in the bloom filter: a clear bit proves no committed
+    /// digest of the round equals it, so the exact duplicate scan is skipped.
+    function _bloomBit(bytes32 digest) private pure returns (uint256) {
+        return 1 << (_BLOOM_SHIFT + (uint256(digest) & 63));
+    }
+
+    function _roundStart(uint256 w) private pure returns (uint256) {
+        return (w >> _START_SHIFT) & _MASK40;
+    }
+
+    function _withStart(uint256 w, uint256 start) private pure returns (uint256) {
+        return w | (start << _START_SHIFT);
+    }
+
+    function _roundFinalized(uint256 w) private pure returns (bool) {
+        return w & _FINAL_BIT != 0;
+    }
+
+    function _withFinalized(uint256 w) private pure returns (uint256) {
+        return w | _FINAL_BIT;
+    }
+
+    /// @dev The 16-bit lane of `word` that belongs to slot `p` (lane p % 16).
+    function _lane(uint256 word, uint256 p) private pure returns (uint256) {
+        return (word >> ((p & 15) << 4)) & _LANE_MASK;
     }
 
     function _send(address to, uint256 amount) private {

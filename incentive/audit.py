@@ -1,13 +1,14 @@
 """Audit a MedSwarmLedger from an RPC URL and its address alone.
 
-The history (members, tasks, fundings, per-round commits, scores and credits, closes,
-withdrawals, refunds, dust claims) is rebuilt from the contract's events only, queried in
-bounded block windows (eth-tester's get_logs is quadratic over a whole chain). The audit then
-recomputes every median credit and every pro-rata payout itself, and cross-checks all of it
-against the contract's state: contributions, totals, pools, dust, claimed amounts, withdrawal
-flags, commitments, round masks and the contract's ETH balance. Optional expectations (e.g.
-the contributions the nodes logged themselves) are checked too. Every disagreement becomes a
-`Mismatch`; nothing is silently reconciled.
+The history (members, tasks, fundings, per-round commits, scores, merged-model attestations
+and credits, closes, withdrawals, refunds, dust claims) is rebuilt from the contract's events
+only, queried in bounded block windows (eth-tester's get_logs is quadratic over a whole chain).
+The audit then recomputes every median credit and every pro-rata payout itself, and
+cross-checks all of it against the contract's state: contributions, totals, pools, dust,
+claimed amounts, withdrawal flags, commitments, round masks, attestation counts and the
+contract's ETH balance. Optional expectations (e.g. the contributions the nodes logged
+themselves) are checked too. Every disagreement becomes a `Mismatch`; nothing is silently
+reconciled.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class RoundHistory:
     round: int
     commits: dict[str, str] = field(default_factory=dict)  # member -> digest
     scores: dict[str, dict[str, int]] = field(default_factory=dict)  # scorer -> {peer: score}
+    attestations: dict[str, int] = field(default_factory=dict)  # merged-model digest -> members attesting it
     finalized: bool = False
     counted: bool = False
     credits: dict[str, int] = field(default_factory=dict)  # from the RoundFinalized event
@@ -239,6 +241,9 @@ def audit(
         elif name == "ScoresSubmitted":
             rh = rnd(a["taskId"], a["round"])
             rh.scores[a["scorer"]] = {slots[p]: s for p, s in unpack_scores(a["rows"]).items()}
+            if any(a["model"]):  # a zero model is no attestation, as in the contract
+                model = "0x" + bytes(a["model"]).hex()
+                rh.attestations[model] = rh.attestations.get(model, 0) + 1
         elif name == "RoundFinalized":
             rh = rnd(a["taskId"], a["round"])
             rh.finalized, rh.counted = True, a["counted"]
@@ -301,6 +306,9 @@ def audit(
         check(f"task {t} round {r} finalized", rh.finalized, finalized)
         for m, digest in rh.commits.items():
             check(f"task {t} round {r} commitment of {m}", digest, "0x" + f.commitment(t, r, m).call().hex())
+        for model, count in rh.attestations.items():
+            check(f"task {t} round {r} attestations of model {model}", count,
+                  f.modelAttestations(t, r, bytes.fromhex(model[2:])).call())
     expected_balance = 0
     for t, th in tasks.items():
         q, dur, pool, total, closed, dust, paid, dust_claimed, model = f.taskInfo(t).call()

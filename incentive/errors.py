@@ -1,21 +1,21 @@
-"""Contract reverts as Python exceptions named after the contract's custom errors.
+"""Contract reverts as Python exceptions, one class per custom error of MedSwarmLedger.
 
-`decode_revert` turns a revert from either backend into a `LedgerError` subclass:
-eth-tester raises `eth_tester.exceptions.TransactionFailed` whose message holds the raw
-revert bytes, anvil (any JSON-RPC node) raises `web3.exceptions.ContractCustomError`
-(or `ContractLogicError`) with hex data. Both become, e.g., `NotMember(error="NotMember",
-values={"caller": "0x.."})`. One subclass per custom error in the ledger ABI is created
-at import time and exported from this module (`from incentive.errors import NotMember`).
+`decode_revert` turns a revert from either backend into a `LedgerError`: `revert_data` pulls
+the raw revert bytes out of the backend's exception, `decode_data` decodes them against the
+ledger ABI. So `NotMember(address caller)` in Solidity arrives as `NotMember` with
+`.error == "NotMember"` and `.values == {"caller": "0x.."}`, on eth-tester and anvil alike.
+tests/incentive/test_ledger_errors.py fails when these classes and the ABI's errors drift apart.
 """
 
 from __future__ import annotations
 
 import ast
-import re
 from typing import Any, Iterable
 
 from eth_abi import decode as abi_decode
+from eth_tester.exceptions import TransactionFailed
 from eth_utils import function_abi_to_4byte_selector, to_checksum_address
+from web3.exceptions import ContractLogicError
 
 from incentive.artifacts import ledger_artifact
 
@@ -56,47 +56,184 @@ class Panic(LedgerError):
     error = "Panic"
 
 
+class ContractError(LedgerError):
+    """A custom error of MedSwarmLedger; the subclass's name is the error's name."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.error = cls.__name__
+
+
+# ---------------------------------------------------------------- access
+class NotAdmin(ContractError):
+    """An admin-only function (members, tasks, close, dust) was called by another account."""
+
+
+class NotMember(ContractError):
+    """The caller of commit, submitScores or commitAndScore is not an active member."""
+
+
+class AlreadyMember(ContractError):
+    """registerMember was called for an address that is already an active member."""
+
+
+class UnknownMember(ContractError):
+    """removeMember was called for an address that is not an active member."""
+
+
+class TooManyMembers(ContractError):
+    """registerMember was called for a new address with all 64 member slots taken."""
+
+
+class ZeroAddress(ContractError):
+    """registerMember was called with the zero address."""
+
+
+class EmptyPeerId(ContractError):
+    """registerMember was called with an empty libp2p peer id."""
+
+
+# ---------------------------------------------------------------- tasks
+class InvalidQuorum(ContractError):
+    """createTask was called with a quorum of 0 or above 64."""
+
+
+class InvalidRoundDuration(ContractError):
+    """createTask was called with a round duration of 0 seconds."""
+
+
+class UnknownTask(ContractError):
+    """No task has the id given."""
+
+
+class TaskAlreadyClosed(ContractError):
+    """The task is closed: commits, scores, funding, finalizing and closing are refused."""
+
+
+class TaskNotClosed(ContractError):
+    """withdraw, claimDust or refund was called before the admin closed the task."""
+
+
+class ZeroAmount(ContractError):
+    """fund was called without ETH."""
+
+
+# ---------------------------------------------------------------- rounds
+class InvalidRound(ContractError):
+    """A commit for round 0 (rounds are numbered from 1)."""
+
+
+class ZeroDigest(ContractError):
+    """A commit with the zero digest."""
+
+
+class AlreadyCommitted(ContractError):
+    """The member already committed in this round."""
+
+
+class DuplicateDigest(ContractError):
+    """Another member already committed the same digest in this round (a copied update)."""
+
+
+class RoundExpired(ContractError):
+    """A commit after the round's deadline (first commit + round duration)."""
+
+
+class AlreadyFinalized(ContractError):
+    """A commit, score sheet or finalize for a round that is already finalized."""
+
+
+class NotCommitted(ContractError):
+    """Scores from a member that did not commit in the round."""
+
+
+class PeerNotCommitted(ContractError):
+    """A score for a slot that did not commit in the round."""
+
+
+class SelfScore(ContractError):
+    """A member scored itself."""
+
+
+class AlreadyScored(ContractError):
+    """The member already submitted its scores for this round."""
+
+
+class TooManyRows(ContractError):
+    """More than 4 packed score words (64 slots) were sent."""
+
+
+class ScoreOutOfRange(ContractError):
+    """A score above 10000."""
+
+
+class RoundNotStarted(ContractError):
+    """finalize for a round nobody committed in."""
+
+
+class FinalizeTooEarly(ContractError):
+    """finalize before the deadline while a committer has not scored (or the quorum is not met)."""
+
+
+# ---------------------------------------------------------------- payouts
+class NothingOwed(ContractError):
+    """withdraw by an account with no payout in the task (no contribution, or it rounds to 0 wei)."""
+
+
+class AlreadyWithdrawn(ContractError):
+    """The member already withdrew its payout from this task."""
+
+
+class NoDust(ContractError):
+    """claimDust on a task with no dust, or whose dust the admin already claimed."""
+
+
+class NothingToRefund(ContractError):
+    """refund when somebody earned a contribution, or the caller funded nothing (or got it back)."""
+
+
+class TransferFailed(ContractError):
+    """Sending ETH failed because the receiver reverted; the amount stays claimable."""
+
+
+class Reentrancy(ContractError):
+    """A function that sends ETH was re-entered."""
+
+
+ERROR_CLASSES: dict[str, type[ContractError]] = {cls.error: cls for cls in ContractError.__subclasses__()}
+
+_ERROR_STRING = bytes.fromhex("08c379a0")
+_PANIC = bytes.fromhex("4e487b71")
+# web3's eth-tester provider reports a revert as this prefix plus the Python literal of its bytes.
+_ETH_TESTER_PREFIX = "execution reverted: "
+
+
 def _selector_table(abi: Iterable[dict[str, Any]]) -> dict[bytes, dict[str, Any]]:
     return {function_abi_to_4byte_selector(e): e for e in abi if e.get("type") == "error"}
 
 
 _LEDGER_ERRORS = _selector_table(ledger_artifact().abi)
-ERROR_CLASSES: dict[str, type[LedgerError]] = {}
-for _entry in _LEDGER_ERRORS.values():
-    _cls = type(_entry["name"], (LedgerError,), {"error": _entry["name"], "__doc__": f"Contract error {_entry['name']}."})
-    _cls.__module__ = __name__
-    ERROR_CLASSES[_entry["name"]] = _cls
-    globals()[_entry["name"]] = _cls
-__all__ = ["LedgerError", "UnknownRevert", "ErrorString", "Panic", "decode_revert", "revert_data", *ERROR_CLASSES]
-
-_ERROR_STRING = bytes.fromhex("08c379a0")
-_PANIC = bytes.fromhex("4e487b71")
-_BYTES_LITERAL = re.compile(r"""b(['"]).*\1""", re.S)
-_HEX = re.compile(r"0x[0-9a-fA-F]{8,}")
 
 
-def revert_data(exc: BaseException) -> bytes | None:
-    """Raw revert bytes carried by an exception from eth-tester or a JSON-RPC node, if any."""
-    data = getattr(exc, "data", None)
-    if isinstance(data, dict):
-        data = data.get("data")
-    if isinstance(data, (bytes, bytearray)):
-        return bytes(data)
-    if isinstance(data, str) and data.startswith("0x"):
-        return bytes.fromhex(data[2:])
-    text = " ".join(str(a) for a in exc.args) if exc.args else str(exc)
-    m = _BYTES_LITERAL.search(text)
-    if m:
-        try:
-            value = ast.literal_eval(m.group(0))
-            if isinstance(value, bytes):
-                return value
-        except (ValueError, SyntaxError):
-            pass
-    m = _HEX.search(text)
-    if m:
-        return bytes.fromhex(m.group(0)[2:] if len(m.group(0)) % 2 == 0 else m.group(0)[2:-1])
-    return None
+def revert_data(exc: TransactionFailed | ContractLogicError) -> bytes:
+    """The raw revert bytes a failed call carries, from either backend (empty if it has none).
+
+    A JSON-RPC node (anvil) gives them as hex in `data` (some nodes nest it as {"data": hex}).
+    eth-tester's provider keeps only a message; for a revert with data the message ends in the
+    bytes literal, while an `Error(string)` reason or an EVM fault arrives as plain text, which
+    holds no revert data to decode.
+    """
+    if isinstance(exc, ContractLogicError):
+        data = exc.data.get("data") if isinstance(exc.data, dict) else exc.data
+        return bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
+    message = str(exc.args[0]) if exc.args else ""
+    if not message.startswith(_ETH_TESTER_PREFIX):
+        return b""
+    try:
+        value = ast.literal_eval(message[len(_ETH_TESTER_PREFIX):])
+    except (ValueError, SyntaxError):
+        return b""
+    return value if isinstance(value, bytes) else b""
 
 
 def _normalise(value: Any, typ: str) -> Any:
@@ -107,18 +244,17 @@ def _normalise(value: Any, typ: str) -> Any:
     return value
 
 
-def decode_data(data: bytes | None, abi: Iterable[dict[str, Any]] | None = None) -> LedgerError:
-    """Map revert bytes to the matching LedgerError subclass (ledger ABI plus optional extra ABI)."""
-    if not data or len(data) < 4:
+def decode_data(data: bytes, abi: Iterable[dict[str, Any]] | None = None) -> LedgerError:
+    """Map revert bytes to their LedgerError (ledger ABI plus the errors of an optional extra ABI)."""
+    if len(data) < 4:
         return UnknownRevert("revert without data", error="UnknownRevert")
     sel, body = data[:4], data[4:]
     if sel == _ERROR_STRING:
-        return ErrorString(abi_decode(["string"], body)[0], values={"reason": abi_decode(["string"], body)[0]})
+        (reason,) = abi_decode(["string"], body)
+        return ErrorString(reason, values={"reason": reason})
     if sel == _PANIC:
         return Panic(values={"code": abi_decode(["uint256"], body)[0]})
-    table = dict(_LEDGER_ERRORS)
-    if abi is not None:
-        table.update(_selector_table(abi))
+    table = _LEDGER_ERRORS if abi is None else {**_LEDGER_ERRORS, **_selector_table(abi)}
     entry = table.get(sel)
     if entry is None:
         return UnknownRevert(f"unknown revert data 0x{data.hex()}", values={"data": "0x" + data.hex()})
@@ -126,16 +262,13 @@ def decode_data(data: bytes | None, abi: Iterable[dict[str, Any]] | None = None)
     decoded = abi_decode(types, body) if types else ()
     values = {i["name"]: _normalise(v, i["type"]) for i, v in zip(entry["inputs"], decoded)}
     cls = ERROR_CLASSES.get(entry["name"])
-    if cls is None:
-        cls = type(entry["name"], (LedgerError,), {"error": entry["name"]})
+    if cls is None:  # an error of the extra ABI only (e.g. a test contract's)
+        return LedgerError(error=entry["name"], values=values)
     return cls(values=values)
 
 
 def decode_revert(exc: BaseException, abi: Iterable[dict[str, Any]] | None = None) -> LedgerError | None:
     """The LedgerError for a revert exception, or None if `exc` is not a contract revert."""
-    from eth_tester.exceptions import TransactionFailed
-    from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
-
-    if not isinstance(exc, (TransactionFailed, ContractCustomError, ContractLogicError, ContractPanicError)):
+    if not isinstance(exc, (TransactionFailed, ContractLogicError)):
         return None
     return decode_data(revert_data(exc), abi)

@@ -22,7 +22,7 @@ from web3.types import TxReceipt
 
 from incentive.artifacts import Artifact, ledger_artifact
 from incentive.chain import is_eth_tester, send_lock
-from incentive.errors import ERROR_CLASSES, LedgerError, UnknownRevert, decode_revert
+from incentive.errors import LedgerError, UnknownMember, UnknownRevert, decode_revert
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,11 @@ def _hex32(digest: str | bytes) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"digest must be 32 bytes, got {len(raw)}")
     return raw
+
+
+def _model32(model: str | bytes | None) -> bytes:
+    """The attested merged-model digest as the contract takes it; None means no attestation."""
+    return bytes(32) if model is None else _hex32(model)
 
 
 def pack_scores(indices: Sequence[int], scores: Sequence[int]) -> list[int]:
@@ -233,7 +238,7 @@ class Ledger:
         if address not in self._index:
             index, registered, _active, _peer, _name = self._call("memberInfo", address)
             if not registered:
-                raise ERROR_CLASSES["UnknownMember"](values={"member": address})
+                raise UnknownMember(values={"member": address})
             self._index[address] = index
             self._slot[index] = address
         return self._index[address]
@@ -288,17 +293,28 @@ class Ledger:
         """Commit the digest ("0x" + 64 hex) of this member's update for `round`."""
         self.transact("commit", task_id, round, _hex32(digest))
 
-    def submit_scores(self, task_id: int, round: int, peers: Sequence[str], scores: Sequence[int]) -> None:
-        """Score committed peers (addresses) with 0..10000 each."""
+    def submit_scores(
+        self, task_id: int, round: int, peers: Sequence[str], scores: Sequence[int], model: str | None = None
+    ) -> None:
+        """Score committed peers (addresses) with 0..10000 each (possibly none), and attest `model`
+        ("0x" + 64 hex: the merged model held after `round`; None: no attestation)."""
         rows = pack_scores([self.member_index(p) for p in peers], scores)
-        self.transact("submitScores", task_id, round, rows)
+        self.transact("submitScores", task_id, round, _model32(model), rows)
 
     def commit_and_score(
-        self, task_id: int, round: int, digest: str, score_round: int, peers: Sequence[str], scores: Sequence[int]
+        self,
+        task_id: int,
+        round: int,
+        digest: str,
+        score_round: int,
+        peers: Sequence[str],
+        scores: Sequence[int],
+        model: str | None = None,
     ) -> None:
-        """One transaction: commit `digest` for `round` and score peers of `score_round` (usually round - 1)."""
+        """One transaction: commit `digest` for `round`, score peers of `score_round` (usually round - 1)
+        and attest `model`, the merged model held after `score_round` (None: no attestation)."""
         rows = pack_scores([self.member_index(p) for p in peers], scores)
-        self.transact("commitAndScore", task_id, round, _hex32(digest), score_round, rows)
+        self.transact("commitAndScore", task_id, round, _hex32(digest), score_round, _model32(model), rows)
 
     def withdraw(self, task_id: int) -> int:
         """Withdraw this member's payout from a closed task; returns wei paid."""
@@ -341,6 +357,10 @@ class Ledger:
         """The score `scorer` gave `peer` in a round, or None."""
         given, value = self._call("scoreOf", task_id, round, self.member_index(scorer), self.member_index(peer))
         return int(value) if given else None
+
+    def model_attestations(self, task_id: int, round: int, model: str) -> int:
+        """How many of the round's committers attested `model` ("0x" + 64 hex) as their merged model."""
+        return int(self._call("modelAttestations", task_id, round, _hex32(model)))
 
     def contribution(self, task_id: int, member: str) -> int:
         """A member's accumulated contribution (sum of its round credits)."""

@@ -4,9 +4,11 @@
 
 Two ways to send a node's round: `separate` = commit(r) then submitScores(r) (two
 transactions), `combined` = commitAndScore(r + 1 commit, r scores) (one transaction, what a
-node in a steady run of rounds sends). Every node scores every other committer. Figures are
-means over nodes and rounds after the first (the first round of a task pays for fresh storage
-once); finalize, deploy, register and withdraw are shown for scale.
+node in a steady run of rounds sends). Every node scores every other committer and attests
+the same merged-model digest (a swarm that agrees: the round's first attester pays for a fresh
+counter, the others increment it). Figures are means over nodes and rounds after the first
+(the first round of a task pays for fresh storage once); finalize, deploy, register and
+withdraw are shown for scale.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ def _setup(n: int):
     return w3, ledger, [ledger.with_account(m) for m in nodes], task, receipt_gas
 
 
+def _model(n: int, r: int) -> bytes:
+    """The merged model every node holds after round r."""
+    return keccak(b"model%d-%d" % (n, r))
+
+
 def _scores(i: int, n: int, r: int) -> list[int]:
     peers = [j for j in range(n) if j != i]
     return pack_scores(peers, [(1000 + 611 * i + 97 * j + 13 * r) % 10001 for j in peers])
@@ -48,7 +55,8 @@ def bench(n: int, rounds: int) -> dict:
     commit, score, fin = [], [], []
     for r in range(1, rounds + 1):
         c = [nd.transact("commit", task, r, keccak(b"s%d-%d-%d" % (n, r, i)))["gasUsed"] for i, nd in enumerate(nodes)]
-        s = [nd.transact("submitScores", task, r, _scores(i, n, r))["gasUsed"] for i, nd in enumerate(nodes)]
+        s = [nd.transact("submitScores", task, r, _model(n, r), _scores(i, n, r))["gasUsed"]
+             for i, nd in enumerate(nodes)]
         fin.append(ledger.transact("finalize", task, r)["gasUsed"])
         if r > 1:
             commit += c
@@ -59,7 +67,7 @@ def bench(n: int, rounds: int) -> dict:
         nd.transact("commit", task, 1, keccak(b"c%d-1-%d" % (n, i)))
     combined = []
     for r in range(1, rounds + 1):
-        g = [nd.transact("commitAndScore", task, r + 1, keccak(b"c%d-%d-%d" % (n, r + 1, i)), r,
+        g = [nd.transact("commitAndScore", task, r + 1, keccak(b"c%d-%d-%d" % (n, r + 1, i)), r, _model(n, r),
                          _scores(i, n, r))["gasUsed"] for i, nd in enumerate(nodes)]
         ledger.transact("finalize", task, r)
         if r > 1:

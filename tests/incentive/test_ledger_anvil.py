@@ -11,6 +11,7 @@ import pytest
 from incentive.anvil import Anvil, ToolMissing, anvil_binary, cast_binary
 from incentive.audit import audit
 from incentive.chain import connect
+from incentive.errors import AlreadyFinalized, UnknownTask
 
 from ledger_fixtures import make_deployment, run_round
 
@@ -38,6 +39,12 @@ def test_lifecycle_on_anvil_cast_agrees_with_audit(tmp_path):
         task = dep.new_task(quorum=3, fund=10**18 + 3)
         run_round(dep, task, 1, SCORES)
         run_round(dep, task, 2, SCORES)
+        # reverts arrive from anvil as hex data and decode to the same classes as on eth-tester
+        with pytest.raises(AlreadyFinalized) as e:
+            dep.outsider.finalize(task, 2)
+        assert e.value.values == {"taskId": task, "round": 2}
+        with pytest.raises(UnknownTask):
+            dep.outsider.task(999)
         dep.admin.close_task(task)
         paid = [m.withdraw(task) for m in dep.members]
         dust = dep.admin.claim_dust(task) if dep.admin.task(task).dust else 0

@@ -34,7 +34,7 @@ def test_reentrant_and_reverting_receivers(attacker_artifacts):
         act(who, "commit", task, 1, bytes.fromhex(digest_of("atk", k)[2:]))
     for k, who in enumerate(actors):
         peers = [slots[a] for j, a in enumerate(everyone) if j != k]
-        act(who, "submitScores", task, 1, pack_scores(peers, [6000 + 100 * k] * len(peers)))
+        act(who, "submitScores", task, 1, bytes(32), pack_scores(peers, [6000 + 100 * k] * len(peers)))
     dep.admin.finalize(task, 1)
     dep.admin.close_task(task)
 

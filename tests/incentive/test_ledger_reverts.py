@@ -43,7 +43,7 @@ def test_non_member_commits(world):
 
 def test_non_member_scores(world):
     dep, t, _ = world
-    expect("NotMember", dep.outsider.transact, "submitScores", t, 1, pack_scores([0], [1]))
+    expect("NotMember", dep.outsider.transact, "submitScores", t, 1, bytes(32), pack_scores([0], [1]))
 
 
 def test_removed_member_cannot_commit():
@@ -161,7 +161,7 @@ def test_bad_parameters(world):
     expect("EmptyPeerId", dep.admin.register_member, dep.outsider.account.address, "", "n")
     if dep.admin.task(world[2]).dust == 0:
         expect("NoDust", dep.admin.claim_dust, world[2])
-    expect("TooManyRows", dep.members[1].transact, "submitScores", t, 1, [0, 0, 0, 0, 1])
+    expect("TooManyRows", dep.members[1].transact, "submitScores", t, 1, bytes(32), [0, 0, 0, 0, 1])
 
 
 def test_member_cap():

@@ -5,7 +5,7 @@ pragma solidity ^0.8.28;
 
 interface ILedger {
     function commit(uint256 taskId, uint32 round, bytes32 digest) external;
-    function submitScores(uint256 taskId, uint32 round, uint256[] calldata rows) external;
+    function submitScores(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external;
     function withdraw(uint256 taskId) external returns (uint256);
 }
 
@@ -21,8 +21,8 @@ abstract contract MemberContract {
         ledger.commit(taskId, round, digest);
     }
 
-    function submitScores(uint256 taskId, uint32 round, uint256[] calldata rows) external {
-        ledger.submitScores(taskId, round, rows);
+    function submitScores(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external {
+        ledger.submitScores(taskId, round, model, rows);
     }
 
     function withdraw(uint256 taskId) external virtual {
