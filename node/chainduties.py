@@ -3,13 +3,15 @@
 How a round reaches the chain, in one place:
 - round r's commit (the digest of this node's update) must be mined before the update is
   shared, so the engine awaits `commit`;
-- the scores this node gave its peers for round r wait here (`round_done`) and ride on the
-  round r + 1 commit, one transaction per round (`commitAndScore`); if that scores part is
-  refused, the commit still goes through alone;
+- the scores this node gave its peers for round r, and the digest of the merged model it holds
+  after round r (its attestation, which catch-up and consensus read back), wait here
+  (`round_done`) and ride on the round r + 1 commit, one transaction per round
+  (`commitAndScore`); if that part is refused, the commit still goes through alone;
 - once round r is merged, round r - 1 can be finalized by anyone: this node queues a finalize
   that goes through when every committer has scored or the round's deadline has passed;
-- after the last round there is no next commit, so `finish` sends the pending scores alone and
-  waits (bounded) until every round this node took part in is finalized.
+- after the last round there is no next commit, so `flush` sends the pending scores and
+  attestation alone, and `finish` waits (bounded) until every round this node took part in is
+  finalized.
 Every write runs on the `ChainWriter` thread, in order, with retries for transport faults, so
 training and networking never block on the chain unless they choose to. Scores the chain
 accepted are logged in the run folder; the launcher's audit checks the chain against that log.
@@ -45,10 +47,12 @@ async def wait_future(future: "Future[T]") -> T:
 
 @dataclass(frozen=True)
 class PendingScores:
-    """Scores (peer id -> 0..10000) this node gave for one round, not yet on chain."""
+    """What this node reports for one round, not yet on chain: its scores (peer id -> 0..10000)
+    and the digest of the merged model it holds after the round."""
 
     round: int
     scores: dict[str, int]
+    model: str
 
 
 class ChainDuties:
@@ -74,6 +78,12 @@ class ChainDuties:
     async def round_state(self, r: int) -> RoundState:
         return await self.read(f"read round {r}", partial(self.ledger.round_state, self.task, r))
 
+    async def attestations(self, r: int, digests: set[str]) -> dict[str, int]:
+        """How many of round r's committers attested each of `digests` as their merged model."""
+        return {d: await self.read(f"read round {r} attestations",
+                                   partial(self.ledger.model_attestations, self.task, r, d))
+                for d in sorted(digests)}
+
     async def commitment(self, r: int, address: str) -> str | None:
         """The digest `address` committed for round r, or None."""
         return await self.read(f"read a round {r} commitment", partial(self.ledger.commitment, self.task, r, address))
@@ -97,19 +107,24 @@ class ChainDuties:
             self._log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
         return False
 
-    def round_done(self, r: int, scores: dict[str, int]) -> None:
-        """Round r is merged: its scores wait for the next commit; round r - 1 may be finalized."""
-        if scores:
-            self._pending = PendingScores(r, dict(scores))
+    def round_done(self, r: int, committed: bool, scores: dict[str, int], model: str) -> None:
+        """Round r is merged into `model`: scores and attestation wait for the next commit (the
+        chain takes them only from the round's committers); round r - 1 may now be finalized."""
+        self._pending = PendingScores(r, dict(scores), model) if committed else None
         if r > 1:
             self._writer.submit(f"finalize r{r - 1}", partial(self._finalize_if_ready, r - 1))
 
-    async def finish(self, last_round: int, wait_seconds: float) -> None:
-        """Send the last round's scores, then wait up to `wait_seconds` until rounds 1..last_round
-        are finalized; stops the writer."""
+    def flush(self) -> "Future[None] | None":
+        """Send pending scores and attestation now, when no commit follows to carry them."""
         pending, self._pending = self._pending, None
-        if pending is not None:
-            self._writer.submit(f"scores r{pending.round}", partial(self._send_scores, pending))
+        if pending is None:
+            return None
+        return self._writer.submit(f"scores r{pending.round}", partial(self._send_scores, pending))
+
+    async def finish(self, last_round: int, wait_seconds: float) -> None:
+        """Flush, then wait up to `wait_seconds` until rounds 1..last_round are finalized; stops
+        the writer."""
+        self.flush()
         deadline = trio.current_time() + wait_seconds
         rounds = list(range(1, last_round + 1))
         while rounds and trio.current_time() < deadline:
@@ -135,7 +150,8 @@ class ChainDuties:
             peers, values = self._score_args(pending.scores)
             try:
                 self._idempotent(r, update_digest, partial(self.ledger.commit_and_score, self.task, r,
-                                                           update_digest, pending.round, peers, values))
+                                                           update_digest, pending.round, peers, values,
+                                                           model=pending.model))
             except LedgerError as exc:
                 self._log.warning("scores for round %d refused (%s); committing round %d alone",
                                   pending.round, exc, r)
@@ -158,7 +174,7 @@ class ChainDuties:
                 raise
 
     def _send_scores(self, pending: PendingScores) -> None:
-        self.ledger.submit_scores(self.task, pending.round, *self._score_args(pending.scores))
+        self.ledger.submit_scores(self.task, pending.round, *self._score_args(pending.scores), model=pending.model)
         self._record(pending)
 
     def _record(self, pending: PendingScores) -> None:

@@ -1,47 +1,30 @@
-"""Which merged model the swarm continues from when its nodes disagree.
+"""Which merged model the swarm continues from: the one a majority attested on chain.
 
-Nodes that merged the same updates hold bit-identical models, so they normally agree. A fetch
-that failed on some nodes only leaves them apart, and since every later update is a delta on a
-node's own model they would stay apart. Each node therefore applies one deterministic rule to
-the model digests announced for a round: the digest held by most nodes wins, and a tie goes to
-the lowest digest. Nodes that heard the same announcements choose the same model, including
-when no digest has a majority (two survivors of a three-node swarm that disagree).
+Nodes that merged the same updates hold bit-identical models. When they do not (an update
+reached some nodes only), a node first recomputes its merge with the committed updates it
+missed (the engine does that); whatever still differs is settled here. Every node attests on
+chain the digest of the merged model it holds after each round (with its next commit), so the
+rule needs nothing a peer merely says on gossip: a model is the swarm's when at least
+`attestation_threshold` of the round's committers attested it, a strict majority and never
+fewer than the task's quorum. There is no tie-break: with no majority a node keeps its own
+model, so members who collude cannot win a tie by grinding a digest, and neither can a
+minority, since any digest it announces lacks the attestations.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Mapping
 
-__all__ = ["Choice", "choose_model", "rank_models"]
+__all__ = ["attestation_threshold", "majority_model"]
 
 
-@dataclass(frozen=True)
-class Choice:
-    """The model to continue from, and how many nodes (this one included) announced it."""
-
-    digest: str
-    votes: int
-    voters: int  # nodes whose model digest for the round was counted
-
-    @property
-    def is_majority(self) -> bool:
-        return 2 * self.votes > self.voters
+def attestation_threshold(committers: int, quorum: int) -> int:
+    """Attestations a model needs among a round's `committers`: a strict majority, at least `quorum`."""
+    return max(quorum, committers // 2 + 1)
 
 
-def rank_models(digests: Iterable[str]) -> list[tuple[str, int]]:
-    """Distinct digests with their number of holders, best first: most holders, then lowest digest."""
-    counts = Counter(d.lower() for d in digests)
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def choose_model(own: str, peers: Iterable[str]) -> Choice:
-    """The swarm's model for a round, from this node's digest and its peers' announced ones.
-
-    `peers` holds one digest per peer that announced a model for the round (absent peers are
-    simply not counted).
-    """
-    votes = [own, *peers]
-    digest, count = rank_models(votes)[0]
-    return Choice(digest=digest, votes=count, voters=len(votes))
+def majority_model(counts: Mapping[str, int], threshold: int) -> str | None:
+    """The digest attested at least `threshold` times, if one is (at most one can be, since each
+    committer attests once and the threshold is a strict majority)."""
+    winners = [d for d, n in counts.items() if n >= threshold]
+    return winners[0].lower() if winners else None

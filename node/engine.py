@@ -12,8 +12,9 @@ up from the merged model its peers announce.
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from .chainduties import ChainDuties
 from .chainwriter import ChainWriter
 from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
-from .consensus import choose_model, rank_models
+from .consensus import attestation_threshold, majority_model
 from .exchange import Exchange
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
@@ -46,10 +47,21 @@ from .scoring import scorer_by_name
 
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
 SETTLE_SECONDS = 5.0  # after the last round's deadline, how long to wait for peers' final models
+LATE_FETCH_SECONDS = 3.0  # how long to try for a committed update this node missed in its round
+ATTESTATION_POLL_SECONDS = 0.5
 
 
 class NodeError(RuntimeError):
     """The node cannot take part: not registered, wrong chain, unusable checkpoint."""
+
+
+@dataclass(frozen=True, eq=False)
+class MergeRecord:
+    """Round r's merge, kept so it can be redone with committed updates that arrived late."""
+
+    round: int
+    start: Tensors
+    updates: list[Update]
 
 
 class SwarmNode:
@@ -76,6 +88,8 @@ class SwarmNode:
         self._bytes_mark = (0, 0)  # byte counters when the last round was reported
         self._last_heard: dict[str, int] = {}  # peer id -> last round whose update of it was merged
         self._first_round = 1  # the first round this process runs (later after a restart or a late start)
+        self._merged: MergeRecord | None = None
+        self._swarm_ahead = False  # a model past round 0 is attested on chain: catch up, do not pool
         self.duties = ChainDuties(ledger, writer, self.task, lambda: self.members, self.run_folder, self.log)
         n = learner.data.n_features
         self._bundle_shapes = bundle_shapes(learner.shapes, n)
@@ -162,27 +176,47 @@ class SwarmNode:
         self.learner.set_weights(weights)
         self.weights, self.stats, self.round = weights, stats, round_no
 
-    async def _adopt_announced(self, round_no: int, anns: dict[str, Announcement], model: str) -> bool:
+    async def _adopt_announced(self, round_no: int, model: str) -> bool:
         """Fetch the merged model `model` announced for `round_no` (from any holder) and adopt it."""
-        ann = min((a for a in anns.values() if a.digest == model), key=lambda a: a.sender)
-        fetched = await self.exchange.fetch_accepted(ann, self.model_intake)
-        if fetched is not None:
-            self._adopt(round_no, fetched[1])
-        return fetched is not None
+        holders = [a for a in self.inbox.get("model", round_no).values() if a.digest == model]
+        for ann in sorted(holders, key=lambda a: a.sender):
+            fetched = await self.exchange.fetch_accepted(ann, self.model_intake)
+            if fetched is not None:
+                self._adopt(round_no, fetched[1])
+                return True
+        return False
+
+    async def _attested(self, r: int, own: str | None = None) -> str | None:
+        """The round-r model a majority of r's committers attested on chain, among those announced."""
+        candidates = {a.digest for a in self.inbox.get("model", r).values()} | ({own} if own else set())
+        if not candidates:
+            return None
+        state = await self.duties.round_state(r)
+        counts = await self.duties.attestations(r, candidates)
+        return majority_model(counts, attestation_threshold(len(state.committers), self.quorum))
 
     async def _catch_up(self) -> None:
-        """Adopt the model most peers announced for the latest round, if the swarm is ahead of us."""
-        latest = self.inbox.latest_round("model")
-        if latest <= self.round:
-            return
-        anns = self.inbox.get("model", latest)
-        for model, holders in rank_models(a.digest for a in anns.values()):
-            if await self._adopt_announced(latest, anns, model):
+        """If the swarm is ahead of us, adopt its newest model that a majority attested on chain."""
+        for r in (r for r in self.inbox.rounds("model") if r > self.round):
+            model = await self._attested(r)
+            if model is not None and await self._adopt_announced(r, model):
                 self._checkpoint()
-                self.log.info("caught up: adopted round %d model %s (announced by %d of the peers heard)",
-                              latest, model[:10], holders)
+                self.log.info("caught up: adopted round %d model %s (attested on chain by a majority)", r, model[:10])
                 return
-        raise NodeError(f"could not fetch the swarm's round {latest} model from any peer")
+        if self.stats is None:
+            raise NodeError("the swarm is past round 0 but no announced model is attested on chain by a majority")
+
+    async def _watch_for_swarm_ahead(self) -> None:
+        """While pooling statistics, watch for a model that the chain shows the swarm has made."""
+        checked = 0
+        while True:
+            await self.inbox.wait_until(lambda: self.inbox.latest_round("model") > checked)
+            checked = self.inbox.latest_round("model")
+            for r in (checked, checked - 1):
+                if r >= 1 and await self._attested(r) is not None:
+                    self._swarm_ahead = True
+                    self.inbox.poke()
+                    return
 
     async def _agree_scaling(self) -> None:
         blob = encode_update(self.learner.local_stats().to_tensors(), "f32")
@@ -191,9 +225,12 @@ class SwarmNode:
         own = FeatureStats.from_tensors(self.stats_intake.decode(blob))
         deadline = trio.current_time() + self.config.swarm.stats_timeout
         await self.exchange.announce("stats", 0, blob, len(self.learner.fit), "f32", until=deadline)
-        collected = await self.exchange.collect("stats", 0, self.stats_intake, deadline,
-                                                stop=lambda: self.inbox.latest_round("model") > 0)
-        if self.inbox.latest_round("model") > 0:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_for_swarm_ahead)
+            collected = await self.exchange.collect("stats", 0, self.stats_intake, deadline,
+                                                    stop=lambda: self._swarm_ahead)
+            nursery.cancel_scope.cancel()
+        if self._swarm_ahead:
             self.log.info("the swarm is already past round 1: catching up instead of pooling statistics")
             return
         parts = [own] + [collected[k] for k in sorted(collected)]
@@ -253,12 +290,15 @@ class SwarmNode:
             if updates:
                 self.weights = add(self.weights, self.rule.merge(updates))
             self.learner.set_weights(self.weights)
+        self._merged = MergeRecord(r, start, updates)
         with timer("score"):
             scores = await trio.to_thread.run_sync(self._score, start, own, updates)
-        self.duties.round_done(r, scores)
         self.round = r
         with timer("checkpoint"):
             bundle_blob = self._checkpoint()
+            self.duties.round_done(r, committed, scores, digest(bundle_blob))
+            if r == cfg.rounds:  # no next commit will carry the attestation: the settling needs it now
+                self.duties.flush()
             await self.exchange.announce("model", r, bundle_blob, own.samples, "f32")
         self.log.info(self._report(r, committed, received, scores, timer).line(cfg.rounds))
 
@@ -277,26 +317,57 @@ class SwarmNode:
                           r, ", ".join(map(self._name, gone)), window)
         return awaited
 
-    async def _rejoin_consensus(self, r: int) -> None:
-        """If the swarm's choice of round r's merged model (`choose_model`) is not ours, adopt it.
+    async def _rejoin_consensus(self, r: int, until: float = -math.inf) -> None:
+        """Make this node's round-r model the swarm's (see `node.consensus`).
 
-        Updates are deltas, so the current round's merge can start from the chosen model.
+        First redo the merge with any update committed on chain for round r that this node
+        missed but can still fetch from a peer; then, if a majority of r's committers attested
+        a different model on chain, adopt that one. Attestations still on their way are polled
+        for until `until`.
         """
         ours = self.exchange.latest_offer("model")
         if r < 1 or ours is None or ours.round != r:
             return
-        anns = self.inbox.get("model", r)
-        choice = choose_model(ours.digest, (a.digest for a in anns.values()))
-        if choice.digest == ours.digest:
-            return
-        if await self._adopt_announced(r, anns, choice.digest):
-            if choice.is_majority:
-                self.log.warning("round %d: %d of %d members hold model %s, not ours: continuing from theirs",
-                                 r, choice.votes, choice.voters, choice.digest[:10])
-            else:
-                self.log.warning("round %d: no majority among %d members' models: continuing from %s "
-                                 "(held by %d, the lowest digest among the most held)",
-                                 r, choice.voters, choice.digest[:10], choice.votes)
+        if await self._merge_missed(r):
+            ours = self.exchange.latest_offer("model")
+        if {a.digest for a in self.inbox.get("model", r).values()} <= {ours.digest}:
+            return  # every peer heard from holds our model
+        while (choice := await self._attested(r, ours.digest)) is None and trio.current_time() < until:
+            await trio.sleep(ATTESTATION_POLL_SECONDS)
+        if choice is None:
+            self.log.warning("round %d: merged models differ and none is attested by a majority; keeping ours", r)
+        elif choice != ours.digest.lower() and await self._adopt_announced(r, choice):
+            self._checkpoint()
+            self.log.warning("round %d: a majority attested model %s, not ours: continuing from theirs", r, choice[:10])
+
+    async def _merge_missed(self, r: int) -> bool:
+        """Redo round r's merge with committed updates that reached peers but not this node."""
+        record = self._merged
+        if record is None or record.round != r:
+            return False
+        state = await self.duties.round_state(r)
+        by_address = {m.address.lower(): pid for pid, m in self.peers.items()}
+        merged = {u.sender for u in record.updates}
+        announced = self.inbox.get("update", r)
+        late = []
+        for pid in (by_address.get(a.lower()) for a in state.committers):
+            if pid is None or pid in merged or pid not in announced:
+                continue
+            fetched = await self.exchange.fetch_accepted(announced[pid], self.pipeline,
+                                                         retry_until=trio.current_time() + LATE_FETCH_SECONDS)
+            if fetched is not None:
+                self.exchange.relay(r, fetched[0], announced[pid].digest)
+                late.append(fetched[1])
+        if not late:
+            return False
+        updates = record.updates + late
+        self.weights = add(record.start, self.rule.merge(updates))
+        self.learner.set_weights(self.weights)
+        self._merged = MergeRecord(r, record.start, updates)
+        await self.exchange.announce("model", r, self._checkpoint(), len(self.learner.fit), "f32")
+        self.log.warning("round %d: merged again with %s's committed update(s), which arrived late", r,
+                         ", ".join(self._name(u.sender) for u in late))
+        return True
 
     async def _settle(self) -> None:
         """After the last round, wait for the peers' final models and join the swarm's choice.
@@ -312,10 +383,7 @@ class SwarmNode:
         expected = {pid for pid, m in self.peers.items() if m.address.lower() in committers}
         until = self._on_trio_clock(state.deadline) + SETTLE_SECONDS
         await self.inbox.wait_until(lambda: expected <= set(self.inbox.get("model", r)), until)
-        before = self.weights
-        await self._rejoin_consensus(r)
-        if self.weights is not before:
-            self._checkpoint()
+        await self._rejoin_consensus(r, until)
 
     async def _own_update_blob(self, r: int, delta: Tensors) -> bytes:
         attack = self.config.swarm.attack

@@ -41,6 +41,10 @@ class Inbox:
     def get(self, kind: str, round: int) -> dict[str, Announcement]:
         return dict(self._slots.get((kind, round), {}))
 
+    def rounds(self, kind: str) -> list[int]:
+        """Rounds with at least one announcement of `kind`, newest first."""
+        return sorted((r for (k, r), slot in self._slots.items() if k == kind and slot), reverse=True)
+
     def latest_round(self, kind: str) -> int:
         rounds = [r for (k, r), slot in self._slots.items() if k == kind and slot]
         return max(rounds, default=0)

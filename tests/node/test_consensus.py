@@ -1,36 +1,28 @@
-"""The rule every node applies to choose the swarm's model when merged models differ."""
+"""The rule every node applies to choose the swarm's model from on-chain attestations."""
 
 from __future__ import annotations
 
-from node.consensus import choose_model, rank_models
+from node.consensus import attestation_threshold, majority_model
 
 A, B, C = ("0x" + c * 64 for c in "abc")
 
 
-def test_the_majority_wins_over_our_own_model() -> None:
-    choice = choose_model(C, [A, A])
-    assert (choice.digest, choice.votes, choice.voters, choice.is_majority) == (A, 2, 3, True)
+def test_threshold_is_a_strict_majority_and_at_least_the_quorum() -> None:
+    assert [attestation_threshold(n, 2) for n in (1, 2, 3, 4, 5, 8)] == [2, 2, 2, 3, 3, 5]
+    assert attestation_threshold(4, 4) == 4
 
 
-def test_we_keep_ours_when_it_is_the_majority() -> None:
-    assert choose_model(A, [A, B]).digest == A
+def test_the_attested_majority_wins() -> None:
+    assert majority_model({A: 1, B: 3}, attestation_threshold(4, 3)) == B
 
 
-def test_a_tie_goes_to_the_lowest_digest_on_every_node() -> None:
-    # Two survivors that disagree: each must pick the same model from its own point of view.
-    on_a, on_b = choose_model(A, [B]), choose_model(B, [A])
-    assert on_a.digest == on_b.digest == A
-    assert not on_a.is_majority and on_a.voters == 2
+def test_no_majority_means_no_model_and_no_tie_break() -> None:
+    # Two colluders against two honest nodes: a tie is nobody's, whatever the digests.
+    assert majority_model({A: 2, B: 2}, attestation_threshold(4, 3)) is None
+    # A lone announcer of a model nobody else attested.
+    assert majority_model({C: 1}, attestation_threshold(4, 3)) is None
+    assert majority_model({}, 2) is None
 
 
-def test_most_holders_beat_a_lower_digest() -> None:
-    assert choose_model(A, [C, C, B]).digest == C
-
-
-def test_digests_compare_case_insensitively() -> None:
-    assert choose_model(B.upper().replace("0X", "0x"), [B]).votes == 2
-
-
-def test_ranking_orders_by_holders_then_digest() -> None:
-    assert rank_models([C, B, C, A, B]) == [(B, 2), (C, 2), (A, 1)]
-    assert rank_models([]) == []
+def test_digests_come_back_lowercase() -> None:
+    assert majority_model({"0x" + "AB" * 32: 3}, 2) == "0x" + "ab" * 32
