@@ -40,7 +40,7 @@ from .inbox import Inbox
 from .learner import Learner, Tensors, add
 from .logs import node_logger
 from .merge import Update, rule_by_name
-from .preprocess import STATS_TENSOR_NAMES, FeatureStats
+from .preprocess import STATS_MAX_ABS, STATS_TENSOR_NAMES, FeatureStats
 from .scoring import default_scorer, scorer_by_name
 
 T = TypeVar("T")
@@ -49,6 +49,10 @@ JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's cur
 SETTLE_SECONDS = 5.0  # after the last round's deadline, how long to wait for peers' final models
 MAX_SAMPLES = 10_000_000  # an announcement claiming more rows than this is a lie
 WEIGHT_PREFIX, STATS_PREFIX = "w/", "s/"
+# The codec's bound on values in a model bundle (merged weights plus the swarm's statistics): the
+# combined statistics of up to a million members of STATS_MAX_ABS each; merged weights move by at
+# most the codec's default bound per round, so they stay far below it too.
+BUNDLE_MAX_ABS = 1e36
 SCORES_LOG = "scores.jsonl"  # scores this node got onto the chain, one line per round
 
 
@@ -142,7 +146,8 @@ class SwarmNode:
         self._bundle_shapes.update({STATS_PREFIX + k: s for k, s in self._stats_shapes.items()})
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         self.exchange = Exchange(host, self.inbox, config.p2p.swarm, lambda: self.members, self.log,
-                                 max_blob=2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes))
+                                 max_blob=2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes),
+                                 max_abs={"stats": STATS_MAX_ABS, "model": BUNDLE_MAX_ABS})
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -194,7 +199,7 @@ class SwarmNode:
 
     async def _start(self) -> None:
         try:
-            ckpt = load_checkpoint(self.out, self._bundle_shapes, self._task_key)
+            ckpt = load_checkpoint(self.out, self._bundle_shapes, self._task_key, max_abs=BUNDLE_MAX_ABS)
         except StaleCheckpoint as exc:
             self.log.warning("%s; starting afresh", exc)
             ckpt = None
@@ -238,10 +243,10 @@ class SwarmNode:
         raise NodeError(f"could not fetch the swarm's round {latest} model from any peer")
 
     async def _agree_scaling(self) -> None:
-        blob = encode_update(self.learner.local_stats().to_tensors(), "f32")
+        blob = encode_update(self.learner.local_stats().to_tensors(), "f32", max_abs=STATS_MAX_ABS)
         # Combine our own statistics as peers receive them (float32 pairs), not the exact float64
         # ones, so that every node computes bit-identical scaling (and identical model bundles).
-        own = FeatureStats.from_tensors(decode_update(blob))
+        own = FeatureStats.from_tensors(decode_update(blob, max_abs=STATS_MAX_ABS))
         deadline = trio.current_time() + self.config.swarm.stats_timeout
         await self.exchange.announce("stats", 0, blob, len(self.learner.fit), "f32", until=deadline)
         collected = await self.exchange.collect(
@@ -485,9 +490,12 @@ class SwarmNode:
 
     def _checkpoint(self) -> bytes:
         assert self.stats is not None
-        ckpt = Checkpoint(self.round, model_bundle(self.weights, self.stats))
+        ckpt = Checkpoint(self.round, model_bundle(self.weights, self.stats), max_abs=BUNDLE_MAX_ABS)
         save_checkpoint(self.out, ckpt, self._task_key)
         return ckpt.encode()
+
+    def _weights_digest(self) -> str:
+        return digest(encode_update(self.weights, "f32", max_abs=BUNDLE_MAX_ABS))
 
     def _report(self, r: int, committed: bool, received: dict[str, Update], scores: dict[str, int],
                 timer: PhaseTimer) -> RoundReport:
@@ -500,7 +508,7 @@ class SwarmNode:
             round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
             test_auc=test.auc, heard=len(received), expected=len(self.peers), committed=committed,
             bytes_in=self.exchange.bytes_in - self._bytes_mark[0], bytes_out=self.host.bytes_served - self._bytes_mark[1],
-            model_digest=digest(encode_update(self.weights, "f32")),
+            model_digest=self._weights_digest(),
             scores={self._name(p): s for p, s in scores.items()},
             dropped={self._name(p): str(n) for p, n in self.exchange.strikes.items()},
             phases={k: round(v, 4) for k, v in phases.items()}, chain=status.describe())
@@ -515,7 +523,7 @@ class SwarmNode:
         local = self.learner.local_only(epochs)
         summary = {
             "name": self.config.name, "peer_id": self.host.peer_id, "address": self.ledger.account.address,
-            "rounds": self.round, "model_digest": digest(encode_update(self.weights, "f32")),
+            "rounds": self.round, "model_digest": self._weights_digest(),
             "test_accuracy": final.accuracy, "test_auc": final.auc, "test_rows": final.n,
             "local_only_accuracy": local.accuracy, "local_only_auc": local.auc,
             "strikes": {self._name(p): n for p, n in self.exchange.strikes.items()},

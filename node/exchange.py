@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -18,7 +18,7 @@ import trio
 
 from incentive.ledger import LedgerError, Member
 from p2p.announce import Announcement
-from p2p.codec import CodecError, decode_update
+from p2p.codec import MAX_ABS, CodecError, decode_update
 from p2p.host import FetchError, SwarmHost
 
 from .inbox import Inbox
@@ -47,13 +47,14 @@ class Exchange:
     """Offers this node's blobs and fetches its peers' (one per node, on the node's trio loop)."""
 
     def __init__(self, host: SwarmHost, inbox: Inbox, swarm: str, members: Callable[[], dict[str, Member]],
-                 log: logging.LoggerAdapter, max_blob: int) -> None:
+                 log: logging.LoggerAdapter, max_blob: int, max_abs: Mapping[str, float]) -> None:
         self.host = host
         self.inbox = inbox
         self.swarm = swarm
         self._members = members
         self.log = log
         self.max_blob = max_blob
+        self.max_abs = dict(max_abs)  # kind -> bound on decoded values (p2p.codec's max_abs)
         self.offers: dict[str, list[Offer]] = {}  # kind -> the blobs this node serves, oldest first
         self.strikes: dict[str, int] = {}  # peer id -> inputs dropped
         self.bytes_in = 0  # blob bytes fetched from peers, all kinds
@@ -142,7 +143,8 @@ class Exchange:
             try:
                 blob = await self.fetch_blob(ann)
                 self.bytes_in += len(blob)
-                return blob, decode_update(blob, expected=shapes, max_bytes=self.max_blob)
+                return blob, decode_update(blob, expected=shapes, max_bytes=self.max_blob,
+                                           max_abs=self.max_abs.get(ann.kind, MAX_ABS))
             except CodecError as exc:
                 self.strike(ann.sender, f"{ann.kind} r{ann.round}: {exc}")
                 return None

@@ -60,7 +60,6 @@ _DIMS = [struct.Struct(f"<{n}I") for n in range(MAX_NDIM + 1)]
 _MAX_DIM = 2**32 - 1
 
 Shapes = Mapping[str, tuple[int, ...]]
-Bounds = float | Mapping[str, float]
 
 
 class CodecError(ValueError):
@@ -102,7 +101,7 @@ def digest(data: bytes | bytearray | memoryview) -> str:
     return "0x" + h.hexdigest()
 
 
-def encode_update(tensors: Mapping[str, np.ndarray], codec: str = "f32", max_abs: Bounds = MAX_ABS) -> bytes:
+def encode_update(tensors: Mapping[str, np.ndarray], codec: str = "f32", max_abs: float = MAX_ABS) -> bytes:
     """Encode named tensors (insertion order kept) as header + raw little-endian bytes.
 
     Refuses (with the CodecError subclass :func:`decode_update` would raise) anything a peer
@@ -125,7 +124,7 @@ def encode_update(tensors: Mapping[str, np.ndarray], codec: str = "f32", max_abs
             raise LimitExceeded(f"tensor {name!r} has shape {arr.shape}: want <= {MAX_NDIM} dims of < 2**32")
         if arr.dtype.kind not in "fiu":
             raise BadHeader(f"tensor {name!r} has non-numeric dtype {arr.dtype}")
-        _check_values(name, arr, _bound(max_abs, name))
+        _check_values(name, arr, max_abs)
         with np.errstate(over="ignore"):
             out = np.ascontiguousarray(arr, dtype=dtype)
         if codec == "f16" and not np.all(np.isfinite(out)):
@@ -139,15 +138,14 @@ def decode_update(
     data: bytes | bytearray | memoryview,
     expected: Shapes | None = None,
     max_bytes: int = 256 * 2**20,
-    max_abs: Bounds = MAX_ABS,
+    max_abs: float = MAX_ABS,
     max_elements: int = MAX_ELEMENTS,
 ) -> dict[str, np.ndarray]:
     """Strictly decode bytes made by :func:`encode_update`; always returns float32 arrays.
 
     ``expected`` (name -> shape), when given, must match the header exactly (same names, same
     shapes; order free); it is checked before any payload byte is read. ``max_abs`` bounds every
-    value's magnitude, either one bound for all tensors or a bound per name (names it does not
-    list get :data:`MAX_ABS`). Raises a :class:`CodecError` subclass on anything else.
+    value's magnitude. Raises a :class:`CodecError` subclass on anything else.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BadHeader(f"expected bytes, got {type(data).__name__}")
@@ -175,7 +173,7 @@ def decode_update(
         # The header fixed count == prod(shape) and the payload length, so this cannot raise.
         arr = values[start : start + count].reshape(shape)
         start += count
-        _check_values(name, arr, _bound(max_abs, name))
+        _check_values(name, arr, max_abs)
         out[name] = arr
     return out
 
@@ -252,10 +250,6 @@ def _check_expected(entries: list[tuple[str, tuple[int, ...]]], expected: Shapes
     for name, shape in expected.items():
         if got[name] != tuple(shape):
             raise ShapeMismatch(f"tensor {name!r} has shape {got[name]}, the model expects {tuple(shape)}")
-
-
-def _bound(max_abs: Bounds, name: str) -> float:
-    return max_abs.get(name, MAX_ABS) if isinstance(max_abs, Mapping) else max_abs
 
 
 def _check_values(name: str, arr: np.ndarray, bound: float) -> None:

@@ -1,0 +1,78 @@
+"""A damaged or hostile checkpoint on disk ends in one CheckpointError line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from node.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+
+TASK = "0x" + "1" * 40 + "/1"
+TENSORS = {"w": np.ones((2, 3), np.float32)}
+SHAPES = {"w": (2, 3)}
+
+
+def _saved(tmp_path: Path) -> dict:
+    save_checkpoint(tmp_path, Checkpoint(2, TENSORS), TASK)
+    return json.loads((tmp_path / "checkpoint.json").read_text())
+
+
+def _meta(tmp_path: Path, text: str | bytes) -> None:
+    data = text.encode() if isinstance(text, str) else text
+    (tmp_path / "checkpoint.json").write_bytes(data)
+
+
+@pytest.mark.parametrize("change", [
+    {"round": True}, {"round": -1}, {"round": 2.0}, {"round": 2**64}, {"bytes": "12"}, {"bytes": 0},
+    {"bytes": 10**12}, {"digest": "0x12"}, {"digest": None}, {"task": 7}, {"extra": 1},
+])
+def test_bad_meta_fields(tmp_path: Path, change: dict) -> None:
+    meta = _saved(tmp_path) | change
+    _meta(tmp_path, json.dumps(meta))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path, SHAPES, TASK)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000, '{"round": {"a": 1}}', "{" * 3000 + "}" * 3000, b"\xff\xfe\x00", "", "null",
+    '{"round": 1, "round": 2, "digest": "x", "bytes": 1, "task": "t"}', '{"round": NaN}', " " * 5000,
+])
+def test_bad_meta_text(tmp_path: Path, text: str | bytes) -> None:
+    _saved(tmp_path)
+    _meta(tmp_path, text)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path, SHAPES, TASK)
+
+
+def test_blob_size_checked_before_reading(tmp_path: Path) -> None:
+    _saved(tmp_path)
+    (tmp_path / "checkpoint.bin").write_bytes(b"\x00" * 10_000)
+    with pytest.raises(CheckpointError, match="checkpoint.json says"):
+        load_checkpoint(tmp_path, SHAPES, TASK)
+
+
+def test_missing_or_directory_blob(tmp_path: Path) -> None:
+    _saved(tmp_path)
+    (tmp_path / "checkpoint.bin").unlink()
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(tmp_path, SHAPES, TASK)
+    (tmp_path / "checkpoint.bin").mkdir()
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path, SHAPES, TASK)
+
+
+def test_meta_is_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "checkpoint.json").mkdir()
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(tmp_path, SHAPES, TASK)
+
+
+def test_bounds_apply_when_reading(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, Checkpoint(1, {"w": np.full((2, 3), 1e20, np.float32)}, max_abs=1e30), TASK)
+    assert load_checkpoint(tmp_path, SHAPES, TASK, max_abs=1e30).tensors["w"][0, 0] == np.float32(1e20)
+    with pytest.raises(CheckpointError, match="beyond"):
+        load_checkpoint(tmp_path, SHAPES, TASK)
