@@ -45,7 +45,6 @@ VERSION = 2
 MAX_TENSORS = 4096
 MAX_NAME_LEN = 128
 MAX_NDIM = 8
-MAX_ELEMENTS = 64 * 2**20  # 256 MiB of float32, the default `max_bytes`
 # Model weights and updates stay many orders of magnitude below this. Without a bound, an update
 # scaled by 1e36 was accepted, merged, and then overflowed float32 on the honest nodes when they
 # re-encoded their model: one member's bytes broke everyone's next round.
@@ -139,13 +138,14 @@ def decode_update(
     expected: Shapes | None = None,
     max_bytes: int = 256 * 2**20,
     max_abs: float = MAX_ABS,
-    max_elements: int = MAX_ELEMENTS,
+    max_elements: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Strictly decode bytes made by :func:`encode_update`; always returns float32 arrays.
 
     ``expected`` (name -> shape), when given, must match the header exactly (same names, same
     shapes; order free); it is checked before any payload byte is read. ``max_abs`` bounds every
-    value's magnitude. Raises a :class:`CodecError` subclass on anything else.
+    value's magnitude. ``max_elements`` defaults to the most that ``max_bytes`` can hold (in
+    float16). Raises a :class:`CodecError` subclass on anything else.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BadHeader(f"expected bytes, got {type(data).__name__}")
@@ -155,7 +155,7 @@ def decode_update(
         raise BadHeader("expected a contiguous byte buffer") from None
     if len(view) > max_bytes:
         raise LimitExceeded(f"update of {len(view)} bytes exceeds the limit of {max_bytes}")
-    codec, entries, offset = _read_header(view, max_elements)
+    codec, entries, offset = _read_header(view, max_bytes // 2 if max_elements is None else max_elements)
     if expected is not None:
         _check_expected(entries, expected)
     dtype = _DTYPES[codec]
