@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -376,15 +377,21 @@ def csv_shard(path: Path | str, label_column: str, schema: Schema | Sequence[str
     """
     path = Path(path)
     header, rows = _read_csv(path)
+    repeated = [c for c, n in Counter(header).items() if n > 1]
+    if repeated:  # csv.DictReader would silently keep the last of them
+        raise DataError(f"{path}: column names repeated in the header: {repeated[:5]}")
     if label_column not in header:
-        raise DataError(f"{path}: label column {label_column!r} not found; columns are {header}")
-    if schema is None:
-        schema = Schema.numeric(c for c in header if c != label_column)
-    elif not isinstance(schema, Schema):
-        schema = Schema.numeric(schema)
+        raise DataError(f"{path}: label column {label_column!r} not found; columns are {header[:20]}")
+    try:
+        if schema is None:
+            schema = Schema.numeric(c for c in header if c != label_column)
+        elif not isinstance(schema, Schema):
+            schema = Schema.numeric(schema)
+    except ValueError as exc:  # no feature column, or a feature named twice
+        raise DataError(f"{path}: {exc}") from None
     missing = [c.name for c in schema.columns if c.name not in header]
     if missing:
-        raise DataError(f"{path}: feature columns {missing} not found; columns are {header}")
+        raise DataError(f"{path}: feature columns {missing[:20]} not found; columns are {header[:20]}")
     if label_column in (c.name for c in schema.columns):
         raise DataError(f"{path}: label column {label_column!r} is also listed as a feature")
     labels: list[int] = []

@@ -138,3 +138,17 @@ def test_csv_short_row_and_missing_markers(tmp_path: Path) -> None:
     path.write_text("age,label\n41,0\nNaN,1\n43,1\n44,0\n")
     d = csv_shard(path, "label")
     assert np.isnan(np.concatenate([d.train.x, d.test.x])).sum() == 1  # "NaN" is a missing marker
+
+
+@pytest.mark.parametrize("header, message", [
+    ("age,age,label", "column names repeated in the header: ['age']"),
+    ("x,y", "label column 'label' not found"),
+    ("label", "a schema needs at least one column"),
+])
+def test_csv_header_mistakes_are_data_errors(tmp_path: Path, header: str, message: str) -> None:
+    """Found by fuzzing: these raised a bare ValueError from Schema."""
+    path = tmp_path / "header.csv"
+    width = header.count(",") + 1
+    path.write_text(header + "\n" + "\n".join(",".join([str(i % 2)] * width) for i in range(6)) + "\n")
+    with pytest.raises(DataError, match=re.escape(message)):
+        csv_shard(path, "label")
