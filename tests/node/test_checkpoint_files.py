@@ -76,3 +76,23 @@ def test_bounds_apply_when_reading(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path, SHAPES, TASK, max_abs=1e30).tensors["w"][0, 0] == np.float32(1e20)
     with pytest.raises(CheckpointError, match="beyond"):
         load_checkpoint(tmp_path, SHAPES, TASK)
+
+
+def test_real_statistics_fit_the_engine_bounds(tmp_path: Path) -> None:
+    """Sums of squares of real columns (5e8 on breast cancer) are far beyond the update bound."""
+    from node.datasets import breast_cancer_shards
+    from node.engine import BUNDLE_MAX_ABS, STATS_PREFIX, model_bundle
+    from node.preprocess import STATS_MAX_ABS, FeatureStats
+    from p2p.codec import CodecError, decode_update, encode_update
+
+    stats = FeatureStats.of(breast_cancer_shards(1)[0].train.x)
+    with pytest.raises(CodecError):
+        encode_update(stats.to_tensors())
+    blob = encode_update(stats.to_tensors(), max_abs=STATS_MAX_ABS)
+    assert FeatureStats.from_tensors(decode_update(blob, expected=stats.expected_shapes(), max_abs=STATS_MAX_ABS))
+    bundle = model_bundle(TENSORS, stats)
+    save_checkpoint(tmp_path, Checkpoint(3, bundle, max_abs=BUNDLE_MAX_ABS), TASK)
+    shapes = {k: v.shape for k, v in bundle.items()}
+    loaded = load_checkpoint(tmp_path, shapes, TASK, max_abs=BUNDLE_MAX_ABS)
+    key = STATS_PREFIX + "sumsq_hi"
+    assert loaded is not None and np.array_equal(loaded.tensors[key], bundle[key])
