@@ -12,10 +12,14 @@ import numpy as np
 
 from .preprocess import STATS_TENSOR_NAMES, FeatureStats
 
-__all__ = ["bundle_shapes", "model_bundle", "split_bundle", "stats_shapes"]
+__all__ = ["BUNDLE_MAX_ABS", "bundle_shapes", "model_bundle", "split_bundle", "stats_shapes"]
 
 Tensors = dict[str, np.ndarray]
 WEIGHT_PREFIX, STATS_PREFIX = "w/", "s/"
+# The codec's bound on values in a bundle: the combined statistics of up to a million members of
+# STATS_MAX_ABS each; merged weights move by at most the codec's default bound per round, so
+# they stay far below it too.
+BUNDLE_MAX_ABS = 1e36
 
 
 def stats_shapes(n_features: int) -> dict[str, tuple[int, ...]]:

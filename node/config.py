@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -160,15 +161,31 @@ _SCALARS: dict[type, tuple[tuple[type, ...], str]] = {
 }
 
 
+# Every integer setting is a count, an index or a seed: beyond this it is a typo, and torch or
+# numpy would fail with an OverflowError deep inside a round instead of here.
+_INT_LIMIT = 2**31 - 1
+
+
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
     if typing.get_origin(annotation) is tuple:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+            raise ConfigError(f"{key}: expected a list of strings, got {_short(value)}")
         return tuple(value)
     accepted, described = _SCALARS[annotation]
     if not isinstance(value, accepted) or (annotation is not bool and isinstance(value, bool)):
-        raise ConfigError(f"{key}: expected {described}, got {value!r}")
+        raise ConfigError(f"{key}: expected {described}, got {_short(value)}")
+    if annotation is int and not -_INT_LIMIT <= value <= _INT_LIMIT:
+        raise ConfigError(f"{key}: {_short(value)} is out of range (at most {_INT_LIMIT} either way)")
+    # TOML spells nan and inf, which slip through every later `value <= 0` check, and an integer
+    # too large for a float raises OverflowError on conversion; `<=` is False for all three.
+    if annotation is float and not abs(value) <= sys.float_info.max:
+        raise ConfigError(f"{key}: expected a finite number, got {_short(value)}")
     return annotation(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
@@ -196,17 +213,29 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+NON_NEGATIVE = {"data.seed", "training.seed", "swarm.seed", "data.node_index", "training.weight_decay"}
+# Upper bounds where a larger value cannot be meant: the model would not fit in memory, or
+# training would diverge to NaN in the first step.
+AT_MOST: dict[str, float] = {"model.hidden": 4096, "training.lr": 10.0}
+
+
 def _check_ranges(config: NodeConfig) -> None:
+    def setting(key: str) -> Any:
+        section, name = key.split(".")
+        return getattr(getattr(config, section), name)
+
     for key, allowed in choices().items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if value not in allowed:
-            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        if setting(key) not in allowed:
+            raise ConfigError(f"{key}: {setting(key)!r} is not one of {', '.join(map(repr, allowed))}")
     for key in POSITIVE:
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if value <= 0:
-            raise ConfigError(f"{key}: must be positive, got {value!r}")
+        if setting(key) <= 0:
+            raise ConfigError(f"{key}: must be positive, got {setting(key)!r}")
+    for key in NON_NEGATIVE:
+        if setting(key) < 0:
+            raise ConfigError(f"{key}: must not be negative, got {setting(key)!r}")
+    for key, limit in AT_MOST.items():
+        if setting(key) > limit:
+            raise ConfigError(f"{key}: must be at most {limit:g}, got {setting(key)!r}")
     if not config.name.strip():
         raise ConfigError("name: must not be empty")
     if not 0.0 < config.data.validation_fraction < 0.9:
@@ -248,19 +277,31 @@ def config_from_mapping(values: Mapping[str, Any], overrides: Sequence[str] = ()
     return config
 
 
+MAX_CONFIG_BYTES = 1 * 2**20
+
+
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> NodeConfig:
     """Read a node's TOML file, apply overrides, validate, and resolve paths against its folder."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or type(exc).__name__}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from None
     return config_from_mapping(values, overrides).resolve(path.resolve().parent)
 
 

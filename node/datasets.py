@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -35,6 +36,13 @@ DATASETS: tuple[str, ...] = ("heart", "breast_cancer", "csv")
 PARTITIONS: tuple[str, ...] = ("iid", "dirichlet")
 MISSING_TOKENS: frozenset[str] = frozenset({"", "?", "na", "nan", "null", "none"})
 DEFAULT_TEST_FRACTION = 0.25
+# Largest magnitude of a numeric feature. Far beyond any clinical measurement, and small enough
+# that a node's sums of squares over a million rows stay within the bound its statistics must
+# respect on the wire (`preprocess.STATS_MAX_ABS`, 1e30); float32 alone would allow 3.4e38.
+MAX_FEATURE_ABS = 1e12
+# Labels are classes 0..MAX_CLASSES-1: the model gets one output per class up to the largest
+# label, so a label of 1e18 would ask for a layer of 1e18 units.
+MAX_CLASSES = 64
 
 
 class DataError(ValueError):
@@ -80,9 +88,10 @@ class Column:
             try:
                 value = float(token)
             except ValueError:
-                raise DataError(f"{where}: column {self.name!r}: {raw!r} is not a number") from None
-            if not math.isfinite(value):
-                raise DataError(f"{where}: column {self.name!r}: {raw!r} is not a finite number")
+                raise DataError(f"{where}: column {self.name!r}: {raw!r:.40} is not a number") from None
+            if not abs(value) <= MAX_FEATURE_ABS:  # also False for NaN spellings that are not missing markers
+                raise DataError(f"{where}: column {self.name!r}: {raw!r:.40} is not a finite number "
+                                f"within +-{MAX_FEATURE_ABS:g}")
             return [value]
         if self.kind == "boolean":
             low = token.lower()
@@ -90,10 +99,10 @@ class Column:
                 return [1.0]
             if low in (t.lower() for t in self.false_tokens):
                 return [0.0]
-            raise DataError(f"{where}: column {self.name!r}: {raw!r} is not one of "
+            raise DataError(f"{where}: column {self.name!r}: {raw!r:.40} is not one of "
                             f"{self.true_tokens + self.false_tokens}")
         if token not in self.categories:
-            raise DataError(f"{where}: column {self.name!r}: unknown category {raw!r} "
+            raise DataError(f"{where}: column {self.name!r}: unknown category {raw!r:.40} "
                             f"(expected one of {self.categories})")
         return [1.0 if token == c else 0.0 for c in self.categories]
 
@@ -135,7 +144,7 @@ class Schema:
             for col in self.columns:
                 raw = row.get(col.name)
                 if raw is None:
-                    raise DataError(f"{source}: missing column {col.name!r}")
+                    raise DataError(f"{where}: missing column {col.name!r} (a short row?)")
                 values.extend(col.encode(raw, where))
             out[i] = values
         return out.astype(np.float32)
@@ -370,15 +379,21 @@ def csv_shard(path: Path | str, label_column: str, schema: Schema | Sequence[str
     """
     path = Path(path)
     header, rows = _read_csv(path)
+    repeated = [c for c, n in Counter(header).items() if n > 1]
+    if repeated:  # csv.DictReader would silently keep the last of them
+        raise DataError(f"{path}: column names repeated in the header: {repeated[:5]}")
     if label_column not in header:
-        raise DataError(f"{path}: label column {label_column!r} not found; columns are {header}")
-    if schema is None:
-        schema = Schema.numeric(c for c in header if c != label_column)
-    elif not isinstance(schema, Schema):
-        schema = Schema.numeric(schema)
+        raise DataError(f"{path}: label column {label_column!r} not found; columns are {header[:20]}")
+    try:
+        if schema is None:
+            schema = Schema.numeric(c for c in header if c != label_column)
+        elif not isinstance(schema, Schema):
+            schema = Schema.numeric(schema)
+    except ValueError as exc:  # no feature column, or a feature named twice
+        raise DataError(f"{path}: {exc}") from None
     missing = [c.name for c in schema.columns if c.name not in header]
     if missing:
-        raise DataError(f"{path}: feature columns {missing} not found; columns are {header}")
+        raise DataError(f"{path}: feature columns {missing[:20]} not found; columns are {header[:20]}")
     if label_column in (c.name for c in schema.columns):
         raise DataError(f"{path}: label column {label_column!r} is also listed as a feature")
     labels: list[int] = []
@@ -387,9 +402,10 @@ def csv_shard(path: Path | str, label_column: str, schema: Schema | Sequence[str
         try:
             value = float(raw)
         except ValueError:
-            raise DataError(f"{path}: row {i + 2}: label {label_column!r} is {raw!r}, not an integer class") from None
-        if not value.is_integer() or value < 0:
-            raise DataError(f"{path}: row {i + 2}: label {label_column!r} is {raw!r}, not an integer class >= 0")
+            value = math.nan
+        if not (value.is_integer() and 0 <= value < MAX_CLASSES):  # NaN and inf are not integers
+            raise DataError(f"{path}: row {i + 2}: label {label_column!r} is {raw!r:.40}, "
+                            f"not an integer class in 0..{MAX_CLASSES - 1}")
         labels.append(int(value))
     y = np.asarray(labels, dtype=np.int64)
     if len(np.unique(y)) < 2:

@@ -28,7 +28,7 @@ from p2p.codec import digest, encode_update
 from p2p.host import FetchError, SwarmHost
 
 from .attacks import apply_attack
-from .bundle import bundle_shapes, model_bundle, split_bundle, stats_shapes
+from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, split_bundle, stats_shapes
 from .chainduties import ChainDuties
 from .chainwriter import ChainWriter
 from .checkpoint import Checkpoint, StaleCheckpoint
@@ -40,7 +40,7 @@ from .learner import Learner, Tensors, add
 from .logs import node_logger
 from .merge import Update, rule_by_name
 from .pipeline import COMPRESSION, PRIVACY, BlobIntake, UpdatePipeline, stage_by_name
-from .preprocess import FeatureStats
+from .preprocess import STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, RoundReport
 from .rundir import RunFolder
 from .scoring import scorer_by_name
@@ -100,8 +100,10 @@ class SwarmNode:
         self.pipeline = UpdatePipeline(learner.shapes, max_blob, swarm.codec, self._committed,
                                        privacy=stage_by_name(PRIVACY, swarm.privacy),
                                        compression=stage_by_name(COMPRESSION, swarm.compression))
-        self.stats_intake = BlobIntake(stats_shapes(n), max_blob, lambda ann, t: FeatureStats.from_tensors(t))
-        self.model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t)
+        self.stats_intake = BlobIntake(stats_shapes(n), max_blob, lambda ann, t: FeatureStats.from_tensors(t),
+                                       max_abs=STATS_MAX_ABS)
+        self.model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t,
+                                                            max_abs=BUNDLE_MAX_ABS)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -155,7 +157,7 @@ class SwarmNode:
 
     async def _start(self) -> None:
         try:
-            ckpt = self.run_folder.load_checkpoint(self._bundle_shapes, self._task_key)
+            ckpt = self.run_folder.load_checkpoint(self._bundle_shapes, self._task_key, BUNDLE_MAX_ABS)
         except StaleCheckpoint as exc:
             self.log.warning("%s; starting afresh", exc)
             ckpt = None
@@ -219,7 +221,7 @@ class SwarmNode:
                     return
 
     async def _agree_scaling(self) -> None:
-        blob = encode_update(self.learner.local_stats().to_tensors(), "f32")
+        blob = encode_update(self.learner.local_stats().to_tensors(), "f32", max_abs=STATS_MAX_ABS)
         # Combine our own statistics as peers receive them (float32 pairs), not the exact float64
         # ones, so that every node computes bit-identical scaling (and identical model bundles).
         own = FeatureStats.from_tensors(self.stats_intake.decode(blob))
@@ -412,8 +414,11 @@ class SwarmNode:
 
     def _checkpoint(self) -> bytes:
         assert self.stats is not None
-        return self.run_folder.save_checkpoint(Checkpoint(self.round, model_bundle(self.weights, self.stats)),
-                                               self._task_key)
+        bundle = Checkpoint(self.round, model_bundle(self.weights, self.stats), max_abs=BUNDLE_MAX_ABS)
+        return self.run_folder.save_checkpoint(bundle, self._task_key)
+
+    def _weights_digest(self) -> str:
+        return digest(encode_update(self.weights, "f32", max_abs=BUNDLE_MAX_ABS))
 
     def _report(self, r: int, committed: bool, received: dict[str, Update], scores: dict[str, int],
                 timer: PhaseTimer) -> RoundReport:
@@ -425,7 +430,7 @@ class SwarmNode:
             test_auc=test.auc, heard=len(received), expected=len(self.peers), committed=committed,
             bytes_in=self.exchange.bytes_in - self._bytes_mark[0],
             bytes_out=self.host.bytes_served - self._bytes_mark[1],
-            model_digest=digest(encode_update(self.weights, "f32")),
+            model_digest=self._weights_digest(),
             scores={self._name(p): s for p, s in scores.items()},
             dropped={self._name(p): str(n) for p, n in self.exchange.strikes.items()},
             phases={k: round(v, 4) for k, v in {**timer.seconds, "chain": status.busy_seconds}.items()},
@@ -439,7 +444,7 @@ class SwarmNode:
         local = self.learner.local_only(self.config.training.epochs * self.config.swarm.rounds)
         summary = {
             "name": self.config.name, "peer_id": self.host.peer_id, "address": self.ledger.account.address,
-            "rounds": self.round, "model_digest": digest(encode_update(self.weights, "f32")),
+            "rounds": self.round, "model_digest": self._weights_digest(),
             "test_accuracy": final.accuracy, "test_auc": final.auc, "test_rows": final.n,
             "local_only_accuracy": local.accuracy, "local_only_auc": local.auc,
             "strikes": {self._name(p): n for p, n in self.exchange.strikes.items()},

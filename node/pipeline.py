@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from p2p.announce import Announcement
-from p2p.codec import CodecError, decode_update, encode_update
+from p2p.codec import MAX_ABS, CodecError, decode_update, encode_update
 
 from .merge import Update
 
@@ -85,9 +85,10 @@ class BlobIntake(Generic[T]):
 
     def __init__(self, shapes: Mapping[str, tuple[int, ...]], max_bytes: int,
                  convert: Callable[[Announcement, Tensors], T],
-                 verify: Callable[[Announcement], Awaitable[None]] | None = None) -> None:
+                 verify: Callable[[Announcement], Awaitable[None]] | None = None, max_abs: float = MAX_ABS) -> None:
         self.shapes = dict(shapes)
         self.max_bytes = max_bytes
+        self.max_abs = max_abs  # bound on every decoded value (p2p.codec)
         self._convert = convert
         self._verify = verify
 
@@ -97,7 +98,7 @@ class BlobIntake(Generic[T]):
 
     def decode(self, blob: bytes) -> Tensors:
         try:
-            return decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes)
+            return decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes, max_abs=self.max_abs)
         except CodecError as exc:
             raise Rejected(f"undecodable: {exc}") from None
 

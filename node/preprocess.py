@@ -21,6 +21,11 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 STATS_TENSOR_NAMES: tuple[str, ...] = ("count", "sum_hi", "sum_lo", "sumsq_hi", "sumsq_lo")
+# The codec's bound on values (`max_abs`) for a node's statistics blob. Sums over rows go far
+# beyond the default bound for model updates (a real breast cancer shard: sums of squares of
+# 5e8); with feature values within `datasets.MAX_FEATURE_ABS` (1e12) and a million rows they
+# stay below this, and a peer cannot send values whose sum would overflow float32.
+STATS_MAX_ABS = 1e30
 
 
 def _split64(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

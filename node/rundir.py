@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from p2p.codec import MAX_ABS
+
 from .checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 
 __all__ = ["RunFolder", "read_jsonl"]
@@ -107,9 +109,10 @@ class RunFolder:
         """The node's summary, or None while it has not finished."""
         return json.loads(self.summary.read_text()) if self.summary.exists() else None
 
-    def load_checkpoint(self, expected: Mapping[str, tuple[int, ...]], task: str) -> Checkpoint | None:
+    def load_checkpoint(self, expected: Mapping[str, tuple[int, ...]], task: str,
+                        max_abs: float = MAX_ABS) -> Checkpoint | None:
         """The checkpoint of `task`, None if there is none; CheckpointError if it is unusable."""
-        return read_checkpoint(self.checkpoint_blob, self.checkpoint_meta, expected, task)
+        return read_checkpoint(self.checkpoint_blob, self.checkpoint_meta, expected, task, max_abs)
 
     def checkpoint_round(self) -> int | None:
         """The round of the checkpoint on disk, without decoding it (None if there is none)."""

@@ -16,6 +16,7 @@ from incentive.chain import ChainUnavailable, connect
 from incentive.keys import KeyFileError, load_key
 from incentive.ledger import Ledger
 from p2p.host import HostConfig, SwarmHost
+from p2p.identity import IdentityError
 
 from .chainwriter import ChainWriter, Patience
 from .config import NodeConfig
@@ -50,9 +51,12 @@ def build_node(config: NodeConfig, w3: Web3 | None = None) -> SwarmNode:
         ledger = Ledger(w3, config.chain.contract, account)
     except ValueError as exc:
         raise StartupError(f"chain.contract: {exc}") from None
-    host = SwarmHost(
-        HostConfig(key_file=Path(config.p2p.key_file), listen=config.p2p.listen,
-                   bootstrap=config.p2p.bootstrap, mdns=config.p2p.mdns, swarm=config.p2p.swarm,
-                   fetch_timeout=config.p2p.fetch_timeout),
-        name=config.name)
+    try:
+        host = SwarmHost(
+            HostConfig(key_file=Path(config.p2p.key_file), listen=config.p2p.listen,
+                       bootstrap=config.p2p.bootstrap, mdns=config.p2p.mdns, swarm=config.p2p.swarm,
+                       fetch_timeout=config.p2p.fetch_timeout),
+            name=config.name)
+    except IdentityError as exc:
+        raise StartupError(f"p2p.key_file: {exc}") from None
     return SwarmNode(config, learner, host, ledger, ChainWriter(config.name, Patience(config.chain.outage_seconds)).start())

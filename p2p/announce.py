@@ -2,7 +2,9 @@
 
 An announcement carries only metadata (round, kind, digest, size, sample count, codec,
 sender); the update bytes themselves travel over the transfer protocol (p2p.transfer).
-The wire form is compact JSON of at most MAX_ANNOUNCEMENT_BYTES, parsed strictly.
+The wire form is compact JSON of at most MAX_ANNOUNCEMENT_BYTES, parsed strictly: one flat
+object (checked before json sees it, see `p2p.flatjson`), no duplicate keys, exactly the
+expected fields, and ints that are ints (JSON `true` is not a version or a round number).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from p2p.codec import CODECS
+from p2p.flatjson import FlatJSONError, parse_flat_object
 
 __all__ = ["KINDS", "MAX_ANNOUNCEMENT_BYTES", "Announcement", "AnnouncementError"]
 
@@ -56,18 +59,13 @@ class Announcement:
     @classmethod
     def from_bytes(cls, data: bytes) -> "Announcement":
         """Parse and validate; raises AnnouncementError on anything unexpected."""
-        if not isinstance(data, (bytes, bytearray)):
-            raise AnnouncementError(f"expected bytes, got {type(data).__name__}")
-        if len(data) > MAX_ANNOUNCEMENT_BYTES:
-            raise AnnouncementError(f"announcement of {len(data)} bytes exceeds {MAX_ANNOUNCEMENT_BYTES}")
         try:
-            obj = json.loads(bytes(data).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise AnnouncementError(f"not UTF-8 JSON: {exc}") from None
-        if not isinstance(obj, dict):
-            raise AnnouncementError("announcement must be a JSON object")
-        if obj.get("version") != VERSION:
-            raise AnnouncementError(f"unsupported announcement version {obj.get('version')!r}")
+            obj = parse_flat_object(data, MAX_ANNOUNCEMENT_BYTES)
+        except FlatJSONError as exc:
+            raise AnnouncementError(f"announcement: {exc}") from None
+        version = obj.get("version")
+        if type(version) is not int or version != VERSION:
+            raise AnnouncementError(f"unsupported announcement version {version!r:.40}")
         if set(obj) != set(_FIELDS):
             raise AnnouncementError(
                 f"fields {sorted(obj)} differ from the expected {sorted(_FIELDS)}"
@@ -84,8 +82,8 @@ def _validate(a: Announcement) -> None:
         if not isinstance(value, str) or not pattern.fullmatch(value):
             raise AnnouncementError(f"bad {name}: {value!r:.80}")
 
-    if a.version != VERSION:
-        raise AnnouncementError(f"unsupported announcement version {a.version!r}")
+    if type(a.version) is not int or a.version != VERSION:
+        raise AnnouncementError(f"unsupported announcement version {a.version!r:.40}")
     _str("swarm", a.swarm, _SWARM_RE)
     _int("round", a.round, 0)
     if a.kind not in KINDS:

@@ -27,24 +27,37 @@ class IdentityError(Exception):
 
 
 def load_or_create_keypair(path: Path) -> KeyPair:
-    """Load the Ed25519 key pair in ``path``, creating it (mode 0600) if the file is missing."""
+    """Load the Ed25519 key pair in ``path``, creating it (mode 0600) if the file is missing.
+
+    Any unusable file (unreadable, a directory, empty, oversize, not a libp2p Ed25519 key) is
+    one IdentityError line.
+    """
     path = Path(path)
-    if not path.exists():
-        _create(path)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        logger.warning("key file %s is readable by others (mode %o); restricting to 0600", path, mode)
-        os.chmod(path, 0o600)
-    raw = path.read_bytes()
+    try:
+        if not path.exists():
+            _create(path)
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise IdentityError(f"key file {path} is not a regular file")
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            logger.warning("key file %s is readable by others (mode %o); restricting to 0600", path, mode)
+            os.chmod(path, 0o600)
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise IdentityError(f"key file {path} cannot be read or created: {reason}") from None
     if not raw or len(raw) > MAX_KEY_FILE_BYTES:
-        raise IdentityError(f"key file {path} has an implausible size ({len(raw)} bytes)")
+        raise IdentityError(f"key file {path} has an implausible size ({len(raw)} bytes; at most {MAX_KEY_FILE_BYTES})")
     try:
         key = deserialize_private_key(raw)
+        key_type, public = key.get_type(), key.get_public_key()
     except Exception as exc:  # the library raises several types for garbage
         raise IdentityError(f"key file {path} does not hold a libp2p private key: {type(exc).__name__}") from None
-    if key.get_type() != KeyType.Ed25519:
-        raise IdentityError(f"key file {path} holds a {key.get_type().name} key; Ed25519 expected")
-    return KeyPair(key, key.get_public_key())
+    if key_type != KeyType.Ed25519:
+        raise IdentityError(f"key file {path} holds a {key_type.name} key; Ed25519 expected")
+    return KeyPair(key, public)
 
 
 def peer_id_for_key_file(path: Path) -> str:

@@ -36,3 +36,24 @@ def test_key_files_are_private(tmp_path, caplog):
         load_key(path)
     other = write_key(tmp_path / "w.key", "0x" + "11" * 32)
     assert other.address == load_key(tmp_path / "w.key").address
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"\n", b"0x1234", b"0x" + b"11" * 33, b"zz" * 32, b"\xff\xfe\x00\x01" * 8, b"0x" + b"00" * 32,
+    b"0x" + b"ff" * 32, b"0x" + b"11" * 32 + b"\n0x" + b"22" * 32, b"1" * 5000, "é".encode() * 32,
+])
+def test_bad_key_file_content_is_one_line(tmp_path, content):
+    path = tmp_path / "bad.key"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    with pytest.raises(KeyFileError, match="does not hold a valid hex private key") as err:
+        load_key(path)
+    assert "\n" not in str(err.value) and "11" * 32 not in str(err.value)
+
+
+def test_key_file_that_is_a_directory_or_missing(tmp_path):
+    (tmp_path / "dir.key").mkdir(mode=0o700)
+    with pytest.raises(KeyFileError, match="not a regular file"):
+        load_key(tmp_path / "dir.key")
+    with pytest.raises(KeyFileError, match="cannot be read"):
+        load_key(tmp_path / "absent.key")

@@ -57,3 +57,37 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     config = load_config(path)
     assert config.output_dir == str(tmp_path / "out")
     assert config.p2p.key_file == str(tmp_path / "keys" / "p2p.key")
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[training]\nlr = nan\n", "training.lr: expected a finite number, got nan"),
+    ("[training]\nlr = inf\n", "training.lr: expected a finite number"),
+    ("[swarm]\nstats_timeout = -inf\n", "swarm.stats_timeout: expected a finite number"),
+    ("[swarm]\nattack_factor = nan\n", "swarm.attack_factor: expected a finite number"),
+    ("[data]\nalpha = 1" + "0" * 400 + "\n", "data.alpha: expected a finite number"),
+    ("[training]\nlr = 1e300\n", "training.lr: must be at most 10"),
+    ("[swarm]\nrounds = 1000000000000000000000000000000\n", "swarm.rounds: 1000000000000000000000000000000 is out"),
+    ("[training]\nbatch_size = -99999999999\n", "training.batch_size: -99999999999 is out of range"),
+    ("[data]\nseed = -1\n", "data.seed: must not be negative"),
+    ("[model]\nhidden = 100000\n", "model.hidden: must be at most 4096"),
+    ("[p2p]\nbootstrap = " + "[" * 100_000 + "\n", "nested too deeply"),
+])
+def test_bad_values_in_a_file_are_one_line(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('name = "n"\n' + body)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as err:
+        load_config(path)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 300
+
+
+def test_unreadable_files_are_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b'name = "n"\n\xff\xfe\x00junk')
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(binary)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path)  # a directory
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"#" * (2**20 + 1))
+    with pytest.raises(ConfigError, match="larger than"):
+        load_config(huge)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,52 @@ def test_data_config_picks_the_loader() -> None:
                         (DataConfig(dataset="csv", csv_path="/nonexistent.csv"), "not found")]:
         with pytest.raises(ValueError, match=msg):
             load_node_data(config)
+
+
+@pytest.mark.parametrize("cell, message", [
+    ("1e39", "row 3: column 'age': '1e39' is not a finite number"),      # overflows float32
+    ("1e308", "row 3: column 'age': '1e308' is not a finite number"),
+    ("-1e13", "row 3: column 'age': '-1e13' is not a finite number"),
+    ("inf", "row 3: column 'age': 'inf' is not a finite number"),
+    ("-Infinity", "row 3: column 'age': '-Infinity' is not a finite number"),
+    ("-nan", "row 3: column 'age': '-nan' is not a finite number"),         # not a missing marker
+    ("9" * 5000, "row 3: column 'age': '99999"),
+])
+def test_csv_values_beyond_float32_are_one_line(tmp_path: Path, cell: str, message: str) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text(f"age,label\n41,0\n{cell},1\n43,1\n44,0\n")
+    with pytest.raises(DataError, match=re.escape(message)) as err:
+        csv_shard(path, "label")
+    assert "\n" not in str(err.value) and len(str(err.value)) < 300
+
+
+@pytest.mark.parametrize("label", ["1e18", "1e308", "64", "inf", "nan", "-1", "0.5", ""])
+def test_csv_labels_must_be_small_classes(tmp_path: Path, label: str) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(f"age,label\n41,0\n42,{label}\n43,1\n44,0\n")
+    with pytest.raises(DataError, match="row 3: label 'label' .* not an integer class in 0..63"):
+        csv_shard(path, "label")
+
+
+def test_csv_short_row_and_missing_markers(tmp_path: Path) -> None:
+    path = tmp_path / "short.csv"
+    path.write_text("age,label,bp\n41,0,1\n42,1\n43,1,1\n")
+    with pytest.raises(DataError, match="row 3: missing column"):
+        csv_shard(path, "label", ["age", "bp"])
+    path.write_text("age,label\n41,0\nNaN,1\n43,1\n44,0\n")
+    d = csv_shard(path, "label")
+    assert np.isnan(np.concatenate([d.train.x, d.test.x])).sum() == 1  # "NaN" is a missing marker
+
+
+@pytest.mark.parametrize("header, message", [
+    ("age,age,label", "column names repeated in the header: ['age']"),
+    ("x,y", "label column 'label' not found"),
+    ("label", "a schema needs at least one column"),
+])
+def test_csv_header_mistakes_are_data_errors(tmp_path: Path, header: str, message: str) -> None:
+    """Found by fuzzing: these raised a bare ValueError from Schema."""
+    path = tmp_path / "header.csv"
+    width = header.count(",") + 1
+    path.write_text(header + "\n" + "\n".join(",".join([str(i % 2)] * width) for i in range(6)) + "\n")
+    with pytest.raises(DataError, match=re.escape(message)):
+        csv_shard(path, "label")

@@ -50,6 +50,45 @@ def test_rejects_malformed(data: bytes) -> None:
         Announcement.from_bytes(data)
 
 
+def _dup(key: str, value: str) -> bytes:
+    """GOOD's bytes with `key` given a second time (json would keep the last silently)."""
+    return GOOD.to_bytes()[:-1] + f',"{key}":{value}}}'.encode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _dup("round", "4"),                     # duplicate key: readers could disagree
+        _dup("sender", f'"{PEER}"'),            # duplicate key, even with the same value
+        _with(version=True),                    # bool for int
+        _with(version=1.0),                     # float for int
+        _with(samples=False),
+        _with(size=1e999),                      # overflows to infinity
+        b'{"version": NaN}',
+        b"[" * 600 + b"]" * 600,                # nesting: refused before json recurses
+        b'{"a": {"b": 1}}',
+        b'{"a": [1]}',
+        b"{}{}",
+        b'"a string"',
+        b"1",
+    ],
+)
+def test_rejects_tricks(data: bytes) -> None:
+    with pytest.raises(AnnouncementError):
+        Announcement.from_bytes(data)
+
+
+def test_brackets_inside_strings_are_only_text() -> None:
+    data = _with(swarm="a[b]{c}")
+    with pytest.raises(AnnouncementError, match="bad swarm"):  # rejected by the field check, not the scan
+        Announcement.from_bytes(data)
+
+
+def test_constructor_rejects_bool_version() -> None:
+    with pytest.raises(AnnouncementError, match="version"):
+        Announcement("medswarm", 1, "update", "0x" + "ab" * 32, 1, 1, "f32", PEER, version=True)
+
+
 def test_rejects_missing_field() -> None:
     obj = json.loads(GOOD.to_bytes())
     del obj["samples"]

@@ -37,3 +37,30 @@ def test_corrupt_key_file_is_a_clear_error(tmp_path) -> None:
     os.chmod(path, 0o600)
     with pytest.raises(IdentityError, match="does not hold a libp2p private key"):
         peer_id_for_key_file(path)
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"\x00", b"\x08\x01\x12\x40" + b"\x00" * 10, b"\x08\x01\x12\x05abc", b"\x08\x02\x12\x20" + b"\x01" * 32,
+    b"\xff" * 64, b"x" * 5000, b"\x08\x01\x12\x40" + b"\x01" * 64 + b"junk",
+])
+def test_bad_key_file_content_is_one_identity_error(tmp_path, content: bytes) -> None:
+    path = tmp_path / "k"
+    path.write_bytes(content)
+    os.chmod(path, 0o600)
+    with pytest.raises(IdentityError) as err:
+        load_or_create_keypair(path)
+    assert "\n" not in str(err.value)
+
+
+def test_key_file_that_is_a_directory_is_left_alone(tmp_path) -> None:
+    path = tmp_path / "k"
+    path.mkdir(mode=0o755)
+    with pytest.raises(IdentityError, match="not a regular file"):
+        peer_id_for_key_file(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755  # never chmod-ed
+
+
+def test_key_file_under_a_file_is_an_identity_error(tmp_path) -> None:
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(IdentityError, match="cannot be read or created"):
+        peer_id_for_key_file(tmp_path / "plain" / "k")
