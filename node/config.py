@@ -65,7 +65,7 @@ class SwarmConfig:
     privacy: str = "none"  # the update pipeline's privacy stage (node.pipeline.PRIVACY)
     compression: str = "none"  # the update pipeline's compression stage (node.pipeline.COMPRESSION)
     seed: int = 0  # shared by every node: the initial model
-    attack: str = "none"  # none | scale | signflip | zero | copy: robustness experiments only
+    attack: str = "none"  # a hostile behaviour from node.attacks, for robustness experiments only
     attack_factor: float = 100.0
 
 

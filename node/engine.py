@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,22 +24,22 @@ import trio
 
 from incentive.ledger import Ledger, Member
 from p2p.announce import Announcement
-from p2p.codec import digest, encode_update
-from p2p.host import FetchError, SwarmHost
+from p2p.codec import CodecError, digest, encode_update
+from p2p.host import SwarmHost
 
-from .attacks import apply_attack
+from .attacks import Context, behaviour_by_name
 from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, split_bundle, stats_shapes
 from .chainduties import ChainDuties
 from .chainwriter import ChainWriter
 from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
-from .consensus import attestation_threshold, majority_model
+from .consensus import MergeRecord, ModelConsensus
 from .exchange import Exchange
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
 from .logs import node_logger
 from .merge import Update, rule_by_name
-from .pipeline import COMPRESSION, PRIVACY, BlobIntake, UpdatePipeline, stage_by_name
+from .pipeline import COMPRESSION, PRIVACY, BlobIntake, Outgoing, Rejected, UpdatePipeline, stage_by_name
 from .preprocess import STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, RoundReport
 from .rundir import RunFolder
@@ -47,21 +47,11 @@ from .scoring import scorer_by_name
 
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
 SETTLE_SECONDS = 5.0  # after the last round's deadline, how long to wait for peers' final models
-LATE_FETCH_SECONDS = 3.0  # how long to try for a committed update this node missed in its round
 ATTESTATION_POLL_SECONDS = 0.5
 
 
 class NodeError(RuntimeError):
     """The node cannot take part: not registered, wrong chain, unusable checkpoint."""
-
-
-@dataclass(frozen=True, eq=False)
-class MergeRecord:
-    """Round r's merge, kept so it can be redone with committed updates that arrived late."""
-
-    round: int
-    start: Tensors
-    updates: list[Update]
 
 
 class SwarmNode:
@@ -102,8 +92,11 @@ class SwarmNode:
                                        compression=stage_by_name(COMPRESSION, swarm.compression))
         self.stats_intake = BlobIntake(stats_shapes(n), max_blob, lambda ann, t: FeatureStats.from_tensors(t),
                                        max_abs=STATS_MAX_ABS)
-        self.model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t,
-                                                            max_abs=BUNDLE_MAX_ABS)
+        model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t,
+                                                       max_abs=BUNDLE_MAX_ABS)
+        self.behaviour = behaviour_by_name(swarm.attack, swarm.attack_factor)
+        self.consensus = ModelConsensus(self.inbox, self.exchange, self.duties, model_intake, self.pipeline,
+                                        lambda: self.quorum, lambda: self.peers, self.log)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -116,6 +109,7 @@ class SwarmNode:
                 nursery.start_soon(self._listen)
                 nursery.start_soon(self.exchange.reannounce_forever)
                 try:
+                    await self.behaviour.each_round(0, self._attack_context())
                     await self._start()
                     self._first_round = self.round + 1
                     while self.round < self.config.swarm.rounds:
@@ -178,47 +172,21 @@ class SwarmNode:
         self.learner.set_weights(weights)
         self.weights, self.stats, self.round = weights, stats, round_no
 
-    async def _adopt_announced(self, round_no: int, model: str) -> bool:
-        """Fetch the merged model `model` announced for `round_no` (from any holder) and adopt it."""
-        holders = [a for a in self.inbox.get("model", round_no).values() if a.digest == model]
-        for ann in sorted(holders, key=lambda a: a.sender):
-            fetched = await self.exchange.fetch_accepted(ann, self.model_intake)
-            if fetched is not None:
-                self._adopt(round_no, fetched[1])
-                return True
-        return False
-
-    async def _attested(self, r: int, own: str | None = None) -> str | None:
-        """The round-r model a majority of r's committers attested on chain, among those announced."""
-        candidates = {a.digest for a in self.inbox.get("model", r).values()} | ({own} if own else set())
-        if not candidates:
-            return None
-        state = await self.duties.round_state(r)
-        counts = await self.duties.attestations(r, candidates)
-        return majority_model(counts, attestation_threshold(len(state.committers), self.quorum))
-
     async def _catch_up(self) -> None:
         """If the swarm is ahead of us, adopt its newest model that a majority attested on chain."""
-        for r in (r for r in self.inbox.rounds("model") if r > self.round):
-            model = await self._attested(r)
-            if model is not None and await self._adopt_announced(r, model):
-                self._checkpoint()
-                self.log.info("caught up: adopted round %d model %s (attested on chain by a majority)", r, model[:10])
-                return
-        if self.stats is None:
+        found = await self.consensus.newest_attested(self.round)
+        if found is not None:
+            r, model, bundle = found
+            self._adopt(r, bundle)
+            self._checkpoint()
+            self.log.info("caught up: adopted round %d model %s (attested on chain by a majority)", r, model[:10])
+        elif self.stats is None:
             raise NodeError("the swarm is past round 0 but no announced model is attested on chain by a majority")
 
     async def _watch_for_swarm_ahead(self) -> None:
-        """While pooling statistics, watch for a model that the chain shows the swarm has made."""
-        checked = 0
-        while True:
-            await self.inbox.wait_until(lambda: self.inbox.latest_round("model") > checked)
-            checked = self.inbox.latest_round("model")
-            for r in (checked, checked - 1):
-                if r >= 1 and await self._attested(r) is not None:
-                    self._swarm_ahead = True
-                    self.inbox.poke()
-                    return
+        await self.consensus.wait_for_swarm_ahead()
+        self._swarm_ahead = True
+        self.inbox.poke()
 
     async def _agree_scaling(self) -> None:
         blob = encode_update(self.learner.local_stats().to_tensors(), "f32", max_abs=STATS_MAX_ABS)
@@ -270,19 +238,21 @@ class SwarmNode:
         timer = PhaseTimer()
         with timer("train"):
             delta = await trio.to_thread.run_sync(self.learner.train_update, r)
-        blob = await self._own_update_blob(r, delta)
-        own = self.pipeline.own_update(blob, len(self.learner.fit), self.host.peer_id)
+        await self.behaviour.each_round(r, self._attack_context())
+        out = await self._own_update(r, delta)
         with timer("commit"):
-            committed = await self.duties.commit(r, digest(blob))
+            committed = out is not None and self.behaviour.commits and await self.duties.commit(r, out.digest)
         deadline = await self._round_deadline(r)
-        if committed:
+        if out is not None and (committed or not self.behaviour.commits):
             with timer("share"):
-                await self.exchange.announce("update", r, blob, own.samples, cfg.codec, until=deadline)
+                await self.exchange.announce("update", r, out.blob, out.update.samples, cfg.codec, until=deadline)
+            if not self.behaviour.serves:
+                self.host.unserve(out.digest)
         with timer("collect"):
             received = await self.exchange.collect("update", r, self.pipeline, deadline, self._awaited(r),
                                                    grace=cfg.absent_wait * self.round_duration)
         self._last_heard.update({p: r for p in received})
-        updates = ([own] if committed else []) + [received[k] for k in sorted(received)]
+        updates = ([out.update] if committed else []) + [received[k] for k in sorted(received)]
         if len(updates) < self.quorum:
             self.log.warning("round %d: %d update(s), below the task's quorum of %d: merged anyway, "
                              "but the chain credits nobody for this round", r, len(updates), self.quorum)
@@ -294,14 +264,14 @@ class SwarmNode:
             self.learner.set_weights(self.weights)
         self._merged = MergeRecord(r, start, updates)
         with timer("score"):
-            scores = await trio.to_thread.run_sync(self._score, start, own, updates)
+            scores = await trio.to_thread.run_sync(self._score, start, updates)
         self.round = r
         with timer("checkpoint"):
             bundle_blob = self._checkpoint()
             self.duties.round_done(r, committed, scores, digest(bundle_blob))
             if r == cfg.rounds:  # no next commit will carry the attestation: the settling needs it now
                 self.duties.flush()
-            await self.exchange.announce("model", r, bundle_blob, own.samples, "f32")
+            await self.exchange.announce("model", r, bundle_blob, len(self.learner.fit), "f32")
         self.log.info(self._report(r, committed, received, scores, timer).line(cfg.rounds))
 
     def _awaited(self, r: int) -> set[str]:
@@ -322,50 +292,41 @@ class SwarmNode:
     async def _rejoin_consensus(self, r: int, until: float = -math.inf) -> None:
         """Make this node's round-r model the swarm's (see `node.consensus`).
 
-        First redo the merge with any update committed on chain for round r that this node
-        missed but can still fetch from a peer; then, if a majority of r's committers attested
-        a different model on chain, adopt that one. Attestations still on their way are polled
-        for until `until`.
+        Nothing to do while every peer announces our model. Otherwise first redo the merge with
+        any update committed on chain for round r that this node missed but can still fetch from
+        a peer; then, if a majority of r's committers attested a different model on chain, adopt
+        that one. Attestations still on their way are polled for until `until`.
         """
         ours = self.exchange.latest_offer("model")
         if r < 1 or ours is None or ours.round != r:
             return
+        if self._peers_agree(r, ours.digest):
+            return
         if await self._merge_missed(r):
             ours = self.exchange.latest_offer("model")
-        if {a.digest for a in self.inbox.get("model", r).values()} <= {ours.digest}:
-            return  # every peer heard from holds our model
-        while (choice := await self._attested(r, ours.digest)) is None and trio.current_time() < until:
+            if self._peers_agree(r, ours.digest):
+                return
+        while (choice := await self.consensus.attested(r, ours.digest)) is None and trio.current_time() < until:
             await trio.sleep(ATTESTATION_POLL_SECONDS)
         if choice is None:
             self.log.warning("round %d: merged models differ and none is attested by a majority; keeping ours", r)
-        elif choice != ours.digest.lower() and await self._adopt_announced(r, choice):
+        elif choice != ours.digest.lower() and (bundle := await self.consensus.fetch(r, choice)) is not None:
+            self._adopt(r, bundle)
             self._checkpoint()
             self.log.warning("round %d: a majority attested model %s, not ours: continuing from theirs", r, choice[:10])
+
+    def _peers_agree(self, r: int, ours: str) -> bool:
+        """Every peer heard from announced `ours` as its round-r model."""
+        return {a.digest for a in self.inbox.get("model", r).values()} <= {ours}
 
     async def _merge_missed(self, r: int) -> bool:
         """Redo round r's merge with committed updates that reached peers but not this node."""
         record = self._merged
-        if record is None or record.round != r:
+        if record is None or record.round != r or not (late := await self.consensus.missed_updates(record)):
             return False
-        state = await self.duties.round_state(r)
-        by_address = {m.address.lower(): pid for pid, m in self.peers.items()}
-        merged = {u.sender for u in record.updates}
-        announced = self.inbox.get("update", r)
-        late = []
-        for pid in (by_address.get(a.lower()) for a in state.committers):
-            if pid is None or pid in merged or pid not in announced:
-                continue
-            fetched = await self.exchange.fetch_accepted(announced[pid], self.pipeline,
-                                                         retry_until=trio.current_time() + LATE_FETCH_SECONDS)
-            if fetched is not None:
-                self.exchange.relay(r, fetched[0], announced[pid].digest)
-                late.append(fetched[1])
-        if not late:
-            return False
-        updates = record.updates + late
-        self.weights = add(record.start, self.rule.merge(updates))
+        self._merged = MergeRecord(r, record.start, record.updates + late)
+        self.weights = add(record.start, self.rule.merge(self._merged.updates))
         self.learner.set_weights(self.weights)
-        self._merged = MergeRecord(r, record.start, updates)
         await self.exchange.announce("model", r, self._checkpoint(), len(self.learner.fit), "f32")
         self.log.warning("round %d: merged again with %s's committed update(s), which arrived late", r,
                          ", ".join(self._name(u.sender) for u in late))
@@ -387,22 +348,28 @@ class SwarmNode:
         await self.inbox.wait_until(lambda: expected <= set(self.inbox.get("model", r)), until)
         await self._rejoin_consensus(r, until)
 
-    async def _own_update_blob(self, r: int, delta: Tensors) -> bytes:
-        attack = self.config.swarm.attack
-        if attack == "copy":
-            # A free rider re-sends the first peer update it can get hold of this round.
-            await self.inbox.wait_until(lambda: bool(self.inbox.get("update", r)),
-                                        trio.current_time() + self.round_duration)
-            for ann in self.inbox.get("update", r).values():
-                try:
-                    return await self.host.fetch(ann.sender, ann.digest, max_bytes=self.exchange.max_blob)
-                except FetchError as exc:
-                    self.log.info("copy attack: could not fetch %s's update (%s)", self._name(ann.sender), exc)
-        return self.pipeline.prepare(apply_attack(attack, delta, self.config.swarm.attack_factor), r)
+    async def _own_update(self, r: int, delta: Tensors) -> Outgoing | None:
+        """This round's bytes and the update as peers will decode them; None when the update
+        cannot be sent (training diverged to values the codec refuses): the node sits it out."""
+        samples = len(self.learner.fit)
+        try:
+            blob = await self.behaviour.update_blob(r, delta, self._attack_context())
+        except CodecError as exc:
+            self.log.error("round %d: own update not sendable (%s); sitting this round out", r, exc)
+            return None
+        try:
+            update = self.pipeline.own_update(blob, samples, self.host.peer_id)
+        except Rejected:  # only a hostile behaviour sends what it cannot decode itself
+            update = Update(delta, samples, self.host.peer_id)
+        return Outgoing(blob, digest(blob), update)
 
-    def _score(self, start: Tensors, own: Update, updates: list[Update]) -> dict[str, int]:
+    def _attack_context(self) -> Context:
+        return Context(self.inbox, self.host, self.exchange, self.pipeline.prepare, self._bundle_shapes,
+                       self.config.swarm.rounds, self.config.swarm.seed, self.round_duration, self.log)
+
+    def _score(self, start: Tensors, updates: list[Update]) -> dict[str, int]:
         """Score each peer's update against the round's starting model on this node's validation rows."""
-        peers = [u for u in updates if u.sender != own.sender]
+        peers = [u for u in updates if u.sender != self.host.peer_id]
         if not peers:
             return {}
         val = self.learner.val

@@ -21,6 +21,7 @@ Privacy and compression are small swappable `TensorStage` objects chosen per tas
 from __future__ import annotations
 
 from abc import ABC
+from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
@@ -31,11 +32,20 @@ from p2p.codec import MAX_ABS, CodecError, decode_update, encode_update
 
 from .merge import Update
 
-__all__ = ["COMPRESSION", "PRIVACY", "BlobIntake", "Rejected", "TensorStage", "UpdatePipeline", "stage_by_name"]
+__all__ = ["COMPRESSION", "PRIVACY", "BlobIntake", "Outgoing", "Rejected", "TensorStage", "UpdatePipeline", "stage_by_name"]
 
 Tensors = dict[str, np.ndarray]
 T = TypeVar("T")
 MAX_SAMPLES = 10_000_000  # an announcement claiming more training rows than this is a lie
+
+
+@dataclass(frozen=True, eq=False)
+class Outgoing:
+    """This node's update for a round: the bytes to commit and share, and what peers decode."""
+
+    blob: bytes
+    digest: str
+    update: Update
 
 
 class Rejected(ValueError):

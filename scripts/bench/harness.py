@@ -346,7 +346,7 @@ def swarm_predictions(run: SwarmRun) -> Predictions:
     """Each node's final merged model (its last checkpoint) on its own test rows."""
     plan = run.plan
     task_key = f"{run.report['contract']}/{run.report['task_id']}"
-    from node.bundle import bundle_shapes, split_bundle
+    from node.bundle import BUNDLE_MAX_ABS, bundle_shapes, split_bundle
     from node.models import load_numpy_state
     from node.preprocess import Scaler
     from node.rundir import RunFolder
@@ -355,7 +355,7 @@ def swarm_predictions(run: SwarmRun) -> Predictions:
     for s in node_setups(plan):
         learner = s.learner
         shapes = bundle_shapes(learner.shapes, learner.data.n_features)
-        ckpt = RunFolder(plan.out / s.name).load_checkpoint(shapes, task_key)
+        ckpt = RunFolder(plan.out / s.name).load_checkpoint(shapes, task_key, BUNDLE_MAX_ABS)
         if ckpt is None:
             continue
         weights, stats = split_bundle(ckpt.tensors)

@@ -82,7 +82,7 @@ def test_bounds_apply_when_reading(tmp_path: Path) -> None:
 def test_real_statistics_fit_the_engine_bounds(tmp_path: Path) -> None:
     """Sums of squares of real columns (5e8 on breast cancer) are far beyond the update bound."""
     from node.datasets import breast_cancer_shards
-    from node.engine import BUNDLE_MAX_ABS, STATS_PREFIX, model_bundle
+    from node.bundle import BUNDLE_MAX_ABS, STATS_PREFIX, model_bundle
     from node.preprocess import STATS_MAX_ABS, FeatureStats
     from p2p.codec import CodecError, decode_update, encode_update
 

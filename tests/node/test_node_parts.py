@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from incentive.ledger import LedgerError
-from node.attacks import apply_attack
+from node.attacks import behaviour_by_name
 from node.chainwriter import ChainOutage, ChainWriter, Patience
 from node.checkpoint import Checkpoint, CheckpointError, StaleCheckpoint
 from node.inbox import Inbox
@@ -114,9 +114,10 @@ def test_run_folder_records_round_trip(tmp_path: Path) -> None:
 
 def test_attacks_rewrite_the_update() -> None:
     update = {"w": np.array([1.0, -2.0], np.float32)}
-    assert np.array_equal(apply_attack("scale", update, 100)["w"], [100.0, -200.0])
-    assert np.array_equal(apply_attack("signflip", update, 1)["w"], [-1.0, 2.0])
-    assert not apply_attack("zero", update, 1)["w"].any()
-    assert apply_attack("none", update, 1)["w"] is update["w"]
+    assert np.array_equal(behaviour_by_name("scale", 100).rewrite(update)["w"], [100.0, -200.0])
+    assert np.array_equal(behaviour_by_name("signflip", 1).rewrite(update)["w"], [-1.0, 2.0])
+    assert not behaviour_by_name("zero").rewrite(update)["w"].any()
+    assert behaviour_by_name("none").rewrite(update)["w"] is update["w"]
+    assert not behaviour_by_name("uncommitted").commits and not behaviour_by_name("noserve").serves
     with pytest.raises(ValueError, match="unknown attack"):
-        apply_attack("bribe", update, 1)
+        behaviour_by_name("bribe")
