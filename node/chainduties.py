@@ -29,15 +29,24 @@ from typing import TypeVar
 
 import trio
 
-from incentive.ledger import Ledger, LedgerError, Member, RoundState
+from incentive.ledger import Ledger, LedgerError, Member, RoundState, TaskInfo
 
 from .chainwriter import ChainOutage, ChainStatus, ChainWriter
 from .rundir import RunFolder
 
-__all__ = ["ChainDuties", "PendingScores", "wait_future"]
+__all__ = ["ChainDuties", "NotTakingPart", "PendingScores", "on_trio_clock", "wait_future"]
 
 T = TypeVar("T")
 FINALIZE_POLL_SECONDS = 1.0
+
+
+def on_trio_clock(unix_time: float) -> float:
+    """A wall-clock (chain) time as a trio deadline."""
+    return trio.current_time() + max(0.0, unix_time - time.time())
+
+
+class NotTakingPart(RuntimeError):
+    """This node's account is not a registered member, or the task is closed."""
 
 
 async def wait_future(future: "Future[T]") -> T:
@@ -70,6 +79,20 @@ class ChainDuties:
 
     # ------------------------------------------------------------------ reads
 
+    async def join(self, peer_id: str) -> tuple[dict[str, Member], TaskInfo]:
+        """The active members by peer id and the task, once checked that this node may take part."""
+        members = await self.read("read the members", self.ledger.members)
+        active = {m.peer_id: m for m in members if m.active}
+        account = self.ledger.account.address
+        me = active.get(peer_id)
+        if me is None or me.address.lower() != account.lower():
+            raise NotTakingPart(f"this node (peer {peer_id}, account {account}) is not a registered "
+                                f"member of the ledger at {self.ledger.address}")
+        task = await self.read("read the task", partial(self.ledger.task, self.task))
+        if task.closed:
+            raise NotTakingPart(f"task {self.task} on the ledger at {self.ledger.address} is closed")
+        return active, task
+
     async def read(self, what: str, call: Callable[[], T]) -> T:
         """A chain read off the event loop, retried through outages as patiently as writes are."""
         return await trio.to_thread.run_sync(self._writer.patience.call, what, call, self._log,
@@ -83,6 +106,16 @@ class ChainDuties:
         return {d: await self.read(f"read round {r} attestations",
                                    partial(self.ledger.model_attestations, self.task, r, d))
                 for d in sorted(digests)}
+
+    async def round_deadline(self, r: int, duration: float) -> float:
+        """Round r's end on trio's clock: the chain's deadline (first commit + round duration).
+
+        Every node reads the same deadline from the chain, so they stop waiting for stragglers at
+        the same moment and, having heard the same committed updates, merge the same set; a
+        commit after the deadline is refused by the contract, so the set cannot grow later.
+        """
+        state = await self.round_state(r)
+        return on_trio_clock(state.deadline or time.time() + duration)
 
     async def commitment(self, r: int, address: str) -> str | None:
         """The digest `address` committed for round r, or None."""

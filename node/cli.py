@@ -29,6 +29,7 @@ EXIT_USAGE, EXIT_FAILED = 2, 1
 
 
 def _node(args: argparse.Namespace) -> int:
+    from .chainduties import NotTakingPart
     from .chainwriter import ChainOutage
     from .checkpoint import CheckpointError
     from .engine import NodeError
@@ -40,7 +41,7 @@ def _node(args: argparse.Namespace) -> int:
         trio.run(build_node(config).run)
     except BaseException as exc:
         # trio hands a task's failure over inside an exception group; the operator wants one line.
-        fault = _first_of(exc, (NodeError, CheckpointError, StartupError, ChainOutage))
+        fault = _first_of(exc, (NodeError, NotTakingPart, CheckpointError, StartupError, ChainOutage))
         if fault is None:
             raise
         raise _OperatorError(f"{fault} (state kept in {config.output_dir}; start again to resume)") from None

@@ -1,21 +1,18 @@
 """The round engine: one hospital's part in the swarm, round after round.
 
 For each round r it trains locally (in a worker thread, so the event loop keeps serving peers),
-commits the digest of its encoded update on chain, shares the update (a small announcement on
-gossip, the bytes on a direct stream), collects its peers' updates (checking bytes = announcement
-= on-chain commitment, decoding with strict bounds) until all have arrived or the round's
-deadline passes, merges them with the configured rule, scores each peer on its own validation
-rows, queues the scores and finalization on chain, and checkpoints. Before round 1 the swarm
-agrees on input scaling from shared sums and counts; a node that starts late or restarts catches
-up from the merged model its peers announce.
+passes the update through the outgoing pipeline, commits its digest on chain and shares it,
+collects its peers' updates through the incoming pipeline until the awaited ones are in or the
+round's chain deadline passes, merges them with the configured rule, scores each peer on its
+own validation rows, hands scores and its model's attestation to the chain duties, and
+checkpoints. Before round 1 the swarm agrees on input scaling from shared sums and counts; a
+node that starts late or restarts adopts the newest model a majority attested on chain. The
+pieces live next door: `pipeline`, `exchange`, `chainduties`, `consensus`, `records`, `rundir`.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,7 @@ from p2p.host import SwarmHost
 
 from .attacks import Context, behaviour_by_name
 from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, split_bundle, stats_shapes
-from .chainduties import ChainDuties
+from .chainduties import ChainDuties, on_trio_clock
 from .chainwriter import ChainWriter
 from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
@@ -41,7 +38,7 @@ from .logs import node_logger
 from .merge import Update, rule_by_name
 from .pipeline import COMPRESSION, PRIVACY, BlobIntake, Outgoing, Rejected, UpdatePipeline, stage_by_name
 from .preprocess import STATS_MAX_ABS, FeatureStats
-from .records import PhaseTimer, RoundReport
+from .records import PhaseTimer, Recorder
 from .rundir import RunFolder
 from .scoring import scorer_by_name
 
@@ -75,7 +72,6 @@ class SwarmNode:
         self.round = 0
         self.stats: FeatureStats | None = None
         self.weights: Tensors = learner.weights()
-        self._bytes_mark = (0, 0)  # byte counters when the last round was reported
         self._last_heard: dict[str, int] = {}  # peer id -> last round whose update of it was merged
         self._first_round = 1  # the first round this process runs (later after a restart or a late start)
         self._merged: MergeRecord | None = None
@@ -95,6 +91,7 @@ class SwarmNode:
         model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t,
                                                        max_abs=BUNDLE_MAX_ABS)
         self.behaviour = behaviour_by_name(swarm.attack, swarm.attack_factor)
+        self.recorder = Recorder(self.run_folder, learner, self.exchange, host, self.duties, self._name)
         self.consensus = ModelConsensus(self.inbox, self.exchange, self.duties, model_intake, self.pipeline,
                                         lambda: self.quorum, lambda: self.peers, self.log)
 
@@ -121,17 +118,8 @@ class SwarmNode:
         return self._summary()
 
     async def _load_members(self) -> None:
-        members = await self.duties.read("read the members", self.ledger.members)
-        self.members = {m.peer_id: m for m in members if m.active}
-        me = self.members.get(self.host.peer_id)
-        account = self.ledger.account.address
-        if me is None or me.address.lower() != account.lower():
-            raise NodeError(f"this node (peer {self.host.peer_id}, account {account}) is not a registered "
-                            f"member of the ledger at {self.ledger.address}")
+        self.members, task = await self.duties.join(self.host.peer_id)
         self.host.set_allowlist(self.members)
-        task = await self.duties.read("read the task", partial(self.ledger.task, self.task))
-        if task.closed:
-            raise NodeError(f"task {self.task} on the ledger at {self.ledger.address} is closed")
         self.round_duration, self.quorum = task.round_duration, task.quorum
         self.log.info("%d registered members; task %d: %s, quorum %d, rounds end %ds after the first commit; "
                       "updates: %s", len(self.members), self.task, task.model_id, task.quorum,
@@ -208,21 +196,7 @@ class SwarmNode:
         self.learner.set_scaling(self.stats)
         self.log.info("input scaling agreed from %d nodes' sums and counts", len(parts))
 
-    # ------------------------------------------------------------------ round timing, names
-
-    async def _round_deadline(self, r: int) -> float:
-        """The round's end on trio's clock: the chain's deadline (first commit + round duration).
-
-        Every node reads the same deadline from the chain, so they stop waiting for stragglers at
-        the same moment and, having heard the same committed updates, merge the same set; a
-        commit after the deadline is refused by the contract, so the set cannot grow later.
-        """
-        state = await self.duties.round_state(r)
-        return self._on_trio_clock(state.deadline or time.time() + self.round_duration)
-
-    @staticmethod
-    def _on_trio_clock(unix_time: float) -> float:
-        return trio.current_time() + max(0.0, unix_time - time.time())
+    # ------------------------------------------------------------------ names
 
     def _name(self, peer_id: str) -> str:
         return self.exchange.name(peer_id)
@@ -242,7 +216,7 @@ class SwarmNode:
         out = await self._own_update(r, delta)
         with timer("commit"):
             committed = out is not None and self.behaviour.commits and await self.duties.commit(r, out.digest)
-        deadline = await self._round_deadline(r)
+        deadline = await self.duties.round_deadline(r, self.round_duration)
         if out is not None and (committed or not self.behaviour.commits):
             with timer("share"):
                 await self.exchange.announce("update", r, out.blob, out.update.samples, cfg.codec, until=deadline)
@@ -272,7 +246,8 @@ class SwarmNode:
             if r == cfg.rounds:  # no next commit will carry the attestation: the settling needs it now
                 self.duties.flush()
             await self.exchange.announce("model", r, bundle_blob, len(self.learner.fit), "f32")
-        self.log.info(self._report(r, committed, received, scores, timer).line(cfg.rounds))
+        report = self.recorder.round(r, self.weights, committed, len(received), len(self.peers), scores, timer)
+        self.log.info(report.line(cfg.rounds))
 
     def _awaited(self, r: int) -> set[str]:
         """Peers waited for in round r: those heard from within the last `absent_after` rounds.
@@ -344,7 +319,7 @@ class SwarmNode:
         state = await self.duties.round_state(r)
         committers = {a.lower() for a in state.committers}
         expected = {pid for pid, m in self.peers.items() if m.address.lower() in committers}
-        until = self._on_trio_clock(state.deadline) + SETTLE_SECONDS
+        until = on_trio_clock(state.deadline) + SETTLE_SECONDS
         await self.inbox.wait_until(lambda: expected <= set(self.inbox.get("model", r)), until)
         await self._rejoin_consensus(r, until)
 
@@ -384,40 +359,10 @@ class SwarmNode:
         bundle = Checkpoint(self.round, model_bundle(self.weights, self.stats), max_abs=BUNDLE_MAX_ABS)
         return self.run_folder.save_checkpoint(bundle, self._task_key)
 
-    def _weights_digest(self) -> str:
-        return digest(encode_update(self.weights, "f32", max_abs=BUNDLE_MAX_ABS))
-
-    def _report(self, r: int, committed: bool, received: dict[str, Update], scores: dict[str, int],
-                timer: PhaseTimer) -> RoundReport:
-        val = self.learner.evaluate(self.weights, self.learner.val)
-        test = self.learner.evaluate(self.weights, self.learner.test)
-        status = self.duties.status()
-        report = RoundReport(
-            round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
-            test_auc=test.auc, heard=len(received), expected=len(self.peers), committed=committed,
-            bytes_in=self.exchange.bytes_in - self._bytes_mark[0],
-            bytes_out=self.host.bytes_served - self._bytes_mark[1],
-            model_digest=self._weights_digest(),
-            scores={self._name(p): s for p, s in scores.items()},
-            dropped={self._name(p): str(n) for p, n in self.exchange.strikes.items()},
-            phases={k: round(v, 4) for k, v in {**timer.seconds, "chain": status.busy_seconds}.items()},
-            chain=status.describe())
-        self.run_folder.append_metrics(asdict(report))
-        self._bytes_mark = (self.exchange.bytes_in, self.host.bytes_served)
-        return report
-
     def _summary(self) -> dict[str, Any]:
-        final = self.learner.evaluate(self.weights, self.learner.test)
-        local = self.learner.local_only(self.config.training.epochs * self.config.swarm.rounds)
-        summary = {
-            "name": self.config.name, "peer_id": self.host.peer_id, "address": self.ledger.account.address,
-            "rounds": self.round, "model_digest": self._weights_digest(),
-            "test_accuracy": final.accuracy, "test_auc": final.auc, "test_rows": final.n,
-            "local_only_accuracy": local.accuracy, "local_only_auc": local.auc,
-            "strikes": {self._name(p): n for p, n in self.exchange.strikes.items()},
-            "chain": asdict(self.duties.status()),
-        }
-        self.run_folder.write_summary(summary)
-        self.log.info("done: %d rounds, swarm test accuracy %.3f (local only %.3f), model %s",
-                      self.round, final.accuracy, local.accuracy, summary["model_digest"][:12])
+        summary = self.recorder.summary(self.weights, self.round, self.config.training.epochs * self.config.swarm.rounds,
+                                        name=self.config.name, peer_id=self.host.peer_id,
+                                        address=self.ledger.account.address)
+        self.log.info("done: %d rounds, swarm test accuracy %.3f (local only %.3f), model %s", self.round,
+                      summary["test_accuracy"], summary["local_only_accuracy"], summary["model_digest"][:12])
         return summary

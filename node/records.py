@@ -1,17 +1,37 @@
-"""What a node records about its run: one report per round and how long each phase took.
+"""What a node records about its run: one report per round, how long each phase took, a summary.
 
 `RoundReport` is the row written to the run folder's metrics file and the log line shown per
-round; `PhaseTimer` adds up wall-clock seconds per phase (train, commit, share, collect, ...).
+round; `PhaseTimer` adds up wall-clock seconds per phase (train, commit, share, collect, ...);
+`Recorder` measures the node's model and traffic and writes both, and the final summary.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
 
-__all__ = ["PhaseTimer", "RoundReport"]
+import numpy as np
+
+from p2p.codec import digest, encode_update
+from p2p.host import SwarmHost
+
+from .bundle import BUNDLE_MAX_ABS
+from .chainduties import ChainDuties
+from .exchange import Exchange
+from .learner import Learner
+from .rundir import RunFolder
+
+__all__ = ["PhaseTimer", "Recorder", "RoundReport", "weights_digest"]
+
+Tensors = dict[str, np.ndarray]
+
+
+def weights_digest(weights: Mapping[str, np.ndarray]) -> str:
+    """The digest nodes compare to tell whether they hold the same merged weights."""
+    return digest(encode_update(weights, "f32", max_abs=BUNDLE_MAX_ABS))
 
 
 @dataclass(frozen=True)
@@ -49,3 +69,50 @@ class PhaseTimer:
             yield
         finally:
             self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+
+
+class Recorder:
+    """Writes one node's metrics line per round and its summary into its run folder."""
+
+    def __init__(self, run: RunFolder, learner: Learner, exchange: Exchange, host: SwarmHost, duties: ChainDuties,
+                 name: Callable[[str], str]) -> None:
+        self._run = run
+        self._learner = learner
+        self._exchange = exchange
+        self._host = host
+        self._duties = duties
+        self._name = name
+        self._bytes_mark = (0, 0)  # byte counters when the last round was reported
+
+    def round(self, r: int, weights: Tensors, committed: bool, heard: int, expected: int,
+              scores: Mapping[str, int], timer: PhaseTimer) -> RoundReport:
+        val = self._learner.evaluate(weights, self._learner.val)
+        test = self._learner.evaluate(weights, self._learner.test)
+        status = self._duties.status()
+        report = RoundReport(
+            round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
+            test_auc=test.auc, heard=heard, expected=expected, committed=committed,
+            bytes_in=self._exchange.bytes_in - self._bytes_mark[0],
+            bytes_out=self._host.bytes_served - self._bytes_mark[1],
+            model_digest=weights_digest(weights),
+            scores={self._name(p): s for p, s in scores.items()},
+            dropped={self._name(p): str(n) for p, n in self._exchange.strikes.items()},
+            phases={k: round(v, 4) for k, v in {**timer.seconds, "chain": status.busy_seconds}.items()},
+            chain=status.describe())
+        self._run.append_metrics(asdict(report))
+        self._bytes_mark = (self._exchange.bytes_in, self._host.bytes_served)
+        return report
+
+    def summary(self, weights: Tensors, rounds: int, local_epochs: int, **identity: str) -> dict[str, Any]:
+        """The node's final figures (swarm model and a local-only model on its test rows)."""
+        final = self._learner.evaluate(weights, self._learner.test)
+        local = self._learner.local_only(local_epochs)
+        summary = {
+            **identity, "rounds": rounds, "model_digest": weights_digest(weights),
+            "test_accuracy": final.accuracy, "test_auc": final.auc, "test_rows": final.n,
+            "local_only_accuracy": local.accuracy, "local_only_auc": local.auc,
+            "strikes": {self._name(p): n for p, n in self._exchange.strikes.items()},
+            "chain": asdict(self._duties.status()),
+        }
+        self._run.write_summary(summary)
+        return summary
