@@ -16,8 +16,9 @@ pragma solidity ^0.8.28;
 ///   bounded by 64; withdraw, claimDust and refund contain no loop at all.
 /// - Round deadline = timestamp of the round's first commit + the task's round duration.
 ///   Commits are accepted while block.timestamp < deadline; finalize needs every committer to
-///   have scored (and at least `quorum` committers), or block.timestamp >= deadline. A round
-///   finalized with fewer than `quorum` committers credits nobody.
+///   have scored (and at least `quorum` committers), or block.timestamp >= deadline + round
+///   duration (scores ride on the next round's commits). A round finalized with fewer than
+///   `quorum` committers credits nobody.
 /// - A digest already committed by another member in the same task round is rejected
 ///   (DuplicateDigest), so a copied update earns nothing.
 /// - Model attestations ride on the score sheet, so each committer attests at most one merged
@@ -215,9 +216,10 @@ contract MedSwarmLedger {
     /// @param taskId the task
     /// @param round the round
     error RoundNotStarted(uint256 taskId, uint256 round);
-    /// @notice finalize was called before every committer scored (or below quorum) and before the deadline.
-    /// @param deadline the round's deadline (unix seconds)
-    error FinalizeTooEarly(uint256 deadline);
+    /// @notice finalize was called before every committer scored (or below quorum) and before the
+    /// scoring window closed (the round's deadline plus one round duration).
+    /// @param scoringEnd when the round's scoring window closes (unix seconds)
+    error FinalizeTooEarly(uint256 scoringEnd);
     /// @notice The caller has no payout in this task (no contribution, or it rounds to 0 wei).
     /// @param member the caller
     error NothingOwed(address member);
@@ -357,7 +359,9 @@ contract MedSwarmLedger {
 
     /// @notice Finalize a round: credit each committer the median of the scores it received.
     /// @dev Allowed once every committer scored (with at least `quorum` committers) or once
-    /// block.timestamp >= deadline. Loops are bounded by 64 x 64.
+    /// block.timestamp >= deadline + roundDuration: scores for a round ride on the next round's
+    /// commits, so a round that ran to its deadline gets one more round's time for them, and
+    /// nobody can finalize early to cut the honest scorers out. Loops are bounded by 64 x 64.
     /// @param taskId an open task
     /// @param round a round with at least one commit
     function finalize(uint256 taskId, uint32 round) external {
@@ -368,9 +372,9 @@ contract MedSwarmLedger {
         if (_roundFinalized(w)) revert AlreadyFinalized(taskId, round);
         uint256 scored = _roundScored(w);
         uint256 n = _popcount(committed);
-        uint256 deadline = _roundStart(w) + t.roundDuration;
+        uint256 scoringEnd = _roundStart(w) + 2 * uint256(t.roundDuration);
         bool counted = n >= t.quorum;
-        if (!(counted && scored == committed) && block.timestamp < deadline) revert FinalizeTooEarly(deadline);
+        if (!(counted && scored == committed) && block.timestamp < scoringEnd) revert FinalizeTooEarly(scoringEnd);
         _rounds[taskId][round] = _withFinalized(w);
 
         address[] memory who = new address[](n);

@@ -172,7 +172,7 @@ class RoundNotStarted(ContractError):
 
 
 class FinalizeTooEarly(ContractError):
-    """finalize before the deadline while a committer has not scored (or the quorum is not met)."""
+    """finalize before the scoring window closed (deadline + one round duration) while a committer has not scored (or the quorum is not met)."""
 
 
 # ---------------------------------------------------------------- payouts

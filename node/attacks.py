@@ -94,7 +94,8 @@ class Zero(Behaviour):
 
 
 class Copy(Behaviour):
-    """Re-sends the first peer update of the round it can get hold of, training nothing."""
+    """Re-sends the first peer update of the round it can get hold of, training nothing (an
+    all-zero update when it gets none)."""
 
     name = "copy"
 
@@ -106,7 +107,7 @@ class Copy(Behaviour):
                 return await ctx.host.fetch(ann.sender, ann.digest, max_bytes=ctx.exchange.max_blob)
             except FetchError as exc:
                 ctx.log.info("copy attack: could not fetch %s's update (%s)", ctx.exchange.name(ann.sender), exc)
-        return ctx.encode(delta, r)
+        return ctx.encode(Zero().rewrite(delta), r)
 
 
 class Garbage(Behaviour):

@@ -76,6 +76,7 @@ class ChainDuties:
         self._run = run
         self._log = log
         self._pending: PendingScores | None = None
+        self._round_duration = 0  # the task's, known once `join` has read it
 
     # ------------------------------------------------------------------ reads
 
@@ -91,6 +92,7 @@ class ChainDuties:
         task = await self.read("read the task", partial(self.ledger.task, self.task))
         if task.closed:
             raise NotTakingPart(f"task {self.task} on the ledger at {self.ledger.address} is closed")
+        self._round_duration = task.round_duration
         return active, task
 
     async def read(self, what: str, call: Callable[[], T]) -> T:
@@ -224,8 +226,9 @@ class ChainDuties:
         state = self.ledger.round_state(self.task, r)
         if state.finalized or not state.committers:
             return True
-        # Wall-clock time: a dev chain that mines on demand has no newer block to read it from.
-        if not set(state.committers) <= set(state.scored) and time.time() < state.deadline:
+        # The contract's scoring window: one more round's time after the deadline. Wall-clock
+        # time, since a dev chain that mines on demand has no newer block to read it from.
+        if not set(state.committers) <= set(state.scored) and time.time() < state.deadline + self._round_duration:
             return False
         try:
             self.ledger.finalize(self.task, r)
