@@ -190,7 +190,7 @@ def _short(value: Any) -> str:
 
 def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     if not isinstance(values, Mapping):
-        raise ConfigError(f"{prefix or 'config'}: expected a table, got {values!r}")
+        raise ConfigError(f"{prefix or 'config'}: expected a table, got {_short(values)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
@@ -252,12 +252,16 @@ def _check_ranges(config: NodeConfig) -> None:
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected section.key=value")
+        raise ConfigError(f"override {_short(text)}: expected section.key=value")
     key, raw = text.split("=", 1)
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw  # a bare word is a string: `--set data.hospital=Hungary`
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(f"override {_short(text)}: {_short(str(exc))}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"override {_short(text)}: nested too deeply") from None
     return key.strip().split("."), value
 
 
@@ -298,8 +302,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> NodeConfig:
         raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
     try:
         values = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more digits than Python converts
+        raise ConfigError(f"config file {path} is not valid TOML: {_short(str(exc))}") from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from None
     return config_from_mapping(values, overrides).resolve(path.resolve().parent)

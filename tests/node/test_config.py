@@ -91,3 +91,20 @@ def test_unreadable_files_are_one_line(tmp_path: Path) -> None:
     huge.write_bytes(b"#" * (2**20 + 1))
     with pytest.raises(ConfigError, match="larger than"):
         load_config(huge)
+
+
+def test_hostile_overrides_end_in_one_short_line() -> None:
+    for text in ["swarm.rounds=" + "[" * 50_000, "x" * 10_000, "swarm.rounds=" + "9" * 5000]:
+        with pytest.raises(ConfigError) as err:
+            config_from_mapping({"name": "n"}, [text])
+        assert "\n" not in str(err.value) and len(str(err.value)) < 200
+    with pytest.raises(ConfigError, match="expected a table") as err:
+        config_from_mapping({"name": "n"}, ["swarm=" + "1" * 500])
+    assert len(str(err.value)) < 200
+
+
+def test_an_integer_too_long_to_convert_is_a_config_error(tmp_path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text('name = "x"\n[swarm]\nrounds = ' + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
