@@ -192,7 +192,7 @@ class SwarmNode:
             self.log.info("the swarm is already past round 1: catching up instead of pooling statistics")
             return
         parts = [own] + [collected[k] for k in sorted(collected)]
-        self.stats = FeatureStats.combine(parts)
+        self.stats = FeatureStats.robust_combine(parts)
         self.learner.set_scaling(self.stats)
         self.log.info("input scaling agreed from %d nodes' sums and counts", len(parts))
 

@@ -113,7 +113,11 @@ class BlobIntake(Generic[T]):
             raise Rejected(f"undecodable: {exc}") from None
 
     def accept(self, ann: Announcement, blob: bytes) -> T:
-        return self._convert(ann, self.decode(blob))
+        tensors = self.decode(blob)
+        try:
+            return self._convert(ann, tensors)
+        except ValueError as exc:  # well-formed tensors whose values make no sense (e.g. statistics)
+            raise Rejected(f"unusable: {exc}") from None
 
 
 class UpdatePipeline(BlobIntake[Update]):

@@ -3,8 +3,14 @@
 Before round 1 every node computes `FeatureStats.of(train.x)` on its own training rows (per encoded
 column: count of present values, sum, sum of squares), shares it as a handful of float32 tensors
 (`to_tensors`, travels with the p2p tensor codec as an announcement of kind "stats"), and combines
-what it receives with `FeatureStats.combine`. `Scaler.from_stats` then standardises every node's
-inputs identically and imputes missing values with the swarm mean. Test rows never feed the stats.
+what it receives with `FeatureStats.robust_combine`. `Scaler.from_stats` then standardises every
+node's inputs identically and imputes missing values with the swarm mean. Test rows never feed the
+stats.
+
+Statistics are what peers claim, so with three or more nodes the swarm's mean and variance per
+column are the medians of the nodes' own means and variances (`robust_combine`): a minority
+claiming extreme values or millions of rows cannot move the scaling outside what the honest
+nodes span. Exact pooling (`combine`) is kept for two nodes, where no median protects anything.
 
 Float64 sums do not survive a float32 codec exactly, so `to_tensors` splits each float64 vector into
 a float32 high part and a float32 remainder; `from_tensors` adds them back (relative error ~1e-14).
@@ -83,6 +89,28 @@ class FeatureStats:
         sumsq = np.sort(np.stack([p.sumsq for p in parts]), axis=0).sum(axis=0)
         return cls(count, total, sumsq)
 
+    @classmethod
+    def robust_combine(cls, parts: Sequence["FeatureStats"]) -> "FeatureStats":
+        """Swarm statistics that a minority of lying parts cannot steer (see the module docstring).
+
+        Per column: mean and variance are the medians over the parts that have values there;
+        the count is the parts' total with each part clipped at 3x the median count. The result
+        is written back as sums, so `Scaler.from_stats` reads it like any other statistics.
+        """
+        if len(parts) < 3:
+            return cls.combine(parts)
+        exact = cls.combine(parts)  # checks widths
+        count = np.stack([p.count for p in parts])
+        present = count > 0
+        safe = np.maximum(count, 1.0)
+        means = np.stack([p.sum for p in parts]) / safe
+        variances = np.maximum(np.stack([p.sumsq for p in parts]) / safe - means * means, 0.0)
+        mean = _median_present(means, present)
+        var = _median_present(variances, present)
+        clipped = np.minimum(count, 3.0 * _median_present(count, present)).sum(axis=0)
+        clipped = np.where(exact.count > 0, np.round(clipped), 0.0)
+        return cls(clipped, mean * clipped, (var + mean * mean) * clipped)
+
     def to_tensors(self) -> dict[str, np.ndarray]:
         """float32 tensors for the wire codec (hi/lo split keeps float64 precision)."""
         sum_hi, sum_lo = _split64(self.sum)
@@ -101,6 +129,14 @@ class FeatureStats:
     def expected_shapes(self) -> dict[str, tuple[int, ...]]:
         """Names and shapes to pass to the codec's `expected` when decoding a peer's stats."""
         return {k: (self.n_features,) for k in STATS_TENSOR_NAMES}
+
+
+def _median_present(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per column, the median of `values` over the rows where `present` (0 where none is)."""
+    masked = np.where(present, values, np.nan)
+    with np.errstate(all="ignore"):
+        out = np.nanmedian(masked, axis=0) if present.any() else np.zeros(values.shape[1])
+    return np.nan_to_num(out, nan=0.0)
 
 
 @dataclass(frozen=True, eq=False)

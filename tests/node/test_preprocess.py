@@ -51,3 +51,24 @@ def test_scaler_never_sees_test_rows() -> None:
     assert not np.allclose(scaler.mean, np.nanmean(with_test, axis=0), rtol=1e-6)
     z = np.concatenate([scaler.transform(d.train.x) for d in nodes])
     np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-5)   # train rows centred (NaN -> 0 keeps it)
+
+
+def test_robust_combine_keeps_a_lying_part_from_steering_the_scaling() -> None:
+    rng = np.random.default_rng(3)
+    honest = [FeatureStats.of(rng.normal(loc, 1.0, size=(200, 3))) for loc in (0.0, 0.5, 1.0)]
+    liar = FeatureStats(np.full(3, 1e7), np.full(3, 1e7 * 1e6), np.full(3, 1e7 * 1e12 * 2))
+    robust = Scaler.from_stats(FeatureStats.robust_combine(honest + [liar]))
+    assert np.all((robust.mean > -0.2) & (robust.mean < 1.2))  # inside the honest means
+    assert np.all((robust.std > 0.8) & (robust.std < 1.3))
+    pooled = Scaler.from_stats(FeatureStats.combine(honest + [liar]))
+    assert np.all(pooled.mean > 1e5)  # what exact pooling would have done
+    shuffled = FeatureStats.robust_combine([honest[2], liar, honest[0], honest[1]])
+    assert np.array_equal(shuffled.sum, FeatureStats.robust_combine(honest + [liar]).sum)
+
+
+def test_robust_combine_pools_exactly_for_two_and_skips_missing_columns() -> None:
+    x = np.array([[1.0, np.nan], [3.0, np.nan]])
+    a, b = FeatureStats.of(x), FeatureStats.of(np.array([[5.0, 2.0]]))
+    assert np.array_equal(FeatureStats.robust_combine([a, b]).sum, FeatureStats.combine([a, b]).sum)
+    three = FeatureStats.robust_combine([a, a, b])
+    assert three.count[1] == 1 and three.sum[1] == 2.0  # only one part has values in column 1
