@@ -234,15 +234,7 @@ def _config_target() -> Target:
                 text.pop(rng.choice(settings[:1] + settings))
             elif op == "table":
                 text.append(rng.choice(("[[swarm]]", "[swarm]", "name = [\"a\"]", 'p2p = {mdns = true}')))
-            data = ("\n".join(text) + "\n").encode()
-            if op == "bytes":
-                label, data = mutate_bytes(rng, data)
-                op = f"bytes:{label}"
-            elif op == "utf8":
-                data = insert_bad_utf8(rng, data)
-            path = tmp / "node.toml"
-            path.write_bytes(data)
-            yield Case(op, path)
+            yield _file_case(rng, op, ("\n".join(text) + "\n").encode(), tmp / "node.toml")
 
     def check(config: Any) -> None:
         for section in (config.data, config.model, config.training, config.swarm, config.p2p, config.chain):
@@ -254,6 +246,17 @@ def _config_target() -> Target:
         assert 0 < config.training.lr <= 10 and config.training.batch_size > 0
 
     return Target("config", cases, lambda case, _: load_config(case.data), (ConfigError,), check)
+
+
+def _file_case(rng: random.Random, op: str, data: bytes, path: Path) -> Case:
+    """Write a loader's input file, byte-mutated or with broken UTF-8 when `op` asks for it."""
+    if op == "bytes":
+        label, data = mutate_bytes(rng, data)
+        op = f"bytes:{label}"
+    elif op == "utf8":
+        data = insert_bad_utf8(rng, data)
+    path.write_bytes(data)
+    return Case(op, path)
 
 
 TRICKY_CELLS = ("1e39", "1e308", "-1e308", "inf", "-inf", "Infinity", "nan", "NaN", "-nan", "", "?", "1e12", "1e13",
@@ -284,14 +287,7 @@ def _csv_target() -> Target:
                     row.extend(["1"] * rng.randint(1, 3))
             text = "\n".join(",".join(r) for r in [header, *rows]) + "\n"
             data = text.encode() if op != "empty" else rng.choice((b"", b"\n", b"age,label\n", b"\xef\xbb\xbf"))
-            if op == "bytes":
-                label, data = mutate_bytes(rng, data)
-                op = f"bytes:{label}"
-            elif op == "utf8":
-                data = insert_bad_utf8(rng, data)
-            path = tmp / "data.csv"
-            path.write_bytes(data)
-            yield Case(op, path)
+            yield _file_case(rng, op, data, tmp / "data.csv")
 
     def check(data: Any) -> None:
         for shard in (data.train, data.test):
