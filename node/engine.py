@@ -110,6 +110,8 @@ class SwarmNode:
                     await self._start()
                     self._first_round = self.round + 1
                     while self.round < self.config.swarm.rounds:
+                        if self.inbox.latest_round("model") > self.round + 1:  # we fell behind
+                            await self._catch_up()
                         await self._run_round(self.round + 1)
                     await self._settle()
                     await self.duties.finish(self.round, 2 * self.round_duration)
