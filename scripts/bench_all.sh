@@ -11,15 +11,17 @@ mkdir -p "$OUT"
 start=$(date +%s)
 "$PY" -m scripts.bench.learning --out "$OUT" --runs "$RUNS/learning" "$@"
 "$PY" -m scripts.bench.systems --out "$OUT" --runs "$RUNS/systems" "$@"
+"$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 secs=$(( $(date +%s) - start ))
 {
   echo "# MedSwarm benchmarks"
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  sed 's/^# /## /; s/^## /### /' "$OUT/learning.md" | sed '1s/^### /## /'
-  echo
-  sed 's/^# /## /; s/^## /### /' "$OUT/systems.md" | sed '1s/^### /## /'
+  for part in learning systems robustness; do
+    sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
+    echo
+  done
 } > "$OUT/summary.md"
 echo "{\"suite_seconds\": $secs, \"args\": \"$*\"}" > "$OUT/suite.json"
 if [[ " $* " != *" --quick "* ]]; then  # the README's plots come from full runs only
