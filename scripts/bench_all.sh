@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce every MedSwarm benchmark and write reports/bench/ (JSON, markdown, PNG plots).
-#   scripts/bench_all.sh            full suite (~17 min on 2 cores)
+#   scripts/bench_all.sh            full suite (~20 min on 2 cores)
 #   scripts/bench_all.sh --quick    seconds-long smoke versions
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -11,8 +11,9 @@ Per behaviour and seed it measures what the honest nodes keep and what the attac
   difference from the baseline's on the same nodes and seed;
 - honest rounds lost: per honest node, the rounds whose commit the chain refused or whose scores
   never reached it (a round counts once per node), summed over honest nodes;
-- the attackers' payout in ETH and their share of the pool, and the strikes honest nodes counted
-  against them (inputs dropped: undecodable, not committed, not served);
+- the attackers' payout in ETH and their share of the pool (in the baseline: what VA Long Beach
+  earns by behaving), and the strikes honest nodes counted against them (inputs dropped:
+  undecodable, not committed, not served);
 - honest collect seconds per round (what waiting for the attacker cost) and how many distinct
   final models the honest nodes hold (1 unless the swarm was split).
 
@@ -41,10 +42,12 @@ QUICK_SCENARIOS = ("none", "garbage")
 
 
 def measure(run: B.SwarmRun, attackers: set[int]) -> dict[str, Any]:
-    """What the honest nodes kept and what the attackers got in one run."""
+    """What the honest nodes kept and what the attackers got in one run; in the baseline (no
+    attackers) the pay is the would-be attacker's, what it earns by behaving."""
     rows = run.report["nodes"]
     honest = [i for i in range(len(rows)) if i not in attackers]
     bad = {rows[i]["name"] for i in attackers}
+    paid = attackers or {ATTACKER}
     lost = 0
     collect: list[float] = []
     for i in honest:
@@ -55,14 +58,14 @@ def measure(run: B.SwarmRun, attackers: set[int]) -> dict[str, Any]:
         lost += len(refused | (set(range(1, run.plan.rounds + 1)) - scored))
         collect += [m["phases"]["collect"] for m in metrics]
     summaries = [run.summaries[rows[i]["name"]] or {} for i in honest]
-    payout = sum(rows[i]["payout_wei"] for i in attackers)
+    payout = sum(rows[i]["payout_wei"] for i in paid)
     return {
         "honest": [rows[i]["name"] for i in honest],
         "attackers": sorted(bad),
         "honest_accuracy": {rows[i]["name"]: rows[i]["test_accuracy"] for i in honest},
         "honest_rounds_lost": lost,
         "attacker_payout_eth": payout / WEI_PER_ETH,
-        "attacker_pool_share": payout / run.report["pool_wei"] if attackers else None,
+        "attacker_pool_share": payout / run.report["pool_wei"],
         "honest_strikes_on_attacker": sum(n for s in summaries for who, n in s.get("strikes", {}).items()
                                           if who in bad),
         "honest_collect_s_per_round": sum(collect) / len(collect) if collect else None,
@@ -120,8 +123,8 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
         lines.append(" | ".join([
             f"| {name}", ", ".join(s["attackers"]) or "-", B.fmt_ms(s["honest_mean_accuracy"]), change,
             B.fmt_ms(s["honest_rounds_lost"], scale=1, digits=1),
-            "-" if name == "none" else B.fmt_ms(s["attacker_payout_eth"], scale=1, digits=3),
-            "-" if name == "none" else B.fmt_ms(s["attacker_pool_share"]),
+            B.fmt_ms(s["attacker_payout_eth"], scale=1, digits=3),
+            B.fmt_ms(s["attacker_pool_share"]),
             "-" if name == "none" else B.fmt_ms(s["honest_strikes_on_attacker"], scale=1, digits=1),
             B.fmt_ms(s["honest_collect_s_per_round"], scale=1, digits=1),
             B.fmt_ms(s["honest_models"], scale=1, digits=0),

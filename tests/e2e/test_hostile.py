@@ -34,6 +34,8 @@ HONEST = (0, 1, 2)
 STRUCK = {"garbage", "uncommitted", "noserve"}
 
 
+# eth-tester's clock moves at least 1 s per block, ahead of the wall clock, so an 8 s round waits
+# 10-20 s for a member that announces nothing (copy) or serves nothing (noserve).
 def _plan(out: Path, **kw) -> SwarmPlan:
     return SwarmPlan(nodes=4, rounds=ROUNDS, dataset="breast_cancer", merge="median", in_process=True,
                      out=out, round_timeout=8, seed=0, **kw)
@@ -133,7 +135,7 @@ def _process_plan(out: Path, rounds: int, round_timeout: float) -> SwarmPlan:
 
 @pytest.mark.anvil
 @pytest.mark.slow
-def test_a_member_paused_past_a_deadline_costs_the_others_nothing(tmp_path: Path) -> None:
+def test_a_member_paused_past_a_deadline_loses_the_others_nothing(tmp_path: Path) -> None:
     plan = _process_plan(tmp_path / "run", rounds=6, round_timeout=12)
 
     def pause(swarm: LocalSwarm, configs: list[NodeConfig], _: Anvil) -> None:
@@ -145,6 +147,7 @@ def test_a_member_paused_past_a_deadline_costs_the_others_nothing(tmp_path: Path
         os.kill(pid, signal.SIGCONT)
 
     swarm, configs, report = _run_processes(plan, Anvil(), pause)
+    assert any(row["heard"] < len(HONEST) for row in swarm.metrics(configs[0]))  # a round went on without it
     assert_honest_nodes_whole(report, plan.out, [configs[i].name for i in HONEST], plan.rounds)
 
 
