@@ -94,7 +94,7 @@ def test_one_hostile_member_of_four(tmp_path: Path, honest_run: SwarmReport, att
         strikes = RunFolder(plan.out / name).read_summary()["strikes"]
         assert set(strikes) <= {names[ATTACKER]}, f"{name} struck an honest peer: {strikes}"
         if attack in STRUCK:
-            assert strikes.get(names[ATTACKER], 0) >= ROUNDS, f"{name} struck {names[ATTACKER]} {strikes} times"
+            assert strikes.get(names[ATTACKER], 0) >= ROUNDS, f"{name}: {strikes}"
 
 
 # ---------------------------------------------------------------- processes on anvil
