@@ -86,7 +86,7 @@ class Exchange:
         offers = self.offers.setdefault(kind, [])
         offers.append(Offer(ann, until))
         while len(offers) > 2:
-            self.host.unserve(offers.pop(0).ann.digest)
+            self._release(offers.pop(0).ann.digest)
         await self.host.publish(ann)
         return blob_digest
 
@@ -228,12 +228,21 @@ class Exchange:
     def relay(self, r: int, blob: bytes, verified_digest: str) -> None:
         """Serve a peer's verified blob of round r too, until round r + 2 (see `fetch_blob`)."""
         self._relayed.setdefault(r, []).append(self.host.serve(blob, verified_digest))
-        expired = [k for k in self._relayed if k < r - 1]
-        own = {o.ann.digest for offers in self.offers.values() for o in offers} if expired else set()
-        for old in expired:
+        for old in [k for k in self._relayed if k < r - 1]:
             for d in self._relayed.pop(old):
-                if d not in own:
-                    self.host.unserve(d)
+                self._release(d)
+
+    def _release(self, blob_digest: str) -> None:
+        """Stop serving a blob unless it is still offered or relayed for another round.
+
+        The server knows blobs by digest only, and identical bytes can come back in a later round
+        (an all-zero update is the same every round): unserving the old round's copy would take
+        the current one away, and only the peers that fetched it in time would merge it.
+        """
+        offered = {o.ann.digest for offers in self.offers.values() for o in offers}
+        relayed = {d for ds in self._relayed.values() for d in ds}
+        if blob_digest not in offered | relayed:
+            self.host.unserve(blob_digest)
 
     def strike(self, sender: str, why: str) -> None:
         """Count dropped input against `sender` and say why in the log."""

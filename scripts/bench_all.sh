@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce every MedSwarm benchmark and write reports/bench/ (JSON, markdown, PNG plots).
-#   scripts/bench_all.sh            full suite (~17 min on 2 cores)
+#   scripts/bench_all.sh            full suite (~20 min on 2 cores)
 #   scripts/bench_all.sh --quick    seconds-long smoke versions
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,15 +11,17 @@ mkdir -p "$OUT"
 start=$(date +%s)
 "$PY" -m scripts.bench.learning --out "$OUT" --runs "$RUNS/learning" "$@"
 "$PY" -m scripts.bench.systems --out "$OUT" --runs "$RUNS/systems" "$@"
+"$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 secs=$(( $(date +%s) - start ))
 {
   echo "# MedSwarm benchmarks"
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  sed 's/^# /## /; s/^## /### /' "$OUT/learning.md" | sed '1s/^### /## /'
-  echo
-  sed 's/^# /## /; s/^## /### /' "$OUT/systems.md" | sed '1s/^### /## /'
+  for part in learning systems robustness; do
+    sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
+    echo
+  done
 } > "$OUT/summary.md"
 echo "{\"suite_seconds\": $secs, \"args\": \"$*\"}" > "$OUT/suite.json"
 if [[ " $* " != *" --quick "* ]]; then  # the README's plots come from full runs only

@@ -75,3 +75,18 @@ def test_bench_systems_quick(tmp_path: Path) -> None:
     assert not math.isnan(run["node_round_s"])
     assert (out / "systems.md").read_text().startswith("# Systems cost")
     assert (out / "systems_phases.png").stat().st_size > 1000
+
+
+def test_bench_robustness_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.robustness", tmp_path)
+    data = json.loads((out / "robustness.json").read_text())
+    assert list(data["runs"]) == ["none", "garbage"]
+    baseline, garbage = data["runs"]["none"][0], data["runs"]["garbage"][0]
+    assert baseline["attackers"] == [] and garbage["attackers"] == ["va-long-beach"]
+    for run in (baseline, garbage):  # the honest nodes lost nothing and agree on their model
+        assert run["honest_rounds_lost"] == 0 and run["honest_models"] == 1 and run["audit_ok"]
+        assert all(_prob(a) for a in run["honest_accuracy"].values())
+    # undecodable updates: never merged, never paid, struck by each of 3 honest nodes each round
+    assert garbage["attacker_payout_eth"] == 0 and garbage["honest_strikes_on_attacker"] >= 3 * 2
+    assert garbage["accuracy_change"] is not None and baseline["accuracy_change"] == 0
+    assert (out / "robustness.md").read_text().startswith("# Robustness")

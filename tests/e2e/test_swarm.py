@@ -17,31 +17,21 @@ from pathlib import Path
 import pytest
 import trio
 
-from incentive.anvil import Anvil, ToolMissing, anvil_binary
+from incentive.anvil import Anvil
 from incentive.chain import connect
 from node.launcher import LocalSwarm, SwarmPlan
 from node.rundir import RunFolder
 from node.runtime import build_node
 from node.report import SwarmReport
-
-
-def _anvil_or_skip() -> None:
-    try:
-        anvil_binary()
-    except ToolMissing as exc:
-        pytest.skip(f"anvil not installed ({exc}); run scripts/setup.sh")
-
-
-def _quiet(_: str) -> None:
-    """Progress lines are for people; tests read the report."""
+from tests.e2e.swarms import anvil_or_skip, quiet, wait_for_round
 
 
 @pytest.mark.anvil
 @pytest.mark.slow
 def test_four_hospital_processes_on_anvil(tmp_path: Path) -> None:
-    _anvil_or_skip()
+    anvil_or_skip()
     plan = SwarmPlan(nodes=4, rounds=10, out=tmp_path / "run", round_timeout=30)
-    report = LocalSwarm(plan, say=_quiet).run()
+    report = LocalSwarm(plan, say=quiet).run()
 
     assert all(row.finished for row in report.rows)
     # Every node merged the same updates each round, so all hold the same model.
@@ -57,21 +47,14 @@ def test_four_hospital_processes_on_anvil(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "accuracy.png").stat().st_size > 10_000
 
 
-def _wait_for_round(swarm: LocalSwarm, config, round_no: int, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while len(swarm.metrics(config)) < round_no:
-        assert time.monotonic() < deadline, f"{config.name} did not reach round {round_no}"
-        time.sleep(0.2)
-
-
 @pytest.mark.anvil
 @pytest.mark.slow
 def test_killed_node_is_left_out_then_resumes_from_its_checkpoint(tmp_path: Path) -> None:
-    _anvil_or_skip()
+    anvil_or_skip()
     # An absent member costs the others absent_wait x 6 s a round: time for the victim to restart.
     plan = SwarmPlan(nodes=3, rounds=10, out=tmp_path / "run", round_timeout=6,
                      node_overrides=("swarm.absent_wait=0.5",))
-    swarm = LocalSwarm(plan, say=_quiet)
+    swarm = LocalSwarm(plan, say=quiet)
     with Anvil() as chain:
         w3 = connect(chain.url)
         prov, configs = swarm.prepare(w3, chain.url)
@@ -79,12 +62,12 @@ def test_killed_node_is_left_out_then_resumes_from_its_checkpoint(tmp_path: Path
         try:
             for config in configs:
                 swarm.start_node(config)
-            _wait_for_round(swarm, victim, 2)
+            wait_for_round(swarm, victim, 2)
             swarm.kill_node(victim.name)
             # The round it will resume from (its checkpoint is written just before its metrics line).
             killed_at = RunFolder(Path(victim.output_dir)).checkpoint_round()
             for config in others:  # the others finish rounds without it, by the deadline
-                _wait_for_round(swarm, config, killed_at + 2)
+                wait_for_round(swarm, config, killed_at + 2)
             swarm.start_node(victim)
             swarm.wait_for_nodes(configs, timeout=240)
         finally:
@@ -109,7 +92,7 @@ def test_killed_node_is_left_out_then_resumes_from_its_checkpoint(tmp_path: Path
 def _in_process(out: Path, **kw) -> SwarmReport:
     plan = SwarmPlan(nodes=4, rounds=6, dataset="breast_cancer", merge="median", in_process=True,
                      out=out, round_timeout=8, **kw)
-    return LocalSwarm(plan, say=_quiet).run()
+    return LocalSwarm(plan, say=quiet).run()
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +124,7 @@ def test_misbehaving_node_under_median_changes_little_and_earns_least(
 def test_a_node_that_starts_late_adopts_the_current_model(tmp_path: Path) -> None:
     plan = SwarmPlan(nodes=3, rounds=5, in_process=True, out=tmp_path / "run", round_timeout=3,
                      node_overrides=("swarm.stats_timeout=2",))
-    swarm = LocalSwarm(plan, say=_quiet)
+    swarm = LocalSwarm(plan, say=quiet)
     w3 = connect("eth-tester")
     prov, configs = swarm.prepare(w3, "eth-tester")
     nodes = [build_node(c, w3=w3) for c in configs]
@@ -185,7 +168,7 @@ def _children_of(pid: int) -> set[int]:
 @pytest.mark.anvil
 @pytest.mark.slow
 def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
-    _anvil_or_skip()
+    anvil_or_skip()
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen([sys.executable, "scripts/swarm.py", "--rounds", "50", "--out", str(tmp_path / "run")],
                             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -254,7 +237,7 @@ def test_an_update_its_author_will_not_serve_to_a_peer_arrives_through_another(
 
 def _three_in_process(tmp_path: Path, rounds: int):
     plan = SwarmPlan(nodes=3, rounds=rounds, in_process=True, out=tmp_path / "run", round_timeout=10)
-    swarm = LocalSwarm(plan, say=_quiet)
+    swarm = LocalSwarm(plan, say=quiet)
     w3 = connect("eth-tester")
     _, configs = swarm.prepare(w3, "eth-tester")
     return swarm, configs, [build_node(c, w3=w3) for c in configs]

@@ -1,0 +1,30 @@
+"""What the end-to-end tests share: skipping without anvil, silence, and waiting for a round."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from incentive.anvil import ToolMissing, anvil_binary
+from node.config import NodeConfig
+from node.launcher import LocalSwarm
+
+
+def anvil_or_skip() -> None:
+    try:
+        anvil_binary()
+    except ToolMissing as exc:
+        pytest.skip(f"anvil not installed ({exc}); run scripts/setup.sh")
+
+
+def quiet(_: str) -> None:
+    """Progress lines are for people; tests read the report."""
+
+
+def wait_for_round(swarm: LocalSwarm, config: NodeConfig, round_no: int, timeout: float = 120.0) -> None:
+    """Block until `config`'s node has reported `round_no` rounds."""
+    deadline = time.monotonic() + timeout
+    while len(swarm.metrics(config)) < round_no:
+        assert time.monotonic() < deadline, f"{config.name} did not reach round {round_no}"
+        time.sleep(0.2)
