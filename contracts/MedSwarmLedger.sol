@@ -14,7 +14,8 @@ pragma solidity ^0.8.28;
 /// - At most MAX_MEMBERS (64) distinct member addresses per deployment; a member keeps its slot
 ///   index for life (removal deactivates it, re-registration reactivates it). Every loop is
 ///   bounded by 64; withdraw, claimDust and refund contain no loop at all.
-/// - Round deadline = timestamp of the round's first commit + the task's round duration.
+/// - Round deadline = timestamp of the round's first commit + the task's round duration. A
+///   round r > 1 opens (takes its first commit) only once round r - 1 has `quorum` committers.
 ///   Commits are accepted while block.timestamp < deadline; finalize needs every committer to
 ///   have scored (and at least `quorum` committers), or block.timestamp >= deadline + round
 ///   duration (scores ride on the next round's commits). A round finalized with fewer than
@@ -175,6 +176,10 @@ contract MedSwarmLedger {
     /// @notice Rounds are numbered from 1.
     /// @param round the round given
     error InvalidRound(uint256 round);
+    /// @notice A commit to a round whose previous round has fewer than `quorum` committers: no
+    /// member may open (and start the clock of) rounds the swarm has not reached.
+    /// @param round the round given
+    error RoundNotOpen(uint256 round);
     /// @notice A commit must carry a non-zero digest.
     error ZeroDigest();
     /// @notice fund was called without ETH.
@@ -658,6 +663,11 @@ contract MedSwarmLedger {
         if (w & bit != 0) revert AlreadyCommitted(msg.sender, round);
         uint256 start = _roundStart(w);
         if (start == 0) {
+            // Opening round r needs a quorum in round r - 1, so one member cannot start the
+            // clocks of future rounds and have the others' commits expire before they get there.
+            if (round > 1 && _popcount(_roundCommitted(_rounds[taskId][round - 1])) < t.quorum) {
+                revert RoundNotOpen(round);
+            }
             w = _withStart(w, block.timestamp);
         } else if (block.timestamp >= start + t.roundDuration) {
             revert RoundExpired(start + t.roundDuration);

@@ -123,6 +123,10 @@ class InvalidRound(ContractError):
     """A commit for round 0 (rounds are numbered from 1)."""
 
 
+class RoundNotOpen(ContractError):
+    """A commit to a round whose previous round has fewer than `quorum` committers."""
+
+
 class ZeroDigest(ContractError):
     """A commit with the zero digest."""
 

@@ -188,8 +188,9 @@ class ChainDuties:
                                                            update_digest, pending.round, peers, values,
                                                            model=pending.model))
             except LedgerError as exc:
-                self._log.warning("scores for round %d refused (%s); committing round %d alone",
-                                  pending.round, exc, r)
+                # Either half may have been refused: the scores still go alone, then the commit.
+                self._log.warning("commit r%d with scores r%d refused (%s); sending them apart", r, pending.round, exc)
+                self._send_scores_if_accepted(pending)
             else:
                 self._record(pending)
                 return
@@ -207,6 +208,12 @@ class ChainDuties:
             mine = self.ledger.account.address
             if exc.error != "AlreadyCommitted" or self.ledger.commitment(self.task, r, mine) != update_digest:
                 raise
+
+    def _send_scores_if_accepted(self, pending: PendingScores) -> None:
+        try:
+            self._send_scores(pending)
+        except LedgerError as exc:
+            self._log.warning("scores for round %d refused (%s)", pending.round, exc)
 
     def _send_scores(self, pending: PendingScores) -> None:
         self.ledger.submit_scores(self.task, pending.round, *self._score_args(pending.scores), model=pending.model)

@@ -188,8 +188,11 @@ class Exchange:
         grace_end = math.inf
 
         async def take(ann: Announcement) -> None:
+            # A peer not waited for gets the grace period, not the round: one that announces and
+            # never serves would otherwise hold every round to its deadline.
+            until = deadline if ann.sender in waiting_for else min(deadline, trio.current_time() + max(grace, 1.0))
             try:
-                fetched = await self.fetch_accepted(ann, intake, retry_until=deadline)
+                fetched = await self.fetch_accepted(ann, intake, retry_until=until)
                 if fetched is not None:
                     blob, results[ann.sender] = fetched
                     self.relay(round_no, blob, ann.digest)

@@ -190,11 +190,24 @@ def test_copied_digest_is_rejected():
     with pytest.raises(DuplicateDigest) as e:
         dep.members[1].commit(task, 1, d)
     assert e.value.values["committedBy"] == dep.addr(0)
-    dep.members[1].commit(task, 2, d)  # another round is another matter
     # many commits in one round: the bloom filter's exact fallback never rejects distinct digests
     for i in range(1, 4):
         dep.members[i].commit(task, 1, digest_of("distinct", i))
     assert len(dep.admin.committers(task, 1)) == 4
+    dep.members[1].commit(task, 2, d)  # another round is another matter
+
+
+def test_nobody_opens_a_round_before_the_previous_one_has_a_quorum():
+    dep = make_deployment()
+    task = dep.new_task(quorum=3, duration=60)
+    dep.members[3].commit(task, 1, digest_of("early", 1))
+    for r in (2, 5):  # a lone member cannot start the clocks of rounds the swarm has not reached
+        with pytest.raises(LedgerError, match="RoundNotOpen"):
+            dep.members[3].commit(task, r, digest_of("early", r))
+    for i in (0, 1):
+        dep.members[i].commit(task, 1, digest_of("honest", i))
+    dep.members[3].commit(task, 2, digest_of("early", 2))  # round 1 has its quorum now
+    assert dep.admin.round_state(task, 3).deadline == 0
 
 
 def test_commit_and_score_in_one_transaction():
