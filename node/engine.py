@@ -315,7 +315,8 @@ class SwarmNode:
         Without this, a node whose last merge differed from the others' (a fetch that failed on
         it alone) would end on its own model, since no next round corrects it. It waits for every
         peer that committed the last round, at most until SETTLE_SECONDS after the round's chain
-        deadline (a peer still collecting finishes by then).
+        deadline (a peer still collecting finishes by then). While some peer announced a final
+        model other than ours, it keeps serving ours a little longer: that peer may need it.
         """
         r = self.round
         state = await self.duties.round_state(r)
@@ -324,6 +325,9 @@ class SwarmNode:
         until = on_trio_clock(state.deadline) + SETTLE_SECONDS
         await self.inbox.wait_until(lambda: expected <= set(self.inbox.get("model", r)), until)
         await self._rejoin_consensus(r, until)
+        ours = self.exchange.latest_offer("model")
+        if ours is not None and not self._peers_agree(r, ours.digest):
+            await trio.sleep_until(min(until, trio.current_time() + SETTLE_SECONDS))
 
     async def _own_update(self, r: int, delta: Tensors) -> Outgoing | None:
         """This round's bytes and the update as peers will decode them; None when the update

@@ -227,11 +227,13 @@ def test_threads_share_one_connection():
     dep = make_deployment()
     task = dep.new_task()
     errors = []
+    in_step = threading.Barrier(4)  # as nodes do: nobody opens round r + 1 before round r has its commits
 
     def node(i: int) -> None:
         try:
             for r in range(1, 4):
                 dep.members[i].commit(task, r, digest_of(r, i))
+                in_step.wait(timeout=30)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

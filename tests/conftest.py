@@ -1,0 +1,28 @@
+"""Shared test set-up: each test starts from the logging configuration the session started with.
+
+`medswarm` commands run in-process by some tests call `node.logs.setup_logging`, which replaces
+the root handler and raises library loggers' levels; later tests that read `caplog` must not
+depend on which command ran before them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    named = {name: (lg.level, lg.propagate) for name, lg in logging.root.manager.loggerDict.items()
+             if isinstance(lg, logging.Logger)}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, lg in logging.root.manager.loggerDict.items():
+        if isinstance(lg, logging.Logger) and name in named:
+            lg.setLevel(named[name][0])
+            lg.propagate = named[name][1]
