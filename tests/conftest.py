@@ -23,6 +23,6 @@ def _restore_logging() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     for name, lg in logging.root.manager.loggerDict.items():
-        if isinstance(lg, logging.Logger) and name in named:
-            lg.setLevel(named[name][0])
-            lg.propagate = named[name][1]
+        if isinstance(lg, logging.Logger):  # a logger first made during the test starts afresh
+            lg.setLevel(named.get(name, (logging.NOTSET, True))[0])
+            lg.propagate = named.get(name, (logging.NOTSET, True))[1]

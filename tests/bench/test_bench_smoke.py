@@ -70,8 +70,9 @@ def test_bench_systems_quick(tmp_path: Path) -> None:
     size = data["model_size"][0]
     assert size["params"] == 10_117 and size["raw_model_bytes"] == 4 * 10_117
     if size["bytes_in_per_node_round"] is not None:  # the engine reports blob bytes per round
-        # a 2-node round moves at least the peer's update in, and ours out
-        assert size["bytes_in_over_raw"] >= 0.9 and size["bytes_out_over_raw"] >= 0.9
+        # a 2-node round moves at least the peer's update in; what we serve counts in the round
+        # in which the peer fetches it, which after the last report is no round at all
+        assert size["bytes_in_over_raw"] >= 0.9 and size["bytes_out_over_raw"] >= 0.4
     assert not math.isnan(run["node_round_s"])
     assert (out / "systems.md").read_text().startswith("# Systems cost")
     assert (out / "systems_phases.png").stat().st_size > 1000
