@@ -109,6 +109,26 @@ class ChainDuties:
                                    partial(self.ledger.model_attestations, self.task, r, d))
                 for d in sorted(digests)}
 
+    async def reconcile_scores_log(self, last_round: int) -> None:
+        """After a restart: log the scores the chain holds from this node that its log lacks.
+
+        A node killed between its scores being mined and the log line being written would
+        otherwise leave a log the audit cannot match with the chain.
+        """
+        logged = {row["round"] for row in self._run.read_scores()}
+        me = self.ledger.account.address.lower()
+        for r in range(1, last_round + 1):
+            state = await self.round_state(r)
+            if r in logged or me not in {a.lower() for a in state.scored}:
+                continue
+            scores = {}
+            for peer in (m for m in self._members().values() if m.address.lower() != me):
+                value = await self.read(f"read a round {r} score", partial(self.ledger.score, self.task, r, me, peer.address))
+                if value is not None:
+                    scores[peer.name] = value
+            self._run.append_scores(r, scores)
+            self._log.info("round %d: scores found on chain but not in the log (a restart): logged now", r)
+
     async def round_deadline(self, r: int, duration: float) -> float:
         """Round r's end on trio's clock: the chain's deadline (first commit + round duration).
 

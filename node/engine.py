@@ -148,6 +148,7 @@ class SwarmNode:
         if ckpt is not None:
             self._adopt(ckpt.round, ckpt.tensors)
             self.log.info("resumed from checkpoint at round %d", ckpt.round)
+            await self.duties.reconcile_scores_log(ckpt.round)
             await self.inbox.wait_until(lambda: self.inbox.latest_round("model") > self.round,
                                         trio.current_time() + JOIN_WAIT_SECONDS)
             await self._catch_up()
