@@ -78,6 +78,16 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(jsonable(payload), indent=2) + "\n")
 
 
+def publish(out: Path, name: str, payload: dict[str, Any], markdown: str,
+            plot: Callable[[Path], None] | None = None) -> None:
+    """Write a benchmark's `name`.json, `name`.md and (with `plot`) `name`'s picture into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"{name}.json", payload)
+    (out / f"{name}.md").write_text(markdown)
+    if plot is not None:
+        plot(out)
+
+
 def jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None

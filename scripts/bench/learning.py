@@ -189,10 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.monotonic() - started
     meta = {"command": "python -m scripts.bench.learning" + (" --quick" if args.quick else ""),
             "seconds": seconds, "machine": B.machine()}
-    out.mkdir(parents=True, exist_ok=True)
-    B.write_json(out / "learning.json", {"meta": meta, "results": results, "targets": tgts})
-    (out / "learning.md").write_text(markdown(results, tgts, meta))
-    plot(results, out / "learning_curves.png")
+    B.publish(out, "learning", {"meta": meta, "results": results, "targets": tgts}, markdown(results, tgts, meta),
+              lambda folder: plot(results, folder / "learning_curves.png"))
     for t in tgts:
         B.say(f"target: {t['target']}: gap {t['gap_points']} points, met={t['met']}")
     B.say(f"learning benchmark done in {seconds:.0f}s: {out}/learning.json, learning.md, learning_curves.png")

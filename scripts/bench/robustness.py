@@ -159,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": time.monotonic() - started, "machine": B.machine(), "seeds": seeds,
             "setting": f"UCI heart, 4 hospitals, median merge, {rounds} rounds, in process, "
                        f"round timeout {base.round_timeout:g} s"}
-    B.write_json(out / "robustness.json", {"meta": meta, "summary": summary, "runs": results})
-    (out / "robustness.md").write_text(markdown(summary, meta))
+    B.publish(out, "robustness", {"meta": meta, "summary": summary, "runs": results}, markdown(summary, meta))
     print(table(summary))
     B.say(f"robustness benchmark done in {meta['seconds']:.0f}s: {out}/robustness.json, robustness.md")
     return 0

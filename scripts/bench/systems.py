@@ -243,10 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.monotonic() - started
     meta = {"command": "python -m scripts.bench.systems" + (" --quick" if args.quick else ""), "seconds": seconds,
             "machine": B.machine(), "mode": "in-process (eth-tester)" if args.quick else "process mode (anvil)"}
-    out.mkdir(parents=True, exist_ok=True)
-    B.write_json(out / "systems.json", {"meta": meta, "scale": scale, "model_size": sizes, "targets": tgts})
-    (out / "systems.md").write_text(markdown(scale, sizes, tgts, meta))
-    plot(scale, sizes, out / "systems_phases.png")
+    B.publish(out, "systems", {"meta": meta, "scale": scale, "model_size": sizes, "targets": tgts},
+              markdown(scale, sizes, tgts, meta), lambda folder: plot(scale, sizes, folder / "systems_phases.png"))
     for t in tgts:
         B.say(f"target: {t['target']}: {t['measured']}, met={t['met']}")
     B.say(f"systems benchmark done in {seconds:.0f}s: {out}/systems.json, systems.md, systems_phases.png")

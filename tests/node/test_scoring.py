@@ -9,7 +9,7 @@ import pytest
 
 from node.datasets import heart_hospitals
 from node.merge import Update, rule_by_name
-from node.models import build_model, load_numpy_state, state_to_numpy
+from node.models import build_model, state_to_numpy
 from node.preprocess import FeatureStats, Scaler
 from node.scoring import (IndividualGain, LeaveOneOut, MAX_SCORE, default_scorer, find_copies, scorer_by_name,
                           scores_from_gains)
