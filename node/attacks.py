@@ -5,8 +5,14 @@ do its own thing: what bytes to send as its update, whether to commit them, whet
 them, and what else to announce each round. `Honest` does nothing unusual. The others are the
 hostile member of the robustness tests: a registered institution with valid keys that
 
-- rewrites its update: scaled (x factor), sign-flipped, all zero (free riding), a copy of a
-  peer's update of the same round;
+- rewrites its update: scaled (x factor), sign-flipped, all zero (free riding);
+- trains nothing and copies: it first asks for a peer's update of the same round before
+  committing its own (commit-then-reveal refuses that, see `node.reveal`), then re-sends a peer's
+  update of the previous round with noise of relative scale 1e-6 (`copy`) or scaled by 1e-3
+  (`scaledcopy`); `noisy` adds the same noise to its own update (the second identity of a sybil
+  pair, run on its partner's data);
+- lies in its score vote: everyone else 0 (`liar`), or 10000 for itself and the members named
+  in `attack_partners` and 0 for the rest (`collude`);
 - sends bytes that must never crash a peer: random garbage, a truncated blob, a header of deeply
   nested JSON, values of 1e30, NaN (`garbage`, a different kind each round);
 - announces updates it never committed (`uncommitted`) or commits and never serves (`noserve`);
@@ -18,8 +24,8 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -30,8 +36,10 @@ from p2p.host import FetchError, SwarmHost
 
 from .exchange import Exchange
 from .inbox import Inbox
+from .merge import Update
 
 Tensors = dict[str, np.ndarray]
+MAX_VOTE = 10_000
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class Context:
     seed: int
     round_duration: float
     log: logging.LoggerAdapter
+    previous: Callable[[], Sequence[Update]] = tuple  # the updates merged in the last round, own included
+    partners: tuple[str, ...] = field(default=())  # member names a colluder favours
 
 
 class Behaviour:
@@ -67,6 +77,10 @@ class Behaviour:
 
     async def each_round(self, r: int, ctx: Context) -> None:
         """Anything else announced in round r, before the node's own update."""
+
+    def vote(self, scores: dict[str, int], ctx: Context) -> dict[str, int]:
+        """The score vector this node votes for (peer id -> score), given the honest one."""
+        return scores
 
 
 Honest = Behaviour
@@ -93,21 +107,75 @@ class Zero(Behaviour):
         return {k: np.zeros_like(v) for k, v in delta.items()}
 
 
+def _with_noise(delta: Tensors, scale: float, seed: Sequence[int]) -> Tensors:
+    """`delta` plus Gaussian noise of `scale` times its own RMS value per tensor."""
+    rng = np.random.default_rng(list(seed))
+    out = {}
+    for k, v in delta.items():
+        rms = float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))) if v.size else 0.0
+        out[k] = (v + rng.normal(0.0, scale * rms, size=v.shape)).astype(np.float32)
+    return out
+
+
 class Copy(Behaviour):
-    """Re-sends the first peer update of the round it can get hold of, training nothing (an
-    all-zero update when it gets none)."""
+    """Trains nothing: tries to get a peer's update of this round before committing, and failing
+    that (the honest rule) re-sends a peer's update of the previous round times `scale`, with noise
+    of relative scale 1e-6 (an all-zero update in round 1)."""
 
     name = "copy"
+    scale = 1.0
+    noise = 1e-6
 
     async def update_blob(self, r: int, delta: Tensors, ctx: Context) -> bytes:
         await ctx.inbox.wait_until(lambda: bool(ctx.inbox.get("update", r)),
-                                   trio.current_time() + ctx.round_duration)
+                                   trio.current_time() + min(2.0, ctx.round_duration / 4))
         for ann in ctx.inbox.get("update", r).values():
             try:
                 return await ctx.host.fetch(ann.sender, ann.digest, max_bytes=ctx.exchange.max_blob)
             except FetchError as exc:
-                ctx.log.info("copy attack: could not fetch %s's update (%s)", ctx.exchange.name(ann.sender), exc)
-        return ctx.encode(Zero().rewrite(delta), r)
+                ctx.log.info("copy attack: could not fetch %s's round %d update (%s)",
+                             ctx.exchange.name(ann.sender), r, exc)
+        theirs = sorted((u for u in ctx.previous() if u.sender != ctx.host.peer_id), key=lambda u: u.sender)
+        if not theirs:
+            return ctx.encode(Zero().rewrite(delta), r)
+        source = theirs[r % len(theirs)]
+        ctx.log.info("copy attack: sending %s's round %d update x%g with noise", ctx.exchange.name(source.sender),
+                     r - 1, self.scale)
+        stale = {k: (np.asarray(v, dtype=np.float32) * np.float32(self.scale)) for k, v in source.tensors.items()}
+        return ctx.encode(_with_noise(stale, self.noise, (ctx.seed, r, 7)), r)
+
+
+class ScaledCopy(Copy):
+    name = "scaledcopy"
+    scale = 1e-3
+
+
+class Noisy(Behaviour):
+    """Its own update plus noise of relative scale 1e-6: run on a partner's data, a sybil twin."""
+
+    name = "noisy"
+
+    def rewrite(self, delta: Tensors) -> Tensors:
+        return _with_noise(delta, 1e-6, (len(delta), 11))
+
+
+class Liar(Behaviour):
+    """Votes 0 for every other member and the top score for itself."""
+
+    name = "liar"
+
+    def vote(self, scores: dict[str, int], ctx: Context) -> dict[str, int]:
+        return {p: (MAX_VOTE if p == ctx.host.peer_id else 0) for p in scores}
+
+
+class Collude(Behaviour):
+    """Votes the top score for itself and its `partners`, 0 for everyone else."""
+
+    name = "collude"
+
+    def vote(self, scores: dict[str, int], ctx: Context) -> dict[str, int]:
+        friends = set(ctx.partners)
+        return {p: (MAX_VOTE if p == ctx.host.peer_id or ctx.exchange.name(p) in friends else 0) for p in scores}
 
 
 class Garbage(Behaviour):
@@ -165,7 +233,8 @@ class Hijack(Behaviour):
 
 
 BEHAVIOURS: dict[str, type[Behaviour]] = {
-    cls.name: cls for cls in (Honest, Scale, SignFlip, Zero, Copy, Garbage, Uncommitted, NoServe, Hijack)
+    cls.name: cls for cls in (Honest, Scale, SignFlip, Zero, Copy, ScaledCopy, Noisy, Liar, Collude, Garbage,
+                              Uncommitted, NoServe, Hijack)
 }
 ATTACKS: tuple[str, ...] = tuple(BEHAVIOURS)
 

@@ -67,6 +67,7 @@ class SwarmConfig:
     seed: int = 0  # shared by every node: the initial model
     attack: str = "none"  # a hostile behaviour from node.attacks, for robustness experiments only
     attack_factor: float = 100.0
+    attack_partners: tuple[str, ...] = ()  # names of the members a `collude` node favours
 
 
 @dataclass(frozen=True)

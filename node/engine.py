@@ -39,6 +39,7 @@ from .merge import Update, rule_by_name
 from .pipeline import COMPRESSION, PRIVACY, BlobIntake, Outgoing, Rejected, UpdatePipeline, stage_by_name
 from .preprocess import STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, Recorder
+from .reveal import RevealRule
 from .rundir import RunFolder
 from .scoring import scorer_by_name
 
@@ -81,7 +82,9 @@ class SwarmNode:
         self._bundle_shapes = bundle_shapes(learner.shapes, n)
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
-        self.exchange = Exchange(host, self.inbox, config.p2p.swarm, lambda: self.members, self.log, max_blob)
+        self.reveal = RevealRule(self.duties.round_state, lambda: self.members, self.log)
+        self.exchange = Exchange(host, self.inbox, config.p2p.swarm, lambda: self.members, self.log, max_blob,
+                                 release_for=lambda kind, r: self.reveal.for_round(r) if kind == "update" else None)
         swarm = config.swarm
         self.pipeline = UpdatePipeline(learner.shapes, max_blob, swarm.codec, self._committed,
                                        privacy=stage_by_name(PRIVACY, swarm.privacy),
@@ -205,8 +208,13 @@ class SwarmNode:
         return self.exchange.name(peer_id)
 
     async def _committed(self, ann: Announcement) -> str | None:
-        """What the announcing member committed on chain for the announced round."""
-        return await self.duties.commitment(ann.round, self.members[ann.sender].address)
+        """What the announcing member committed on chain for the announced round (which also
+        tells the reveal rule that it may have this round's updates)."""
+        address = self.members[ann.sender].address
+        on_chain = await self.duties.commitment(ann.round, address)
+        if on_chain is not None:
+            self.reveal.note_committed(ann.round, address)
+        return on_chain
 
     # ------------------------------------------------------------------ one round
 
@@ -226,7 +234,11 @@ class SwarmNode:
             if not self.behaviour.serves:
                 self.host.unserve(out.digest)
         with timer("collect"):
-            received = await self.exchange.collect("update", r, self.pipeline, deadline, self._awaited(r),
+            # Peers release round-r updates only to members that committed round r (node.reveal):
+            # without a commit of its own this node can get them only once the window has closed,
+            # so it waits for nobody and takes what it can get within the grace period.
+            awaited = self._awaited(r) if committed else set()
+            received = await self.exchange.collect("update", r, self.pipeline, deadline, awaited,
                                                    grace=cfg.absent_wait * self.round_duration)
         self._last_heard.update({p: r for p in received})
         updates = ([out.update] if committed else []) + [received[k] for k in sorted(received)]
@@ -346,8 +358,10 @@ class SwarmNode:
         return Outgoing(blob, digest(blob), update)
 
     def _attack_context(self) -> Context:
+        swarm = self.config.swarm
         return Context(self.inbox, self.host, self.exchange, self.pipeline.prepare, self._bundle_shapes,
-                       self.config.swarm.rounds, self.config.swarm.seed, self.round_duration, self.log)
+                       swarm.rounds, swarm.seed, self.round_duration, self.log,
+                       previous=lambda: self._merged.updates if self._merged else (), partners=swarm.attack_partners)
 
     def _score(self, start: Tensors, updates: list[Update]) -> dict[str, int]:
         """Score each peer's update against the round's starting model on this node's validation rows."""

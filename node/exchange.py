@@ -19,12 +19,14 @@ import trio
 
 from incentive.ledger import LedgerError, Member
 from p2p.announce import Announcement
-from p2p.host import FetchError, FetchTimeout, SwarmHost
+from p2p.host import FetchError, FetchTimeout, NotReleased, Release, SwarmHost
 
 from .inbox import Inbox
 from .pipeline import BlobIntake, Rejected
 
 T = TypeVar("T")
+# Who may have a blob of (kind, round) yet; None = every member (see node.reveal).
+ReleaseFor = Callable[[str, int], Release | None]
 
 # Gossip has no history for late subscribers and can lose a message, so a node re-publishes an
 # update or statistics announcement until every peer has fetched the blob or the round is over.
@@ -33,6 +35,7 @@ T = TypeVar("T")
 REANNOUNCE_SECONDS = 1.0
 MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
+RELEASE_RETRY_SECONDS = 0.2  # ... or that was held back because our commitment was not seen yet
 # One source's try: a few seconds plus the blob at a slow 5 MB/s (loopback does 70-160 MB/s).
 SOURCE_SECONDS, SOURCE_MIN_RATE = 5.0, 5e6
 
@@ -49,13 +52,14 @@ class Exchange:
     """Offers this node's blobs and fetches its peers' (one per node, on the node's trio loop)."""
 
     def __init__(self, host: SwarmHost, inbox: Inbox, swarm: str, members: Callable[[], dict[str, Member]],
-                 log: logging.LoggerAdapter, max_blob: int) -> None:
+                 log: logging.LoggerAdapter, max_blob: int, release_for: ReleaseFor = lambda kind, r: None) -> None:
         self.host = host
         self.inbox = inbox
         self.swarm = swarm
         self._members = members
         self.log = log
         self.max_blob = max_blob
+        self._release_for = release_for
         self.offers: dict[str, list[Offer]] = {}  # kind -> the blobs this node serves, oldest first
         self.strikes: dict[str, int] = {}  # peer id -> inputs dropped
         self.bytes_in = 0  # blob bytes fetched from peers, all kinds
@@ -80,7 +84,7 @@ class Exchange:
         The previous blob of each kind stays served and offered too: a slow peer may still be
         fetching last round's update when this node has moved on.
         """
-        blob_digest = self.host.serve(blob)
+        blob_digest = self.host.serve(blob, release=self._release_for(kind, round_no))
         ann = Announcement(swarm=self.swarm, round=round_no, kind=kind, digest=blob_digest,
                            size=len(blob), samples=samples, codec=codec, sender=self.host.peer_id)
         offers = self.offers.setdefault(kind, [])
@@ -165,9 +169,10 @@ class Exchange:
                 try:
                     return await self.fetch_blob(ann)
                 except FetchError as exc:
-                    if trio.current_time() + FETCH_RETRY_SECONDS >= retry_until:
+                    pause = RELEASE_RETRY_SECONDS if isinstance(exc, NotReleased) else FETCH_RETRY_SECONDS
+                    if trio.current_time() + pause >= retry_until:
                         raise Rejected(f"fetch failed: {exc}") from None
-                await trio.sleep(FETCH_RETRY_SECONDS)
+                await trio.sleep(pause)
         raise Rejected("no source delivered it before the round's deadline")
 
     async def collect(self, kind: str, round_no: int, intake: BlobIntake[T], deadline: float,
@@ -195,7 +200,7 @@ class Exchange:
                 fetched = await self.fetch_accepted(ann, intake, retry_until=until)
                 if fetched is not None:
                     blob, results[ann.sender] = fetched
-                    self.relay(round_no, blob, ann.digest)
+                    self.relay(kind, round_no, blob, ann.digest)
             finally:
                 done.add(ann.sender)
                 self.inbox.poke()
@@ -228,9 +233,10 @@ class Exchange:
             self.log.info("%s r%d: no valid %s from %s", kind, round_no, kind, ", ".join(map(self.name, late)))
         return results
 
-    def relay(self, r: int, blob: bytes, verified_digest: str) -> None:
-        """Serve a peer's verified blob of round r too, until round r + 2 (see `fetch_blob`)."""
-        self._relayed.setdefault(r, []).append(self.host.serve(blob, verified_digest))
+    def relay(self, kind: str, r: int, blob: bytes, verified_digest: str) -> None:
+        """Serve a peer's verified blob of round r too, until round r + 2 (see `fetch_blob`), under
+        the same release rule as its sender's copy."""
+        self._relayed.setdefault(r, []).append(self.host.serve(blob, verified_digest, self._release_for(kind, r)))
         for old in [k for k in self._relayed if k < r - 1]:
             for d in self._relayed.pop(old):
                 self._release(d)

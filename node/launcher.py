@@ -64,6 +64,8 @@ class SwarmPlan:
     pool_eth: float = 10.0
     seed: int = 0
     attacks: dict[int, str] = field(default_factory=dict)  # node index -> attack kind
+    # node index -> the node whose data it holds too: a second identity of one institution (a sybil)
+    twins: dict[int, int] = field(default_factory=dict)
     out: Path = Path("runs/swarm")
     state_file: Path | None = None
     in_process: bool = False
@@ -74,28 +76,43 @@ class SwarmPlan:
             raise ValueError("a swarm needs at least 2 nodes")
         if self.dataset not in SPLITTABLE:
             raise ValueError(f"the launcher splits {', '.join(SPLITTABLE)}; got {self.dataset!r}")
-        if self.dataset == "heart" and self.nodes > len(HEART_HOSPITALS):
-            raise ValueError(f"the heart data set has {len(HEART_HOSPITALS)} hospitals; asked for {self.nodes} nodes")
+        if any(not (0 <= j < self.nodes) or j in self.twins or i == j for i, j in self.twins.items()):
+            raise ValueError(f"twins must map nodes to other, original nodes of the swarm; got {self.twins}")
+        if self.dataset == "heart" and self.parts > len(HEART_HOSPITALS):
+            raise ValueError(f"the heart data set has {len(HEART_HOSPITALS)} hospitals; asked for {self.parts} "
+                             f"nodes with data of their own")
         if self.rounds < 1 or self.pool_eth <= 0 or self.round_timeout <= 0:
             raise ValueError("rounds, pool and round timeout must be positive")
 
+    @property
+    def parts(self) -> int:
+        """How many distinct shares the data set is split into (twins hold a copy of another's)."""
+        return self.nodes - len(self.twins)
+
+    def _part(self, i: int) -> int:
+        """Which share of the data node i holds: originals are numbered in order, twins copy theirs."""
+        if i in self.twins:
+            return self._part(self.twins[i])
+        return i - sum(1 for t in self.twins if t < i)
+
     def node_name(self, i: int) -> str:
-        if self.dataset == "heart":
-            return HEART_HOSPITALS[i].lower().replace(" ", "-")
-        return f"node{i}"
+        base = HEART_HOSPITALS[self._part(i)].lower().replace(" ", "-") if self.dataset == "heart" else f"node{i}"
+        return f"{base}-twin" if i in self.twins and self.dataset == "heart" else base
 
     def node_config(self, i: int, folder: Path, contract: str, chain_url: str, task_id: int,
                     listen: str, bootstrap: tuple[str, ...]) -> NodeConfig:
         values: dict[str, Any] = {
             "name": self.node_name(i),
             "output_dir": str(folder),
-            "data": {"dataset": self.dataset, "seed": self.seed, "n_nodes": self.nodes, "node_index": i,
+            "data": {"dataset": self.dataset, "seed": self.seed, "n_nodes": self.parts, "node_index": self._part(i),
                      "partition": self.partition, "alpha": self.alpha,
-                     **({"hospital": HEART_HOSPITALS[i]} if self.dataset == "heart" else {})},
+                     **({"hospital": HEART_HOSPITALS[self._part(i)]} if self.dataset == "heart" else {})},
             "model": {"kind": self.model},
             "training": {"epochs": self.epochs, "lr": self.lr, "seed": self.seed},
             "swarm": {"rounds": self.rounds, "merge": self.merge, "codec": self.codec,
-                      "seed": self.seed, "attack": self.attacks.get(i, "none")},
+                      "seed": self.seed, "attack": self.attacks.get(i, "none"),
+                      "attack_partners": [self.node_name(j) for j, kind in sorted(self.attacks.items())
+                                          if kind == self.attacks.get(i) and j != i]},
             "p2p": {"key_file": str(RunFolder(folder).p2p_key), "listen": listen, "bootstrap": list(bootstrap)},
             "chain": {"url": chain_url, "contract": contract, "task_id": task_id,
                       "key_file": str(RunFolder(folder).eth_key)},

@@ -44,14 +44,16 @@ from p2p.transfer import (
     FetchError,
     FetchTimeout,
     NotFound,
+    NotReleased,
     PeerUnavailable,
+    Release,
     digest_to_bytes,
     read_blob,
 )
 
 __all__ = [
     "BadResponse", "BlobTooLarge", "DigestMismatch", "FetchError", "FetchTimeout", "HostConfig",
-    "NotFound", "PeerUnavailable", "SwarmHost", "TRANSFER_PROTOCOL_ID", "peer_id_for_key_file",
+    "NotFound", "NotReleased", "PeerUnavailable", "Release", "SwarmHost", "TRANSFER_PROTOCOL_ID", "peer_id_for_key_file",
     "topic_for_swarm",
 ]
 
@@ -303,13 +305,14 @@ class SwarmHost:
                 )
 
     # ------------------------------------------------------------------ transfer
-    def serve(self, data: bytes, verified_digest: str | None = None) -> str:
+    def serve(self, data: bytes, verified_digest: str | None = None, release: Release | None = None) -> str:
         """Make ``data`` fetchable by its digest; returns the digest.
 
         ``verified_digest``: the digest ``fetch`` already checked these bytes against (a
-        40 MB model takes ~0.1 s to hash again).
+        40 MB model takes ~0.1 s to hash again). ``release``: who may have it yet (see
+        p2p.transfer.Release); a peer it refuses gets NotReleased and may ask again.
         """
-        return self._server.add(data, verified_digest)
+        return self._server.add(data, verified_digest, release)
 
     def unserve(self, digest: str) -> None:
         """Stop serving ``digest`` (no-op if unknown)."""
@@ -327,7 +330,7 @@ class SwarmHost:
     async def fetch(self, peer_id: str, digest: str, max_bytes: int | None = None) -> bytes:
         """Fetch and verify the blob ``digest`` from ``peer_id``.
 
-        Raises a FetchError subclass: FetchTimeout, DigestMismatch, BlobTooLarge, NotFound,
+        Raises a FetchError subclass: FetchTimeout, DigestMismatch, BlobTooLarge, NotFound, NotReleased,
         PeerUnavailable, BadResponse. A peer that sends a wrong digest or breaks the
         protocol is disconnected.
         """

@@ -6,8 +6,9 @@ Protocol ``/medswarm/blob/1.0.0``, one request per stream::
                                                                       client may half-close)
     response  status u8 | length u64 little-endian | length bytes    (then the server closes)
 
-Status: 0 OK, 1 NOT_FOUND, 2 BAD_REQUEST, 3 REFUSED (peer not allowed). Non-OK responses
-carry length 0. The fetcher checks ``length`` against its cap before reading a single
+Status: 0 OK, 1 NOT_FOUND, 2 BAD_REQUEST, 3 REFUSED (peer not allowed), 4 NOT_RELEASED (the
+server holds the blob but its release rule does not let this peer have it yet: ask again later).
+Non-OK responses carry length 0. The fetcher checks ``length`` against its cap before reading a single
 payload byte, reads exactly ``length`` bytes into one preallocated buffer, and verifies the
 digest. The server reads at most 33 bytes within a deadline and never lets a peer's input
 escape as an exception.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -30,20 +31,23 @@ from p2p.codec import digest as keccak_digest
 
 __all__ = [
     "PROTOCOL_ID", "BadResponse", "BlobServer", "BlobTooLarge", "DigestMismatch", "FetchError",
-    "FetchTimeout", "NotFound", "PeerUnavailable", "digest_to_bytes", "read_blob",
+    "FetchTimeout", "NotFound", "NotReleased", "PeerUnavailable", "Release", "digest_to_bytes", "read_blob",
 ]
 
 PROTOCOL_ID = TProtocol("/medswarm/blob/1.0.0")
 VERSION = 1
 REQUEST = struct.Struct("<B32s")
 RESPONSE = struct.Struct("<BQ")
-OK, NOT_FOUND, BAD_REQUEST, REFUSED = 0, 1, 2, 3
+OK, NOT_FOUND, BAD_REQUEST, REFUSED, NOT_RELEASED = 0, 1, 2, 3, 4
 #: Bytes handed to one ``stream.write`` call; Yamux cuts them into 64 KiB frames.
 WRITE_CHUNK = 1 * 2**20
 #: Upper bound of one ``stream.read`` call on the fetching side.
 READ_CHUNK = 4 * 2**20
 
 logger = logging.getLogger(__name__)
+
+#: A blob's release rule: called with the requesting peer's id, True when that peer may have it now.
+Release = Callable[[str], Awaitable[bool]]
 
 
 class FetchError(Exception):
@@ -64,6 +68,11 @@ class BlobTooLarge(FetchError):
 
 class NotFound(FetchError):
     """The peer does not serve (or no longer serves) that digest."""
+
+
+class NotReleased(FetchError):
+    """The peer holds the blob but will not send it to us yet (e.g. we have not committed our own
+    update of that round); asking again later may succeed."""
 
 
 class PeerUnavailable(FetchError):
@@ -133,6 +142,8 @@ async def read_blob(stream: Any, digest: str, max_bytes: int) -> bytes:
         raise PeerUnavailable("peer refused the request (we are not on its allowlist)")
     if status == BAD_REQUEST:
         raise BadResponse("peer rejected our request as malformed")
+    if status == NOT_RELEASED:
+        raise NotReleased(f"peer holds {digest} but has not released it to us yet")
     if status != OK:
         raise BadResponse(f"unknown status {status}")
     if length > max_bytes:
@@ -161,6 +172,7 @@ class BlobServer:
         max_concurrent: int = 16,
     ) -> None:
         self._blobs: dict[bytes, bytes] = {}
+        self._releases: dict[bytes, Release] = {}
         self._is_allowed = is_allowed
         self._log = log
         self._request_timeout = request_timeout
@@ -171,18 +183,27 @@ class BlobServer:
         self.rejected = 0
         self._fetched_by: dict[bytes, set[str]] = {}
 
-    def add(self, data: bytes, verified_digest: str | None = None) -> str:
-        """Serve `data`; `verified_digest` skips hashing bytes a fetch has just verified."""
+    def add(self, data: bytes, verified_digest: str | None = None, release: Release | None = None) -> str:
+        """Serve `data`; `verified_digest` skips hashing bytes a fetch has just verified.
+
+        `release`, when given, decides per requesting peer whether it may have the blob yet; the
+        newest rule given for a digest applies (identical bytes can be served for two reasons).
+        """
         d = keccak_digest(data) if verified_digest is None else verified_digest
         key = digest_to_bytes(d)
         self._blobs[key] = bytes(data)
         self._fetched_by.setdefault(key, set())
+        if release is None:
+            self._releases.pop(key, None)
+        else:
+            self._releases[key] = release
         return d
 
     def remove(self, digest: str) -> None:
         key = digest_to_bytes(digest)
         self._blobs.pop(key, None)
         self._fetched_by.pop(key, None)
+        self._releases.pop(key, None)
 
     def fetched_by(self, digest: str) -> frozenset[str]:
         """Peers that received the whole blob `digest` from us (empty if we do not serve it)."""
@@ -244,6 +265,14 @@ class BlobServer:
                 await stream.close()
                 return True
             return False
+        release = self._releases.get(key)
+        if release is not None and not await self._released(release, peer):
+            self._log.info("blob 0x%s not released to %s yet", key.hex()[:10], peer)
+            with trio.move_on_after(self._request_timeout):
+                await stream.write(RESPONSE.pack(NOT_RELEASED, 0))
+                await stream.close()
+                return True
+            return False
         view = memoryview(blob)
         with trio.fail_after(self._stall_timeout):
             await stream.write(RESPONSE.pack(OK, len(blob)))
@@ -258,6 +287,17 @@ class BlobServer:
         with trio.move_on_after(self._request_timeout):
             await stream.close()
             return True
+        return False
+
+    async def _released(self, release: Release, peer: str) -> bool:
+        """Ask the release rule, bounded in time; a rule that fails or stalls releases nothing."""
+        with trio.move_on_after(self._request_timeout):
+            try:
+                return bool(await release(peer))
+            except Exception as exc:  # noqa: BLE001 - the rule reads the chain, which may be away
+                self._log.warning("release rule failed for %s: %s: %.200s", peer, type(exc).__name__, exc)
+                return False
+        self._log.warning("release rule for %s took longer than %.1f s", peer, self._request_timeout)
         return False
 
 

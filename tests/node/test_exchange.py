@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import trio
 
+from incentive.ledger import Member, RoundState
 from node.exchange import Exchange
 from node.inbox import Inbox
 from node.logs import node_logger
+from node.reveal import REREAD_SECONDS, RevealRule
 from p2p.codec import digest
 
 
@@ -18,7 +22,7 @@ class _Host:
     def __init__(self) -> None:
         self.served: set[str] = set()
 
-    def serve(self, blob: bytes, verified_digest: str | None = None) -> str:
+    def serve(self, blob: bytes, verified_digest: str | None = None, release=None) -> str:
         d = verified_digest or digest(blob)
         self.served.add(d)
         return d
@@ -55,7 +59,44 @@ def test_an_update_sent_again_in_a_later_round_stays_served() -> None:
 def test_a_relayed_blob_seen_again_stays_served_and_old_ones_go() -> None:
     host = _Host()
     exchange = _exchange(host)
-    exchange.relay(1, b"once", digest(b"once"))
+    exchange.relay("update", 1, b"once", digest(b"once"))
     for r in range(1, 5):
-        exchange.relay(r, b"zeros", digest(b"zeros"))
+        exchange.relay("update", r, b"zeros", digest(b"zeros"))
     assert host.served == {digest(b"zeros")}
+
+
+def _member(i: int) -> Member:
+    return Member(address=f"0x{i:040x}", peer_id=f"peer{i}", name=f"hospital-{i}", active=True, index=i)
+
+
+def test_update_bytes_go_only_to_members_that_committed_or_after_the_window() -> None:
+    members = {m.peer_id: m for m in (_member(1), _member(2), _member(3))}
+    chain = {"committers": (members["peer1"].address,), "deadline": time.time() + 3600}
+    reads: list[int] = []
+
+    async def round_state(r: int) -> RoundState:
+        reads.append(r)
+        return RoundState(committers=chain["committers"] if r == 4 else (), scored=(), finalized=False,
+                          deadline=chain["deadline"])
+
+    rule = RevealRule(round_state, lambda: members, node_logger(__name__, "t"))
+    answers: list[bool] = []
+
+    async def asks() -> None:
+        release = rule.for_round(4)
+        answers.append(await release("peer1"))  # committed: yes, from one read
+        chain["committers"] = (members["peer1"].address, members["peer2"].address.upper())
+        answers.append(await release("peer2"))  # committed just now, but the last read is too recent
+        answers.append(await release("stranger"))  # not a member: never, and no read
+        await trio.sleep(REREAD_SECONDS)
+        answers.append(await release("peer2"))  # read again: its commit is there
+        rule.note_committed(4, members["peer3"].address)  # learnt while verifying peer3's update
+        answers.append(await release("peer3"))  # no read
+        answers.append(await rule.for_round(5)("peer1"))  # another round: not committed there
+        chain["deadline"] = time.time() - 1  # round 5's commit window closed: everyone may have it
+        await trio.sleep(REREAD_SECONDS)
+        answers.append(await rule.for_round(5)("peer2"))
+
+    trio.run(asks)
+    assert answers == [True, False, False, True, True, False, True]
+    assert reads == [4, 4, 5, 5]

@@ -22,6 +22,7 @@ from p2p.host import (
     FetchTimeout,
     HostConfig,
     NotFound,
+    NotReleased,
     PeerUnavailable,
     SwarmHost,
 )
@@ -116,6 +117,37 @@ def test_not_found_oversize_and_unserve(tmp) -> None:
             with pytest.raises(NotFound):
                 await b.fetch(a.peer_id, d)
             await fetch_ok(b, a, b"still serving")
+
+    run_trio(main)
+
+
+def test_a_release_rule_holds_a_blob_back_per_peer_until_it_says_yes(tmp) -> None:
+    async def main() -> None:
+        async with running_hosts(tmp, 3) as (a, b, c):
+            asked: list[str] = []
+            let_in: set[str] = set()
+
+            async def release(peer: str) -> bool:
+                asked.append(peer)
+                return peer in let_in
+
+            async def broken(peer: str) -> bool:
+                raise RuntimeError("chain away")
+
+            d = a.serve(b"round 3 update", release=release)
+            with pytest.raises(NotReleased):
+                await b.fetch(a.peer_id, d)
+            let_in.add(b.peer_id)
+            assert await b.fetch(a.peer_id, d) == b"round 3 update"
+            with pytest.raises(NotReleased):  # c is still held back
+                await c.fetch(a.peer_id, d)
+            assert asked == [b.peer_id, b.peer_id, c.peer_id]
+            assert a.fetched_by(d) == {b.peer_id}
+            a.serve(b"round 3 update", release=broken)  # a rule that fails releases nothing
+            with pytest.raises(NotReleased):
+                await b.fetch(a.peer_id, d)
+            a.serve(b"round 3 update")  # served again without a rule: to every member
+            assert await c.fetch(a.peer_id, d) == b"round 3 update"
 
     run_trio(main)
 
