@@ -234,12 +234,14 @@ class SwarmNode:
             if not self.behaviour.serves:
                 self.host.unserve(out.digest)
         with timer("collect"):
-            # Peers release round-r updates only to members that committed round r (node.reveal):
-            # without a commit of its own this node can get them only once the window has closed,
-            # so it waits for nobody and takes what it can get within the grace period.
-            awaited = self._awaited(r) if committed else set()
-            received = await self.exchange.collect("update", r, self.pipeline, deadline, awaited,
-                                                   grace=cfg.absent_wait * self.round_duration)
+            # Peers release round-r updates only to members that committed round r (node.reveal).
+            # Without a commit of its own this node could get them only once the window has
+            # closed: it collects nothing now, and the next round's rejoin (missed updates, or
+            # the model a majority attested) brings it back to the swarm's model.
+            received = {}
+            if committed:
+                received = await self.exchange.collect("update", r, self.pipeline, deadline, self._awaited(r),
+                                                       grace=cfg.absent_wait * self.round_duration)
         self._last_heard.update({p: r for p in received})
         updates = ([out.update] if committed else []) + [received[k] for k in sorted(received)]
         if len(updates) < self.quorum:
