@@ -1,0 +1,144 @@
+"""Incentives: what dishonest members earn, and what honest members keep, per behaviour.
+
+    .venv/bin/python -m scripts.bench.incentives [--quick] [--seeds 3] [--rounds 6] [--out reports/bench]
+
+Each scenario runs a real swarm in one process (libp2p hosts on sockets, the compiled ledger on
+eth-tester) and its honest twin: the same nodes, data and seed with everybody behaving. The
+dishonest members are fewer than half (1 of 4, 2 of 5, 3 of 8) except in "collude 2 of 4",
+where exactly half collude and the round votes split. Per scenario and seed it records every
+member's payout, and from those:
+
+- the highest dishonest payout and the lowest honest payout (the rule holds when the first is
+  below the second);
+- each honest member's payout against its payout in the honest twin run: the largest loss in
+  percent (the target is at most 10 %);
+- whether the audit agreed with the chain.
+
+Scenarios (heart: the four UCI hospitals, "sybil" adds a second identity holding VA Long
+Beach's rows; breast cancer: 8 IID nodes):
+copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), zero, noserve, liar (votes 0
+for everyone else), sybil (VA Long Beach and its twin, which sends its partner's update + noise;
+both vote for each other), collude 3 of 8, collude 2 of 4.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripts.bench import harness as B
+
+WEI_PER_ETH = 10**18
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A swarm set-up and who misbehaves in it."""
+
+    dataset: str
+    nodes: int
+    attacks: dict[int, str]
+    twins: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def dishonest(self) -> set[int]:
+        return set(self.attacks) | set(self.twins)
+
+
+HEART4 = ("heart", 4)
+SCENARIOS: dict[str, Scenario] = {
+    "copy": Scenario(*HEART4, {3: "copy"}),
+    "scaledcopy": Scenario(*HEART4, {3: "scaledcopy"}),
+    "zero": Scenario(*HEART4, {3: "zero"}),
+    "noserve": Scenario(*HEART4, {3: "noserve"}),
+    "liar": Scenario(*HEART4, {3: "liar"}),
+    "sybil 2 of 5": Scenario("heart", 5, {3: "collude", 4: "collude"}, twins={4: 3}),
+    "collude 3 of 8": Scenario("breast_cancer", 8, {5: "collude", 6: "collude", 7: "collude"}),
+    "collude 2 of 4": Scenario(*HEART4, {2: "collude", 3: "collude"}),
+}
+QUICK = ("copy", "liar")
+
+
+def honest_twin(s: Scenario) -> Scenario:
+    """The same nodes and data, everyone behaving (a sybil twin still trains on its partner's rows)."""
+    return Scenario(s.dataset, s.nodes, {}, s.twins)
+
+
+def run(base: B.SwarmPlan, s: Scenario, seed: int, label: str) -> dict[str, Any]:
+    plan = B.plan_with(base, dataset=s.dataset, nodes=s.nodes, attacks=s.attacks, twins=s.twins, seed=seed,
+                       out=base.out / f"{label.replace(' ', '-')}-s{seed}")
+    result = B.run_swarm(plan, f"{label} seed {seed}", read_chain=False)
+    rows = result.report["nodes"]
+    return {"payout_eth": {r["name"]: r["payout_wei"] / WEI_PER_ETH for r in rows},
+            "names": [r["name"] for r in rows], "audit_ok": result.report["audit_ok"], "seconds": result.seconds}
+
+
+def measure(s: Scenario, attacked: dict[str, Any], honest: dict[str, Any]) -> dict[str, Any]:
+    names = attacked["names"]
+    bad = [names[i] for i in sorted(s.dishonest)]
+    good = [n for i, n in enumerate(names) if i not in s.dishonest]
+    pay, base = attacked["payout_eth"], honest["payout_eth"]
+    losses = [100.0 * (base[n] - pay[n]) / base[n] for n in good if base[n] > 0]
+    return {"dishonest": bad, "dishonest_max_eth": max(pay[n] for n in bad),
+            "honest_min_eth": min(pay[n] for n in good), "honest_max_loss_pct": max(losses, default=0.0),
+            "dishonest_below_honest": max(pay[n] for n in bad) < min(pay[n] for n in good),
+            "payout_eth": pay, "honest_run_payout_eth": base,
+            "audit_ok": attacked["audit_ok"] and honest["audit_ok"]}
+
+
+def table(summary: dict[str, dict[str, Any]]) -> str:
+    lines = ["| behaviour | dishonest | highest dishonest payout (ETH) | lowest honest payout (ETH) | "
+             "largest honest loss vs honest run (%) | dishonest below every honest | audit |",
+             "|---|---|---|---|---|---|---|"]
+    for name, s in summary.items():
+        lines.append(" | ".join([
+            f"| {name}", ", ".join(s["dishonest"]), B.fmt_ms(s["dishonest_max_eth"], scale=1, digits=3),
+            B.fmt_ms(s["honest_min_eth"], scale=1, digits=3), B.fmt_ms(s["honest_max_loss_pct"], scale=1),
+            f"{s['below']}/{s['runs']}", "ok" if s["audit_ok"] else "MISMATCH"]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = B.bench_arguments(__doc__, "runs/bench/incentives", "a short run: 2 rounds, copy and liar, one seed")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=6)
+    args = ap.parse_args(argv)
+    B.quiet()
+    started = time.monotonic()
+    names, rounds, seeds = ((QUICK, 2, [0]) if args.quick else (tuple(SCENARIOS), args.rounds, list(range(args.seeds))))
+    base = B.SwarmPlan(rounds=rounds, merge="median", in_process=True, round_timeout=10.0, out=Path(args.runs))
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    honest_runs: dict[tuple, dict[str, Any]] = {}
+    for seed in seeds:
+        for name in names:
+            s = SCENARIOS[name]
+            twin = honest_twin(s)
+            key = (twin.dataset, twin.nodes, tuple(sorted(twin.twins.items())), seed)
+            if key not in honest_runs:
+                honest_runs[key] = run(base, twin, seed, f"honest-{twin.dataset}-{twin.nodes}")
+            row = {"seed": seed, **measure(s, run(base, s, seed, name), honest_runs[key])}
+            B.say(f"{name} seed {seed}: dishonest max {row['dishonest_max_eth']:.3f} ETH, honest min "
+                  f"{row['honest_min_eth']:.3f} ETH, honest loss <= {row['honest_max_loss_pct']:.1f}%")
+            results[name].append(row)
+    summary = {name: {"dishonest": rows[0]["dishonest"], "runs": len(rows),
+                      "below": sum(r["dishonest_below_honest"] for r in rows),
+                      "audit_ok": all(r["audit_ok"] for r in rows),
+                      **{k: B.mean_std([r[k] for r in rows])
+                         for k in ("dishonest_max_eth", "honest_min_eth", "honest_max_loss_pct")}}
+               for name, rows in results.items()}
+    meta = {"command": "python -m scripts.bench.incentives" + (" --quick" if args.quick else f" --seeds {args.seeds}"),
+            "seconds": time.monotonic() - started, "machine": B.machine(), "seeds": seeds,
+            "setting": f"median merge, {rounds} rounds, pool {base.pool_eth:g} ETH, in process on eth-tester"}
+    markdown = "\n".join(["# Incentives", "", f"Command: `{meta['command']}`; {meta['seconds']:.0f} s. "
+                          f"{meta['setting']}; mean ± std over {len(seeds)} seed(s).", "", table(summary), ""])
+    B.publish(Path(args.out), "incentives", {"meta": meta, "summary": summary, "runs": results}, markdown)
+    print(table(summary))
+    B.say(f"incentives benchmark done in {meta['seconds']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
