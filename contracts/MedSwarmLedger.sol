@@ -157,7 +157,11 @@ contract MedSwarmLedger {
     address[64] private _memberAt;
     mapping(uint256 => Task) private _tasks;
     mapping(uint256 => uint256[RING]) private _rings;
-    // task => vote hash (round included) => voter mask
+    // task => ring of RING leader words: the first vector voted in round r (its vote hash's top
+    // 192 bits) and its voter mask (low 64 bits), at r % RING. Honest voters share that vector,
+    // so they update a reused slot instead of paying for a fresh one every round.
+    mapping(uint256 => uint256[RING]) private _leaders;
+    // task => vote hash (round included) => voter mask, for every vector other than the leader
     mapping(uint256 => mapping(bytes32 => uint256)) private _voters;
     // task => round => the referee's vote hash
     mapping(uint256 => mapping(uint256 => bytes32)) private _refereeVotes;
@@ -194,6 +198,11 @@ contract MedSwarmLedger {
     /// @param model the merged-model digest `voter` holds after `round` (zero: no attestation)
     /// @param rows lane p (16 bits, word p / 16): 0 none, score + 1, or FLAGGED
     event Voted(uint256 indexed taskId, uint32 indexed round, address indexed voter, bytes32 model, uint256[] rows);
+    /// @notice `member` committed `digest` for round + 1 and voted `rows` for `round` in one
+    /// transaction (commitAndVote's usual case): a Committed and a Voted event in one.
+    event CommittedAndVoted(
+        uint256 indexed taskId, uint32 indexed round, address indexed member, bytes32 digest, bytes32 model, uint256[] rows
+    );
     /// @notice A round was finalized.
     /// @param status CREDITED, BELOW_QUORUM or SPLIT
     /// @param voteHash the winning vote hash (zero unless CREDITED)
@@ -537,14 +546,13 @@ contract MedSwarmLedger {
     /// @param rows the winning vote's vector
     function finalize(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external {
         Task storage t = _openTask(taskId);
-        (uint256 committed, uint256 next) = _closeRound(t, taskId, round);
-        uint256 n = _popcount(committed);
+        (uint256 committed, uint256 next, uint256 n) = _closeRound(t, taskId, round);
         if (n < t.quorum) {
             emit RoundFinalized(taskId, round, BELOW_QUORUM, bytes32(0), new uint256[](0), 0, 0);
             return;
         }
         bytes32 h = keccak256(abi.encode(round, model, rows));
-        uint256 voters = _voters[taskId][h];
+        uint256 voters = _votersOf(taskId, round, h, _voted(next));
         if (!_wins(t, taskId, round, h, voters, n, _maxVotes(next))) {
             emit RoundFinalized(taskId, round, SPLIT, bytes32(0), new uint256[](0), 0, 0);
             return;
@@ -590,6 +598,7 @@ contract MedSwarmLedger {
         Task storage t = _openTask(taskId);
         uint256[RING] storage ring = _rings[taskId];
         ring[round % RING] = _commit(t, ring, taskId, round, digest, idx);
+        emit Committed(taskId, round, msg.sender, uint8(idx), digest);
     }
 
     /// @notice Vote the round's score vector and attest the merged model held after the round
@@ -628,8 +637,10 @@ contract MedSwarmLedger {
         uint256 w = _commit(t, ring, taskId, round, digest, idx);
         if (uint256(voteRound) + 1 == round) {
             ring[round % RING] = _vote(t, taskId, voteRound, model, rows, w);
+            emit CommittedAndVoted(taskId, voteRound, msg.sender, digest, model, rows);
         } else {
             ring[round % RING] = w;
+            emit Committed(taskId, round, msg.sender, uint8(idx), digest);
             _voteAlone(t, taskId, voteRound, model, rows);
         }
     }
@@ -800,12 +811,14 @@ contract MedSwarmLedger {
         maxVotes = uint8(_maxVotes(next));
     }
 
-    /// @notice The members (bitmask of slots) that voted the vector with this vote hash.
+    /// @notice The members (bitmask of slots) that voted the vector with this vote hash in a
+    /// round whose words are retained (see roundInfo).
     /// @param taskId the task
+    /// @param round the round
     /// @param voteHash keccak256(abi.encode(round, model, rows))
     /// @return mask bit j set: slot j voted it
-    function votersOf(uint256 taskId, bytes32 voteHash) external view returns (uint64 mask) {
-        return uint64(_voters[taskId][voteHash]);
+    function votersOf(uint256 taskId, uint32 round, bytes32 voteHash) external view returns (uint64 mask) {
+        return uint64(_votersOf(taskId, round, voteHash, _voted(_votesOn(_rings[taskId], round))));
     }
 
     /// @notice The referee's vote hash in a round (zero: it has not voted).
@@ -913,6 +926,7 @@ contract MedSwarmLedger {
     // ---------------------------------------------------------------- internals
     function _commit(Task storage t, uint256[RING] storage ring, uint256 taskId, uint32 round, bytes32 digest, uint256 idx)
         private
+        view
         returns (uint256 w)
     {
         if (round == 0) revert InvalidRound(round);
@@ -933,7 +947,6 @@ contract MedSwarmLedger {
         } else if (block.timestamp >= start + t.roundDuration) {
             revert RoundExpired(start + t.roundDuration);
         }
-        emit Committed(taskId, round, msg.sender, uint8(idx), digest);
         return w | bit;
     }
 
@@ -942,6 +955,7 @@ contract MedSwarmLedger {
         uint256[RING] storage ring = _rings[taskId];
         uint256 next = uint256(round) + 1;
         ring[next % RING] = _vote(t, taskId, round, model, rows, _claim(ring, taskId, next));
+        emit Voted(taskId, round, msg.sender, model, rows);
     }
 
     /// @dev Records a vote on `round` into `next`, the (claimed) word of round + 1, and returns it.
@@ -968,29 +982,41 @@ contract MedSwarmLedger {
             if (!m.active) revert NotMember(msg.sender);
             revert NotCommitted(msg.sender);
         }
-        if (asMember) next = _countVote(taskId, h, m.index, next);
-        emit Voted(taskId, round, msg.sender, model, rows);
+        if (asMember) next = _countVote(taskId, round, h, m.index, next);
         return next;
     }
 
     /// @dev Adds slot `idx` to the voters of `h` and to the voted mask in `next`, and keeps the
     /// round's largest vote count there (what finalize needs to know whether a majority exists).
-    function _countVote(uint256 taskId, bytes32 h, uint256 idx, uint256 next) private returns (uint256) {
+    /// The round's first member vote takes the leader word; the same vector joins it there,
+    /// any other vector is counted in _voters.
+    function _countVote(uint256 taskId, uint32 round, bytes32 h, uint256 idx, uint256 next) private returns (uint256) {
         uint256 bit = 1 << (_VOTED_SHIFT + idx);
         if (next & bit != 0) revert AlreadyVoted(msg.sender);
-        uint256 voters = _voters[taskId][h] | (1 << idx);
-        _voters[taskId][h] = voters;
+        uint256[RING] storage leaders = _leaders[taskId];
+        uint256 key = uint256(h) >> 64;
+        uint256 lead = leaders[round % RING];
+        uint256 voters = 1 << idx;
+        if (_voted(next) == 0) {
+            leaders[round % RING] = (key << 64) | voters;
+        } else if (lead >> 64 == key) {
+            voters |= lead & _MASK64;
+            leaders[round % RING] = (key << 64) | voters;
+        } else {
+            voters |= _voters[taskId][h];
+            _voters[taskId][h] = voters;
+        }
         next |= bit;
         uint256 count = _popcount(voters);
         if (count > _maxVotes(next)) next = (next & ~(uint256(0x7F) << _MAXV_SHIFT)) | (count << _MAXV_SHIFT);
         return next;
     }
 
-    /// @dev Marks `round` finalized if it may be (see finalize); returns its committed mask and
-    /// the word holding the votes on it.
+    /// @dev Marks `round` finalized if it may be (see finalize); returns its committed mask, the
+    /// word holding the votes on it and the number of committers.
     function _closeRound(Task storage t, uint256 taskId, uint32 round)
         private
-        returns (uint256 committed, uint256 next)
+        returns (uint256 committed, uint256 next, uint256 n)
     {
         uint256[RING] storage ring = _rings[taskId];
         uint256 w = _word(ring, taskId, round);
@@ -999,7 +1025,8 @@ contract MedSwarmLedger {
         if (_finalized(w)) revert AlreadyFinalized(taskId, round);
         next = _votesOn(ring, round);
         uint256 scoringEnd = _start(w) + 2 * uint256(t.roundDuration);
-        bool everyone = _voted(next) == committed && _popcount(committed) >= t.quorum;
+        n = _popcount(committed);
+        bool everyone = _voted(next) == committed && n >= t.quorum;
         if (!everyone && block.timestamp < scoringEnd) revert FinalizeTooEarly(scoringEnd);
         ring[round % RING] = w | _FINAL_BIT;
     }
@@ -1025,6 +1052,14 @@ contract MedSwarmLedger {
     /// @dev Emits TaskCreated from storage (createTask has too many parameters for the stack).
     function _announce(uint256 taskId, Task storage t) private {
         emit TaskCreated(taskId, t.quorum, t.roundDuration, t.stake, t.slash, t.referee, t.validationDigest, t.modelId);
+    }
+
+    /// @dev The voter mask of vote hash `h` in `round` (`voted`: the round's voted mask, 0 while
+    /// the leader word may still hold an older round's vector).
+    function _votersOf(uint256 taskId, uint32 round, bytes32 h, uint256 voted) private view returns (uint256) {
+        uint256 lead = _leaders[taskId][round % RING];
+        if (voted != 0 && lead >> 64 == uint256(h) >> 64) return lead & _MASK64;
+        return _voters[taskId][h];
     }
 
     function _checkLanes(uint256[] calldata rows, uint256 committed) private pure {
@@ -1228,10 +1263,13 @@ contract MedSwarmLedger {
         if (!ok) revert TransferFailed(to, amount);
     }
 
-    function _popcount(uint256 x) private pure returns (uint256 c) {
-        while (x != 0) {
-            x &= x - 1;
-            ++c;
+    /// @dev Number of set bits of a 64-bit mask (a loop costs about ten times as much at N = 8).
+    function _popcount(uint256 x) private pure returns (uint256) {
+        unchecked {
+            x -= (x >> 1) & 0x5555555555555555;
+            x = (x & 0x3333333333333333) + ((x >> 2) & 0x3333333333333333);
+            x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0F;
+            return ((x * 0x0101010101010101) >> 56) & 0xFF;
         }
     }
 }

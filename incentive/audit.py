@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
@@ -23,7 +24,7 @@ from eth_utils import event_abi_to_log_topic, is_address, to_checksum_address
 from web3 import Web3
 
 from incentive.artifacts import ledger_artifact
-from incentive.ledger import SLASH_REASONS, STATUSES, Vote, decide, outcome_from_event, unpack_vector, vote_hash
+from incentive.ledger import SLASH_REASONS, STATUSES, Vote, decide, outcome_from_event, vote_from_event
 from incentive.logs import DEFAULT_WINDOW, deploy_block, get_logs
 
 logger = logging.getLogger(__name__)
@@ -274,13 +275,14 @@ class _Rebuild:
 
     def on_Voted(self, a: Any) -> None:
         rh = self.rnd(a["taskId"], a["round"])
-        rows = tuple(a["rows"])
-        scores = {self.slots[p]: s for p, s in unpack_vector(rows).items()}
-        rh.votes.append(Vote(a["voter"], "0x" + bytes(a["model"]).hex(), scores,
-                             vote_hash(a["round"], a["model"], rows), rows))
-        if any(a["model"]) and a["voter"] in rh.commits:  # a zero model is no attestation
-            model = "0x" + bytes(a["model"]).hex()
-            rh.attestations[model] = rh.attestations.get(model, 0) + 1
+        vote = vote_from_event({"args": a}, self.slots.__getitem__)
+        rh.votes.append(vote)
+        if any(a["model"]) and vote.voter in rh.commits:  # a zero model is no attestation
+            rh.attestations[vote.model] = rh.attestations.get(vote.model, 0) + 1
+
+    def on_CommittedAndVoted(self, a: Any) -> None:
+        self.rnd(a["taskId"], a["round"] + 1).commits[a["member"]] = "0x" + bytes(a["digest"]).hex()
+        self.on_Voted(a)
 
     def on_Slashed(self, a: Any) -> None:
         th = self.tasks[a["taskId"]]
@@ -391,17 +393,19 @@ def _cross_check(rb: _Rebuild, w3: Web3, contract: Any) -> int:
         check(f"reputation of {m}", (rep["score"], rep["tasks"], rep["offences"]), tuple(f.reputation(m).call()))
     check("taskCount", len(rb.tasks), f.taskCount().call())
     for (t, r), rh in rb.rounds.items():
-        committed, voted, _start, _deadline, finalized, _max, retained = f.roundInfo(t, r).call()
-        if retained:  # recycled round words are gone from state; the events are the record
-            slots = {a: j for j, a in rb.slots.items()}
-            check(f"task {t} round {r} committers", sum(1 << slots[m] for m in rh.commits), committed)
-            voters = {v.voter for v in rh.votes if v.voter in rh.commits}
-            check(f"task {t} round {r} voters", sum(1 << slots[m] for m in voters), voted)
-            check(f"task {t} round {r} finalized", rh.finalized, finalized)
-        for h in {v.vote_hash for v in rh.votes}:
-            mask = sum(1 << j for j, m in rb.slots.items()
-                       if any(v.voter == m and v.vote_hash == h for v in rh.votes) and m in rh.commits)
-            check(f"task {t} round {r} voters of {h[:10]}", mask, f.votersOf(t, bytes.fromhex(h[2:])).call())
+        committed, voted, _start, _deadline, finalized, max_votes, retained = f.roundInfo(t, r).call()
+        if not retained:  # recycled round words are gone from state; the events are the record
+            continue
+        slot_of = {a: j for j, a in rb.slots.items()}
+        member_votes = [v for v in rh.votes if v.voter in rh.commits]
+        check(f"task {t} round {r} committers", sum(1 << slot_of[m] for m in rh.commits), committed)
+        check(f"task {t} round {r} voters", sum(1 << slot_of[v.voter] for v in member_votes), voted)
+        check(f"task {t} round {r} finalized", rh.finalized, finalized)
+        tally = Counter(v.vote_hash for v in member_votes)
+        check(f"task {t} round {r} largest vote", max(tally.values(), default=0), max_votes)
+        for h in tally:
+            mask = sum(1 << slot_of[v.voter] for v in member_votes if v.vote_hash == h)
+            check(f"task {t} round {r} voters of {h[:10]}", mask, f.votersOf(t, r, bytes.fromhex(h[2:])).call())
     expected_balance = 0
     for t, th in rb.tasks.items():
         q, dur, pool, revenue, total, closed, paid, dust_claimed, model = f.taskInfo(t).call()

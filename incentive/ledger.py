@@ -216,6 +216,20 @@ def decide(votes: Sequence[Vote], committers: Sequence[str], quorum: int, refere
     return "split", None
 
 
+def chain_order(event: Any) -> tuple[int, int]:
+    """Sort key of an event: where it is in the chain."""
+    return event["blockNumber"], event["logIndex"]
+
+
+def vote_from_event(event: Any, address_of: Callable[[int], str]) -> Vote:
+    """The vote a Voted or CommittedAndVoted event carries (its `round` topic is the round voted on)."""
+    a = event["args"]
+    rows = tuple(a["rows"])
+    return Vote(voter=a["voter"] if "voter" in a else a["member"], model=_hex(a["model"]),
+                scores={address_of(p): s for p, s in unpack_vector(rows).items()},
+                vote_hash=vote_hash(a["round"], a["model"], rows), rows=rows)
+
+
 def outcome_from_event(args: Any, committers: Sequence[str], address_of: Callable[[int], str]) -> RoundOutcome:
     """A RoundOutcome from a RoundFinalized event's arguments (its credit lanes hold the credit
     itself); every committer is in `credits`, with 0 unless credited."""
@@ -496,9 +510,22 @@ class Ledger:
             out.append(Member(address=a, peer_id=p, name=n, active=act, index=i))
         return out
 
+    def _commit_events(self, task_id: int, round: int) -> list[Any]:
+        """Commits to `round`: Committed events, and CommittedAndVoted events that vote on round - 1."""
+        events = self._logs.round_events("Committed", task_id, round)
+        if round > 1:
+            events += self._logs.round_events("CommittedAndVoted", task_id, round - 1)
+        return sorted(events, key=chain_order)
+
+    def _vote_events(self, task_id: int, round: int) -> list[Any]:
+        """Votes on `round`: Voted events, and CommittedAndVoted events whose vote is on `round`."""
+        events = self._logs.round_events("Voted", task_id, round) + self._logs.round_events("CommittedAndVoted",
+                                                                                           task_id, round)
+        return sorted(events, key=chain_order)
+
     def commitments(self, task_id: int, round: int) -> dict[str, str]:
         """{member: digest ("0x" + 64 lowercase hex)} committed in a round, in commit order (from events)."""
-        return {ev["args"]["member"]: _hex(ev["args"]["digest"]) for ev in self._logs.round_events("Committed", task_id, round)}
+        return {ev["args"]["member"]: _hex(ev["args"]["digest"]) for ev in self._commit_events(task_id, round)}
 
     def commitment(self, task_id: int, round: int, member: str) -> str | None:
         """The digest `member` committed in a round, or None (from events)."""
@@ -510,14 +537,7 @@ class Ledger:
 
     def votes(self, task_id: int, round: int) -> list[Vote]:
         """The round's votes, in chain order (from events)."""
-        out = []
-        for ev in self._logs.round_events("Voted", task_id, round):
-            a = ev["args"]
-            rows = tuple(a["rows"])
-            out.append(Vote(voter=a["voter"], model=_hex(a["model"]),
-                            scores={self.address_of(p): s for p, s in unpack_vector(rows).items()},
-                            vote_hash=vote_hash(round, a["model"], rows), rows=rows))
-        return out
+        return [vote_from_event(ev, self.address_of) for ev in self._vote_events(task_id, round)]
 
     def model_attestations(self, task_id: int, round: int, model: str) -> int:
         """How many of the round's committers voted with `model` ("0x" + 64 hex) as their merged model."""
@@ -542,7 +562,7 @@ class Ledger:
         if retained:
             committers, scored = self._addresses(committed), self._addresses(voted)
         else:
-            commits = self._logs.round_events("Committed", task_id, round)
+            commits = self._commit_events(task_id, round)
             committers = tuple(sorted((ev["args"]["member"] for ev in commits), key=self.member_index))
             voters = {v.voter for v in self.votes(task_id, round)}
             scored = tuple(m for m in committers if m in voters)
@@ -609,7 +629,7 @@ class Ledger:
 
 
 class _LogCache:
-    """Per-round ledger events (Committed, Voted, RoundFinalized), fetched once and then only from
+    """Per-round ledger events (Committed, Voted, CommittedAndVoted, RoundFinalized), fetched once and then only from
     the blocks mined since. Both topics after the event's signature are the indexed task and round."""
 
     def __init__(self, w3: Web3, address: str, contract: Any):
