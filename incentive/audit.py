@@ -169,6 +169,7 @@ class AuditReport:
 
     def format_table(self) -> str:
         names = {m["address"]: m["name"] or m["address"][:10] for m in self.members}
+        slot = {m["address"]: m["index"] for m in self.members}
         lines = [f"ledger {self.address} on chain {self.chain_id}, blocks {self.blocks[0]}..{self.blocks[1]}"]
         head = f"{'task':>4} {'round':>5}  {'member':<14} {'digest':<12} {'status':<12} {'voted':<7} {'credit':>6}  note"
         lines += ["", head, "-" * len(head)]
@@ -177,7 +178,12 @@ class AuditReport:
             slashed = {m: (wei, reason) for m, wei, reason in rh.slashes}
             for member, digest in rh.commits.items():
                 credit = rh.credits.get(member, 0) if rh.finalized else "-"
-                mark = "-" if member not in voted else ("winner" if voted[member] == rh.winner else "other")
+                if member not in voted:
+                    mark = "-"
+                elif rh.winner is None:  # split or below quorum: no vector won
+                    mark = "voted"
+                else:
+                    mark = "winner" if voted[member] == rh.winner else "other"
                 note = f"slashed {slashed[member][1]} ({slashed[member][0]} wei)" if member in slashed else ""
                 lines.append(f"{t:>4} {r:>5}  {names.get(member, member[:10]):<14} {digest[:10]:<12} "
                              f"{rh.status:<12} {mark:<7} {credit:>6}  {note}".rstrip())
@@ -189,7 +195,7 @@ class AuditReport:
             head = (f"{'member':<14} {'contribution':>12} {'entitled (wei)':>24} {'withdrawn (wei)':>24} "
                     f"{'bond left':>12} {'offences':>8}")
             lines += [head, "-" * len(head)]
-            for member in sorted(set(th.contributions) | set(th.bonds) | set(th.offences), key=str):
+            for member in sorted(set(th.contributions) | set(th.bonds) | set(th.offences), key=slot.__getitem__):
                 entitled = th.entitlement(member) if th.closed and th.total else 0
                 lines.append(f"{names.get(member, member[:10]):<14} {th.contributions.get(member, 0):>12} "
                              f"{entitled:>24} {th.withdrawals.get(member, 0):>24} {th.bonds.get(member, 0):>12} "

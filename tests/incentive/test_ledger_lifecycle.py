@@ -180,6 +180,21 @@ def test_nobody_opens_a_round_before_the_previous_one_has_a_quorum():
     assert dep.admin.round_state(task, 3).deadline == 0
 
 
+def test_commit_and_vote_on_an_older_round_takes_two_events():
+    dep = make_deployment(n_members=2)
+    task = dep.new_task(quorum=2)
+    both = [dep.addr(0), dep.addr(1)]
+    for r in (1, 2):
+        for i in range(2):
+            dep.members[i].commit(task, r, digest_of(r, i))
+    for i in range(2):  # commit round 3, vote on round 1 (not round 2): Committed + Voted
+        dep.members[i].commit_and_vote(task, 3, digest_of(3, i), 1, both, [5, 6], model=None)
+    assert dep.admin.commitments(task, 3) == {dep.addr(i): digest_of(3, i) for i in range(2)}
+    assert [v.voter for v in dep.admin.votes(task, 1)] == both and dep.admin.votes(task, 2) == []
+    assert dep.outsider.finalize(task, 1).credits == {dep.addr(0): 5, dep.addr(1): 6}
+    assert audit(dep.w3, dep.admin.address).ok
+
+
 def test_round_words_are_recycled_only_after_finalize_and_old_rounds_come_from_events():
     dep = make_deployment(n_members=2)
     task = dep.new_task(quorum=2)
