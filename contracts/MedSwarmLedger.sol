@@ -327,7 +327,7 @@ contract MedSwarmLedger {
     /// @notice A lane above MAX_SCORE + 1 that is not FLAGGED.
     /// @param score the score the lane stands for (lane - 1)
     error ScoreOutOfRange(uint256 score);
-    /// @notice finalize was called for a round nobody committed in.
+    /// @notice finalize or vote was called for a round nobody committed in.
     /// @param taskId the task
     /// @param round the round
     error RoundNotStarted(uint256 taskId, uint256 round);
@@ -971,6 +971,8 @@ contract MedSwarmLedger {
         uint256 w = _word(_rings[taskId], taskId, round);
         if (_finalized(w)) revert AlreadyFinalized(taskId, round);
         uint256 committed = _committed(w);
+        // Also keeps the referee from taking the ring word of a round the swarm has not reached.
+        if (committed == 0) revert RoundNotStarted(taskId, round);
         _checkLanes(rows, committed);
         bytes32 h = keccak256(abi.encode(round, model, rows));
         MemberInfo storage m = _members[msg.sender];

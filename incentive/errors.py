@@ -193,7 +193,7 @@ class ScoreOutOfRange(ContractError):
 
 
 class RoundNotStarted(ContractError):
-    """finalize for a round nobody committed in."""
+    """finalize or vote for a round nobody committed in."""
 
 
 class FinalizeTooEarly(ContractError):

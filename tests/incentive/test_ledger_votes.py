@@ -8,7 +8,7 @@ from web3.datastructures import AttributeDict
 
 from incentive import audit as audit_module
 from incentive.audit import audit
-from incentive.errors import AlreadyVoted, NotCommitted, NotWinningVote
+from incentive.errors import AlreadyVoted, NotCommitted, NotWinningVote, RoundNotStarted
 from incentive.ledger import FLAGGED, decide, pack_vector, unpack_vector, vote_hash
 
 from ledger_fixtures import digest_of, honest, make_deployment, run_round
@@ -97,6 +97,8 @@ def test_colluding_pair_with_a_referee_the_referee_decides():
     ref.vote(task, 1, [dep.addr(j) for j in TRUE], list(TRUE.values()), model=None)  # votes without committing
     with pytest.raises(AlreadyVoted):
         ref.vote(task, 1, [], [], model=None)
+    with pytest.raises(RoundNotStarted):  # not even the referee reaches ahead of the swarm
+        ref.vote(task, 50, [], [], model=None)
     outcome = dep.outsider.finalize(task, 1)
     assert outcome.status == "credited" and set(outcome.deviants) == {dep.addr(2), dep.addr(3)}
     assert credits(dep, task) == [6000, 7000, 0, 0]
