@@ -7,9 +7,9 @@ a mined transaction, raises the LedgerError subclass named after the contract's 
 (incentive.errors), identically on eth-tester and on any JSON-RPC node.
 
 Commitments and votes live in events, not in contract storage: `commitments`, `votes` and
-`model_attestations` read them (incrementally: each (event, task, round) is scanned once from
-the deploy block, then only new blocks), and `finalize` picks the round's winning vector from
-them exactly as the contract decides it.
+`model_attestations` read them (incrementally: each event type of a task is scanned once from
+the deploy block, then only over new blocks), and `finalize` picks the round's winning vector
+from them exactly as the contract decides it.
 """
 
 from __future__ import annotations
@@ -629,13 +629,18 @@ class Ledger:
 
 
 class _LogCache:
-    """Per-round ledger events (Committed, Voted, CommittedAndVoted, RoundFinalized), fetched once and then only from
-    the blocks mined since. Both topics after the event's signature are the indexed task and round."""
+    """A task's per-round ledger events (Committed, Voted, CommittedAndVoted, RoundFinalized).
+
+    Each (event, task) is scanned once from the deploy block, filtered by the event's signature
+    and the indexed task topic, and then only over the blocks mined since; events are kept by
+    their indexed round topic. So a node asking every round costs one small log query per event
+    and round, whatever the length of the chain.
+    """
 
     def __init__(self, w3: Web3, address: str, contract: Any):
         self.w3, self.address, self.contract = w3, address, contract
         self._first: int | None = None
-        self._seen: dict[tuple[str, int, int], tuple[int, list[Any]]] = {}
+        self._seen: dict[tuple[str, int], tuple[int, dict[int, list[Any]]]] = {}
         self._lock = threading.Lock()
 
     def round_events(self, event: str, task_id: int, round: int) -> list[Any]:
@@ -643,13 +648,12 @@ class _LogCache:
             latest = self.w3.eth.block_number
             if self._first is None:
                 self._first = deploy_block(self.w3, self.address, latest)
-            key = (event, task_id, round)
-            scanned, events = self._seen.get(key, (self._first - 1, []))
+            scanned, by_round = self._seen.get((event, task_id), (self._first - 1, {}))
             if latest > scanned:
                 decoder = getattr(self.contract.events, event)()
-                topics = ["0x" + event_abi_to_log_topic(decoder.abi).hex(),
-                          "0x" + task_id.to_bytes(32, "big").hex(), "0x" + round.to_bytes(32, "big").hex()]
-                events = events + [decoder.process_log(log)
-                                   for log in get_logs(self.w3, self.address, scanned + 1, latest, topics)]
-                self._seen[key] = (latest, events)
-            return list(events)
+                topics = ["0x" + event_abi_to_log_topic(decoder.abi).hex(), "0x" + task_id.to_bytes(32, "big").hex()]
+                for log in get_logs(self.w3, self.address, scanned + 1, latest, topics):
+                    ev = decoder.process_log(log)
+                    by_round.setdefault(ev["args"]["round"], []).append(ev)
+                self._seen[(event, task_id)] = (latest, by_round)
+            return list(by_round.get(round, ()))
