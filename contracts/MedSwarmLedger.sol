@@ -158,8 +158,9 @@ contract MedSwarmLedger {
     mapping(uint256 => Task) private _tasks;
     mapping(uint256 => uint256[RING]) private _rings;
     // task => ring of RING leader words: the first vector voted in round r (its vote hash's top
-    // 192 bits) and its voter mask (low 64 bits), at r % RING. Honest voters share that vector,
-    // so they update a reused slot instead of paying for a fresh one every round.
+    // 192 bits) and the mask of the voters that voted another vector (low 64 bits), at r % RING.
+    // Honest voters share the leader: they only read this reused slot; the leader's voters are
+    // the round's voted mask minus the dissenters.
     mapping(uint256 => uint256[RING]) private _leaders;
     // task => vote hash (round included) => voter mask, for every vector other than the leader
     mapping(uint256 => mapping(bytes32 => uint256)) private _voters;
@@ -990,23 +991,28 @@ contract MedSwarmLedger {
 
     /// @dev Adds slot `idx` to the voters of `h` and to the voted mask in `next`, and keeps the
     /// round's largest vote count there (what finalize needs to know whether a majority exists).
-    /// The round's first member vote takes the leader word; the same vector joins it there,
-    /// any other vector is counted in _voters.
+    /// The round's first member vote makes its vector the leader; a later vote for the leader
+    /// writes nothing more (its voters are the voted mask minus the dissenters), a vote for any
+    /// other vector marks its voter as a dissenter and is counted in _voters.
     function _countVote(uint256 taskId, uint32 round, bytes32 h, uint256 idx, uint256 next) private returns (uint256) {
         uint256 bit = 1 << (_VOTED_SHIFT + idx);
         if (next & bit != 0) revert AlreadyVoted(msg.sender);
         uint256[RING] storage leaders = _leaders[taskId];
-        uint256 key = uint256(h) >> 64;
-        uint256 lead = leaders[round % RING];
-        uint256 voters = 1 << idx;
-        if (_voted(next) == 0) {
-            leaders[round % RING] = (key << 64) | voters;
-        } else if (lead >> 64 == key) {
-            voters |= lead & _MASK64;
-            leaders[round % RING] = (key << 64) | voters;
+        uint256 voted = _voted(next);
+        uint256 me = 1 << idx;
+        uint256 voters;
+        if (voted == 0) {
+            leaders[round % RING] = (uint256(h) >> 64) << 64;
+            voters = me;
         } else {
-            voters |= _voters[taskId][h];
-            _voters[taskId][h] = voters;
+            uint256 lead = leaders[round % RING];
+            if (lead >> 64 == uint256(h) >> 64) {
+                voters = (voted & ~lead) | me;
+            } else {
+                leaders[round % RING] = lead | me;
+                voters = _voters[taskId][h] | me;
+                _voters[taskId][h] = voters;
+            }
         }
         next |= bit;
         uint256 count = _popcount(voters);
@@ -1060,7 +1066,7 @@ contract MedSwarmLedger {
     /// the leader word may still hold an older round's vector).
     function _votersOf(uint256 taskId, uint32 round, bytes32 h, uint256 voted) private view returns (uint256) {
         uint256 lead = _leaders[taskId][round % RING];
-        if (voted != 0 && lead >> 64 == uint256(h) >> 64) return lead & _MASK64;
+        if (voted != 0 && lead >> 64 == uint256(h) >> 64) return voted & ~lead & _MASK64;
         return _voters[taskId][h];
     }
 
