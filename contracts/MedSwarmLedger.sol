@@ -25,9 +25,11 @@ pragma solidity ^0.8.28;
 ///   committer of the round votes once; the referee (if the task has one) may vote without
 ///   committing. The contract keeps one voter bitmask per distinct vector, keyed by
 ///   H = keccak256(abi.encode(round, model, rows)), and the largest count any vector reached.
-/// - Finalize: when every committer voted (and >= quorum committed) or once block.timestamp >=
-///   deadline + roundDuration. The winner is the referee's vector if it voted, else a vector voted
-///   by a strict majority of the round's committers. The caller passes the winner (found from the
+/// - Finalize: when every committer voted (and >= quorum committed, and the referee voted if the
+///   task has one) or once block.timestamp >= deadline + roundDuration; the last vote itself
+///   finalizes the round when it is the winner, which saves the separate transaction. The winner
+///   is the referee's vector if it voted, else a vector voted by a strict majority of the round's
+///   committers. The caller passes the winner (found from the
 ///   Voted events); passing another vector reverts with NotWinningVote. Committers get their lane;
 ///   FLAGGED lanes get 0 and are slashed; committers that voted another vector (deviants) get 0
 ///   and are slashed. No referee vote and no majority: a Split round credits and slashes nobody
@@ -94,6 +96,10 @@ contract MedSwarmLedger {
     uint256 private constant _MAXV_SHIFT = 200;
     uint256 private constant _FINAL_BIT = 1 << 207;
     uint256 private constant _LANE_MASK = 0xFFFF;
+    // _verdict's answers
+    uint256 private constant _WON = 0;
+    uint256 private constant _NO_WINNER = 1;
+    uint256 private constant _OTHER_WINS = 2;
 
     struct MemberInfo {
         uint8 index;
@@ -332,8 +338,8 @@ contract MedSwarmLedger {
     /// @param taskId the task
     /// @param round the round
     error RoundNotStarted(uint256 taskId, uint256 round);
-    /// @notice finalize was called before every committer voted (or below quorum) and before the
-    /// voting window closed (the round's deadline plus one round duration).
+    /// @notice finalize was called before every committer (and the referee, if any) voted, or below
+    /// quorum, and before the voting window closed (the round's deadline plus one round duration).
     /// @param scoringEnd when the round's voting window closes (unix seconds)
     error FinalizeTooEarly(uint256 scoringEnd);
     /// @notice finalize was given a vector that is not the round's winner (the referee's vote, or
@@ -535,7 +541,8 @@ contract MedSwarmLedger {
 
     /// @notice Finalize a round with its winning vector: credit each committer its lane, slash
     /// deviant voters and flagged members; or record a split or a round below quorum.
-    /// @dev Allowed once every committer voted (with at least `quorum` committers) or once
+    /// @dev Allowed once every committer voted (with at least `quorum` committers, and the referee
+    /// if the task has one) or once
     /// block.timestamp >= deadline + roundDuration (votes ride on the next round's commits).
     /// The winner is the referee's vote if it voted, else the vector of a strict majority of the
     /// committers (known in O(1) from the largest vote count); the caller passes it, read from
@@ -554,7 +561,9 @@ contract MedSwarmLedger {
         }
         bytes32 h = keccak256(abi.encode(round, model, rows));
         uint256 voters = _votersOf(taskId, round, h, _voted(next));
-        if (!_wins(t, taskId, round, h, voters, n, _maxVotes(next))) {
+        uint256 verdict = _verdict(t, taskId, round, h, voters, n, _maxVotes(next));
+        if (verdict == _OTHER_WINS) revert NotWinningVote(h);
+        if (verdict == _NO_WINNER) {
             emit RoundFinalized(taskId, round, SPLIT, bytes32(0), new uint256[](0), 0, 0);
             return;
         }
@@ -606,7 +615,8 @@ contract MedSwarmLedger {
     /// (once per round, by a committer of the round or by the task's referee).
     /// @dev Lane p (16 bits) of the whole array (word p / 16, bits 16 * (p % 16)) is for slot p:
     /// 0 = not scored, score + 1 (1..10001), or FLAGGED. At most 4 words (64 slots); lanes only
-    /// for slots that committed in the round.
+    /// for slots that committed in the round. The round's last vote finalizes the round when it is
+    /// the winner (every committer voted, and the referee if the task has one).
     /// @param taskId an open task
     /// @param round a round the caller committed to (or any round, for the referee), not finalized
     /// @param model keccak256 of the merged model held after `round` (zero: no attestation)
@@ -637,8 +647,9 @@ contract MedSwarmLedger {
         uint256[RING] storage ring = _rings[taskId];
         uint256 w = _commit(t, ring, taskId, round, digest, idx);
         if (uint256(voteRound) + 1 == round) {
-            ring[round % RING] = _vote(t, taskId, voteRound, model, rows, w);
+            // The vote's event goes first: the vote may finalize the round (RoundFinalized after it).
             emit CommittedAndVoted(taskId, voteRound, msg.sender, digest, model, rows);
+            ring[round % RING] = _vote(t, taskId, voteRound, model, rows, w);
         } else {
             ring[round % RING] = w;
             emit Committed(taskId, round, msg.sender, uint8(idx), digest);
@@ -955,8 +966,8 @@ contract MedSwarmLedger {
     function _voteAlone(Task storage t, uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) private {
         uint256[RING] storage ring = _rings[taskId];
         uint256 next = uint256(round) + 1;
+        emit Voted(taskId, round, msg.sender, model, rows); // first: the vote may finalize the round
         ring[next % RING] = _vote(t, taskId, round, model, rows, _claim(ring, taskId, next));
-        emit Voted(taskId, round, msg.sender, model, rows);
     }
 
     /// @dev Records a vote on `round` into `next`, the (claimed) word of round + 1, and returns it.
@@ -986,6 +997,7 @@ contract MedSwarmLedger {
             revert NotCommitted(msg.sender);
         }
         if (asMember) next = _countVote(taskId, round, h, m.index, next);
+        if (_voted(next) == committed) _finalizeIfWon(t, taskId, round, w, next, h, rows);
         return next;
     }
 
@@ -1034,27 +1046,50 @@ contract MedSwarmLedger {
         next = _votesOn(ring, round);
         uint256 scoringEnd = _start(w) + 2 * uint256(t.roundDuration);
         n = _popcount(committed);
-        bool everyone = _voted(next) == committed && n >= t.quorum;
+        bool everyone = _voted(next) == committed && n >= t.quorum && _refereeDone(t, taskId, round);
         if (!everyone && block.timestamp < scoringEnd) revert FinalizeTooEarly(scoringEnd);
         ring[round % RING] = w | _FINAL_BIT;
     }
 
     /// @dev Whether vote hash `h` (voted by `voters`) wins the round: the referee's vote decides if
-    /// there is one; else a strict majority of the `n` committers. False: no winner (a split).
-    /// Reverts with NotWinningVote when a winner exists and `h` is not it.
-    function _wins(Task storage t, uint256 taskId, uint32 round, bytes32 h, uint256 voters, uint256 n, uint256 maxVotes)
+    /// there is one; else a strict majority of the `n` committers. WON, NO_WINNER (a split) or
+    /// OTHER_WINS (some vector wins and `h` is not it).
+    function _verdict(Task storage t, uint256 taskId, uint32 round, bytes32 h, uint256 voters, uint256 n, uint256 maxVotes)
         private
         view
-        returns (bool)
+        returns (uint256)
     {
         bytes32 decided = t.referee == address(0) ? bytes32(0) : _refereeVotes[taskId][round];
-        if (decided != bytes32(0)) {
-            if (h != decided) revert NotWinningVote(h);
-            return true;
-        }
-        if (maxVotes * 2 <= n) return false;
-        if (_popcount(voters) * 2 <= n) revert NotWinningVote(h);
-        return true;
+        if (decided != bytes32(0)) return h == decided ? _WON : _OTHER_WINS;
+        if (maxVotes * 2 <= n) return _NO_WINNER;
+        return _popcount(voters) * 2 > n ? _WON : _OTHER_WINS;
+    }
+
+    /// @dev Whether the task has no referee or its referee voted in `round`: with a referee, a
+    /// round is finalized before its voting window closes only once the referee has voted.
+    function _refereeDone(Task storage t, uint256 taskId, uint32 round) private view returns (bool) {
+        return t.referee == address(0) || _refereeVotes[taskId][round] != bytes32(0);
+    }
+
+    /// @dev After the round's last vote (every committer voted, `next` holds the votes, and the
+    /// referee voted if the task has one): if this vote is the winner, finalize the round now, as
+    /// finalize would, and save everyone a transaction.
+    function _finalizeIfWon(
+        Task storage t,
+        uint256 taskId,
+        uint32 round,
+        uint256 w,
+        uint256 next,
+        bytes32 h,
+        uint256[] calldata rows
+    ) private {
+        uint256 committed = _committed(w);
+        uint256 n = _popcount(committed);
+        if (n < t.quorum || !_refereeDone(t, taskId, round)) return;
+        uint256 voters = _votersOf(taskId, round, h, committed);
+        if (_verdict(t, taskId, round, h, voters, n, _maxVotes(next)) != _WON) return;
+        _rings[taskId][round % RING] = w | _FINAL_BIT;
+        _credit(t, taskId, round, committed, committed & ~voters, rows, h);
     }
 
     /// @dev Emits TaskCreated from storage (createTask has too many parameters for the stack).

@@ -197,7 +197,7 @@ class RoundNotStarted(ContractError):
 
 
 class FinalizeTooEarly(ContractError):
-    """finalize before the voting window closed (deadline + one round duration) while a committer has not voted (or the quorum is not met)."""
+    """finalize before the voting window closed (deadline + one round duration) while a committer (or the task's referee) has not voted, or the quorum is not met."""
 
 
 class NotWinningVote(ContractError):

@@ -11,7 +11,7 @@ from eth_utils import keccak
 from web3 import Web3
 
 from incentive.chain import connect, dev_keys
-from incentive.ledger import Ledger
+from incentive.ledger import Ledger, RoundOutcome
 
 ATTACKERS_DIR = Path(__file__).parent / "contracts" / "artifacts"
 
@@ -67,7 +67,16 @@ def run_round(dep: Deployment, task: int, rnd: int, votes: dict[int, dict[int, i
     for i, vector in votes.items():
         dep.members[i].vote(task, rnd, [dep.addr(j) for j in vector], list(vector.values()), model=model)
     if finalize:
-        dep.outsider.finalize(task, rnd)
+        settle(dep, task, rnd)
+
+
+def settle(dep: Deployment, task: int, rnd: int) -> RoundOutcome:
+    """The round's outcome: finalize it, unless its last vote already did (the winner's does)."""
+    state = dep.admin.round_state(task, rnd)
+    if state.finalized:
+        assert state.outcome is not None
+        return state.outcome
+    return dep.outsider.finalize(task, rnd)
 
 
 def honest(scores: list[int]) -> dict[int, dict[int, int]]:

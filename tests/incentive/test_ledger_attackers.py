@@ -8,7 +8,7 @@ from incentive.audit import audit
 from incentive.errors import LedgerError
 from incentive.ledger import deploy_artifact, pack_vector, transact
 
-from ledger_fixtures import digest_of, make_deployment
+from ledger_fixtures import digest_of, make_deployment, settle
 
 STAKE = 10**15
 
@@ -37,7 +37,7 @@ def test_reentrant_and_reverting_receivers(attacker_artifacts):
     rows = pack_vector([0, 1, 2, 3], [6000, 6100, 6200, 6300])
     for who in actors:
         act(who, "vote", task, 1, bytes(32), rows)
-    dep.outsider.finalize(task, 1)
+    settle(dep, task, 1)
     dep.admin.close_task(task)
     dep.outsider.pay_revenue(task, 10**17 + 3)
 

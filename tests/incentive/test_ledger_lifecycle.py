@@ -11,7 +11,7 @@ from incentive.audit import audit
 from incentive.chain import advance_time
 from incentive.errors import LedgerError, RoundsPending
 
-from ledger_fixtures import Deployment, digest_of, honest, make_deployment, run_round
+from ledger_fixtures import Deployment, digest_of, honest, make_deployment, run_round, settle
 
 # the score vector every honest node computes, per round (self included)
 ROUNDS = [[9000, 8000, 6000, 7100], [9000, 8200, 6200, 7000], [4, 2, 5, 10000]]
@@ -30,7 +30,7 @@ def run() -> tuple[Deployment, int]:
     for r, scores in enumerate(ROUNDS, start=1):
         for i in range(4):
             dep.members[i].commit_and_vote(task, r + 1, digest_of(task, r + 1, i), r, members, scores, model=MODEL)
-        dep.outsider.finalize(task, r)
+        assert dep.admin.round_state(task, r).finalized  # the last vote, the winner's, finalized it
     dep.admin.close_task(task)
     return dep, task
 
@@ -191,7 +191,7 @@ def test_commit_and_vote_on_an_older_round_takes_two_events():
         dep.members[i].commit_and_vote(task, 3, digest_of(3, i), 1, both, [5, 6], model=None)
     assert dep.admin.commitments(task, 3) == {dep.addr(i): digest_of(3, i) for i in range(2)}
     assert [v.voter for v in dep.admin.votes(task, 1)] == both and dep.admin.votes(task, 2) == []
-    assert dep.outsider.finalize(task, 1).credits == {dep.addr(0): 5, dep.addr(1): 6}
+    assert settle(dep, task, 1).credits == {dep.addr(0): 5, dep.addr(1): 6}
     assert audit(dep.w3, dep.admin.address).ok
 
 

@@ -94,13 +94,6 @@ def test_finalize_twice(world):
     expect("AlreadyFinalized", dep.outsider.finalize, t, 2)
 
 
-def test_finalize_with_a_vector_nobody_voted(world):
-    dep, t, _ = world
-    dep.members[1].vote(t, 1, [dep.addr(0)], [1], model=None)
-    dep.members[2].vote(t, 1, [dep.addr(0)], [1], model=None)
-    expect("NotWinningVote", dep.outsider.transact, "finalize", t, 1, bytes(32), pack_vector([0], [2]))
-
-
 def test_commit_or_vote_in_finalized_round(world):
     dep, t, _ = world
     expect("AlreadyFinalized", dep.members[0].commit, t, 2, digest_of("late"))

@@ -8,10 +8,11 @@ from web3.datastructures import AttributeDict
 
 from incentive import audit as audit_module
 from incentive.audit import audit
-from incentive.errors import AlreadyVoted, NotCommitted, NotWinningVote, RoundNotStarted
+from incentive.chain import advance_time
+from incentive.errors import AlreadyVoted, FinalizeTooEarly, NotCommitted, NotWinningVote, RoundNotStarted
 from incentive.ledger import FLAGGED, decide, pack_vector, unpack_vector, vote_hash
 
-from ledger_fixtures import digest_of, honest, make_deployment, run_round
+from ledger_fixtures import digest_of, honest, make_deployment, run_round, settle
 
 STAKE, SLASH = 10**16, 4 * 10**15
 TRUE = {0: 6000, 1: 7000, 2: 8000, 3: 9000}  # what every honest node computes
@@ -90,16 +91,16 @@ def test_colluding_pair_with_a_referee_the_referee_decides():
     task = dep.new_task(stake=STAKE, slash=SLASH, referee=referee.address, validation_digest=digest_of("val set"))
     for m in dep.members:
         m.bond(task)
-    votes = honest(list(TRUE.values()))
-    votes[2] = votes[3] = LIE
-    run_round(dep, task, 1, votes, finalize=False)
+    run_round(dep, task, 1, {}, finalize=False)  # everyone commits
     ref = dep.admin.with_account(referee, name="referee")
     ref.vote(task, 1, [dep.addr(j) for j in TRUE], list(TRUE.values()), model=None)  # votes without committing
     with pytest.raises(AlreadyVoted):
         ref.vote(task, 1, [], [], model=None)
     with pytest.raises(RoundNotStarted):  # not even the referee reaches ahead of the swarm
         ref.vote(task, 50, [], [], model=None)
-    outcome = dep.outsider.finalize(task, 1)
+    for i, vector in enumerate([TRUE, TRUE, LIE, LIE]):  # the last vote is a loser's: nothing finalized yet
+        dep.members[i].vote(task, 1, [dep.addr(j) for j in vector], list(vector.values()), model=None)
+    outcome = settle(dep, task, 1)
     assert outcome.status == "credited" and set(outcome.deviants) == {dep.addr(2), dep.addr(3)}
     assert credits(dep, task) == [6000, 7000, 0, 0]
     assert [dep.admin.stake_of(task, dep.addr(i)) for i in range(4)] == [STAKE, STAKE, STAKE - SLASH, STAKE - SLASH]
@@ -108,19 +109,25 @@ def test_colluding_pair_with_a_referee_the_referee_decides():
     assert audit(dep.w3, dep.admin.address).ok
 
 
-def test_a_majority_cannot_overrule_the_referee_and_a_loser_cannot_be_finalized():
+def test_the_referee_decides_over_a_majority_and_early_finalize_waits_for_it():
     referee = Account.create()
     dep = make_deployment()
     dep.admin.w3.eth.send_transaction({"from": dep.admin.w3.eth.accounts[0], "to": referee.address,
                                        "value": 10**18})
-    task = dep.new_task(referee=referee.address)
-    run_round(dep, task, 1, honest(list(LIE.values())), finalize=False)
-    dep.admin.with_account(referee).vote(task, 1, [dep.addr(j) for j in TRUE], list(TRUE.values()), model=None)
-    rows = pack_vector(list(LIE), list(LIE.values()))
-    with pytest.raises(NotWinningVote) as e:  # the majority's vector is not the winner here
-        dep.outsider.transact("finalize", task, 1, bytes(32), rows)
-    assert e.value.values == {"voteHash": vote_hash(1, None, rows)}
-    assert dep.outsider.finalize(task, 1).deviants == tuple(dep.addr(i) for i in range(4))
+    decided, waited = dep.new_task(referee=referee.address), dep.new_task(referee=referee.address)
+    for task in (decided, waited):
+        run_round(dep, task, 1, honest(list(LIE.values())), finalize=False)
+        assert not dep.admin.round_state(task, 1).finalized  # a unanimous vote still waits for the referee
+    with pytest.raises(FinalizeTooEarly):
+        dep.outsider.finalize(waited, 1)
+    # the referee's vote, the round's last, decides and finalizes: every member voted another vector
+    dep.admin.with_account(referee).vote(decided, 1, [dep.addr(j) for j in TRUE], list(TRUE.values()), model=None)
+    outcome = dep.admin.round_state(decided, 1).outcome
+    assert outcome.deviants == tuple(dep.addr(i) for i in range(4)) and set(outcome.credits.values()) == {0}
+    # a referee that never votes: once the voting window closed, the majority's vector wins
+    advance_time(dep.w3, 1200)
+    assert dep.outsider.finalize(waited, 1).credits == {dep.addr(j): LIE[j] for j in LIE}
+    assert audit(dep.w3, dep.admin.address).ok
 
 
 def test_a_minority_vector_is_not_the_winner():
@@ -129,15 +136,17 @@ def test_a_minority_vector_is_not_the_winner():
     votes = honest(list(TRUE.values()))
     votes[3] = LIE
     run_round(dep, task, 1, votes, finalize=False)
-    with pytest.raises(NotWinningVote):
-        dep.outsider.transact("finalize", task, 1, bytes(32), pack_vector(list(LIE), list(LIE.values())))
+    rows = pack_vector(list(LIE), list(LIE.values()))
+    with pytest.raises(NotWinningVote) as e:  # the liar voted last: nothing was finalized for it
+        dep.outsider.transact("finalize", task, 1, bytes(32), rows)
+    assert e.value.values == {"voteHash": vote_hash(1, None, rows)}
 
 
 def test_flagged_members_get_nothing_and_are_slashed():
     dep, task = staked()
     vector = {0: 6000, 1: FLAGGED, 2: 8000, 3: FLAGGED}  # 1 and 3 sent near-copies or nothing
     run_round(dep, task, 1, {i: vector for i in range(4)}, finalize=False)
-    outcome = dep.outsider.finalize(task, 1)
+    outcome = settle(dep, task, 1)
     assert outcome.flagged == (dep.addr(1), dep.addr(3)) and outcome.deviants == ()
     assert credits(dep, task) == [6000, 0, 8000, 0]
     assert [dep.admin.stake_of(task, dep.addr(i)) for i in range(4)] == [STAKE, STAKE - SLASH, STAKE, STAKE - SLASH]
