@@ -34,6 +34,8 @@ pragma solidity ^0.8.28;
 ///   FLAGGED lanes get 0 and are slashed; committers that voted another vector (deviants) get 0
 ///   and are slashed. No referee vote and no majority: a Split round credits and slashes nobody
 ///   (a colluding pair among four ends up here). Below quorum: nobody is credited.
+/// - The referee votes as the referee only in rounds it did not commit in (a referee that is also
+///   a committing member votes as a member there).
 /// - Stake: with stake > 0, a member bonds exactly `stake` before committing; each offence
 ///   moves min(slash, remaining bond) into the pool; reclaimStake returns the rest after close.
 /// - Payouts: received = pool + revenue paid after close. Member i is entitled to
@@ -87,6 +89,9 @@ contract MedSwarmLedger {
     //   bits 168..199  r itself (which round the slot holds now)
     //   bits 200..206  largest number of voters any single vector of round r - 1 has
     //   bit  207       round r finalized
+    //   bits 208..239  the task's round duration, bit 240 its stake flag, bit 241 closed: copied
+    //                  by the round's first commit (and closed set by closeTask) so that later
+    //                  commits need not read the task's slot
     uint256 private constant _MASK64 = 0xFFFFFFFFFFFFFFFF;
     uint256 private constant _MASK40 = 0xFFFFFFFFFF;
     uint256 private constant _MASK32 = 0xFFFFFFFF;
@@ -95,6 +100,9 @@ contract MedSwarmLedger {
     uint256 private constant _ROUND_SHIFT = 168;
     uint256 private constant _MAXV_SHIFT = 200;
     uint256 private constant _FINAL_BIT = 1 << 207;
+    uint256 private constant _DURATION_SHIFT = 208;
+    uint256 private constant _STAKED_BIT = 1 << 240;
+    uint256 private constant _CLOSED_BIT = 1 << 241;
     uint256 private constant _LANE_MASK = 0xFFFF;
     // _verdict's answers
     uint256 private constant _WON = 0;
@@ -469,6 +477,12 @@ contract MedSwarmLedger {
         t.closed = true;
         uint256 total = t.totalContribution;
         emit TaskClosed(taskId, t.pool, total);
+        // Rounds in progress check the closed flag in their own word (see _commit).
+        uint256[RING] storage ring = _rings[taskId];
+        for (uint256 k; k < RING; ++k) {
+            uint256 w = ring[k];
+            if (_start(w) != 0 && !_finalized(w)) ring[k] = w | _CLOSED_BIT;
+        }
         uint256 count = memberCount;
         uint256 participants;
         uint256 mask;
@@ -605,9 +619,8 @@ contract MedSwarmLedger {
     /// @param digest keccak256 of the update's exact encoded bytes
     function commit(uint256 taskId, uint32 round, bytes32 digest) external {
         uint256 idx = _activeIndex(msg.sender);
-        Task storage t = _openTask(taskId);
         uint256[RING] storage ring = _rings[taskId];
-        ring[round % RING] = _commit(t, ring, taskId, round, digest, idx);
+        ring[round % RING] = _commit(ring, taskId, round, digest, idx);
         emit Committed(taskId, round, msg.sender, uint8(idx), digest);
     }
 
@@ -643,9 +656,10 @@ contract MedSwarmLedger {
         uint256[] calldata rows
     ) external {
         uint256 idx = _activeIndex(msg.sender);
-        Task storage t = _openTask(taskId);
+        // _commit checks that the task exists and is open (from the round word when it can).
+        Task storage t = _tasks[taskId];
         uint256[RING] storage ring = _rings[taskId];
-        uint256 w = _commit(t, ring, taskId, round, digest, idx);
+        uint256 w = _commit(ring, taskId, round, digest, idx);
         if (uint256(voteRound) + 1 == round) {
             // The vote's event goes first: the vote may finalize the round (RoundFinalized after it).
             emit CommittedAndVoted(taskId, voteRound, msg.sender, digest, model, rows);
@@ -936,29 +950,36 @@ contract MedSwarmLedger {
     }
 
     // ---------------------------------------------------------------- internals
-    function _commit(Task storage t, uint256[RING] storage ring, uint256 taskId, uint32 round, bytes32 digest, uint256 idx)
+    /// @dev The round word of `round` with slot `idx`'s commit added (not stored). The round's
+    /// first commit reads the task's slot (exists, open, quorum) and copies what later commits
+    /// check into the word: round duration, stake flag (closeTask sets the closed flag).
+    function _commit(uint256[RING] storage ring, uint256 taskId, uint32 round, bytes32 digest, uint256 idx)
         private
         view
         returns (uint256 w)
     {
         if (round == 0) revert InvalidRound(round);
         if (digest == bytes32(0)) revert ZeroDigest();
-        if (t.staked && !_accounts[taskId][idx].bonded) revert NotBonded(msg.sender);
         w = _claim(ring, taskId, round);
         if (_finalized(w)) revert AlreadyFinalized(taskId, round);
-        uint256 bit = 1 << idx;
-        if (w & bit != 0) revert AlreadyCommitted(msg.sender, round);
         uint256 start = _start(w);
         if (start == 0) {
+            Task storage t = _openTask(taskId);
             // Opening round r needs a quorum in round r - 1, so one member cannot start the
             // clocks of future rounds and have the others' commits expire before they get there.
             if (round > 1 && _popcount(_committed(_word(ring, taskId, round - 1))) < t.quorum) {
                 revert RoundNotOpen(round);
             }
-            w |= block.timestamp << _START_SHIFT;
-        } else if (block.timestamp >= start + t.roundDuration) {
-            revert RoundExpired(start + t.roundDuration);
+            w |= (block.timestamp << _START_SHIFT) | (uint256(t.roundDuration) << _DURATION_SHIFT);
+            if (t.staked) w |= _STAKED_BIT;
+        } else {
+            if (w & _CLOSED_BIT != 0) revert TaskAlreadyClosed(taskId);
+            uint256 deadline = start + ((w >> _DURATION_SHIFT) & _MASK32);
+            if (block.timestamp >= deadline) revert RoundExpired(deadline);
         }
+        uint256 bit = 1 << idx;
+        if (w & bit != 0) revert AlreadyCommitted(msg.sender, round);
+        if (w & _STAKED_BIT != 0 && !_accounts[taskId][idx].bonded) revert NotBonded(msg.sender);
         return w | bit;
     }
 
@@ -988,15 +1009,17 @@ contract MedSwarmLedger {
         _checkLanes(rows, committed);
         bytes32 h = keccak256(abi.encode(round, model, rows));
         MemberInfo storage m = _members[msg.sender];
-        bool asMember = m.active && (committed >> m.index) & 1 != 0;
-        if (msg.sender == t.referee) {
+        // A committer's vote never needs the task's slot; only a non-committer may be the referee
+        // (a referee that committed in the round votes as a member).
+        if (m.active && (committed >> m.index) & 1 != 0) {
+            next = _countVote(taskId, round, h, m.index, next);
+        } else if (msg.sender == t.referee) {
             if (_refereeVotes[taskId][round] != bytes32(0)) revert AlreadyVoted(msg.sender);
             _refereeVotes[taskId][round] = h;
-        } else if (!asMember) {
+        } else {
             if (!m.active) revert NotMember(msg.sender);
             revert NotCommitted(msg.sender);
         }
-        if (asMember) next = _countVote(taskId, round, h, m.index, next);
         if (_voted(next) == committed) _finalizeIfWon(t, taskId, round, w, next, h, rows);
         return next;
     }

@@ -157,6 +157,19 @@ def test_deadline_finalize_with_a_silent_committer_and_late_commit_rejected():
     assert [dep.admin.contribution(task, dep.addr(i)) for i in range(3)] == [4000, 6000, 5000]
 
 
+def test_closing_stops_a_round_in_progress():
+    dep = make_deployment()
+    task = dep.new_task(quorum=2)
+    for i in range(2):
+        dep.members[i].commit(task, 1, digest_of(1, i))
+    dep.admin.close_task(task)
+    for r in (1, 2):  # the open round (closed flag in its word) and the next (read from the task)
+        with pytest.raises(LedgerError, match="TaskAlreadyClosed"):
+            dep.members[2].commit(task, r, digest_of(r, 2))
+    with pytest.raises(LedgerError, match="TaskAlreadyClosed"):
+        dep.members[0].commit_and_vote(task, 2, digest_of(2, 0), 1, [], [], model=None)
+
+
 def test_the_same_digest_twice_is_the_scoring_rule_s_business():
     """v3 keeps commitments in events only: a copied digest is not refused on chain (nodes flag it)."""
     dep = make_deployment()

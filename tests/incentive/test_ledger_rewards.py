@@ -25,8 +25,13 @@ def closed_task(dep: Deployment, scores: list[int], pool: int = POOL) -> int:
 def test_stake_is_required_bonded_slashed_and_reclaimed():
     dep = make_deployment()
     task = dep.new_task(stake=1000, slash=600)
-    with pytest.raises(LedgerError, match="NotBonded"):
+    with pytest.raises(LedgerError, match="NotBonded"):  # the round's first commit reads the task
         dep.members[0].commit(task, 1, "0x" + "11" * 32)
+    other = dep.new_task(stake=1000, slash=600)
+    dep.members[1].bond(other)
+    dep.members[1].commit(other, 1, "0x" + "22" * 32)
+    with pytest.raises(LedgerError, match="NotBonded"):  # later commits read the round word's copy
+        dep.members[0].commit(other, 1, "0x" + "11" * 32)
     for m in dep.members:
         m.bond(task)
     assert [dep.admin.stake_of(task, dep.addr(i)) for i in range(4)] == [1000] * 4
@@ -48,7 +53,7 @@ def test_stake_is_required_bonded_slashed_and_reclaimed():
     paid = [dep.members[i].withdraw(task) for i in range(3)]
     dust = dep.admin.claim_dust(task) if dep.admin.task(task).dust else 0
     assert sum(paid) + dust == info.pool
-    assert dep.w3.eth.get_balance(dep.admin.address) == 0
+    assert dep.w3.eth.get_balance(dep.admin.address) == 10**18 + 1000  # only the other task's pool and bond
     assert audit(dep.w3, dep.admin.address).ok
 
 
