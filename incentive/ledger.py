@@ -433,11 +433,14 @@ class Ledger:
         self.transact("payRevenue", task_id, value=wei)
 
     def finalize(self, task_id: int, round: int) -> RoundOutcome:
-        """Finalize a round (anyone, once every committer voted or after the voting window).
+        """Finalize a round (anyone, once every committer and the referee, if any, voted, or
+        after the voting window).
 
         Reads the round's votes, picks the winner as the contract will (referee, else a strict
         majority of the committers, else a split) and sends it; returns the outcome the contract
-        recorded. A revert raises its LedgerError (AlreadyFinalized, FinalizeTooEarly, ...).
+        recorded. A revert raises its LedgerError (AlreadyFinalized, FinalizeTooEarly, ...). In an
+        agreeing swarm the round's last vote, being the winner's, has already finalized the round
+        (AlreadyFinalized here): `round_state(...).outcome` or `outcome(...)` has the result.
         """
         committers = list(self.commitments(task_id, round))
         info = self._terms(task_id)

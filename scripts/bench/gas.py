@@ -33,15 +33,20 @@ ROUND_SECONDS = 3600
 TARGET_N, TARGET_GAS = 8, 50_000
 
 
-def _setup(n: int) -> tuple[Ledger, list[Ledger], int]:
+def _setup(n: int, stake: int) -> tuple[Ledger, list[Ledger], int]:
     w3 = connect("eth-tester")
     keys = [Account.from_key(k) for k in dev_keys(w3, n + 1)]
     ledger = Ledger.deploy(w3, keys[0])
     for i, m in enumerate(keys[1:]):
         ledger.register_member(m.address, f"12D3KooPeer{i}", f"hospital-{i}")
-    task = ledger.create_task(quorum=max(2, n // 2), model_id="bench", round_duration=ROUND_SECONDS)
+    task = ledger.create_task(quorum=max(2, n // 2), model_id="bench", round_duration=ROUND_SECONDS, stake=stake,
+                              slash=stake // 2)
     ledger.fund(task, 10**18)
-    return ledger, [ledger.with_account(m) for m in keys[1:]], task
+    nodes = [ledger.with_account(m) for m in keys[1:]]
+    if stake:
+        for nd in nodes:
+            nd.bond(task)
+    return ledger, nodes, task
 
 
 def _vector(n: int, r: int) -> list[int]:
@@ -57,9 +62,9 @@ def _digest(r: int, i: int) -> bytes:
     return keccak(b"update %d of node %d" % (r, i))
 
 
-def bench(n: int, rounds: int) -> dict[str, int]:
-    """Gas of a steady run of `rounds` rounds (rounds > RING + 1) with n nodes."""
-    ledger, nodes, task = _setup(n)
+def bench(n: int, rounds: int, stake: int = 0) -> dict[str, int]:
+    """Gas of a steady run of `rounds` rounds (rounds > RING + 1) with n nodes bonding `stake` wei."""
+    ledger, nodes, task = _setup(n, stake)
     for i, nd in enumerate(nodes):
         nd.commit(task, 1, "0x" + _digest(1, i).hex())
     combined: list[int] = []
@@ -76,6 +81,7 @@ def bench(n: int, rounds: int) -> dict[str, int]:
     fin = ledger.transact("finalize", task, last, _model(last), _vector(n, last))["gasUsed"]
     return {
         "members": n,
+        "stake": stake,
         "commit_and_vote": round(statistics.mean(combined)),
         "last_commit_and_vote": round(statistics.mean(closing)),
         "vote": round(statistics.mean(vote)),
@@ -96,18 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="4,8,16,32")
     p.add_argument("--rounds", type=int, default=RING + 4, help=f"rounds per run (> {RING + 1})")
+    p.add_argument("--stake", type=int, default=10**16, help="wei bonded per member in the staked run at N = 8")
     p.add_argument("--out", type=Path, default=Path("reports/bench"))
     args = p.parse_args(argv)
     if args.rounds <= RING + 1:
         p.error(f"--rounds must exceed {RING + 1}: the first {RING} rounds pay for fresh round words")
     rows = [bench(int(n), args.rounds) for n in args.sizes.split(",")]
-    table = markdown(rows)
+    staked = bench(TARGET_N, args.rounds, args.stake)  # a bonded member's commit also reads its bond
+    table = markdown(rows) + (f"\nWith a stake of {args.stake} wei at N = {TARGET_N}: commitAndVote "
+                              f"{staked['commit_and_vote']:,} per node per round.\n")
     print(table, end="")
     at_target = [r for r in rows if r["members"] == TARGET_N]
     verdict = {"target_gas_per_node_round": TARGET_GAS, "target_members": TARGET_N,
                "met": bool(at_target) and at_target[0]["per_node_round"] <= TARGET_GAS}
     publish(args.out, "gas", {"chain": "eth-tester (py-evm, prague)", "rounds": args.rounds, "results": rows,
-                              **verdict}, table)
+                              "staked": staked, **verdict}, table)
     print(f"wrote {args.out / 'gas.json'} and {args.out / 'gas.md'}")
     return 0
 
