@@ -23,14 +23,15 @@ pragma solidity ^0.8.28;
 /// - Votes. A vote is a whole vector: lane p (16 bits, word p / 16) holds 0 (not scored),
 ///   score + 1 (1..10001) or FLAGGED (0xFFFF: a near-copy, free rider or invalid update). A
 ///   committer of the round votes once; the referee (if the task has one) may vote without
-///   committing. The contract keeps one voter bitmask per distinct vector, keyed by
-///   H = keccak256(abi.encode(round, model, rows)), and the largest count any vector reached.
+///   committing. The contract keeps the voters of every distinct vector, keyed by
+///   H = keccak256(abi.encode(round, model, rows)) (the round's first vector in a reused leader
+///   word, any other in a mapping slot), and the largest count any vector reached.
 /// - Finalize: when every committer voted (and >= quorum committed, and the referee voted if the
 ///   task has one) or once block.timestamp >= deadline + roundDuration; the last vote itself
 ///   finalizes the round when it is the winner, which saves the separate transaction. The winner
 ///   is the referee's vector if it voted, else a vector voted by a strict majority of the round's
-///   committers. The caller passes the winner (found from the
-///   Voted events); passing another vector reverts with NotWinningVote. Committers get their lane;
+///   committers. The caller passes the winner (found from the vote events); passing another
+///   vector reverts with NotWinningVote. Committers get their lane;
 ///   FLAGGED lanes get 0 and are slashed; committers that voted another vector (deviants) get 0
 ///   and are slashed. No referee vote and no majority: a Split round credits and slashes nobody
 ///   (a colluding pair among four ends up here). Below quorum: nobody is credited.
@@ -439,7 +440,8 @@ contract MedSwarmLedger {
     /// @param roundDuration seconds from a round's first commit to its deadline (> 0)
     /// @param stake wei each member bonds before committing (0: no stake)
     /// @param slash wei taken from a member's bond per offence (<= stake)
-    /// @param referee the sponsor's scoring node whose vote decides (address(0): none)
+    /// @param referee the sponsor's scoring node whose vote decides (address(0): none); it votes
+    /// as the referee in rounds it does not commit in
     /// @param validationDigest keccak256 of the validation set the sponsor publishes (zero: none)
     /// @return taskId the new task's id (ids start at 1)
     function createTask(
