@@ -199,11 +199,11 @@ def decide(votes: Sequence[Vote], committers: Sequence[str], quorum: int, refere
 
     Below quorum -> ("below_quorum", None); the referee's vote if it voted; else the vector a
     strict majority of the committers voted; else ("split", None). Only committers' votes count
-    towards a majority, each once.
+    towards a majority, each once; a referee that committed in the round voted there as a member.
     """
     if len(committers) < quorum:
         return "below_quorum", None
-    if referee is not None:
+    if referee is not None and referee not in committers:
         for v in votes:
             if v.voter == referee:
                 return "credited", v

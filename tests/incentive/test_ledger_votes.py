@@ -164,6 +164,7 @@ def test_decide_follows_the_contract_rules():
     assert decide([V("a", 1), V("b", 1), V("c", 2), V("d", 2)], committers, 2, None) == ("split", None)
     assert decide([V("a", 1), V("x", 1), V("y", 1)], committers, 2, None) == ("split", None)  # outsiders do not count
     assert decide([V("a", 1), V("r", 2)], committers, 2, "r")[1].vote_hash == 2
+    assert decide([V("a", 1), V("d", 2)], committers, 2, "d") == ("split", None)  # a committing referee is a member
     assert decide([], ["a"], 2, None) == ("below_quorum", None)
 
 
@@ -218,3 +219,15 @@ def test_audit_catches_a_forged_vote(monkeypatch):
     whats = {m.what for m in report.mismatches}
     assert f"task {task} round 1 deviants" in whats  # the chain credited member 3 and slashed nobody
     assert any(w.startswith(f"task {task} round 1 voters of") for w in whats)
+
+
+def test_a_referee_that_commits_votes_as_a_member():
+    dep = make_deployment()
+    task = dep.new_task(referee=dep.addr(0))
+    run_round(dep, task, 1, honest(list(TRUE.values())), finalize=False)
+    assert dep.admin.contract.functions.refereeVote(task, 1).call() == bytes(32)
+    with pytest.raises(FinalizeTooEarly):  # no referee vote in this round: the window must close
+        dep.outsider.finalize(task, 1)
+    advance_time(dep.w3, 1200)
+    assert dep.outsider.finalize(task, 1).credits == {dep.addr(j): TRUE[j] for j in TRUE}
+    assert audit(dep.w3, dep.admin.address).ok
