@@ -24,7 +24,7 @@ from eth_utils import event_abi_to_log_topic, is_address, to_checksum_address
 from web3 import Web3
 
 from incentive.artifacts import ledger_artifact
-from incentive.ledger import SLASH_REASONS, STATUSES, Vote, decide, outcome_from_event, vote_from_event
+from incentive.ledger import SLASH_REASONS, Vote, decide, outcome_from_event, vote_from_event
 from incentive.logs import DEFAULT_WINDOW, deploy_block, get_logs
 
 logger = logging.getLogger(__name__)
@@ -490,6 +490,3 @@ def audit(
         logger.warning("audit mismatch: %s", mm)
     return report
 
-
-__all__ = ["AuditReport", "LedgerNotFound", "Mismatch", "RoundHistory", "STATUSES", "TaskHistory", "audit",
-           "fetch_events", "next_reputation"]

@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 GAS_MARGIN = 1.25
 FLAGGED = -1  # a score meaning "this member's update is a near-copy, a free rider or invalid" (lane 0xFFFF)
-MAX_SCORE = 10000
 _FLAGGED_LANE = 0xFFFF
 ZERO32 = "0x" + "00" * 32
 # RoundFinalized.status and Slashed.reason, as the contract numbers them
