@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from node.contribution import (CONTRIBUTIONS, MAX_SCORE, ContributionReport, PublicValidation, checkable_scores,
+from node.contribution import (CONTRIBUTIONS, ContributionReport, PublicValidation, checkable_scores,
                                contribution_by_name)
 from node.launcher import SwarmPlan
 from node.merge import Update, rule_by_name
+from node.scoring import MAX_SCORE
 from scripts.bench.contribution import Round, honest_rounds, public_validation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +115,7 @@ import json, sys
 import numpy as np
 from node.contribution import checkable_scores
 from node.merge import Update, rule_by_name
+from node.scoring import MAX_SCORE
 data = np.load(sys.argv[1])
 groups = {}
 for key in data.files:
