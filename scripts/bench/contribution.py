@@ -318,7 +318,7 @@ def markdown(summaries: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = B.bench_arguments(__doc__, "runs/bench/contribution", "seconds-long smoke run: heart mlp, 1 seed, 3 rounds")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args(argv)
     B.quiet()

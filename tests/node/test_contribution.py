@@ -215,10 +215,12 @@ def test_colluding_pair_with_noise_below_the_flag_shares_almost_nothing(rounds) 
 @pytest.mark.parametrize("plan", [SwarmPlan(nodes=4, dataset="heart", model="logreg"),
                                   SwarmPlan(nodes=8, dataset="breast_cancer", model="mlp"),
                                   SwarmPlan(nodes=8, dataset="breast_cancer", partition="dirichlet", alpha=0.1,
-                                            model="mlp")],
-                         ids=["heart-logreg", "bc-iid-mlp", "bc-dirichlet-mlp"])
+                                            model="mlp"),
+                                  SwarmPlan(nodes=8, dataset="breast_cancer", partition="dirichlet", alpha=0.1,
+                                            model="logreg")],
+                         ids=["heart-logreg", "bc-iid-mlp", "bc-dirichlet-mlp", "bc-dirichlet-logreg"])
 def test_honest_updates_are_never_flagged(plan: SwarmPlan) -> None:
-    _, trained = honest_rounds(plan, 3, MEDIAN)
+    _, trained = honest_rounds(plan, 4, MEDIAN)
     for r, now in enumerate(trained):
         assert score(now, trained[r - 1] if r else None).flags == {}
 
