@@ -53,7 +53,11 @@ the products of two float32 values are exact in float64, and numpy's pairwise su
 in an order fixed by the vector length alone, in one thread. (`np.dot` goes to BLAS, and OpenBLAS
 splits long dot products over threads, so its order follows the thread count.) The rest is a few
 operations on matrices of a few dozen entries; integers appear only at the end. One machine,
-numpy build and input give the same bits; across CPUs the same numpy build should too.
+numpy build and input give the same bits. Across machines the inner products agree too (same
+numpy build); the small projections go through LAPACK, whose last bits may differ, which moves a
+score only if a value sits within ~1e-12 of a rounding or threshold boundary (PINV_RCOND keeps
+the choice of directions away from such boundaries). The caller must pass the same sets: the
+updates the swarm's attested merge used, not whatever this node happened to receive.
 """
 
 from __future__ import annotations
@@ -89,6 +93,11 @@ NORM_TOLERANCE = 6.0
 STRUCTURE_FULL = 0.1
 # Residuals shorter than this share of their vector count as zero (rounding noise is ~1e-15).
 RESIDUAL_FLOOR = 1e-9
+# Projections drop directions whose Gram eigenvalue is below this share of the largest. Under the
+# mean rule the merged update lies in the span of the updates up to float32 rounding (eigenvalue
+# ~1e-14 relative); distinct honest updates are far above. A cut far from both keeps the choice
+# the same on machines whose LAPACK differs in the last bits.
+PINV_RCOND = 1e-9
 
 Tensors = Mapping[str, np.ndarray]
 
@@ -251,7 +260,7 @@ def _residual_cos(g: np.ndarray, a: int, b: int, old: list[int]) -> float:
     res = g[np.ix_([a, b], [a, b])]
     if old:
         g_ko = g[np.ix_([a, b], old)]
-        res = res - g_ko @ np.linalg.pinv(g[np.ix_(old, old)], rcond=1e-12, hermitian=True) @ g_ko.T
+        res = res - g_ko @ np.linalg.pinv(g[np.ix_(old, old)], rcond=PINV_RCOND, hermitian=True) @ g_ko.T
     len_a, len_b = math.sqrt(max(res[0, 0], 0.0)), math.sqrt(max(res[1, 1], 0.0))
     if len_a <= RESIDUAL_FLOOR * math.sqrt(g[a, a]) or len_b <= RESIDUAL_FLOOR * math.sqrt(g[b, b]):
         return 0.0
@@ -263,7 +272,7 @@ def _explained(g: np.ndarray, i: int, basis: list[int]) -> float:
     if not basis or g[i, i] <= 0:
         return 0.0
     g_ib = g[i, basis]
-    inverse = np.linalg.pinv(g[np.ix_(basis, basis)], rcond=1e-12, hermitian=True)
+    inverse = np.linalg.pinv(g[np.ix_(basis, basis)], rcond=PINV_RCOND, hermitian=True)
     return float(min(1.0, max(0.0, g_ib @ inverse @ g_ib / g[i, i])))
 
 

@@ -225,6 +225,19 @@ def test_honest_updates_are_never_flagged(plan: SwarmPlan) -> None:
         assert score(now, trained[r - 1] if r else None).flags == {}
 
 
+@pytest.mark.parametrize("rule", ["mean", "trimmed", "geomedian"])
+def test_any_merge_rule_serves_as_reference(rule: str) -> None:
+    """Under the mean the r-1 merged update lies in the span of the r-1 updates: no trouble."""
+    merge = rule_by_name(rule)
+    _, trained = honest_rounds(SwarmPlan(nodes=4, dataset="heart", model="mlp", merge=rule), 3, merge)
+    for r, now in enumerate(trained):
+        before = trained[r - 1] if r else None
+        args = (now.updates, before.updates if before else [], before.merged if before else None, merge)
+        report = checkable_scores(*args)
+        assert report.flags == {} and min(report.scores.values()) > 0
+        assert checkable_scores(*args) == report
+
+
 def test_switzerland_earns_in_every_round(rounds) -> None:
     """94% prevalence, a direction the other hospitals lack: its update is honest and earns."""
     for r, now in enumerate(rounds):
