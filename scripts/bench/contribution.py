@@ -79,7 +79,7 @@ def honest_rounds(plan: SwarmPlan, rounds: int, rule: MergeRule,
     return setups, out
 
 
-def _with_noise(tensors: dict[str, np.ndarray], cos: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def with_noise(tensors: dict[str, np.ndarray], cos: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The tensors plus orthogonal Gaussian noise, so that the result's cosine with them is `cos`."""
     names = sorted(tensors)
     v = np.concatenate([tensors[k].astype(np.float64).ravel() for k in names])
@@ -94,7 +94,7 @@ def _with_noise(tensors: dict[str, np.ndarray], cos: float, rng: np.random.Gener
     return out
 
 
-def _scaled(tensors: dict[str, np.ndarray], factor: float) -> dict[str, np.ndarray]:
+def scaled(tensors: dict[str, np.ndarray], factor: float) -> dict[str, np.ndarray]:
     return {k: (v * np.float32(factor)).astype(np.float32) for k, v in tensors.items()}
 
 
@@ -107,19 +107,19 @@ def attacks(now: Round, before: Round, attacker: int, rng: np.random.Generator) 
                               for u in now.updates]))
     size = sum(v.size for v in own.values())
     return {
-        "x100": _scaled(own, 100.0),
-        "sign flip": _scaled(own, -1.0),
-        "x1e-3": _scaled(own, 1e-3),
-        "zero": _scaled(own, 0.0),
+        "x100": scaled(own, 100.0),
+        "sign flip": scaled(own, -1.0),
+        "x1e-3": scaled(own, 1e-3),
+        "zero": scaled(own, 0.0),
         "garbage (random, median norm)": {k: (rng.standard_normal(v.shape) * median / math.sqrt(size)).astype(np.float32)
                                           for k, v in own.items()},
         "stale: other's r-1 update": dict(other),
-        "stale: other's r-1 update + noise": _with_noise(other, EVADING_COS, rng),
-        "stale: r-1 merged + noise": _with_noise(before.merged, EVADING_COS, rng),
+        "stale: other's r-1 update + noise": with_noise(other, EVADING_COS, rng),
+        "stale: r-1 merged + noise": with_noise(before.merged, EVADING_COS, rng),
         "stale: own r-1 update": dict(before.updates[attacker].tensors),
-        "stale: own r-1 update + noise": _with_noise(before.updates[attacker].tensors, EVADING_COS, rng),
-        "concurrent copy x0.5 (collusion)": _scaled(peer, 0.5),
-        "concurrent copy + noise (collusion)": _with_noise(peer, EVADING_COS, rng),
+        "stale: own r-1 update + noise": with_noise(before.updates[attacker].tensors, EVADING_COS, rng),
+        "concurrent copy x0.5 (collusion)": scaled(peer, 0.5),
+        "concurrent copy + noise (collusion)": with_noise(peer, EVADING_COS, rng),
     }
 
 
