@@ -201,12 +201,12 @@ def score_rounds(rounds: list[Round], rule: MergeRule, seed: int,
             "honest_measures": measured, "attacks": per_attack}
 
 
-def switzerland(plan: SwarmPlan, rounds: int, rule: MergeRule) -> dict[str, float]:
-    """Test accuracy and loss on Switzerland's patients of the final model trained with and without it."""
+def switzerland(plan: SwarmPlan, full: list[B.NodeSetup], rounds: int, rule: MergeRule) -> dict[str, float]:
+    """Test accuracy and loss on Switzerland's patients of the final model of the swarm `full`
+    (trained `rounds` rounds) and of the same swarm trained without Switzerland."""
     from node.training import evaluate
 
     out = {}
-    full, _ = honest_rounds(plan, rounds, rule)
     swiss = next(s for s in full if s.name == "switzerland")
     without, _ = honest_rounds(plan, rounds, rule, leave_out="switzerland")
     for label, setups in (("with", full), ("without", without)):
@@ -232,7 +232,7 @@ def run(setting: str, plan: SwarmPlan, seeds: list[int], rounds: int) -> dict[st
             result["geometry"].setdefault(k, []).extend(v)
         row["with_validation"] = score_rounds(trained, rule, seed, public_validation(setups))
         if plan.dataset == "heart":
-            row["switzerland"] = switzerland(seeded, rounds, rule)
+            row["switzerland"] = switzerland(seeded, setups, rounds, rule)
         result["seeds"].append(row)
         B.say(f"{setting} seed {seed}: {row['honest_flags']} honest flags, {row['honest_zero_scores']} honest zeros")
     return result
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": "python -m scripts.bench.contribution" + (" --quick" if args.quick else ""),
             "seconds": time.monotonic() - started, "machine": B.machine(), "seeds": seeds,
             "setting": f"{rounds} rounds x 1 local epoch, median merge, in process; seeds {seeds}"}
-    payload: dict[str, Any] = {"meta": meta, "summary": summaries,
+    payload: dict[str, Any] = {"meta": meta, "summary": summaries, "per_seed": {k: r["seeds"] for k, r in results.items()},
                                "thresholds": {"copy_cos": COPY_COS, "free_rider_norm": FREE_RIDER_NORM,
                                               "norm_tolerance": NORM_TOLERANCE, "evading_cos": EVADING_COS}}
     text = markdown(summaries, meta)
