@@ -10,7 +10,7 @@ score 0 and get slashed, so every flag threshold sits far from anything honest u
 over 8 nodes, IID and Dirichlet 0.1; numbers at the constants).
 
 Flags:
-- free rider: L2 norm at most FREE_RIDER_NORM x the round's median norm;
+- free rider: L2 norm at most FREE_RIDER_NORM x the median norm of the round's non-zero updates;
 - near-copy of another sender's update of this round, |cos| >= COPY_COS: BOTH are flagged. With
   commit-then-reveal nobody sees a round-r update before committing its own, so a concurrent
   near-duplicate, scaled or sign-flipped alike (|cos| is scale-free), proves collusion;
@@ -205,7 +205,8 @@ class _Rows:
         self.n = len(senders)
         self.g = gram(vectors)
         self.norms = np.sqrt(np.diag(self.g)[:self.n])
-        self.median = float(np.median(self.norms))
+        # of the non-zero updates: a crowd of all-zero updates must not make honest ones look huge
+        self.median = float(np.median(self.norms[self.norms > 0])) if np.any(self.norms > 0) else 0.0
         self.old_idx = list(range(self.n, len(vectors)))
         self.measures = {s: {"norm_ratio": float(self.norms[i] / self.median) if self.median > 0 else 0.0}
                          for i, s in enumerate(senders)}
@@ -246,8 +247,10 @@ class _Rows:
         for i in kept:
             m = self.measures[self.senders[i]]
             m["novelty"] = _residual_cos(g, i, ref, self.old_idx)
-            m["explained"] = _explained(g, i, [j for j in unflagged if j != i] + self.old_idx)
-            m["structure_factor"] = min(1.0, m["explained"] / STRUCTURE_FULL)
+            basis = [j for j in unflagged if j != i] + self.old_idx
+            m["explained"] = _explained(g, i, basis)
+            # alone in round 1 there is nothing to compare with: no evidence against the update
+            m["structure_factor"] = min(1.0, m["explained"] / STRUCTURE_FULL) if basis else 1.0
             m["size_factor"] = min(1.0, (NORM_TOLERANCE * self.median / self.norms[i]) ** 2)
             m["redundancy_factor"] = min(1.0, max(0.0, (COPY_COS - m["concurrent_cos"]) / (COPY_COS - REDUNDANT_COS)))
             out[self.senders[i]] = (max(0.0, m["novelty"]) * m["structure_factor"] * m["size_factor"]

@@ -150,6 +150,9 @@ def test_free_riders_are_flagged(rounds) -> None:
         assert set(report.flags) == {rider} and report.flags[rider].startswith("free rider")
     nobody = score(rounds[0], None, [Update(scaled(u.tensors, 0.0), u.samples, u.sender) for u in rounds[0].updates])
     assert set(nobody.scores.values()) == {0} and len(nobody.flags) == 4
+    lone = score(rounds[0], None, [Update(scaled(u.tensors, float(i == 0)), u.samples, u.sender)
+                                   for i, u in enumerate(rounds[0].updates)])
+    assert len(lone.flags) == 3 and lone.scores[rounds[0].updates[0].sender] > 0
 
 
 def test_repeating_its_own_update_scores_zero_unflagged_and_does_not_frame_the_repeater(rounds) -> None:
