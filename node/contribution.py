@@ -53,11 +53,12 @@ the products of two float32 values are exact in float64, and numpy's pairwise su
 in an order fixed by the vector length alone, in one thread. (`np.dot` goes to BLAS, and OpenBLAS
 splits long dot products over threads, so its order follows the thread count.) The rest is a few
 operations on matrices of a few dozen entries; integers appear only at the end. One machine,
-numpy build and input give the same bits (tested). Across machines the inner products should agree too (same
-numpy build, not tested); the small projections go through LAPACK, whose last bits may differ, which moves a
-score only if a value sits within ~1e-12 of a rounding or threshold boundary (PINV_RCOND keeps
-the choice of directions away from such boundaries). The caller must pass the same sets: the
-updates the swarm's attested merge used, not whatever this node happened to receive.
+numpy build and input give the same bits (tested). Across machines the inner products should
+agree too (same numpy build; not tested); the small projections go through LAPACK, whose last
+bits may differ, which moves a score only if a value sits within ~1e-12 of a rounding or
+threshold boundary (PINV_RCOND keeps the choice of directions away from such boundaries). The
+caller must pass the same sets: the updates the swarm's attested merge used, not whatever this
+node happened to receive.
 """
 
 from __future__ import annotations
