@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from node.contribution import COPY_COS, FREE_RIDER_NORM, NORM_TOLERANCE, REDUNDANT_COS, PublicValidation, checkable_scores
+from node.contribution import (COPY_COS, FREE_RIDER_NORM, NORM_TOLERANCE, REDUNDANT_COS, PublicValidation,
+                               checkable_scores)
 from node.launcher import SwarmPlan
 from node.learner import add
 from node.merge import MergeRule, Update, rule_by_name
@@ -111,8 +112,8 @@ def attacks(now: Round, before: Round, attacker: int, rng: np.random.Generator) 
         "sign flip": scaled(own, -1.0),
         "x1e-3": scaled(own, 1e-3),
         "zero": scaled(own, 0.0),
-        "garbage (random, median norm)": {k: (rng.standard_normal(v.shape) * median / math.sqrt(size)).astype(np.float32)
-                                          for k, v in own.items()},
+        "garbage (random, median norm)": {k: (rng.standard_normal(v.shape) * median / math.sqrt(size))
+                                          .astype(np.float32) for k, v in own.items()},
         "stale: other's r-1 update": dict(other),
         "stale: other's r-1 update + noise": with_noise(other, EVADING_COS, rng),
         "stale: r-1 merged + noise": with_noise(before.merged, EVADING_COS, rng),
@@ -167,8 +168,8 @@ def score_rounds(rounds: list[Round], rule: MergeRule, seed: int,
     for r, now in enumerate(rounds):
         before = rounds[r - 1] if r else None
         public = PublicValidation(validation[0], now.start, validation[1], validation[2]) if validation else None
-        report = checkable_scores(now.updates, before.updates if before else [], before.merged if before else None, rule,
-                                  validation=public)
+        report = checkable_scores(now.updates, before.updates if before else [],
+                                  before.merged if before else None, rule, validation=public)
         honest_flags += len(report.flags)
         honest_zero += sum(1 for v in report.scores.values() if v == 0)
         for s, v in report.scores.items():
@@ -186,8 +187,9 @@ def score_rounds(rounds: list[Round], rule: MergeRule, seed: int,
             # a concurrent copy's source colludes with the attacker: it is not among the honest
             colluder = now.updates[0].sender if name.startswith("concurrent") else None
             honest = [v for s, v in rep.scores.items() if s not in (bad, colluder)]
-            row = per_attack.setdefault(name, {"rounds": 0, "flagged": 0, "below_every_honest": 0, "attacker_share": [],
-                                               "honest_min_share": [], "honest_flagged_with_it": 0, "missed_rounds": []})
+            row = per_attack.setdefault(name, {"rounds": 0, "flagged": 0, "below_every_honest": 0,
+                                               "attacker_share": [], "honest_min_share": [],
+                                               "honest_flagged_with_it": 0, "missed_rounds": []})
             row["rounds"] += 1
             row["flagged"] += bad in rep.flags
             row["honest_flagged_with_it"] += sum(1 for s in rep.flags if s not in (bad, colluder))
@@ -262,7 +264,8 @@ def _score_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         for who, v in row["honest_shares"].items():
             shares.setdefault(who, []).extend(v)
     return {"attacks": attacks_,
-            "honest": {"flags": sum(r["honest_flags"] for r in rows), "zero_scores": sum(r["honest_zero_scores"] for r in rows),
+            "honest": {"flags": sum(r["honest_flags"] for r in rows),
+                       "zero_scores": sum(r["honest_zero_scores"] for r in rows),
                        "scored": sum(len(v) for v in shares.values()),
                        "mean_share": {w: float(np.mean(v)) for w, v in shares.items()}}}
 
@@ -333,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": "python -m scripts.bench.contribution" + (" --quick" if args.quick else ""),
             "seconds": time.monotonic() - started, "machine": B.machine(), "seeds": seeds,
             "setting": f"{rounds} rounds x 1 local epoch, median merge, in process; seeds {seeds}"}
-    payload: dict[str, Any] = {"meta": meta, "summary": summaries, "per_seed": {k: r["seeds"] for k, r in results.items()},
+    payload: dict[str, Any] = {"meta": meta, "summary": summaries,
+                               "per_seed": {k: r["seeds"] for k, r in results.items()},
                                "thresholds": {"copy_cos": COPY_COS, "free_rider_norm": FREE_RIDER_NORM,
                                               "norm_tolerance": NORM_TOLERANCE, "evading_cos": EVADING_COS}}
     text = markdown(summaries, meta)

@@ -254,7 +254,7 @@ def test_unusable_input_is_a_clear_value_error(rounds) -> None:
     with pytest.raises(ValueError, match="more than one update"):
         score(now, before, now.updates + [now.updates[0]])
     with pytest.raises(ValueError, match="NaN"):
-        score(now, before, replaced(now, 1, {**now.updates[1].tensors, name: np.full_like(now.updates[1].tensors[name], np.nan)}))
+        score(now, before, replaced(now, 1, {**now.updates[1].tensors, name: now.updates[1].tensors[name] * np.nan}))
 
 
 def test_registry() -> None:
