@@ -36,6 +36,7 @@ from node.learner import add
 from node.merge import MergeRule, Update, rule_by_name
 from node.preprocess import FeatureStats
 from scripts.bench import harness as B
+from scripts.bench.output import publish
 
 SETTINGS: dict[str, SwarmPlan] = {
     "heart mlp": SwarmPlan(nodes=4, dataset="heart", model="mlp"),
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                                "thresholds": {"copy_cos": COPY_COS, "free_rider_norm": FREE_RIDER_NORM,
                                               "norm_tolerance": NORM_TOLERANCE, "evading_cos": EVADING_COS}}
     text = markdown(summaries, meta)
-    B.publish(Path(args.out), "contribution", payload, text)
+    publish(Path(args.out), "contribution", payload, text)
     print(text)
     B.say(f"contribution benchmark done in {meta['seconds']:.0f}s: {args.out}/contribution.json, contribution.md")
     return 0
