@@ -452,7 +452,9 @@ def audit(
     """Rebuild the ledger's history from events, recompute it, and cross-check with state.
 
     `expectations` (optional): {"contributions": {task_id: {address: int}},
-    "credits": {task_id: {round: {address: int}}}} as the nodes' own logs would give.
+    "credits": {task_id: {round: {address: int}}},
+    "votes": {task_id: {round: {voter: {address: score}}}}} as the nodes' own logs would give
+    (a vote's zero scores and lanes it left out are the same thing).
     Raises LedgerNotFound when `address` holds no contract on this chain.
     """
     if not is_address(address):
@@ -482,6 +484,16 @@ def audit(
             for m, value in per_member.items():
                 actual = rh.credits.get(to_checksum_address(m)) if rh else None
                 rb.check(f"expected credit of {m} in task {t} round {r}", int(value), actual)
+
+    for t, per_round in (exp.get("votes") or {}).items():
+        for r, per_voter in per_round.items():
+            rh = rb.rounds.get((int(t), int(r)))
+            on_chain = {v.voter: v.scores for v in rh.votes} if rh else {}
+            for voter, scores in per_voter.items():
+                want = {to_checksum_address(m): int(s) for m, s in scores.items() if int(s)}
+                got = on_chain.get(to_checksum_address(voter))
+                rb.check(f"expected vote of {voter} in task {t} round {r}", want,
+                         None if got is None else {m: s for m, s in got.items() if s})
 
     report = AuditReport(address, w3.eth.chain_id, (first, latest),
                          sorted(rb.members.values(), key=lambda m: m["index"]), rb.tasks, rb.rounds,
