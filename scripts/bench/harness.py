@@ -195,7 +195,7 @@ def ledger_transactions(w3, prov: Provisioned) -> list[ChainTx]:
             receipt = w3.eth.get_transaction_receipt(tx["hash"])
             if receipt["status"] != 1:
                 continue
-            # commitAndScore's cost belongs to the round it commits; finalize's to the round it closes
+            # commitAndVote's cost belongs to the round it commits; finalize's to the round it closes
             out.append(ChainTx(who[sender], fn.fn_name, int(args.get("round", 0)) or None,
                                int(receipt["gasUsed"]), number))
     return out

@@ -62,7 +62,7 @@ def test_bench_systems_quick(tmp_path: Path) -> None:
     assert run["heard"] == run["expected"] == 2 * 1 * 2
     # one commit per node per round reached the chain, with gas from its receipt
     per_fn = run["txs_by_function"]
-    assert per_fn.get("commit", 0) + per_fn.get("commitAndScore", 0) == 2 * 2
+    assert per_fn.get("commit", 0) + per_fn.get("commitAndVote", 0) == 2 * 2
     assert run["gas_per_node_round_amortised"] > 20_000
     assert all(g > 20_000 for g in run["gas_by_function"].values())
     size = data["model_size"][0]
