@@ -77,6 +77,7 @@ class ChainDuties:
         self._run = run
         self._log = log
         self._pending: PendingScores | None = None
+        self._unfinalized: set[int] = set()  # past rounds not seen finalized yet (writer thread only)
         self._round_duration = 0  # the task's, known once `join` has read it
 
     # ------------------------------------------------------------------ reads
@@ -168,7 +169,7 @@ class ChainDuties:
         finalized, if its last vote did not already do it."""
         self._pending = PendingScores(r, dict(scores), model) if committed else None
         if r > 1:
-            self._writer.submit(f"finalize r{r - 1}", partial(self._finalize_if_ready, r - 1))
+            self._writer.submit(f"finalize r{r - 1}", partial(self._finalize_past, r - 1))
 
     def revise(self, r: int, scores: dict[str, int], model: str) -> bool:
         """Replace the vote on round r if it has not been sent yet (a late update re-merged);
@@ -272,6 +273,19 @@ class ChainDuties:
         members = self._members()
         ordered = sorted(scores)
         return [members[p].address for p in ordered], [scores[p] for p in ordered]
+
+    def _finalize_past(self, r: int) -> None:
+        """Finalize round r and any earlier round still open (a split waits for its window; round
+        r + 8 cannot open before round r is finalized, RoundsPending)."""
+        self._unfinalized.add(r)
+        for past in sorted(self._unfinalized):
+            try:
+                done = self._finalize_if_ready(past)
+            except LedgerError as exc:
+                self._log.warning("finalize r%d: %s", past, exc)
+                done = False
+            if done:
+                self._unfinalized.discard(past)
 
     def _finalize_if_ready(self, r: int) -> bool:
         """Round r is finalized, or finalize it once the voting window has passed; True when done.
