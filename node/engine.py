@@ -68,6 +68,7 @@ class SwarmNode:
         self.run_folder = RunFolder(Path(config.output_dir))
         self.rule = rule_by_name(config.swarm.merge)
         self.contribution = contribution_by_name(config.swarm.contribution)
+        self.score_rule = rule_by_name(config.swarm.merge)  # the scores' reference merge (same rule)
         self.inbox = Inbox()
         self.members: dict[str, Member] = {}
         self.round_duration, self.quorum = 0, 0  # read from the task on chain
@@ -382,9 +383,9 @@ class SwarmNode:
         if record.updates:
             prev = self._previous
             previous = list(prev.updates) if prev is not None and prev.round == record.round - 1 else []
-            previous_merged = self.rule.merge(previous) if previous else None
+            previous_merged = self.score_rule.merge(previous) if previous else None
             try:
-                report = self.contribution(record.updates, previous, previous_merged, self.rule)
+                report = self.contribution(record.updates, previous, previous_merged, self.score_rule)
             except ValueError as exc:
                 self.log.warning("round %d: no score vector (%s)", record.round, exc)
             else:
