@@ -249,11 +249,18 @@ class ChainDuties:
 
     def _send_scores(self, pending: PendingScores) -> None:
         members, values = self._score_args(pending.scores)
-        try:
-            self.ledger.vote(self.task, pending.round, members, values, model=pending.model)
-        except LedgerError as exc:
-            if exc.error != "AlreadyVoted" or not self._voted(pending):  # a retried vote that was mined
-                raise
+        for attempt in (1, 2):
+            try:
+                self.ledger.vote(self.task, pending.round, members, values, model=pending.model)
+            except LedgerError as exc:
+                if exc.error == "UnknownRevert" and attempt == 1:
+                    # Mined out of gas: estimated before another vote landed, it became the round's
+                    # last vote, which also finalizes the round and costs more. Estimate again.
+                    self._log.info("vote on round %d reverted (%s); sending it again", pending.round, exc)
+                    continue
+                if exc.error != "AlreadyVoted" or not self._voted(pending):  # a retried vote that was mined
+                    raise
+            break
         self._record(pending)
 
     def _voted(self, pending: PendingScores) -> bool:
