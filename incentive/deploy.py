@@ -40,12 +40,17 @@ class NewMember:
 
 @dataclass(frozen=True)
 class TaskPlan:
-    """A training task to open: members needed per round, model id, round length and pool funding."""
+    """A training task to open: members needed per round, model id, round length, pool funding,
+    and the optional stake, slash, referee and validation-set digest (see Ledger.create_task)."""
 
     quorum: int
     model_id: str
     round_duration: int  # seconds from a round's first commit
     fund: int = 0  # wei put into the pool
+    stake: int = 0  # wei each member bonds before committing
+    slash: int = 0  # wei taken from a bond per offence
+    referee: str | None = None  # the sponsor's scoring node, whose vote decides
+    validation_digest: str | None = None  # keccak256 of the validation set the sponsor publishes
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,9 @@ def deploy_ledger(
         ledger.register_member(member.address, member.peer_id, member.name)
     task_id = None
     if task is not None:
-        task_id = ledger.create_task(quorum=task.quorum, model_id=task.model_id, round_duration=task.round_duration)
+        task_id = ledger.create_task(quorum=task.quorum, model_id=task.model_id, round_duration=task.round_duration,
+                                     stake=task.stake, slash=task.slash, referee=task.referee,
+                                     validation_digest=task.validation_digest)
         if task.fund:
             (ledger.with_account(sponsor) if sponsor else ledger).fund(task_id, task.fund)
         logger.info("task %d opened on %s with a pool of %d wei", task_id, ledger.address, task.fund)

@@ -70,7 +70,7 @@ class NotAdmin(ContractError):
 
 
 class NotMember(ContractError):
-    """The caller of commit, submitScores or commitAndScore is not an active member."""
+    """The caller of commit, vote, commitAndVote or bond is not an active member."""
 
 
 class AlreadyMember(ContractError):
@@ -102,20 +102,45 @@ class InvalidRoundDuration(ContractError):
     """createTask was called with a round duration of 0 seconds."""
 
 
+class InvalidSlash(ContractError):
+    """createTask was called with a slash above the stake."""
+
+
 class UnknownTask(ContractError):
     """No task has the id given."""
 
 
 class TaskAlreadyClosed(ContractError):
-    """The task is closed: commits, scores, funding, finalizing and closing are refused."""
+    """The task is closed: commits, votes, bonds, funding, finalizing and closing are refused."""
 
 
 class TaskNotClosed(ContractError):
-    """withdraw, claimDust or refund was called before the admin closed the task."""
+    """withdraw, payRevenue, claimDust, refund or reclaimStake was called before the task closed."""
 
 
 class ZeroAmount(ContractError):
-    """fund was called without ETH."""
+    """fund or payRevenue was called without ETH."""
+
+
+# ---------------------------------------------------------------- stake
+class NoStake(ContractError):
+    """bond on a task without stake."""
+
+
+class WrongStake(ContractError):
+    """bond sent a value other than the task's stake."""
+
+
+class AlreadyBonded(ContractError):
+    """The member already bonded for this task."""
+
+
+class NotBonded(ContractError):
+    """A commit to a staked task by a member that has not bonded."""
+
+
+class NothingToReclaim(ContractError):
+    """reclaimStake by an account with no bond left in the task (never bonded, slashed to zero, or reclaimed)."""
 
 
 # ---------------------------------------------------------------- rounds
@@ -127,6 +152,10 @@ class RoundNotOpen(ContractError):
     """A commit to a round whose previous round has fewer than `quorum` committers."""
 
 
+class RoundsPending(ContractError):
+    """A round would recycle the round word of an older round that is not finalized yet."""
+
+
 class ZeroDigest(ContractError):
     """A commit with the zero digest."""
 
@@ -135,61 +164,61 @@ class AlreadyCommitted(ContractError):
     """The member already committed in this round."""
 
 
-class DuplicateDigest(ContractError):
-    """Another member already committed the same digest in this round (a copied update)."""
-
-
 class RoundExpired(ContractError):
     """A commit after the round's deadline (first commit + round duration)."""
 
 
 class AlreadyFinalized(ContractError):
-    """A commit, score sheet or finalize for a round that is already finalized."""
+    """A commit, vote or finalize for a round that is already finalized (or recycled)."""
 
 
 class NotCommitted(ContractError):
-    """Scores from a member that did not commit in the round."""
+    """A vote from a member that did not commit in the round (and is not the task's referee)."""
 
 
 class PeerNotCommitted(ContractError):
-    """A score for a slot that did not commit in the round."""
+    """A vote gave a lane to a slot that did not commit in the round."""
 
 
-class SelfScore(ContractError):
-    """A member scored itself."""
-
-
-class AlreadyScored(ContractError):
-    """The member already submitted its scores for this round."""
+class AlreadyVoted(ContractError):
+    """The voter already voted in this round."""
 
 
 class TooManyRows(ContractError):
-    """More than 4 packed score words (64 slots) were sent."""
+    """More than 4 packed vote words (64 slots) were sent."""
 
 
 class ScoreOutOfRange(ContractError):
-    """A score above 10000."""
+    """A lane above 10001 (score 10000) that is not FLAGGED."""
 
 
 class RoundNotStarted(ContractError):
-    """finalize for a round nobody committed in."""
+    """finalize or vote for a round nobody committed in."""
 
 
 class FinalizeTooEarly(ContractError):
-    """finalize before the scoring window closed (deadline + one round duration) while a committer has not scored (or the quorum is not met)."""
+    """finalize before the voting window closed (deadline + one round duration) while a committer (or the task's referee) has not voted, or the quorum is not met."""
+
+
+class NotWinningVote(ContractError):
+    """finalize was given a vector other than the round's winner (the referee's, or a strict majority's)."""
+
+
+class ContributionOverflow(ContractError):
+    """A member's contribution would pass 2**32 - 1."""
 
 
 # ---------------------------------------------------------------- payouts
+class NoContribution(ContractError):
+    """payRevenue on a task in which nobody earned a contribution."""
+
+
 class NothingOwed(ContractError):
-    """withdraw by an account with no payout in the task (no contribution, or it rounds to 0 wei)."""
-
-
-class AlreadyWithdrawn(ContractError):
-    """The member already withdrew its payout from this task."""
+    """withdraw by an account with nothing to withdraw now (no contribution, or all of it taken)."""
 
 
 class NoDust(ContractError):
-    """claimDust on a task with no dust, or whose dust the admin already claimed."""
+    """claimDust on a task with no unclaimed dust."""
 
 
 class NothingToRefund(ContractError):

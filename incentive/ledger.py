@@ -1,32 +1,48 @@
-"""Typed client for the MedSwarmLedger contract: one method per contract function.
+"""Typed client for the MedSwarmLedger contract (protocol v3): one method per contract function.
 
 Each member signs its own transactions locally with its own key and nonce. Sends through one
 Web3 connection are serialised by that connection's lock (see incentive.chain.send_lock), so a
 Ledger may be used from several threads. A revert, whether at gas estimation, in a call or in
 a mined transaction, raises the LedgerError subclass named after the contract's custom error
 (incentive.errors), identically on eth-tester and on any JSON-RPC node.
+
+Commitments and votes live in events, not in contract storage: `commitments`, `votes` and
+`model_attestations` read them (incrementally: each event type of a task is scanned once from
+the deploy block, then only over new blocks), and `finalize` picks the round's winning vector
+from them exactly as the contract decides it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
-from typing import Any, Sequence
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_hex, to_checksum_address
+from eth_utils import event_abi_to_log_topic, is_hex, keccak, to_checksum_address
 from web3 import Web3
 from web3.contract.contract import ContractFunction
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from incentive.artifacts import Artifact, ledger_artifact
 from incentive.chain import is_eth_tester, send_lock
 from incentive.errors import LedgerError, UnknownMember, UnknownRevert, decode_revert
+from incentive.logs import deploy_block, get_logs
 
 logger = logging.getLogger(__name__)
 
 GAS_MARGIN = 1.25
+FLAGGED = -1  # a score meaning "this member's update is a near-copy, a free rider or invalid" (lane 0xFFFF)
+_FLAGGED_LANE = 0xFFFF
+ZERO32 = "0x" + "00" * 32
+# RoundFinalized.status and Slashed.reason, as the contract numbers them
+STATUSES = ("credited", "below_quorum", "split")
+SLASH_REASONS = {1: "deviant", 2: "flagged"}
 
 
 @dataclass(frozen=True)
@@ -41,14 +57,46 @@ class Member:
 
 
 @dataclass(frozen=True)
+class RoundOutcome:
+    """How a round was finalized: its status, each committer's credit, who was slashed and why."""
+
+    status: str  # "credited" | "below_quorum" | "split"
+    credits: dict[str, int]  # committer -> credit (0 for everyone unless credited)
+    deviants: tuple[str, ...]  # voted another vector than the winner: no credit, slashed
+    flagged: tuple[str, ...]  # flagged by the winning vector: no credit, slashed
+    vote_hash: str = ZERO32  # the winning vote (zero unless credited)
+
+
+@dataclass(frozen=True)
 class RoundState:
-    """One task round: who committed, who scored, whether it is finalized, and its deadline."""
+    """One task round: who committed, who voted, whether (and how) it is finalized, its deadline."""
 
     committers: tuple[str, ...]
-    scored: tuple[str, ...]
+    scored: tuple[str, ...]  # the committers that voted
     finalized: bool
     deadline: int  # unix seconds; 0 until the round's first commit
     start: int = 0  # timestamp of the first commit
+    outcome: RoundOutcome | None = None  # once finalized
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One vote on a round's score vector, as its Voted event carries it."""
+
+    voter: str
+    model: str  # attested merged-model digest ("0x" + 64 hex; zero: none)
+    scores: dict[str, int]  # member -> score, or FLAGGED
+    vote_hash: str  # keccak256(abi.encode(round, model, rows)), what the contract counts
+    rows: tuple[int, ...] = field(default=(), repr=False)  # the packed vector, as sent
+
+
+@dataclass(frozen=True)
+class Reputation:
+    """A member's standing across closed tasks (basis points; 10000 = average)."""
+
+    score: int
+    tasks: int
+    offences: int
 
 
 @dataclass(frozen=True)
@@ -59,12 +107,17 @@ class TaskInfo:
     quorum: int
     model_id: str
     round_duration: int
-    pool: int
+    pool: int  # funding plus slashed stake
     total_contribution: int
     closed: bool
-    dust: int
-    paid: int
-    dust_claimed: bool
+    dust: int  # unclaimed rounding dust now
+    paid: int  # withdrawn by members
+    dust_claimed: int  # wei
+    stake: int = 0
+    slash: int = 0
+    referee: str | None = None
+    validation_digest: str | None = None
+    revenue: int = 0
 
 
 def _hex32(digest: str | bytes) -> bytes:
@@ -84,35 +137,109 @@ def _model32(model: str | bytes | None) -> bytes:
     return bytes(32) if model is None else _hex32(model)
 
 
-def pack_scores(indices: Sequence[int], scores: Sequence[int]) -> list[int]:
-    """Pack (slot index, score) pairs as the contract expects: lane p of word p // 16 = score + 1."""
+def _hex(raw: bytes) -> str:
+    return "0x" + bytes(raw).hex()
+
+
+def pack_vector(indices: Sequence[int], scores: Sequence[int]) -> list[int]:
+    """Pack (slot index, score) pairs as the contract expects: lane p of word p // 16 holds
+    score + 1, or 0xFFFF for FLAGGED. Scores above 10000 are packed as given (the contract
+    refuses them), so that the refusal can be tested."""
     if len(indices) != len(scores):
-        raise ValueError(f"{len(indices)} peers but {len(scores)} scores")
+        raise ValueError(f"{len(indices)} members but {len(scores)} scores")
     words = [0, 0, 0, 0]
     seen: set[int] = set()
     for p, s in zip(indices, scores):
         if not 0 <= p < 64:
             raise ValueError(f"slot index {p} out of range")
         if p in seen:
-            raise ValueError(f"peer slot {p} scored twice")
-        if not 0 <= int(s) < 0xFFFF:
-            raise ValueError(f"score {s} does not fit in 16 bits")
+            raise ValueError(f"slot {p} scored twice")
+        if s == FLAGGED:
+            lane = _FLAGGED_LANE
+        elif 0 <= int(s) < _FLAGGED_LANE - 1:
+            lane = int(s) + 1
+        else:
+            raise ValueError(f"score {s} does not fit in a 16-bit lane")
         seen.add(p)
-        words[p >> 4] |= (int(s) + 1) << ((p & 15) * 16)
+        words[p >> 4] |= lane << ((p & 15) * 16)
     while words and words[-1] == 0:
         words.pop()
     return words
 
 
-def unpack_scores(rows: Sequence[int]) -> dict[int, int]:
-    """Inverse of pack_scores: {slot index: score}."""
+def lanes(rows: Sequence[int]) -> dict[int, int]:
+    """The non-zero 16-bit lanes of packed words: {slot index: raw lane value}."""
     out = {}
     for k, word in enumerate(rows):
         for lane in range(16):
             v = (int(word) >> (16 * lane)) & 0xFFFF
             if v:
-                out[16 * k + lane] = v - 1
+                out[16 * k + lane] = v
     return out
+
+
+def unpack_vector(rows: Sequence[int]) -> dict[int, int]:
+    """Inverse of pack_vector: {slot index: score or FLAGGED}."""
+    return {p: FLAGGED if v == _FLAGGED_LANE else v - 1 for p, v in lanes(rows).items()}
+
+
+def vote_hash(round: int, model: str | bytes | None, rows: Sequence[int]) -> str:
+    """keccak256(abi.encode(round, model, rows)): the key under which the contract counts a vote."""
+    return _hex(keccak(abi_encode(["uint32", "bytes32", "uint256[]"], [round, _model32(model), list(rows)])))
+
+
+def slots_of(mask: int) -> list[int]:
+    """The slot indices whose bits are set in a 64-bit mask, in order."""
+    return [j for j in range(64) if mask >> j & 1]
+
+
+def decide(votes: Sequence[Vote], committers: Sequence[str], quorum: int, referee: str | None) -> tuple[str, Vote | None]:
+    """The contract's rule for a round's winner: (status, winning vote).
+
+    Below quorum -> ("below_quorum", None); the referee's vote if it voted; else the vector a
+    strict majority of the committers voted; else ("split", None). Only committers' votes count
+    towards a majority, each once; a referee that committed in the round voted there as a member.
+    """
+    if len(committers) < quorum:
+        return "below_quorum", None
+    if referee is not None and referee not in committers:
+        for v in votes:
+            if v.voter == referee:
+                return "credited", v
+    members = set(committers)
+    counted = [v for v in votes if v.voter in members]
+    tally = Counter(v.vote_hash for v in counted)
+    for v in counted:
+        if 2 * tally[v.vote_hash] > len(committers):
+            return "credited", v
+    return "split", None
+
+
+def chain_order(event: Any) -> tuple[int, int]:
+    """Sort key of an event: where it is in the chain."""
+    return event["blockNumber"], event["logIndex"]
+
+
+def vote_from_event(event: Any, address_of: Callable[[int], str]) -> Vote:
+    """The vote a Voted or CommittedAndVoted event carries (its `round` topic is the round voted on)."""
+    a = event["args"]
+    rows = tuple(a["rows"])
+    return Vote(voter=a["voter"] if "voter" in a else a["member"], model=_hex(a["model"]),
+                scores={address_of(p): s for p, s in unpack_vector(rows).items()},
+                vote_hash=vote_hash(a["round"], a["model"], rows), rows=rows)
+
+
+def outcome_from_event(args: Any, committers: Sequence[str], address_of: Callable[[int], str]) -> RoundOutcome:
+    """A RoundOutcome from a RoundFinalized event's arguments (its credit lanes hold the credit
+    itself); every committer is in `credits`, with 0 unless credited."""
+    credited = {address_of(j): c for j, c in lanes(args["credits"]).items()}
+    return RoundOutcome(
+        status=STATUSES[args["status"]],
+        credits={m: credited.get(m, 0) for m in committers},
+        deviants=tuple(address_of(j) for j in slots_of(args["deviants"])),
+        flagged=tuple(address_of(j) for j in slots_of(args["flagged"])),
+        vote_hash=_hex(args["voteHash"]),
+    )
 
 
 def transact(
@@ -196,13 +323,15 @@ class Ledger:
         self.contract = w3.eth.contract(address=self.address, abi=ledger_artifact().abi)
         self._index: dict[str, int] = {}
         self._slot: dict[int, str] = {}
+        self._tasks: dict[int, TaskInfo] = {}  # fixed terms only (quorum, referee, ...) are read from it
+        self._logs = _LogCache(w3, self.address, self.contract)
         self.log = logging.LoggerAdapter(logger, {"node": name})
         self._in_process = is_eth_tester(w3)
 
     def with_account(self, account: LocalAccount, *, name: str = "") -> "Ledger":
-        """The same ledger seen by another account (shares the connection and its lock)."""
+        """The same ledger seen by another account (shares the connection, its lock and the caches)."""
         other = Ledger(self.w3, self.address, account, name=name)
-        other._index, other._slot = self._index, self._slot  # slot indices never change
+        other._index, other._slot, other._tasks, other._logs = self._index, self._slot, self._tasks, self._logs
         return other
 
     # ------------------------------------------------------------------ plumbing
@@ -227,7 +356,8 @@ class Ledger:
             raise err from None
 
     def _event(self, receipt: TxReceipt, event: str) -> Any:
-        logs = getattr(self.contract.events, event)().process_receipt(receipt)
+        # DISCARD: the receipt also holds the transaction's other events (e.g. Slashed), not errors.
+        logs = getattr(self.contract.events, event)().process_receipt(receipt, errors=DISCARD)
         if not logs:
             raise UnknownRevert(f"no {event} event in receipt", error="UnknownRevert")
         return logs[0]["args"]
@@ -243,15 +373,18 @@ class Ledger:
             self._slot[index] = address
         return self._index[address]
 
+    def address_of(self, slot: int) -> str:
+        """The address in member slot `slot`."""
+        if slot not in self._slot:
+            self._slot[slot] = to_checksum_address(self._call("memberAt", slot))
+            self._index[self._slot[slot]] = slot
+        return self._slot[slot]
+
     def _addresses(self, mask: int) -> tuple[str, ...]:
-        out = []
-        for j in range(64):
-            if mask >> j & 1:
-                if j not in self._slot:
-                    self._slot[j] = to_checksum_address(self._call("memberAt", j))
-                    self._index[self._slot[j]] = j
-                out.append(self._slot[j])
-        return tuple(out)
+        return tuple(self.address_of(j) for j in slots_of(mask))
+
+    def _rows(self, members: Sequence[str], scores: Sequence[int]) -> list[int]:
+        return pack_vector([self.member_index(m) for m in members], scores)
 
     # ------------------------------------------------------------------ admin
     def register_member(self, address: str, peer_id: str, name: str) -> None:
@@ -262,17 +395,31 @@ class Ledger:
         """Deactivate a member."""
         self.transact("removeMember", to_checksum_address(address))
 
-    def create_task(self, *, quorum: int, model_id: str, round_duration: int) -> int:
-        """Create a task; returns its id."""
-        receipt = self.transact("createTask", quorum, model_id, round_duration)
+    def create_task(
+        self,
+        *,
+        quorum: int,
+        model_id: str,
+        round_duration: int,
+        stake: int = 0,
+        slash: int = 0,
+        referee: str | None = None,
+        validation_digest: str | None = None,
+    ) -> int:
+        """Create a task; returns its id. `stake` (wei each member bonds, 0: none), `slash` (wei
+        per offence), `referee` (the sponsor's scoring node, whose vote decides) and
+        `validation_digest` (keccak256 of the published validation set) are optional."""
+        referee_address = "0x" + "00" * 20 if referee is None else to_checksum_address(referee)
+        receipt = self.transact("createTask", quorum, model_id, round_duration, stake, slash, referee_address,
+                                _model32(validation_digest))
         return int(self._event(receipt, "TaskCreated")["taskId"])
 
     def close_task(self, task_id: int) -> None:
-        """Close a task (admin): payouts and dust become fixed."""
+        """Close a task (admin): payouts open and the participants' reputations are updated."""
         self.transact("closeTask", task_id)
 
     def claim_dust(self, task_id: int) -> int:
-        """Admin claims the task's rounding dust; returns wei paid."""
+        """Admin claims the task's unclaimed rounding dust; returns wei paid."""
         return int(self._event(self.transact("claimDust", task_id), "DustClaimed")["amount"])
 
     # ------------------------------------------------------------------ anyone
@@ -280,44 +427,70 @@ class Ledger:
         """Add `wei` from this account to the task's pool."""
         self.transact("fund", task_id, value=wei)
 
-    def finalize(self, task_id: int, round: int) -> None:
-        """Finalize a round (anyone, once every committer scored or after the deadline)."""
-        self.transact("finalize", task_id, round)
+    def pay_revenue(self, task_id: int, wei: int) -> None:
+        """Pay `wei` of revenue to a closed task's members (split by contribution)."""
+        self.transact("payRevenue", task_id, value=wei)
+
+    def finalize(self, task_id: int, round: int) -> RoundOutcome:
+        """Finalize a round (anyone, once every committer and the referee, if any, voted, or
+        after the voting window).
+
+        Reads the round's votes, picks the winner as the contract will (referee, else a strict
+        majority of the committers, else a split) and sends it; returns the outcome the contract
+        recorded. A revert raises its LedgerError (AlreadyFinalized, FinalizeTooEarly, ...). In an
+        agreeing swarm the round's last vote, being the winner's, has already finalized the round
+        (AlreadyFinalized here): `round_state(...).outcome` or `outcome(...)` has the result.
+        """
+        committers = list(self.commitments(task_id, round))
+        info = self._terms(task_id)
+        _status, winner = decide(self.votes(task_id, round), committers, info.quorum, info.referee)
+        model, rows = (bytes(32), []) if winner is None else (_hex32(winner.model), list(winner.rows))
+        receipt = self.transact("finalize", task_id, round, model, rows)
+        outcome = outcome_from_event(self._event(receipt, "RoundFinalized"), committers, self.address_of)
+        self.log.info("task %d round %d finalized: %s", task_id, round, outcome.status)
+        return outcome
 
     def refund(self, task_id: int) -> int:
         """Sponsor reclaims its funding from a closed task in which nobody earned anything."""
         return int(self._event(self.transact("refund", task_id), "Refunded")["amount"])
 
     # ------------------------------------------------------------------ members
+    def bond(self, task_id: int) -> None:
+        """Bond the task's stake (reads it from the chain and sends exactly that)."""
+        self.transact("bond", task_id, value=self._terms(task_id).stake)
+
+    def reclaim_stake(self, task_id: int) -> int:
+        """Take back what is left of this member's bond after close; returns wei paid."""
+        return int(self._event(self.transact("reclaimStake", task_id), "StakeReclaimed")["amount"])
+
     def commit(self, task_id: int, round: int, digest: str) -> None:
         """Commit the digest ("0x" + 64 hex) of this member's update for `round`."""
         self.transact("commit", task_id, round, _hex32(digest))
 
-    def submit_scores(
-        self, task_id: int, round: int, peers: Sequence[str], scores: Sequence[int], model: str | None = None
-    ) -> None:
-        """Score committed peers (addresses) with 0..10000 each (possibly none), and attest `model`
-        ("0x" + 64 hex: the merged model held after `round`; None: no attestation)."""
-        rows = pack_scores([self.member_index(p) for p in peers], scores)
-        self.transact("submitScores", task_id, round, _model32(model), rows)
+    def vote(self, task_id: int, round: int, members: Sequence[str], scores: Sequence[int], *,
+             model: str | None) -> None:
+        """Vote the round's score vector: `scores[i]` (0..10000 or FLAGGED) for `members[i]`, every
+        committer self included; attest `model`, the merged model held after `round` (None: none)."""
+        self.transact("vote", task_id, round, _model32(model), self._rows(members, scores))
 
-    def commit_and_score(
+    def commit_and_vote(
         self,
         task_id: int,
         round: int,
         digest: str,
-        score_round: int,
-        peers: Sequence[str],
+        vote_round: int,
+        members: Sequence[str],
         scores: Sequence[int],
-        model: str | None = None,
+        *,
+        model: str | None,
     ) -> None:
-        """One transaction: commit `digest` for `round`, score peers of `score_round` (usually round - 1)
-        and attest `model`, the merged model held after `score_round` (None: no attestation)."""
-        rows = pack_scores([self.member_index(p) for p in peers], scores)
-        self.transact("commitAndScore", task_id, round, _hex32(digest), score_round, _model32(model), rows)
+        """One transaction: commit `digest` for `round` and vote on `vote_round` (usually round - 1,
+        the cheap case) as in `vote`."""
+        self.transact("commitAndVote", task_id, round, _hex32(digest), vote_round, _model32(model),
+                      self._rows(members, scores))
 
     def withdraw(self, task_id: int) -> int:
-        """Withdraw this member's payout from a closed task; returns wei paid."""
+        """Withdraw what this member is owed now (repeatable as revenue comes in); returns wei paid."""
         return int(self._event(self.transact("withdraw", task_id), "Withdrawn")["amount"])
 
     # ------------------------------------------------------------------ views
@@ -339,28 +512,67 @@ class Ledger:
             out.append(Member(address=a, peer_id=p, name=n, active=act, index=i))
         return out
 
+    def _commit_events(self, task_id: int, round: int) -> list[Any]:
+        """Commits to `round`: Committed events, and CommittedAndVoted events that vote on round - 1."""
+        events = self._logs.round_events("Committed", task_id, round)
+        if round > 1:
+            events += self._logs.round_events("CommittedAndVoted", task_id, round - 1)
+        return sorted(events, key=chain_order)
+
+    def _vote_events(self, task_id: int, round: int) -> list[Any]:
+        """Votes on `round`: Voted events, and CommittedAndVoted events whose vote is on `round`."""
+        events = self._logs.round_events("Voted", task_id, round) + self._logs.round_events("CommittedAndVoted",
+                                                                                           task_id, round)
+        return sorted(events, key=chain_order)
+
+    def commitments(self, task_id: int, round: int) -> dict[str, str]:
+        """{member: digest ("0x" + 64 lowercase hex)} committed in a round, in commit order (from events)."""
+        return {ev["args"]["member"]: _hex(ev["args"]["digest"]) for ev in self._commit_events(task_id, round)}
+
     def commitment(self, task_id: int, round: int, member: str) -> str | None:
-        """The digest `member` committed ("0x" + 64 lowercase hex), or None."""
-        raw = self._call("commitment", task_id, round, to_checksum_address(member))
-        return None if raw == bytes(32) else "0x" + raw.hex()
+        """The digest `member` committed in a round, or None (from events)."""
+        return self.commitments(task_id, round).get(to_checksum_address(member))
 
     def committers(self, task_id: int, round: int) -> list[str]:
         """Addresses that committed in a round, in slot order."""
         return list(self.round_state(task_id, round).committers)
 
-    def round_state(self, task_id: int, round: int) -> RoundState:
-        """Committers, scorers, finalized flag and deadline of a round."""
-        committed, scored, start, deadline, finalized = self._call("roundInfo", task_id, round)
-        return RoundState(self._addresses(committed), self._addresses(scored), bool(finalized), int(deadline), int(start))
-
-    def score(self, task_id: int, round: int, scorer: str, peer: str) -> int | None:
-        """The score `scorer` gave `peer` in a round, or None."""
-        given, value = self._call("scoreOf", task_id, round, self.member_index(scorer), self.member_index(peer))
-        return int(value) if given else None
+    def votes(self, task_id: int, round: int) -> list[Vote]:
+        """The round's votes, in chain order (from events)."""
+        return [vote_from_event(ev, self.address_of) for ev in self._vote_events(task_id, round)]
 
     def model_attestations(self, task_id: int, round: int, model: str) -> int:
-        """How many of the round's committers attested `model` ("0x" + 64 hex) as their merged model."""
-        return int(self._call("modelAttestations", task_id, round, _hex32(model)))
+        """How many of the round's committers voted with `model` ("0x" + 64 hex) as their merged model."""
+        committers = set(self.commitments(task_id, round))
+        wanted = _hex(_hex32(model))
+        return sum(1 for v in self.votes(task_id, round) if v.voter in committers and v.model == wanted)
+
+    def outcome(self, task_id: int, round: int) -> RoundOutcome | None:
+        """How the round was finalized (from its RoundFinalized event), or None while it is open."""
+        events = self._logs.round_events("RoundFinalized", task_id, round)
+        if not events:
+            return None
+        return outcome_from_event(events[0]["args"], list(self.commitments(task_id, round)), self.address_of)
+
+    def round_state(self, task_id: int, round: int) -> RoundState:
+        """Committers, voters, finalized flag, deadline and outcome of a round.
+
+        Recent rounds come from the contract's round words; a round whose words were recycled
+        (older than the contract's ring) is rebuilt from its events.
+        """
+        committed, voted, start, deadline, finalized, _max_votes, retained = self._call("roundInfo", task_id, round)
+        if retained:
+            committers, scored = self._addresses(committed), self._addresses(voted)
+        else:
+            commits = self._commit_events(task_id, round)
+            committers = tuple(sorted((ev["args"]["member"] for ev in commits), key=self.member_index))
+            voters = {v.voter for v in self.votes(task_id, round)}
+            scored = tuple(m for m in committers if m in voters)
+            start = self.w3.eth.get_block(commits[0]["blockNumber"])["timestamp"] if commits else 0
+            deadline = start + self._terms(task_id).round_duration if commits else 0
+            finalized = True  # the contract recycles only finalized rounds
+        outcome = self.outcome(task_id, round) if finalized else None
+        return RoundState(committers, scored, bool(finalized), int(deadline), int(start), outcome)
 
     def contribution(self, task_id: int, member: str) -> int:
         """A member's accumulated contribution (sum of its round credits)."""
@@ -371,16 +583,32 @@ class Ledger:
         return self.task(task_id).total_contribution
 
     def pool(self, task_id: int) -> int:
-        """Wei funded into the task's pool."""
+        """Wei in the task's pool (funding plus slashed stake)."""
         return self.task(task_id).pool
 
+    def received(self, task_id: int) -> int:
+        """Wei the task received for its members: pool plus revenue."""
+        return int(self._call("received", task_id))
+
     def owed(self, task_id: int, member: str) -> int:
-        """Wei `member` can withdraw now (0 before close and after withdrawing)."""
+        """Wei `member` can withdraw now (0 before close)."""
         return int(self._call("owed", task_id, to_checksum_address(member)))
 
-    def withdrawn(self, task_id: int, member: str) -> bool:
-        """Whether `member` already withdrew."""
-        return bool(self._call("withdrawn", task_id, to_checksum_address(member)))
+    def withdrawn(self, task_id: int, member: str) -> int:
+        """Wei `member` has withdrawn from the task so far."""
+        return int(self._call("withdrawn", task_id, to_checksum_address(member)))
+
+    def stake_of(self, task_id: int, member: str) -> int:
+        """Wei left of `member`'s bond in the task (0 if it never bonded or reclaimed it)."""
+        return int(self._call("stakeOf", task_id, to_checksum_address(member))[1])
+
+    def offences(self, task_id: int, member: str) -> int:
+        """How many times `member` was slashed in the task."""
+        return int(self._call("stakeOf", task_id, to_checksum_address(member))[2])
+
+    def reputation(self, member: str) -> Reputation:
+        """`member`'s reputation across closed tasks (10000 = average; new members 10000)."""
+        return Reputation(*(int(x) for x in self._call("reputation", to_checksum_address(member))))
 
     def funded(self, task_id: int, sponsor: str) -> int:
         """Wei `sponsor` put into the task (still refundable if nobody earned anything)."""
@@ -388,5 +616,46 @@ class Ledger:
 
     def task(self, task_id: int) -> TaskInfo:
         """A task's parameters and accounts."""
-        q, dur, pool, total, closed, dust, paid, dust_claimed, model = self._call("taskInfo", task_id)
-        return TaskInfo(task_id, q, model, dur, pool, total, closed, dust, paid, dust_claimed)
+        q, dur, pool, revenue, total, closed, paid, dust_claimed, model = self._call("taskInfo", task_id)
+        stake, slash, referee, validation, _slashed = self._call("taskTerms", task_id)
+        unclaimed, _claimed = self._call("dust", task_id)
+        info = TaskInfo(task_id, q, model, dur, pool, total, closed, unclaimed, paid, dust_claimed, stake, slash,
+                        None if int(referee, 16) == 0 else to_checksum_address(referee),
+                        None if validation == bytes(32) else _hex(validation), revenue)
+        self._tasks[task_id] = info
+        return info
+
+    def _terms(self, task_id: int) -> TaskInfo:
+        """The task's info as last read: only its fixed terms (quorum, duration, stake, referee) are used."""
+        return self._tasks.get(task_id) or self.task(task_id)
+
+
+class _LogCache:
+    """A task's per-round ledger events (Committed, Voted, CommittedAndVoted, RoundFinalized).
+
+    Each (event, task) is scanned once from the deploy block, filtered by the event's signature
+    and the indexed task topic, and then only over the blocks mined since; events are kept by
+    their indexed round topic. So a node asking every round costs one small log query per event
+    and round, whatever the length of the chain.
+    """
+
+    def __init__(self, w3: Web3, address: str, contract: Any):
+        self.w3, self.address, self.contract = w3, address, contract
+        self._first: int | None = None
+        self._seen: dict[tuple[str, int], tuple[int, dict[int, list[Any]]]] = {}
+        self._lock = threading.Lock()
+
+    def round_events(self, event: str, task_id: int, round: int) -> list[Any]:
+        with self._lock:
+            latest = self.w3.eth.block_number
+            if self._first is None:
+                self._first = deploy_block(self.w3, self.address, latest)
+            scanned, by_round = self._seen.get((event, task_id), (self._first - 1, {}))
+            if latest > scanned:
+                decoder = getattr(self.contract.events, event)()
+                topics = ["0x" + event_abi_to_log_topic(decoder.abi).hex(), "0x" + task_id.to_bytes(32, "big").hex()]
+                for log in get_logs(self.w3, self.address, scanned + 1, latest, topics):
+                    ev = decoder.process_log(log)
+                    by_round.setdefault(ev["args"]["round"], []).append(ev)
+                self._seen[(event, task_id)] = (latest, by_round)
+            return list(by_round.get(round, ()))

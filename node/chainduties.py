@@ -1,20 +1,21 @@
-"""This node's duties to the ledger for one task: commit, score, finalize, and the final flush.
+"""This node's duties to the ledger for one task: commit, vote, finalize, and the final flush.
 
-How a round reaches the chain, in one place:
+How a round reaches the chain, in one place (ledger protocol v3, docs/ledger.md):
 - round r's commit (the digest of this node's update) must be mined before the update is
   shared, so the engine awaits `commit`;
-- the scores this node gave its peers for round r, and the digest of the merged model it holds
-  after round r (its attestation, which catch-up and consensus read back), wait here
-  (`round_done`) and ride on the round r + 1 commit, one transaction per round
-  (`commitAndScore`); if that part is refused, the commit still goes through alone;
-- once round r is merged, round r - 1 can be finalized by anyone: this node queues a finalize
-  that goes through when every committer has scored or the round's deadline has passed;
-- after the last round there is no next commit, so `flush` sends the pending scores and
-  attestation alone, and `finish` waits (bounded) until every round this node took part in is
-  finalized.
+- this node's vote on round r, the whole round's score vector (every committer whose update it
+  merged, itself included; FLAGGED for near-copies and free riders), and the digest of the merged
+  model it holds after round r (its attestation, which catch-up and consensus read back), wait
+  here (`round_done`) and ride on the round r + 1 commit, one transaction per round
+  (`commitAndVote`); if that part is refused, the commit still goes through alone;
+- the round's last winning vote finalizes it on chain; otherwise (a split, a silent committer)
+  this node queues a finalize that goes through once the voting window has passed;
+- after the last round there is no next commit, so `flush` sends the pending vote alone, and
+  `finish` waits (bounded) until every round this node took part in is finalized.
 Every write runs on the `ChainWriter` thread, in order, with retries for transport faults, so
 training and networking never block on the chain unless they choose to. Scores the chain
-accepted are logged in the run folder; the launcher's audit checks the chain against that log.
+accepted are logged in the run folder (the vector by member name, FLAGGED as -1); the launcher's
+audit checks the chain's votes against that log.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from typing import TypeVar
 
 import trio
 
-from incentive.ledger import Ledger, LedgerError, Member, RoundState, TaskInfo
+from incentive.ledger import FLAGGED, Ledger, LedgerError, Member, RoundState, TaskInfo
 
 from .chainwriter import ChainOutage, ChainStatus, ChainWriter
 from .rundir import RunFolder
 
-__all__ = ["ChainDuties", "NotTakingPart", "PendingScores", "on_trio_clock", "wait_future"]
+__all__ = ["FLAGGED", "ChainDuties", "NotTakingPart", "PendingScores", "on_trio_clock", "wait_future"]
 
 T = TypeVar("T")
 FINALIZE_POLL_SECONDS = 1.0
@@ -56,8 +57,8 @@ async def wait_future(future: "Future[T]") -> T:
 
 @dataclass(frozen=True)
 class PendingScores:
-    """What this node reports for one round, not yet on chain: its scores (peer id -> 0..10000)
-    and the digest of the merged model it holds after the round."""
+    """What this node votes for one round, not yet on chain: the round's score vector (peer id ->
+    0..10000 or FLAGGED, this node included) and the digest of the merged model it holds after it."""
 
     round: int
     scores: dict[str, int]
@@ -76,6 +77,7 @@ class ChainDuties:
         self._run = run
         self._log = log
         self._pending: PendingScores | None = None
+        self._unfinalized: set[int] = set()  # past rounds not seen finalized yet (writer thread only)
         self._round_duration = 0  # the task's, known once `join` has read it
 
     # ------------------------------------------------------------------ reads
@@ -110,24 +112,23 @@ class ChainDuties:
                 for d in sorted(digests)}
 
     async def reconcile_scores_log(self, last_round: int) -> None:
-        """After a restart: log the scores the chain holds from this node that its log lacks.
+        """After a restart: log the votes the chain holds from this node that its log lacks.
 
-        A node killed between its scores being mined and the log line being written would
+        A node killed between its vote being mined and the log line being written would
         otherwise leave a log the audit cannot match with the chain.
         """
         logged = {row["round"] for row in self._run.read_scores()}
         me = self.ledger.account.address.lower()
+        names = {m.address.lower(): m.name for m in self._members().values()}
         for r in range(1, last_round + 1):
-            state = await self.round_state(r)
-            if r in logged or me not in {a.lower() for a in state.scored}:
+            if r in logged:
                 continue
-            scores = {}
-            for peer in (m for m in self._members().values() if m.address.lower() != me):
-                value = await self.read(f"read a round {r} score", partial(self.ledger.score, self.task, r, me, peer.address))
-                if value is not None:
-                    scores[peer.name] = value
-            self._run.append_scores(r, scores)
-            self._log.info("round %d: scores found on chain but not in the log (a restart): logged now", r)
+            votes = await self.read(f"read round {r} votes", partial(self.ledger.votes, self.task, r))
+            mine = next((v for v in votes if v.voter.lower() == me), None)
+            if mine is None:
+                continue
+            self._run.append_scores(r, {names.get(a.lower(), a): v for a, v in mine.scores.items()})
+            self._log.info("round %d: vote found on chain but not in the log (a restart): logged now", r)
 
     async def round_deadline(self, r: int, duration: float) -> float:
         """Round r's end on trio's clock: the chain's deadline (first commit + round duration).
@@ -149,7 +150,7 @@ class ChainDuties:
     # ------------------------------------------------------------------ writes
 
     async def commit(self, r: int, update_digest: str) -> bool:
-        """Put round r's digest on chain (with the previous round's scores); False if refused.
+        """Put round r's digest on chain (with the vote on the previous round); False if refused.
 
         Raises ChainOutage when the chain stayed away longer than the node's patience.
         """
@@ -163,18 +164,27 @@ class ChainDuties:
         return False
 
     def round_done(self, r: int, committed: bool, scores: dict[str, int], model: str) -> None:
-        """Round r is merged into `model`: scores and attestation wait for the next commit (the
-        chain takes them only from the round's committers); round r - 1 may now be finalized."""
+        """Round r is merged into `model`: the vote (vector and attestation) waits for the next
+        commit (the chain takes votes only from the round's committers); round r - 1 may now be
+        finalized, if its last vote did not already do it."""
         self._pending = PendingScores(r, dict(scores), model) if committed else None
         if r > 1:
-            self._writer.submit(f"finalize r{r - 1}", partial(self._finalize_if_ready, r - 1))
+            self._writer.submit(f"finalize r{r - 1}", partial(self._finalize_past, r - 1))
+
+    def revise(self, r: int, scores: dict[str, int], model: str) -> bool:
+        """Replace the vote on round r if it has not been sent yet (a late update re-merged);
+        True when the new vote will be the one sent."""
+        if self._pending is None or self._pending.round != r:
+            return False
+        self._pending = PendingScores(r, dict(scores), model)
+        return True
 
     def flush(self) -> "Future[None] | None":
-        """Send pending scores and attestation now, when no commit follows to carry them."""
+        """Send the pending vote and attestation now, when no commit follows to carry them."""
         pending, self._pending = self._pending, None
         if pending is None:
             return None
-        return self._writer.submit(f"scores r{pending.round}", partial(self._send_scores, pending))
+        return self._writer.submit(f"vote r{pending.round}", partial(self._send_scores, pending))
 
     async def finish(self, last_round: int, wait_seconds: float) -> None:
         """Flush, then wait up to `wait_seconds` until rounds 1..last_round are finalized; stops
@@ -200,16 +210,17 @@ class ChainDuties:
     # ------------------------------------------------------------------ on the writer thread
 
     def _send_commit(self, r: int, update_digest: str, pending: PendingScores | None) -> None:
-        """One transaction per round (about 96k gas at N = 8 instead of 121k for two)."""
+        """One transaction per round: the round r commit and the vote on round r - 1."""
         if pending is not None:
-            peers, values = self._score_args(pending.scores)
+            members, values = self._score_args(pending.scores)
             try:
-                self._idempotent(r, update_digest, partial(self.ledger.commit_and_score, self.task, r,
-                                                           update_digest, pending.round, peers, values,
+                self._idempotent(r, update_digest, partial(self.ledger.commit_and_vote, self.task, r,
+                                                           update_digest, pending.round, members, values,
                                                            model=pending.model))
             except LedgerError as exc:
-                # Either half may have been refused: the scores still go alone, then the commit.
-                self._log.warning("commit r%d with scores r%d refused (%s); sending them apart", r, pending.round, exc)
+                # Either half may have been refused: the vote still goes alone, then the commit.
+                self._log.warning("commit r%d with the vote on r%d refused (%s); sending them apart",
+                                  r, pending.round, exc)
                 self._send_scores_if_accepted(pending)
             else:
                 self._record(pending)
@@ -220,7 +231,8 @@ class ChainDuties:
         """Send a commit; if it reverts as already committed *with this digest*, it was ours.
 
         A transaction whose receipt was lost to an outage is sent again on retry; the first
-        copy may have been mined, and the second then reverts though the commit stands.
+        copy may have been mined, and the second then reverts though the commit stands (the
+        commitment is read back from the chain's events).
         """
         try:
             send()
@@ -233,11 +245,32 @@ class ChainDuties:
         try:
             self._send_scores(pending)
         except LedgerError as exc:
-            self._log.warning("scores for round %d refused (%s)", pending.round, exc)
+            self._log.warning("vote on round %d refused (%s)", pending.round, exc)
 
     def _send_scores(self, pending: PendingScores) -> None:
-        self.ledger.submit_scores(self.task, pending.round, *self._score_args(pending.scores), model=pending.model)
+        members, values = self._score_args(pending.scores)
+        for attempt in (1, 2):
+            try:
+                self.ledger.vote(self.task, pending.round, members, values, model=pending.model)
+            except LedgerError as exc:
+                if exc.error == "UnknownRevert" and attempt == 1:
+                    # Mined out of gas: estimated before another vote landed, it became the round's
+                    # last vote, which also finalizes the round and costs more. Estimate again.
+                    self._log.info("vote on round %d reverted (%s); sending it again", pending.round, exc)
+                    continue
+                if exc.error != "AlreadyVoted" or not self._voted(pending):  # a retried vote that was mined
+                    raise
+            break
         self._record(pending)
+
+    def _voted(self, pending: PendingScores) -> bool:
+        """The chain already holds this node's vote on `pending.round`, with the same vector."""
+        me = self.ledger.account.address.lower()
+        members = self._members()
+        want = {members[p].address.lower(): v for p, v in pending.scores.items() if p in members}
+        return any(v.voter.lower() == me and {a.lower(): s for a, s in v.scores.items() if s} ==
+                   {a: s for a, s in want.items() if s}
+                   for v in self.ledger.votes(self.task, pending.round))
 
     def _record(self, pending: PendingScores) -> None:
         members = self._members()
@@ -248,18 +281,37 @@ class ChainDuties:
         ordered = sorted(scores)
         return [members[p].address for p in ordered], [scores[p] for p in ordered]
 
+    def _finalize_past(self, r: int) -> None:
+        """Finalize round r and any earlier round still open (a split waits for its window; round
+        r + 8 cannot open before round r is finalized, RoundsPending)."""
+        self._unfinalized.add(r)
+        for past in sorted(self._unfinalized):
+            try:
+                done = self._finalize_if_ready(past)
+            except LedgerError as exc:
+                self._log.warning("finalize r%d: %s", past, exc)
+                done = False
+            if done:
+                self._unfinalized.discard(past)
+
     def _finalize_if_ready(self, r: int) -> bool:
-        """Finalize round r once every committer has scored or its deadline passed; True when done."""
+        """Round r is finalized, or finalize it once the voting window has passed; True when done.
+
+        In an agreeing swarm the round's last vote has finalized it already. Otherwise (a split,
+        a committer that never voted) anyone may finalize after deadline + one round's time.
+        """
         state = self.ledger.round_state(self.task, r)
         if state.finalized or not state.committers:
             return True
-        # The contract's scoring window: one more round's time after the deadline. Wall-clock
+        # The contract's voting window: one more round's time after the deadline. Wall-clock
         # time, since a dev chain that mines on demand has no newer block to read it from.
         if not set(state.committers) <= set(state.scored) and time.time() < state.deadline + self._round_duration:
             return False
         try:
             self.ledger.finalize(self.task, r)
         except LedgerError as exc:
-            if exc.error != "AlreadyFinalized":  # another node got there first
+            if exc.error == "FinalizeTooEarly":  # every committer voted, but no winner yet (the referee)
+                return False
+            if exc.error != "AlreadyFinalized":  # the last vote, or another node, got there first
                 raise
         return True

@@ -61,6 +61,7 @@ class SwarmConfig:
     absent_wait: float = 0.1  # ...beyond this share of the round's duration
     merge: str = "median"  # mean | median | trimmed | geomedian
     scorer: str = "default"  # default | loo | individual
+    contribution: str = "checkable"  # the swarm-wide, checkable score vote (node.contribution.CONTRIBUTIONS)
     codec: str = "f32"  # f32 | f16
     privacy: str = "none"  # the update pipeline's privacy stage (node.pipeline.PRIVACY)
     compression: str = "none"  # the update pipeline's compression stage (node.pipeline.COMPRESSION)
@@ -125,6 +126,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from p2p.codec import CODECS
 
     from .attacks import ATTACKS
+    from .contribution import CONTRIBUTIONS
     from .datasets import DATASETS, HEART_HOSPITALS, PARTITIONS
     from .merge import RULES
     from .models import MODEL_KINDS
@@ -140,6 +142,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "training.optimizer": OPTIMIZERS,
         "swarm.merge": tuple(RULES),
         "swarm.scorer": tuple(SCORERS),
+        "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,
         "swarm.privacy": tuple(PRIVACY),
         "swarm.compression": tuple(COMPRESSION),

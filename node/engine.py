@@ -3,9 +3,10 @@
 For each round r it trains locally (in a worker thread, so the event loop keeps serving peers),
 passes the update through the outgoing pipeline, commits its digest on chain and shares it,
 collects its peers' updates through the incoming pipeline until the awaited ones are in or the
-round's chain deadline passes, merges them with the configured rule, scores each peer on its
-own validation rows, hands scores and its model's attestation to the chain duties, and
-checkpoints. Before round 1 the swarm agrees on input scaling from shared sums and counts; a
+round's chain deadline passes, merges them with the configured rule, computes the round's checkable
+score vector from exactly the updates it merged (`node.contribution`: every honest node gets the
+same integers, flagged near-copies and free riders marked FLAGGED), hands that vote and its
+model's attestation to the chain duties, and checkpoints. Before round 1 the swarm agrees on input scaling from shared sums and counts; a
 node that starts late or restarts adopts the newest model a majority attested on chain. The
 pieces live next door: `pipeline`, `exchange`, `chainduties`, `consensus`, `records`, `rundir`.
 """
@@ -26,11 +27,12 @@ from p2p.host import SwarmHost
 
 from .attacks import Context, behaviour_by_name
 from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, split_bundle, stats_shapes
-from .chainduties import ChainDuties, on_trio_clock
+from .chainduties import FLAGGED, ChainDuties, on_trio_clock
 from .chainwriter import ChainWriter
 from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
 from .consensus import MergeRecord, ModelConsensus
+from .contribution import contribution_by_name
 from .exchange import Exchange
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
@@ -41,7 +43,6 @@ from .preprocess import STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, Recorder
 from .reveal import RevealRule
 from .rundir import RunFolder
-from .scoring import scorer_by_name
 
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
 SETTLE_SECONDS = 5.0  # after the last round's deadline, how long to wait for peers' final models
@@ -66,7 +67,8 @@ class SwarmNode:
         self._task_key = f"{ledger.address}/{self.task}"
         self.run_folder = RunFolder(Path(config.output_dir))
         self.rule = rule_by_name(config.swarm.merge)
-        self.scorer = scorer_by_name(config.swarm.scorer)
+        self.contribution = contribution_by_name(config.swarm.contribution)
+        self.score_rule = rule_by_name(config.swarm.merge)  # the scores' reference merge (same rule)
         self.inbox = Inbox()
         self.members: dict[str, Member] = {}
         self.round_duration, self.quorum = 0, 0  # read from the task on chain
@@ -76,6 +78,7 @@ class SwarmNode:
         self._last_heard: dict[str, int] = {}  # peer id -> last round whose update of it was merged
         self._first_round = 1  # the first round this process runs (later after a restart or a late start)
         self._merged: MergeRecord | None = None
+        self._previous: MergeRecord | None = None  # the merge before `_merged`, the scores' basis
         self._swarm_ahead = False  # a model past round 0 is attested on chain: catch up, do not pool
         self.duties = ChainDuties(ledger, writer, self.task, lambda: self.members, self.run_folder, self.log)
         n = learner.data.n_features
@@ -253,9 +256,9 @@ class SwarmNode:
             if updates:
                 self.weights = add(self.weights, self.rule.merge(updates))
             self.learner.set_weights(self.weights)
-        self._merged = MergeRecord(r, start, updates)
+        self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
-            scores = await trio.to_thread.run_sync(self._score, start, updates)
+            scores = await trio.to_thread.run_sync(self._vote, self._merged)
         self.round = r
         with timer("checkpoint"):
             bundle_blob = self._checkpoint()
@@ -319,7 +322,12 @@ class SwarmNode:
         self._merged = MergeRecord(r, record.start, record.updates + late)
         self.weights = add(record.start, self.rule.merge(self._merged.updates))
         self.learner.set_weights(self.weights)
-        await self.exchange.announce("model", r, self._checkpoint(), len(self.learner.fit), "f32")
+        blob = self._checkpoint()
+        # The vote follows the merge: if it has not gone out yet, it covers the late updates too.
+        scores = await trio.to_thread.run_sync(self._vote, self._merged)
+        if self.duties.revise(r, scores, digest(blob)):
+            self.log.info("round %d: vote recomputed with the late update(s)", r)
+        await self.exchange.announce("model", r, blob, len(self.learner.fit), "f32")
         self.log.warning("round %d: merged again with %s's committed update(s), which arrived late", r,
                          ", ".join(self._name(u.sender) for u in late))
         return True
@@ -365,15 +373,28 @@ class SwarmNode:
                        swarm.rounds, swarm.seed, self.round_duration, self.log,
                        previous=lambda: self._merged.updates if self._merged else (), partners=swarm.attack_partners)
 
-    def _score(self, start: Tensors, updates: list[Update]) -> dict[str, int]:
-        """Score each peer's update against the round's starting model on this node's validation rows."""
-        peers = [u for u in updates if u.sender != self.host.peer_id]
-        if not peers:
-            return {}
-        val = self.learner.val
-        report = self.scorer.score(self.learner.model, start, updates, self.rule, val.x, val.y,
-                                   peers=[u.sender for u in peers])
-        return report.scores
+    def _vote(self, record: MergeRecord) -> dict[str, int]:
+        """The round's score vector this node votes for (peer id -> score or FLAGGED, own included).
+
+        Computed by the task's contribution rule from exactly the updates merged in `record`
+        and in the round before (and that round's merged update), so every honest node that
+        merged the same sets votes the same integers. A committer whose update this node did
+        not get is left out (its lane stays 0). The behaviour may rewrite the vote (attacks).
+        """
+        vector: dict[str, int] = {}
+        if record.updates:
+            prev = self._previous
+            previous = list(prev.updates) if prev is not None and prev.round == record.round - 1 else []
+            previous_merged = self.score_rule.merge(previous) if previous else None
+            try:
+                report = self.contribution(record.updates, previous, previous_merged, self.score_rule)
+            except ValueError as exc:
+                self.log.warning("round %d: no score vector (%s)", record.round, exc)
+            else:
+                vector = {s: (FLAGGED if s in report.flags else v) for s, v in report.scores.items()}
+                for sender, reason in sorted(report.flags.items()):
+                    self.log.info("round %d: %s flagged (%s)", record.round, self._name(sender), reason)
+        return self.behaviour.vote(vector, self._attack_context())
 
     # ------------------------------------------------------------------ records
 

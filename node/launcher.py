@@ -23,7 +23,7 @@ from eth_account import Account
 from web3 import Web3
 
 from incentive.anvil import Anvil, free_port
-from incentive.audit import audit, median_credit
+from incentive.audit import audit
 from incentive.chain import connect, dev_keys, send_value
 from incentive.deploy import NewMember, TaskPlan, deploy_ledger
 from incentive.keys import load_key, write_key
@@ -167,26 +167,17 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
 def expectations_from_logs(prov: Provisioned) -> dict[str, Any]:
     """What the nodes' own logs say the chain must hold, for the audit to check.
 
-    Each node logs the scores the chain accepted from it; a peer's credit for the round is the
-    contract's median of the scores it was given (nothing in a round with fewer committers than
-    the quorum), and its contribution the sum of its credits.
+    Each node logs the score vector the chain accepted as its vote on a round (member name ->
+    score, FLAGGED as -1): the chain must hold exactly that vote from it. The credits follow
+    from the votes by the contract's rule (winner, deviants, flags), which the audit recomputes.
     """
     address = dict(zip(prov.names, prov.addresses))
-    given: dict[int, dict[str, list[int]]] = {}
-    committed: dict[int, set[str]] = {}  # only committers may score or be scored
+    votes: dict[int, dict[str, dict[str, int]]] = {}
     for name, folder in zip(prov.names, prov.folders()):
         for row in folder.read_scores():
-            committed.setdefault(row["round"], set()).add(address[name])
-            for peer, score in row["scores"].items():
-                given.setdefault(row["round"], {}).setdefault(address[peer], []).append(int(score))
-                committed[row["round"]].add(address[peer])
-    credits = {r: {a: median_credit(s) if len(committed[r]) >= prov.quorum else 0 for a, s in peers.items()}
-               for r, peers in given.items()}
-    contributions: dict[str, int] = {}
-    for per_round in credits.values():
-        for a, credit in per_round.items():
-            contributions[a] = contributions.get(a, 0) + credit
-    return {"credits": {prov.task_id: credits}, "contributions": {prov.task_id: contributions}}
+            votes.setdefault(row["round"], {})[address[name]] = {address.get(peer, peer): int(score)
+                                                                  for peer, score in row["scores"].items()}
+    return {"votes": {prov.task_id: votes}}
 
 
 class LocalSwarm:

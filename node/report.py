@@ -1,15 +1,17 @@
 """The report of a local swarm run: a table for the terminal, JSON, a markdown summary and a plot.
 
 Per node it shows the swarm model's accuracy on that hospital's held-out rows, the accuracy of
-the same model trained on the hospital's rows alone, the contribution credited on chain and the
-payout withdrawn; below, whether the independent audit of the chain found any mismatch.
+the same model trained on the hospital's rows alone, the contribution credited on chain, the
+payout withdrawn and the rounds in which the winning vote flagged it or it voted another vector
+(a deviant); below, how the rounds ended (credited, split, below quorum), the stake slashed, and
+whether the independent audit of the chain found any mismatch.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +27,9 @@ class NodeRow:
     payout_wei: int
     model_digest: str
     finished: bool
+    flagged: tuple[int, ...] = ()  # rounds whose winning vote flagged this node
+    deviant: tuple[int, ...] = ()  # rounds in which this node voted against the winner
+    slashed_wei: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,11 +44,27 @@ class SwarmReport:
     audit_mismatches: tuple[str, ...]
     curves: dict[str, list[float]]
     seconds: float
+    rounds: dict[str, list[int]] = field(default_factory=dict)  # status -> rounds (credited, split, below_quorum, open)
 
     @classmethod
     def build(cls, plan, prov, summaries: Sequence[dict[str, Any] | None], payouts: dict[str, int],
               audit_report, metrics: Sequence[list[dict[str, Any]]], seconds: float) -> "SwarmReport":
-        contributions = audit_report.tasks[prov.task_id].contributions
+        task = audit_report.tasks[prov.task_id]
+        contributions = task.contributions
+        rounds: dict[str, list[int]] = {}
+        flagged: dict[str, list[int]] = {}
+        deviant: dict[str, list[int]] = {}
+        slashed: dict[str, int] = {}
+        for (t, r), rh in sorted(audit_report.rounds.items()):
+            if t != prov.task_id:
+                continue
+            rounds.setdefault(rh.status, []).append(r)
+            for m in rh.flagged:
+                flagged.setdefault(m, []).append(r)
+            for m in rh.deviants:
+                deviant.setdefault(m, []).append(r)
+            for m, wei, _reason in rh.slashes:
+                slashed[m] = slashed.get(m, 0) + int(wei)
         rows = []
         for name, address, summary in zip(prov.names, prov.addresses, summaries):
             rows.append(NodeRow(
@@ -53,15 +74,17 @@ class SwarmReport:
                 contribution=int(contributions.get(address, 0)),
                 payout_wei=int(payouts.get(name, 0)),
                 model_digest=summary["model_digest"] if summary else "",
-                finished=summary is not None))
-        pool = int(plan.pool_eth * WEI_PER_ETH)
+                finished=summary is not None,
+                flagged=tuple(flagged.get(address, ())), deviant=tuple(deviant.get(address, ())),
+                slashed_wei=slashed.get(address, 0)))
+        pool = int(task.received) if task.closed else int(plan.pool_eth * WEI_PER_ETH)
         plan_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(plan).items()}
         return cls(plan=plan_dict, contract=prov.contract, task_id=prov.task_id, rows=tuple(rows),
                    pool_wei=pool, dust_wei=pool - sum(r.payout_wei for r in rows),
                    audit_ok=not audit_report.mismatches,
                    audit_mismatches=tuple(str(m) for m in audit_report.mismatches),
                    curves={n: [m["test_accuracy"] for m in ms] for n, ms in zip(prov.names, metrics)},
-                   seconds=seconds)
+                   seconds=seconds, rounds=rounds)
 
     @property
     def failed_nodes(self) -> tuple[str, ...]:
@@ -81,16 +104,22 @@ class SwarmReport:
         return _mean([r.local_only_accuracy for r in self.rows])
 
     def table(self) -> str:
-        head = f"{'node':<16}{'swarm acc':>10}{'local acc':>10}{'contribution':>14}{'payout (ETH)':>14}"
+        head = (f"{'node':<16}{'swarm acc':>10}{'local acc':>10}{'contribution':>14}{'payout (ETH)':>14}"
+                f"  {'flagged / deviant (rounds)'}")
         lines = [head, "-" * len(head)]
         for r in self.rows:
-            lines.append(f"{r.name:<16}{_pct(r.test_accuracy):>10}{_pct(r.local_only_accuracy):>10}"
-                         f"{r.contribution:>14}{r.payout_wei / WEI_PER_ETH:>14.6f}")
+            marks = _rounds(r.flagged, "flagged") + _rounds(r.deviant, "deviant")
+            if r.slashed_wei:
+                marks.append(f"slashed {r.slashed_wei} wei")
+            lines.append((f"{r.name:<16}{_pct(r.test_accuracy):>10}{_pct(r.local_only_accuracy):>10}"
+                          f"{r.contribution:>14}{r.payout_wei / WEI_PER_ETH:>14.6f}  {'; '.join(marks)}").rstrip())
         lines.append("-" * len(head))
         lines.append(f"{'mean':<16}{_pct(self.mean_swarm_accuracy):>10}{_pct(self.mean_local_accuracy):>10}"
                      f"{sum(r.contribution for r in self.rows):>14}{self.pool_wei / WEI_PER_ETH:>14.6f}")
         digests = {r.model_digest for r in self.rows if r.finished}
         lines.append(f"pool {self.pool_wei} wei = payouts {self.pool_wei - self.dust_wei} + dust {self.dust_wei}")
+        if self.rounds:
+            lines.append("rounds: " + ", ".join(f"{status} {_span(rs)}" for status, rs in sorted(self.rounds.items())))
         lines.append(f"final models: {len(digests)} distinct digest(s) across {len(self.rows)} nodes")
         if self.failed_nodes:
             lines.append(f"FAILED: {', '.join(self.failed_nodes)} did not finish (see their node.log)")
@@ -108,7 +137,7 @@ class SwarmReport:
             "mean_local_accuracy": _finite(self.mean_local_accuracy),
             "audit_ok": self.audit_ok, "audit_mismatches": list(self.audit_mismatches),
             "failed_nodes": list(self.failed_nodes),
-            "accuracy_per_round": self.curves, "seconds": self.seconds,
+            "accuracy_per_round": self.curves, "seconds": self.seconds, "rounds": self.rounds or {},
         }
 
 
@@ -152,6 +181,14 @@ def _mean(values: Sequence[float | None]) -> float:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def _rounds(rounds: Sequence[int], what: str) -> list[str]:
+    return [f"{what} {_span(rounds)}"] if rounds else []
+
+
+def _span(rounds: Sequence[int]) -> str:
+    return f"{len(rounds)} ({', '.join(map(str, rounds))})"
 
 
 def _finite(value: float) -> float | None:

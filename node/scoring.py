@@ -4,7 +4,9 @@ Scorers are small swappable objects. Both work on model deltas (an update = the 
 trained weights minus the round's starting model `base`), and both turn raw validation-loss gains into
 integer scores 0..10000 per scored peer: the positive part of each gain, normalised to shares
 (floor(10000 * gain_i / sum of positive gains)), so the scores sum to at most 10000 and are all zero
-when nobody helped.
+when nobody helped. These scores come from private data, so nobody can check them; the score vector
+every node can recompute from the round's updates alone is `node.contribution.checkable_scores`,
+which reuses `scores_from_gains` and, with a published validation set, `IndividualGain`.
 
 - `LeaveOneOut` (the DESIGN's first wording): gain_i = loss(base + merge(all)) compared with
   loss(base + merge(all but i)); positive when leaving i out makes the merged model worse.

@@ -18,7 +18,6 @@ combined statistics) and local-only (each node alone, scaled by its own statisti
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -27,7 +26,6 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -35,7 +33,7 @@ import numpy as np
 from node.launcher import LocalSwarm, Provisioned, SwarmPlan
 from node.rundir import RunFolder
 
-NODE_TX_FUNCTIONS = ("commit", "submitScores", "commitAndScore", "finalize")
+NODE_TX_FUNCTIONS = ("commit", "vote", "commitAndVote", "finalize")
 PHASES = ("train", "commit", "share", "collect", "merge", "score", "checkpoint")
 
 _T0 = time.monotonic()
@@ -71,35 +69,6 @@ def machine() -> dict[str, Any]:
 
     return {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
             "platform": platform.platform()}
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable(payload), indent=2) + "\n")
-
-
-def publish(out: Path, name: str, payload: dict[str, Any], markdown: str,
-            plot: Callable[[Path], None] | None = None) -> None:
-    """Write a benchmark's `name`.json, `name`.md and (with `plot`) `name`'s picture into `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / f"{name}.json", payload)
-    (out / f"{name}.md").write_text(markdown)
-    if plot is not None:
-        plot(out)
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (np.floating, np.integer)):
-        return jsonable(value.item())
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def mean_std(values: Sequence[float | None]) -> dict[str, float | int | None]:
@@ -226,7 +195,7 @@ def ledger_transactions(w3, prov: Provisioned) -> list[ChainTx]:
             receipt = w3.eth.get_transaction_receipt(tx["hash"])
             if receipt["status"] != 1:
                 continue
-            # commitAndScore's cost belongs to the round it commits; finalize's to the round it closes
+            # commitAndVote's cost belongs to the round it commits; finalize's to the round it closes
             out.append(ChainTx(who[sender], fn.fn_name, int(args.get("round", 0)) or None,
                                int(receipt["gasUsed"]), number))
     return out

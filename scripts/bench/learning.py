@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from scripts.bench import harness as B
+from scripts.bench.output import publish
 
 METHODS = ("swarm_mean", "swarm_median", "pooled", "local")
 LABELS = {"swarm_mean": "swarm (mean)", "swarm_median": "swarm (median)", "pooled": "pooled",
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.monotonic() - started
     meta = {"command": "python -m scripts.bench.learning" + (" --quick" if args.quick else ""),
             "seconds": seconds, "machine": B.machine()}
-    B.publish(out, "learning", {"meta": meta, "results": results, "targets": tgts}, markdown(results, tgts, meta),
+    publish(out, "learning", {"meta": meta, "results": results, "targets": tgts}, markdown(results, tgts, meta),
               lambda folder: plot(results, folder / "learning_curves.png"))
     for t in tgts:
         B.say(f"target: {t['target']}: gap {t['gap_points']} points, met={t['met']}")

@@ -29,6 +29,7 @@ from typing import Any
 
 from node.rundir import RunFolder
 from scripts.bench import harness as B
+from scripts.bench.output import publish
 
 WEI_PER_ETH = 10**18
 ATTACKER = 3
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": time.monotonic() - started, "machine": B.machine(), "seeds": seeds,
             "setting": f"UCI heart, 4 hospitals, median merge, {rounds} rounds, in process, "
                        f"round timeout {base.round_timeout:g} s"}
-    B.publish(out, "robustness", {"meta": meta, "summary": summary, "runs": results}, markdown(summary, meta))
+    publish(out, "robustness", {"meta": meta, "summary": summary, "runs": results}, markdown(summary, meta))
     print(table(summary))
     B.say(f"robustness benchmark done in {meta['seconds']:.0f}s: {out}/robustness.json, robustness.md")
     return 0

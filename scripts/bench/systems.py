@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from scripts.bench import harness as B
+from scripts.bench.output import publish
 
 N_FEATURES = 30  # breast cancer
 SIZES = {"10k": 85, "1M": 983, "10M": 3145}  # mlp hidden width -> ~parameters for 30 inputs
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.monotonic() - started
     meta = {"command": "python -m scripts.bench.systems" + (" --quick" if args.quick else ""), "seconds": seconds,
             "machine": B.machine(), "mode": "in-process (eth-tester)" if args.quick else "process mode (anvil)"}
-    B.publish(out, "systems", {"meta": meta, "scale": scale, "model_size": sizes, "targets": tgts},
+    publish(out, "systems", {"meta": meta, "scale": scale, "model_size": sizes, "targets": tgts},
               markdown(scale, sizes, tgts, meta), lambda folder: plot(scale, sizes, folder / "systems_phases.png"))
     for t in tgts:
         B.say(f"target: {t['target']}: {t['measured']}, met={t['met']}")

@@ -62,7 +62,7 @@ def test_bench_systems_quick(tmp_path: Path) -> None:
     assert run["heard"] == run["expected"] == 2 * 1 * 2
     # one commit per node per round reached the chain, with gas from its receipt
     per_fn = run["txs_by_function"]
-    assert per_fn.get("commit", 0) + per_fn.get("commitAndScore", 0) == 2 * 2
+    assert per_fn.get("commit", 0) + per_fn.get("commitAndVote", 0) == 2 * 2
     assert run["gas_per_node_round_amortised"] > 20_000
     assert all(g > 20_000 for g in run["gas_by_function"].values())
     size = data["model_size"][0]
@@ -89,3 +89,15 @@ def test_bench_robustness_quick(tmp_path: Path) -> None:
     assert garbage["attacker_payout_eth"] == 0 and garbage["honest_strikes_on_attacker"] >= 3 * 2
     assert garbage["accuracy_change"] is not None and baseline["accuracy_change"] == 0
     assert (out / "robustness.md").read_text().startswith("# Robustness")
+
+
+def test_bench_contribution_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.contribution", tmp_path)
+    data = json.loads((out / "contribution.json").read_text())
+    heart = data["summary"]["heart mlp"]
+    for variant in ("updates only", "with public validation"):
+        assert heart[variant]["honest"]["flags"] == 0
+        assert heart[variant]["attacks"]["zero"]["flagged"] == heart[variant]["attacks"]["zero"]["rounds"] == 2
+    assert heart["geometry"]["concurrent"]["max"] < data["thresholds"]["copy_cos"]
+    assert _prob(heart["switzerland"]["accuracy_with"]["mean"])
+    assert (out / "contribution.md").read_text().startswith("# Checkable contribution scores")

@@ -11,7 +11,7 @@ from eth_utils import keccak
 from web3 import Web3
 
 from incentive.chain import connect, dev_keys
-from incentive.ledger import Ledger
+from incentive.ledger import Ledger, RoundOutcome
 
 ATTACKERS_DIR = Path(__file__).parent / "contracts" / "artifacts"
 
@@ -30,8 +30,9 @@ class Deployment:
     sponsor: Ledger
     outsider: Ledger
 
-    def new_task(self, *, quorum: int = 2, duration: int = 600, fund: int = 10**18) -> int:
-        task = self.admin.create_task(quorum=quorum, model_id="heart-uci-mlp", round_duration=duration)
+    def new_task(self, *, quorum: int = 2, duration: int = 600, fund: int = 10**18, **terms: object) -> int:
+        """A task (terms: stake, slash, referee, validation_digest) funded by the sponsor."""
+        task = self.admin.create_task(quorum=quorum, model_id="heart-uci-mlp", round_duration=duration, **terms)
         if fund:
             self.sponsor.fund(task, fund)
         return task
@@ -57,13 +58,28 @@ def make_deployment(url: str = "eth-tester", n_members: int = 4) -> Deployment:
     )
 
 
-def run_round(dep: Deployment, task: int, rnd: int, scores: dict[int, dict[int, int]],
-              committers: list[int] | None = None, finalize: bool = True) -> None:
-    """Members in `committers` commit; scores[i] = {peer index: score} are submitted; finalize."""
+def run_round(dep: Deployment, task: int, rnd: int, votes: dict[int, dict[int, int]],
+              committers: list[int] | None = None, finalize: bool = True, model: str | None = None) -> None:
+    """Members in `committers` commit; member i votes the vector votes[i] = {member index: score}; finalize."""
     committers = list(range(len(dep.members))) if committers is None else committers
     for i in committers:
         dep.members[i].commit(task, rnd, digest_of(task, rnd, i))
-    for i, given in scores.items():
-        dep.members[i].submit_scores(task, rnd, [dep.addr(j) for j in given], list(given.values()))
+    for i, vector in votes.items():
+        dep.members[i].vote(task, rnd, [dep.addr(j) for j in vector], list(vector.values()), model=model)
     if finalize:
-        dep.admin.finalize(task, rnd)
+        settle(dep, task, rnd)
+
+
+def settle(dep: Deployment, task: int, rnd: int) -> RoundOutcome:
+    """The round's outcome: finalize it, unless its last vote already did (the winner's does)."""
+    state = dep.admin.round_state(task, rnd)
+    if state.finalized:
+        assert state.outcome is not None
+        return state.outcome
+    return dep.outsider.finalize(task, rnd)
+
+
+def honest(scores: list[int]) -> dict[int, dict[int, int]]:
+    """Every member votes the same vector {j: scores[j]} (what honest nodes compute)."""
+    vector = dict(enumerate(scores))
+    return {i: vector for i in range(len(scores))}

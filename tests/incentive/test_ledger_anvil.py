@@ -13,7 +13,9 @@ from incentive.audit import audit
 from incentive.chain import connect
 from incentive.errors import AlreadyFinalized, UnknownTask
 
-from ledger_fixtures import make_deployment, run_round
+from incentive.ledger import lanes
+
+from ledger_fixtures import honest, make_deployment, run_round
 
 try:
     anvil_binary()
@@ -24,8 +26,8 @@ except ToolMissing as exc:
 
 pytestmark = [pytest.mark.anvil, pytest.mark.skipif(bool(MISSING), reason=MISSING or "ok")]
 
-SCORES = {0: {1: 8000, 2: 6000, 3: 7000}, 1: {0: 9000, 2: 6500, 3: 7200}, 2: {0: 8800, 1: 7900, 3: 7100},
-          3: {0: 9100, 1: 8100, 2: 6100}}
+ROUND_1 = honest([9000, 8000, 6100, 7100])
+ROUND_2 = {**honest([8800, 7900, 6000, 7000]), 3: {0: 0, 1: 0, 2: 0, 3: 10000}}  # member 3 lies
 
 
 def cast(*args: str) -> str:
@@ -36,9 +38,11 @@ def cast(*args: str) -> str:
 def test_lifecycle_on_anvil_cast_agrees_with_audit(tmp_path):
     with Anvil() as chain:
         dep = make_deployment(chain.url)
-        task = dep.new_task(quorum=3, fund=10**18 + 3)
-        run_round(dep, task, 1, SCORES)
-        run_round(dep, task, 2, SCORES)
+        task = dep.new_task(quorum=3, fund=10**18 + 3, stake=10**15, slash=10**14)
+        for m in dep.members:
+            m.bond(task)
+        run_round(dep, task, 1, ROUND_1)
+        run_round(dep, task, 2, ROUND_2)
         # reverts arrive from anvil as hex data and decode to the same classes as on eth-tester
         with pytest.raises(AlreadyFinalized) as e:
             dep.outsider.finalize(task, 2)
@@ -46,33 +50,43 @@ def test_lifecycle_on_anvil_cast_agrees_with_audit(tmp_path):
         with pytest.raises(UnknownTask):
             dep.outsider.task(999)
         dep.admin.close_task(task)
+        dep.outsider.pay_revenue(task, 10**9 + 1)
         paid = [m.withdraw(task) for m in dep.members]
         dust = dep.admin.claim_dust(task) if dep.admin.task(task).dust else 0
-        assert sum(paid) + dust == 10**18 + 3
+        assert sum(paid) + dust == 10**18 + 3 + 10**14 + 10**9 + 1  # funding, the liar's slash, revenue
 
         report = audit(dep.w3, dep.admin.address)
         assert report.ok, report.format_table()
 
-        # cast reads a member's contribution straight from the chain
+        # cast reads a member's contribution, reputation and stake straight from the chain
         member = dep.addr(1)
-        got = cast("call", dep.admin.address, "contribution(uint256,address)(uint256)", str(task), member,
-                   "--rpc-url", chain.url)
+        rpc = ("--rpc-url", chain.url)
+        got = cast("call", dep.admin.address, "contribution(uint256,address)(uint256)", str(task), member, *rpc)
         assert int(got.split()[0]) == report.tasks[task].contributions[member] == dep.admin.contribution(task, member)
+        liar = dep.addr(3)
+        rep = cast("call", dep.admin.address, "reputation(address)(uint32,uint32,uint32)", liar, *rpc).split()
+        assert [int(x) for x in rep] == [report.reputations[liar][k] for k in ("score", "tasks", "offences")]
+        stake = cast("call", dep.admin.address, "stakeOf(uint256,address)(bool,uint256,uint256)", str(task), liar,
+                     *rpc).splitlines()
+        assert int(stake[1].split()[0]) == report.tasks[task].bonds[liar] == 10**15 - 10**14
 
-        # ... and the round events
+        # ... and the round events: credits (16-bit lanes by slot), deviants and status
+        slots = {m.index: m.address.lower() for m in dep.admin.members()}
         logs = json.loads(cast("logs", "--from-block", "0", "--address", dep.admin.address,
-                               "RoundFinalized(uint256 indexed,uint32 indexed,address indexed,address[],uint256[],bool)",
-                               "--json", "--rpc-url", chain.url))
+                               "RoundFinalized(uint256 indexed,uint32 indexed,uint8,bytes32,uint256[],uint64,uint64)",
+                               "--json", *rpc))
         assert len(logs) == 2
         for log in logs:
             rnd = int(log["topics"][2], 16)
-            decoded = cast("decode-abi", "--input", "f(address[],uint256[],bool)", log["data"])
-            lines = decoded.splitlines()
-            committers = [a.strip() for a in lines[0].strip("[]").split(",")]
-            credits = [int(c.strip().split()[0]) for c in lines[1].strip("[]").split(",")]
-            from_cast = {c.lower(): v for c, v in zip(committers, credits)}
-            from_audit = {m.lower(): v for m, v in report.rounds[(task, rnd)].credits.items()}
-            assert from_cast == from_audit
+            lines = cast("decode-abi", "--input", "f(uint8,bytes32,uint256[],uint64,uint64)", log["data"]).splitlines()
+            assert int(lines[0].split()[0]) == 0  # credited
+            words = [int(w.strip().split()[0]) for w in lines[2].strip("[]").split(",")]
+            from_cast = {slots[j]: c for j, c in lanes(words).items()}
+            rh = report.rounds[(task, rnd)]
+            assert from_cast == {m.lower(): c for m, c in rh.credits.items() if c}
+            deviants = int(lines[3].split()[0])
+            assert sorted(slots[j] for j in range(64) if deviants >> j & 1) == sorted(m.lower() for m in rh.deviants)
+        assert report.rounds[(task, 2)].deviants == [liar]
 
 
 def test_state_file_persists_and_stop_leaves_no_process(tmp_path):

@@ -1,13 +1,16 @@
-"""Hostile receivers on the payout path: re-entrancy gains nothing, a reverting receiver blocks nobody."""
+"""Hostile receivers on the payout paths: re-entrancy gains nothing, a reverting receiver blocks nobody."""
 
 from __future__ import annotations
 
 import pytest
 
+from incentive.audit import audit
 from incentive.errors import LedgerError
-from incentive.ledger import deploy_artifact, pack_scores, transact
+from incentive.ledger import deploy_artifact, pack_vector, transact
 
-from ledger_fixtures import digest_of, make_deployment
+from ledger_fixtures import digest_of, make_deployment, settle
+
+STAKE = 10**15
 
 
 def test_reentrant_and_reverting_receivers(attacker_artifacts):
@@ -19,24 +22,24 @@ def test_reentrant_and_reverting_receivers(attacker_artifacts):
         address = deploy_artifact(w3, owner, art, dep.admin.address)
         contracts[name] = w3.eth.contract(address=address, abi=art.abi)
         dep.admin.register_member(address, f"12D3Koo{name}", name)
-    task = dep.new_task(quorum=2, fund=10**18 + 1)
-    slots = {m.address: m.index for m in dep.admin.members()}
-    everyone = [dep.addr(0), dep.addr(1), *(c.address for c in contracts.values())]
-
-    def act(who, fn, *args):
-        if who in contracts:
-            return transact(w3, owner, getattr(contracts[who].functions, fn)(*args),
-                            extra_abi=attacker_artifacts[who].abi)
-        return dep.members[who].transact(fn, *args)
-
+    task = dep.new_task(quorum=2, fund=10**18 + 1, stake=STAKE, slash=STAKE // 4)
     actors = [0, 1, "ReentrantReceiver", "RevertingReceiver"]
+
+    def act(who, fn, *args, value=0):
+        if who in contracts:
+            return transact(w3, owner, getattr(contracts[who].functions, fn)(*args), value=value,
+                            extra_abi=attacker_artifacts[who].abi)
+        return dep.members[who].transact(fn, *args, value=value)
+
     for k, who in enumerate(actors):
+        act(who, "bond", task, value=STAKE)
         act(who, "commit", task, 1, bytes.fromhex(digest_of("atk", k)[2:]))
-    for k, who in enumerate(actors):
-        peers = [slots[a] for j, a in enumerate(everyone) if j != k]
-        act(who, "submitScores", task, 1, bytes(32), pack_scores(peers, [6000 + 100 * k] * len(peers)))
-    dep.admin.finalize(task, 1)
+    rows = pack_vector([0, 1, 2, 3], [6000, 6100, 6200, 6300])
+    for who in actors:
+        act(who, "vote", task, 1, bytes(32), rows)
+    settle(dep, task, 1)
     dep.admin.close_task(task)
+    dep.outsider.pay_revenue(task, 10**17 + 3)
 
     reentrant = contracts["ReentrantReceiver"]
     owed = dep.admin.owed(task, reentrant.address)
@@ -45,19 +48,26 @@ def test_reentrant_and_reverting_receivers(attacker_artifacts):
     assert reentrant.functions.attempts().call() >= 1  # it did try to re-enter
     assert reentrant.functions.successes().call() == 0
     assert reentrant.functions.received().call() == owed
-    assert w3.eth.get_balance(reentrant.address) == owed
+    act("ReentrantReceiver", "reclaimStake", task)
+    assert reentrant.functions.successes().call() == 0
+    assert w3.eth.get_balance(reentrant.address) == owed + STAKE == reentrant.functions.received().call()
     with pytest.raises(LedgerError) as e:
         act("ReentrantReceiver", "withdraw", task)
-    assert e.value.error == "AlreadyWithdrawn"
+    assert e.value.error == "NothingOwed"
 
     reverting = contracts["RevertingReceiver"]
     stuck = dep.admin.owed(task, reverting.address)
-    with pytest.raises(LedgerError) as e:
-        act("RevertingReceiver", "withdraw", task)
-    assert e.value.error == "TransferFailed"
+    for fn in ("withdraw", "reclaimStake"):
+        with pytest.raises(LedgerError) as e:
+            act("RevertingReceiver", fn, task)
+        assert e.value.error == "TransferFailed"
     assert dep.admin.owed(task, reverting.address) == stuck  # still claimable later
+    assert dep.admin.stake_of(task, reverting.address) == STAKE
 
     paid = [dep.members[i].withdraw(task) for i in range(2)]  # the others are not blocked
+    back = [dep.members[i].reclaim_stake(task) for i in range(2)]
     dust = dep.admin.claim_dust(task) if dep.admin.task(task).dust else 0
-    assert sum(paid) + owed + stuck + dust == 10**18 + 1
-    assert w3.eth.get_balance(dep.admin.address) == stuck
+    assert back == [STAKE, STAKE]
+    assert sum(paid) + owed + stuck + dust == 10**18 + 1 + 10**17 + 3
+    assert w3.eth.get_balance(dep.admin.address) == stuck + STAKE  # the refuser's share and bond, nothing else
+    assert audit(w3, dep.admin.address).ok

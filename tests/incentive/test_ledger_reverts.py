@@ -6,22 +6,22 @@ import pytest
 from eth_account import Account
 
 from incentive.errors import ERROR_CLASSES, AlreadyCommitted, LedgerError, NotMember
-from incentive.ledger import pack_scores
+from incentive.ledger import pack_vector
 
-from ledger_fixtures import digest_of, make_deployment, run_round
+from ledger_fixtures import digest_of, honest, make_deployment, run_round
 
 
 @pytest.fixture(scope="module")
 def world():
-    """Task 1: round 1 committed by 0,1,2 (3 absent), 0 already scored; round 2 finalized; task 2 closed."""
+    """Task 1: round 1 committed by 0,1,2 (3 absent), 0 already voted; round 2 finalized; task 2 closed."""
     dep = make_deployment()
     t = dep.new_task(quorum=2)
     for i in range(3):
         dep.members[i].commit(t, 1, digest_of(t, 1, i))
-    dep.members[0].submit_scores(t, 1, [dep.addr(1)], [5000])
-    run_round(dep, t, 2, {i: {j: 5000 for j in range(4) if j != i} for i in range(4)})
+    dep.members[0].vote(t, 1, [dep.addr(1)], [5000], model=None)
+    run_round(dep, t, 2, honest([5000] * 4))
     closed = dep.new_task(quorum=2)
-    run_round(dep, closed, 1, {0: {1: 10}, 1: {0: 20}}, committers=[0, 1])
+    run_round(dep, closed, 1, honest([10, 20]), committers=[0, 1])
     dep.admin.close_task(closed)
     dep.members[0].withdraw(closed)
     return dep, t, closed
@@ -41,9 +41,9 @@ def test_non_member_commits(world):
     assert isinstance(err, NotMember) and err.values["caller"] == dep.outsider.account.address
 
 
-def test_non_member_scores(world):
+def test_non_member_votes(world):
     dep, t, _ = world
-    expect("NotMember", dep.outsider.transact, "submitScores", t, 1, bytes(32), pack_scores([0], [1]))
+    expect("NotMember", dep.outsider.transact, "vote", t, 1, bytes(32), pack_vector([0], [1]))
 
 
 def test_removed_member_cannot_commit():
@@ -63,30 +63,25 @@ def test_double_commit(world):
     assert isinstance(err, AlreadyCommitted)
 
 
-def test_self_score(world):
+def test_vote_for_member_that_did_not_commit(world):
     dep, t, _ = world
-    expect("SelfScore", dep.members[1].submit_scores, t, 1, [dep.addr(1)], [9000])
-
-
-def test_score_for_peer_that_did_not_commit(world):
-    dep, t, _ = world
-    err = expect("PeerNotCommitted", dep.members[1].submit_scores, t, 1, [dep.addr(3)], [9000])
+    err = expect("PeerNotCommitted", dep.members[1].vote, t, 1, [dep.addr(3)], [9000], model=None)
     assert err.values["peer"] == 3
 
 
-def test_scorer_that_did_not_commit(world):
+def test_voter_that_did_not_commit(world):
     dep, t, _ = world
-    expect("NotCommitted", dep.members[3].submit_scores, t, 1, [dep.addr(0)], [9000])
+    expect("NotCommitted", dep.members[3].vote, t, 1, [dep.addr(0)], [9000], model=None)
 
 
-def test_score_twice(world):
+def test_vote_twice(world):
     dep, t, _ = world
-    expect("AlreadyScored", dep.members[0].submit_scores, t, 1, [dep.addr(2)], [100])
+    expect("AlreadyVoted", dep.members[0].vote, t, 1, [dep.addr(2)], [100], model=None)
 
 
 def test_score_out_of_range(world):
     dep, t, _ = world
-    expect("ScoreOutOfRange", dep.members[1].submit_scores, t, 1, [dep.addr(0)], [10001])
+    expect("ScoreOutOfRange", dep.members[1].vote, t, 1, [dep.addr(0)], [10001], model=None)
 
 
 def test_finalize_early(world):
@@ -99,9 +94,10 @@ def test_finalize_twice(world):
     expect("AlreadyFinalized", dep.outsider.finalize, t, 2)
 
 
-def test_commit_or_score_in_finalized_round(world):
+def test_commit_or_vote_in_finalized_round(world):
     dep, t, _ = world
     expect("AlreadyFinalized", dep.members[0].commit, t, 2, digest_of("late"))
+    expect("AlreadyFinalized", dep.members[0].transact, "vote", t, 2, bytes(32), [])
 
 
 def test_finalize_round_without_commits(world):
@@ -109,9 +105,9 @@ def test_finalize_round_without_commits(world):
     expect("RoundNotStarted", dep.outsider.finalize, t, 7)
 
 
-def test_withdraw_twice(world):
+def test_withdraw_twice_with_nothing_new(world):
     dep, _, closed = world
-    expect("AlreadyWithdrawn", dep.members[0].withdraw, closed)
+    expect("NothingOwed", dep.members[0].withdraw, closed)
 
 
 def test_withdraw_with_nothing_owed(world):
@@ -161,7 +157,23 @@ def test_bad_parameters(world):
     expect("EmptyPeerId", dep.admin.register_member, dep.outsider.account.address, "", "n")
     if dep.admin.task(world[2]).dust == 0:
         expect("NoDust", dep.admin.claim_dust, world[2])
-    expect("TooManyRows", dep.members[1].transact, "submitScores", t, 1, bytes(32), [0, 0, 0, 0, 1])
+    expect("TooManyRows", dep.members[1].transact, "vote", t, 1, bytes(32), [0, 0, 0, 0, 1])
+    expect("InvalidSlash", dep.admin.create_task, quorum=1, model_id="m", round_duration=1, stake=1, slash=2)
+
+
+def test_stake_errors(world):
+    dep, _, closed = world
+    staked = dep.new_task(quorum=2, stake=1000, slash=100)
+    expect("NotBonded", dep.members[0].commit, staked, 1, digest_of("unbonded"))
+    expect("WrongStake", dep.members[0].transact, "bond", staked, value=999)
+    expect("NotMember", dep.outsider.transact, "bond", staked, value=1000)
+    dep.members[0].bond(staked)
+    expect("AlreadyBonded", dep.members[0].bond, staked)
+    expect("NoStake", dep.members[0].transact, "bond", world[1], value=0)
+    expect("TaskNotClosed", dep.members[0].reclaim_stake, staked)
+    expect("NothingToReclaim", dep.members[1].reclaim_stake, closed)
+    expect("TaskNotClosed", dep.sponsor.pay_revenue, staked, 1)
+    expect("ZeroAmount", dep.sponsor.pay_revenue, closed, 0)
 
 
 def test_member_cap():

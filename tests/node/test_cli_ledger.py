@@ -55,10 +55,10 @@ def test_deploy_then_audit_a_round(tmp_path: Path, capsys: pytest.CaptureFixture
         task = info["task_id"]
         for i, lg in enumerate(ledgers):
             lg.commit(task, 1, "0x" + f"{i + 1:064x}")
-        for i, lg in enumerate(ledgers):
-            peers = [a.address for j, a in enumerate(nodes) if j != i]
-            lg.submit_scores(task, 1, peers, [1000 * (i + 1)] * 3)
-        ledgers[0].finalize(task, 1)
+        everyone = [a.address for a in nodes]
+        for lg in ledgers:  # the last vote, the winner's, finalizes the round
+            lg.vote(task, 1, everyone, [1000 * (j + 1) for j in range(4)], model=None)
+        assert ledgers[0].round_state(task, 1).outcome.status == "credited"
         contributions = {a.address: ledgers[0].contribution(task, a.address) for a in nodes}
         expect = tmp_path / "expect.json"
         expect.write_text(json.dumps({"contributions": {str(task): contributions}}))

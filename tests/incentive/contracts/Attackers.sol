@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
-/// Test-only member contracts that attack the ledger's payout path.
+/// Test-only member contracts that attack the ledger's payout paths.
 
 interface ILedger {
+    function bond(uint256 taskId) external payable;
     function commit(uint256 taskId, uint32 round, bytes32 digest) external;
-    function submitScores(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external;
+    function vote(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external;
     function withdraw(uint256 taskId) external returns (uint256);
+    function reclaimStake(uint256 taskId) external returns (uint256);
 }
 
 /// A member that acts through the ledger like a node would.
@@ -17,21 +19,29 @@ abstract contract MemberContract {
         ledger = ledger_;
     }
 
+    function bond(uint256 taskId) external payable {
+        ledger.bond{value: msg.value}(taskId);
+    }
+
     function commit(uint256 taskId, uint32 round, bytes32 digest) external {
         ledger.commit(taskId, round, digest);
     }
 
-    function submitScores(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external {
-        ledger.submitScores(taskId, round, model, rows);
+    function vote(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external {
+        ledger.vote(taskId, round, model, rows);
     }
 
     function withdraw(uint256 taskId) external virtual {
         ledger.withdraw(taskId);
     }
+
+    function reclaimStake(uint256 taskId) external virtual {
+        ledger.reclaimStake(taskId);
+    }
 }
 
-/// Re-enters withdraw from receive() (up to 3 times), swallowing failures so that its own
-/// first withdrawal still succeeds: it must end up with exactly what it is owed.
+/// Re-enters withdraw and reclaimStake from receive() (up to 3 times each payment), swallowing
+/// failures so that its own first call still succeeds: it must end up with exactly what it is owed.
 contract ReentrantReceiver is MemberContract {
     uint256 public taskId;
     uint256 public attempts;
@@ -45,11 +55,18 @@ contract ReentrantReceiver is MemberContract {
         ledger.withdraw(taskId_);
     }
 
+    function reclaimStake(uint256 taskId_) external override {
+        taskId = taskId_;
+        ledger.reclaimStake(taskId_);
+    }
+
     receive() external payable {
         received += msg.value;
         if (attempts < 3) {
             ++attempts;
             (bool ok,) = address(ledger).call(abi.encodeCall(ILedger.withdraw, (taskId)));
+            if (ok) ++successes;
+            (ok,) = address(ledger).call(abi.encodeCall(ILedger.reclaimStake, (taskId)));
             if (ok) ++successes;
         }
     }

@@ -1,0 +1,302 @@
+"""Checkable contribution scores: one integer score vector per round that every honest node computes
+bit for bit from what the whole swarm saw, so the ledger can take the majority vote.
+
+`checkable_scores(updates, previous, previous_merged, rule)` reads only the round's updates (own
+included), the previous round's updates and the previous round's merged update; no private data.
+It returns integer scores 0..10000 (summing to at most 10000) for every sender, flags (reasons)
+for updates it can prove are not this round's work, and the measures behind both. Flagged senders
+score 0 and get slashed, so every flag threshold sits far from anything honest updates reached in
+`python -m scripts.bench.contribution` (5 seeds x 10 rounds of heart mlp/logreg and breast cancer
+over 8 nodes, IID and Dirichlet 0.1; numbers at the constants).
+
+Flags:
+- free rider: L2 norm at most FREE_RIDER_NORM x the median norm of the round's non-zero updates;
+- near-copy of another sender's update of this round, |cos| >= COPY_COS: BOTH are flagged. With
+  commit-then-reveal nobody sees a round-r update before committing its own, so a concurrent
+  near-duplicate, scaled or sign-flipped alike (|cos| is scale-free), proves collusion;
+- stale: |cos| >= COPY_COS with another sender's round r-1 update or the round r-1 merged update.
+Re-sending one's OWN round r-1 update is not flagged: an honest node with fewer rows than one
+minibatch takes a single Adam step, lr x sign(gradient), and can send the same update bit for bit
+round after round (measured: breast cancer, Dirichlet 0.1, logreg). It scores 0, unflagged, and a
+concurrent match with such a repeat flags only the copier (it copied old work it could see).
+
+Quality of the other updates, from which the scores are shares (`scoring.scores_from_gains`), is
+the product of
+- novelty: cos between the part of the update that the round r-1 updates and merged update do
+  not explain (its residual after projecting onto their span) and the same residual of the round's
+  reference `rule.merge(unflagged updates)`: round-r work adds a direction the swarm lacked and the
+  merge took up; an old update plus noise leaves only noise, which the merge does not share;
+- structure: the share of the update's squared norm that the other updates (this round's and the
+  last) explain, up to STRUCTURE_FULL; honest updates are gradients of one model on related data,
+  a random vector is not (this separates them only with thousands of parameters, not dozens);
+- size: min(1, (NORM_TOLERANCE x median norm / norm)^2), so a x100 update keeps 0.36%;
+- redundancy: concurrent pairs between REDUNDANT_COS and COPY_COS (a copy with just enough noise
+  to escape the flag) lose their quality linearly, both of them.
+A leave-self-out reference (the merge of the OTHER updates) was measured first and rejected: near
+convergence each honest update pulls towards its own site's optimum, the others' merge points
+about the opposite way, and honest nodes scored 0 in about half of the rounds.
+
+Known limit, measured: near convergence a sign-flipped copy of one's own work (x1) points where
+the others pull, so it scores like honest work: it stayed below every honest update in 4/45
+rounds of heart mlp. The merge rule bounds what it does to the model; the scores do not catch it.
+
+Optional: with a `PublicValidation` (a validation set the sponsor publishes by hash, plus the
+round's starting weights), each kept update's loss gain on it (`scoring.IndividualGain`, times the
+size factor) becomes shares too, and a score is the mean of the two shares. Torch evaluates it in
+one thread: reproducible on one machine and torch build, not across machines; the update-only part
+does not touch torch. Measured, it raises Switzerland's share but lets stale copies plus noise
+earn more often, and does not catch sign flips either.
+
+Determinism: updates are sorted by sender and flattened in sorted tensor-name order to float64
+(exact for float32 values). All O(parameters) work is inner products, each `np.add.reduce(a * b)`:
+the products of two float32 values are exact in float64, and numpy's pairwise summation adds them
+in an order fixed by the vector length alone, in one thread. (`np.dot` goes to BLAS, and OpenBLAS
+splits long dot products over threads, so its order follows the thread count.) The rest is a few
+operations on matrices of a few dozen entries; integers appear only at the end. One machine,
+numpy build and input give the same bits (tested). Across machines the inner products should
+agree too (same numpy build; not tested); the small projections go through LAPACK, whose last
+bits may differ, which moves a score only if a value sits within ~1e-12 of a rounding or
+threshold boundary (PINV_RCOND keeps the choice of directions away from such boundaries). The
+caller must pass the same sets: the updates the swarm's attested merge used, not whatever this
+node happened to receive.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .merge import MergeRule, Update
+from .scoring import IndividualGain, scores_from_gains
+
+logger = logging.getLogger(__name__)
+
+# Honest norms measured 0.53-5.1 x the round's median: a margin of 50.
+FREE_RIDER_NORM = 1e-2
+# Largest honest |cos| measured: 0.979 between concurrent updates, 0.985 with another sender's
+# r-1 update, 0.961 with the r-1 merged update (all breast cancer, Dirichlet 0.1, logreg; with an
+# mlp 0.92). As distances between unit vectors, sqrt(2(1 - cos)): 0.17 against 0.045 here.
+COPY_COS = 0.999
+# From here to COPY_COS a concurrent pair's quality falls linearly to 0. Honest pairs above it
+# (up to 0.979, single-step logreg updates) lose part of their score, never get flagged.
+REDUNDANT_COS = 0.95
+# Honest norms reach 5.1x the round's median (a node with 10x its peers' rows).
+NORM_TOLERANCE = 6.0
+# The other updates explain >= 11.6% of an honest update's squared norm (heart mlp), <= 1.4% of a
+# random vector's (mlp, ~2000 parameters). With a few dozen parameters (logreg) random vectors
+# reach 45%, and this factor cannot separate them.
+STRUCTURE_FULL = 0.1
+# Residuals shorter than this share of their vector count as zero (rounding noise is ~1e-15).
+RESIDUAL_FLOOR = 1e-9
+# Projections drop directions whose Gram eigenvalue is below this share of the largest. Under the
+# mean rule the merged update lies in the span of the updates up to float32 rounding (eigenvalue
+# ~1e-14 relative); distinct honest updates are far above. A cut far from both keeps the choice
+# the same on machines whose LAPACK differs in the last bits.
+PINV_RCOND = 1e-9
+
+Tensors = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ContributionReport:
+    """Scores for every sender of the round, reasons for the flagged ones, and what they came from."""
+
+    scores: dict[str, int]
+    flags: dict[str, str]
+    measures: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True, eq=False)
+class PublicValidation:
+    """A published validation set, the model architecture, and the round's starting weights."""
+
+    model: nn.Module
+    base: Tensors
+    x: np.ndarray
+    y: np.ndarray
+
+
+def _ordered(updates: Sequence[Update], what: str) -> list[Update]:
+    ordered = sorted(updates, key=lambda u: u.sender)
+    senders = [u.sender for u in ordered]
+    if len(set(senders)) != len(senders):
+        raise ValueError(f"{what}: more than one update from a sender: {senders}")
+    return ordered
+
+
+def _layout(reference: Tensors, others: Sequence[tuple[str, Tensors]]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Sorted tensor names with shapes; ValueError if any tensor set differs from `reference`."""
+    if not reference:
+        raise ValueError("updates hold no tensors")
+    layout = tuple((k, tuple(np.shape(reference[k]))) for k in sorted(reference))
+    for who, tensors in others:
+        if sorted(tensors) != [k for k, _ in layout]:
+            raise ValueError(f"{who}: tensor names {sorted(tensors)} differ from {[k for k, _ in layout]}")
+        for k, shape in layout:
+            if tuple(np.shape(tensors[k])) != shape:
+                raise ValueError(f"{who}: {k} has shape {tuple(np.shape(tensors[k]))}, expected {shape}")
+            if not np.all(np.isfinite(tensors[k])):
+                raise ValueError(f"{who}: {k} holds NaN or Inf")
+    return layout
+
+
+def _flat(tensors: Tensors, layout: tuple[tuple[str, tuple[int, ...]], ...]) -> np.ndarray:
+    return np.concatenate([np.asarray(tensors[k], dtype=np.float64).ravel() for k, _ in layout])
+
+
+def gram(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    """Inner products of float64 vectors, each summed in a fixed order (see the module docstring)."""
+    k = len(vectors)
+    g = np.empty((k, k), dtype=np.float64)
+    for i in range(k):
+        for j in range(i, k):
+            g[i, j] = g[j, i] = float(np.add.reduce(vectors[i] * vectors[j]))
+    return g
+
+
+def checkable_scores(updates: Sequence[Update], previous: Sequence[Update],
+                     previous_merged: Tensors | None, rule: MergeRule, *,
+                     validation: PublicValidation | None = None) -> ContributionReport:
+    """Score round r's `updates` (deltas, own included) against round r-1's `previous` deltas and
+    `previous_merged` delta (empty and None in round 1); see the module docstring."""
+    current = _ordered(updates, "updates")
+    if not current:
+        raise ValueError("no updates to score")
+    old = [(f"{u.sender}'s round r-1 update", u.sender, u.tensors) for u in _ordered(previous, "previous")]
+    if previous_merged is not None:
+        old.append(("the round r-1 merged update", None, previous_merged))
+    layout = _layout(current[0].tensors, [(f"update from {u.sender}", u.tensors) for u in current]
+                     + [(what, tensors) for what, _, tensors in old])
+    rows = _Rows([_flat(u.tensors, layout) for u in current] + [_flat(t, layout) for _, _, t in old],
+                 [u.sender for u in current], [(what, sender) for what, sender, _ in old])
+    flags, repeats = rows.flags()
+    kept = [i for i in range(rows.n) if rows.senders[i] not in flags and i not in repeats]
+    quality = {s: 0.0 for s in rows.senders}
+    if kept:
+        reference = _flat(rule.merge([current[i] for i in kept]), layout)
+        quality.update(rows.quality(kept, reference, [i for i in range(rows.n) if rows.senders[i] not in flags]))
+    for s in rows.senders:
+        rows.measures[s]["quality"] = quality[s]
+    scores = scores_from_gains(quality)
+    if validation is not None and kept:
+        gains = _validation_gains([current[i] for i in kept], rule, validation)
+        for s, gain in gains.items():
+            rows.measures[s]["validation_gain"] = gain
+        # the size factor applies here too: far from a minimum a x100 step lowers the loss a lot
+        shares = scores_from_gains({s: gains.get(s, 0.0) * rows.measures[s].get("size_factor", 0.0)
+                                    for s in rows.senders})
+        scores = {s: (scores[s] + shares[s]) // 2 for s in rows.senders}
+    scores.update({s: 0 for s in flags})
+    logger.debug("contribution scores %s, flags %s", scores, flags)
+    return ContributionReport(scores, flags, rows.measures)
+
+
+class _Rows:
+    """The round's updates (indices 0..n-1, sorted by sender) and the old vectors after them, with
+    their Gram matrix: every decision below reads inner products only."""
+
+    def __init__(self, vectors: list[np.ndarray], senders: list[str], old: list[tuple[str, str | None]]) -> None:
+        self.vectors, self.senders, self.old = vectors, senders, old
+        self.n = len(senders)
+        self.g = gram(vectors)
+        self.norms = np.sqrt(np.diag(self.g)[:self.n])
+        # of the non-zero updates: a crowd of all-zero updates must not make honest ones look huge
+        self.median = float(np.median(self.norms[self.norms > 0])) if np.any(self.norms > 0) else 0.0
+        self.old_idx = list(range(self.n, len(vectors)))
+        self.measures = {s: {"norm_ratio": float(self.norms[i] / self.median) if self.median > 0 else 0.0}
+                         for i, s in enumerate(senders)}
+
+    def cos(self, i: int, j: int) -> float:
+        denom = math.sqrt(self.g[i, i] * self.g[j, j])
+        return float(self.g[i, j] / denom) if denom > 0 else 0.0
+
+    def flags(self) -> tuple[dict[str, str], set[int]]:
+        """Reasons per flagged sender, and the senders (indices) that repeat their own r-1 update."""
+        flags = {s: f"free rider: norm {self.measures[s]['norm_ratio']:.3g} x the round's median"
+                 for i, s in enumerate(self.senders) if self.norms[i] <= FREE_RIDER_NORM * self.median}
+        # A scaled-down copy is a free rider and still proves that its source colluded: copies
+        # are looked for among every non-zero update.
+        active = [i for i in range(self.n) if self.norms[i] > 0]
+        own = {a: j for a in active for j in self.old_idx if self.old[j - self.n][1] == self.senders[a]}
+        repeats = {a for a, j in own.items() if abs(self.cos(a, j)) >= COPY_COS}
+        for a in active:
+            m = self.measures[self.senders[a]]
+            concurrent = [(abs(self.cos(a, b)), f"{self.senders[b]}'s update of this round") for b in active if b != a]
+            stale = [(abs(self.cos(a, j)), self.old[j - self.n][0]) for j in self.old_idx if j != own.get(a)]
+            if a in own:
+                m["own_previous_cos"] = self.cos(a, own[a])
+            m["concurrent_cos"] = max((c for c, _ in concurrent), default=0.0)
+            m["previous_cos"] = max((c for c, _ in stale), default=0.0)
+            # a repeater's concurrent twin copied the repeater's old update: only the twin is flagged
+            copied = [(c, what) for c, what in stale + ([] if a in repeats else concurrent) if c >= COPY_COS]
+            if copied and self.senders[a] not in flags:
+                flags[self.senders[a]] = "near-copy of {1} (|cos| {0:.6f})".format(*max(copied))
+        return flags, repeats
+
+    def quality(self, kept: list[int], reference: np.ndarray, unflagged: list[int]) -> dict[str, float]:
+        """Novelty x structure x size x redundancy of each kept update (module docstring)."""
+        ref = len(self.vectors)  # the reference's index in the extended Gram matrix
+        row = np.array([float(np.add.reduce(reference * v)) for v in self.vectors + [reference]])
+        g = np.block([[self.g, row[:-1, None]], [row[None, :]]])
+        out = {}
+        for i in kept:
+            m = self.measures[self.senders[i]]
+            m["novelty"] = _residual_cos(g, i, ref, self.old_idx)
+            basis = [j for j in unflagged if j != i] + self.old_idx
+            m["explained"] = _explained(g, i, basis)
+            # alone in round 1 there is nothing to compare with: no evidence against the update
+            m["structure_factor"] = min(1.0, m["explained"] / STRUCTURE_FULL) if basis else 1.0
+            m["size_factor"] = min(1.0, (NORM_TOLERANCE * self.median / self.norms[i]) ** 2)
+            m["redundancy_factor"] = min(1.0, max(0.0, (COPY_COS - m["concurrent_cos"]) / (COPY_COS - REDUNDANT_COS)))
+            out[self.senders[i]] = (max(0.0, m["novelty"]) * m["structure_factor"] * m["size_factor"]
+                                    * m["redundancy_factor"])
+        return out
+
+
+def _residual_cos(g: np.ndarray, a: int, b: int, old: list[int]) -> float:
+    """cos between vectors a and b, each less its projection onto span(vectors[old])."""
+    res = g[np.ix_([a, b], [a, b])]
+    if old:
+        g_ko = g[np.ix_([a, b], old)]
+        res = res - g_ko @ np.linalg.pinv(g[np.ix_(old, old)], rcond=PINV_RCOND, hermitian=True) @ g_ko.T
+    len_a, len_b = math.sqrt(max(res[0, 0], 0.0)), math.sqrt(max(res[1, 1], 0.0))
+    if len_a <= RESIDUAL_FLOOR * math.sqrt(g[a, a]) or len_b <= RESIDUAL_FLOOR * math.sqrt(g[b, b]):
+        return 0.0
+    return float(res[0, 1] / (len_a * len_b))
+
+
+def _explained(g: np.ndarray, i: int, basis: list[int]) -> float:
+    """Share of vector i's squared norm inside span(vectors[basis])."""
+    if not basis or g[i, i] <= 0:
+        return 0.0
+    g_ib = g[i, basis]
+    inverse = np.linalg.pinv(g[np.ix_(basis, basis)], rcond=PINV_RCOND, hermitian=True)
+    return float(min(1.0, max(0.0, g_ib @ inverse @ g_ib / g[i, i])))
+
+
+def _validation_gains(kept: list[Update], rule: MergeRule, validation: PublicValidation) -> dict[str, float]:
+    """Each update's loss gain on the public validation set (`scoring.IndividualGain`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one reduction order, whatever the machine's core count
+    try:
+        return IndividualGain().score(validation.model, validation.base, kept, rule, validation.x, validation.y).gains
+    finally:
+        torch.set_num_threads(threads)
+
+
+Contribution = Callable[..., ContributionReport]
+# Every contribution rule a task may name; "checkable" is the default.
+CONTRIBUTIONS: dict[str, Contribution] = {"checkable": checkable_scores}
+
+
+def contribution_by_name(name: str) -> Contribution:
+    try:
+        return CONTRIBUTIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown contribution rule {name!r}; expected one of {tuple(CONTRIBUTIONS)}") from None

@@ -1,0 +1,352 @@
+"""Checkable contribution scores (node.contribution) on real, honestly trained rounds, and attacks on them.
+
+    .venv/bin/python -m scripts.bench.contribution [--quick] [--out reports/bench] [--seeds N] [--rounds R]
+
+Rounds run in process with the nodes' own learners (node.learner, the launcher's configs), the
+swarm's robust input scaling and the median merge: no libp2p, no chain. Per setting (UCI heart's
+4 hospitals with mlp and logreg; breast cancer over 8 nodes, IID and Dirichlet 0.1) it measures:
+
+- what honest updates look like to the flags: |cos| between concurrent updates, with other
+  senders' round r-1 updates, with the round r-1 merged update, with the sender's own r-1 update,
+  and norms relative to the round's median (the thresholds' margins come from these);
+- honest rounds scored: how many honest updates were flagged (must be 0) or scored 0;
+- attacks, one at a time in the last node's place (its honest update is what it would have sent):
+  each attack's flag rate, and how often it scored below every honest update;
+- heart: Switzerland's mean share, and what its update adds: accuracy and loss on Switzerland's
+  test patients of the final swarm model trained with and without it.
+
+Writes contribution.json and contribution.md into --out.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from node.contribution import (COPY_COS, FREE_RIDER_NORM, NORM_TOLERANCE, REDUNDANT_COS, PublicValidation,
+                               checkable_scores)
+from node.launcher import SwarmPlan
+from node.learner import add
+from node.merge import MergeRule, Update, rule_by_name
+from node.preprocess import FeatureStats
+from scripts.bench import harness as B
+from scripts.bench.output import publish
+
+SETTINGS: dict[str, SwarmPlan] = {
+    "heart mlp": SwarmPlan(nodes=4, dataset="heart", model="mlp"),
+    "heart logreg": SwarmPlan(nodes=4, dataset="heart", model="logreg"),
+    "breast cancer iid mlp": SwarmPlan(nodes=8, dataset="breast_cancer", model="mlp"),
+    "breast cancer dirichlet 0.1 mlp": SwarmPlan(nodes=8, dataset="breast_cancer", partition="dirichlet",
+                                                 alpha=0.1, model="mlp"),
+    "breast cancer dirichlet 0.1 logreg": SwarmPlan(nodes=8, dataset="breast_cancer", partition="dirichlet",
+                                                    alpha=0.1, model="logreg"),
+}
+# Noise that brings a copy just under the copy threshold: the most an attacker keeps unflagged.
+EVADING_COS = 0.998
+
+
+@dataclass(frozen=True)
+class Round:
+    start: dict[str, np.ndarray]  # the round's starting weights
+    updates: list[Update]
+    merged: dict[str, np.ndarray]
+
+
+def honest_rounds(plan: SwarmPlan, rounds: int, rule: MergeRule,
+                  leave_out: str | None = None) -> tuple[list[B.NodeSetup], list[Round]]:
+    """Train `rounds` rounds in process as the swarm would (robust scaling, every node from the
+    merged model); returns the learners' set-ups and each round's updates and merged update."""
+    setups = [s for s in B.node_setups(plan) if s.name != leave_out]
+    stats = FeatureStats.robust_combine([s.learner.local_stats() for s in setups])
+    for s in setups:
+        s.learner.set_scaling(stats)
+    weights = setups[0].learner.weights()
+    out = []
+    for r in range(1, rounds + 1):
+        updates = []
+        for s in setups:
+            s.learner.set_weights(weights)
+            updates.append(Update(s.learner.train_update(r), len(s.learner.fit), s.name))
+        merged = rule.merge(updates)
+        out.append(Round(weights, updates, merged))
+        weights = add(weights, merged)
+    for s in setups:
+        s.learner.set_weights(weights)
+    return setups, out
+
+
+def with_noise(tensors: dict[str, np.ndarray], cos: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The tensors plus orthogonal Gaussian noise, so that the result's cosine with them is `cos`."""
+    names = sorted(tensors)
+    v = np.concatenate([tensors[k].astype(np.float64).ravel() for k in names])
+    z = rng.standard_normal(v.size)
+    z -= (z @ v) / (v @ v) * v
+    z *= math.sqrt(v @ v) * math.sqrt(1 / cos**2 - 1) / math.sqrt(z @ z)
+    out, at = {}, 0
+    for k in names:
+        size = tensors[k].size
+        out[k] = (v[at:at + size] + z[at:at + size]).reshape(tensors[k].shape).astype(np.float32)
+        at += size
+    return out
+
+
+def scaled(tensors: dict[str, np.ndarray], factor: float) -> dict[str, np.ndarray]:
+    return {k: (v * np.float32(factor)).astype(np.float32) for k, v in tensors.items()}
+
+
+def attacks(now: Round, before: Round, attacker: int, rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
+    """What the attacker sends instead of its honest update, per attack."""
+    own = now.updates[attacker].tensors
+    other = next(u for i, u in enumerate(before.updates) if i != attacker).tensors
+    peer = now.updates[0].tensors
+    median = float(np.median([math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in u.tensors.values()))
+                              for u in now.updates]))
+    size = sum(v.size for v in own.values())
+    return {
+        "x100": scaled(own, 100.0),
+        "sign flip": scaled(own, -1.0),
+        "x1e-3": scaled(own, 1e-3),
+        "zero": scaled(own, 0.0),
+        "garbage (random, median norm)": {k: (rng.standard_normal(v.shape) * median / math.sqrt(size))
+                                          .astype(np.float32) for k, v in own.items()},
+        "stale: other's r-1 update": dict(other),
+        "stale: other's r-1 update + noise": with_noise(other, EVADING_COS, rng),
+        "stale: r-1 merged + noise": with_noise(before.merged, EVADING_COS, rng),
+        "stale: own r-1 update": dict(before.updates[attacker].tensors),
+        "stale: own r-1 update + noise": with_noise(before.updates[attacker].tensors, EVADING_COS, rng),
+        "concurrent copy x0.5 (collusion)": scaled(peer, 0.5),
+        "concurrent copy + noise (collusion)": with_noise(peer, EVADING_COS, rng),
+    }
+
+
+def _abs_cos(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    x = np.concatenate([a[k].astype(np.float64).ravel() for k in sorted(a)])
+    y = np.concatenate([b[k].astype(np.float64).ravel() for k in sorted(b)])
+    return abs(float(x @ y) / math.sqrt(float(x @ x) * float(y @ y)))
+
+
+def geometry(rounds: list[Round]) -> dict[str, list[float]]:
+    """The honest quantities the thresholds are set against (the quality measures come from the
+    scores' own `measures`)."""
+    g: dict[str, list[float]] = {k: [] for k in ("concurrent", "other_previous", "previous_merged", "own_previous",
+                                                 "norm_ratio")}
+    for r, now in enumerate(rounds):
+        norms = [math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in u.tensors.values()))
+                 for u in now.updates]
+        g["norm_ratio"] += [n / float(np.median(norms)) for n in norms]
+        for i, u in enumerate(now.updates):
+            g["concurrent"] += [_abs_cos(u.tensors, o.tensors) for o in now.updates[i + 1:]]
+            if r:
+                before = rounds[r - 1]
+                g["previous_merged"].append(_abs_cos(u.tensors, before.merged))
+                for p in before.updates:
+                    (g["own_previous"] if p.sender == u.sender else g["other_previous"]).append(
+                        _abs_cos(u.tensors, p.tensors))
+    return g
+
+
+def public_validation(setups: list[B.NodeSetup]) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Every node's validation rows pooled: what a sponsor's published validation set stands for."""
+    return (setups[0].learner.model, np.concatenate([s.learner.val.x for s in setups]),
+            np.concatenate([s.learner.val.y for s in setups]))
+
+
+def score_rounds(rounds: list[Round], rule: MergeRule, seed: int,
+                 validation: tuple[Any, np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+    """Honest scores of every round, and every attack in the last node's place from round 2 on."""
+    rng = np.random.default_rng([seed, 2718])
+    honest_shares: dict[str, list[int]] = {u.sender: [] for u in rounds[0].updates}
+    honest_flags, honest_zero = 0, 0
+    measured: dict[str, list[float]] = {"explained": [], "novelty": []}
+    per_attack: dict[str, dict[str, Any]] = {}
+    attacker = len(rounds[0].updates) - 1
+    for r, now in enumerate(rounds):
+        before = rounds[r - 1] if r else None
+        public = PublicValidation(validation[0], now.start, validation[1], validation[2]) if validation else None
+        report = checkable_scores(now.updates, before.updates if before else [],
+                                  before.merged if before else None, rule, validation=public)
+        honest_flags += len(report.flags)
+        honest_zero += sum(1 for v in report.scores.values() if v == 0)
+        for s, v in report.scores.items():
+            honest_shares[s].append(v)
+        for m in report.measures.values():
+            for k in measured:
+                measured[k] += [m[k]] if k in m else []
+        if before is None:
+            continue
+        for name, tensors in attacks(now, before, attacker, rng).items():
+            sent = list(now.updates)
+            bad = sent[attacker].sender
+            sent[attacker] = Update(tensors, sent[attacker].samples, bad)
+            rep = checkable_scores(sent, before.updates, before.merged, rule, validation=public)
+            # a concurrent copy's source colludes with the attacker: it is not among the honest
+            colluder = now.updates[0].sender if name.startswith("concurrent") else None
+            honest = [v for s, v in rep.scores.items() if s not in (bad, colluder)]
+            row = per_attack.setdefault(name, {"rounds": 0, "flagged": 0, "below_every_honest": 0,
+                                               "attacker_share": [], "honest_min_share": [],
+                                               "honest_flagged_with_it": 0, "missed_rounds": []})
+            row["rounds"] += 1
+            row["flagged"] += bad in rep.flags
+            row["honest_flagged_with_it"] += sum(1 for s in rep.flags if s not in (bad, colluder))
+            # "below" also when both are 0: an honest update that scored 0 cannot be undercut
+            below = rep.scores[bad] == 0 or rep.scores[bad] < min(honest, default=0)
+            row["below_every_honest"] += below
+            row["missed_rounds"] += [] if below else [r + 1]
+            row["attacker_share"].append(rep.scores[bad])
+            row["honest_min_share"].append(min(honest) if honest else 0)
+    return {"honest_shares": honest_shares, "honest_flags": honest_flags, "honest_zero_scores": honest_zero,
+            "honest_measures": measured, "attacks": per_attack}
+
+
+def switzerland(plan: SwarmPlan, full: list[B.NodeSetup], rounds: int, rule: MergeRule) -> dict[str, float]:
+    """Test accuracy and loss on Switzerland's patients of the final model of the swarm `full`
+    (trained `rounds` rounds) and of the same swarm trained without Switzerland."""
+    from node.training import evaluate
+
+    out = {}
+    swiss = next(s for s in full if s.name == "switzerland")
+    without, _ = honest_rounds(plan, rounds, rule, leave_out="switzerland")
+    for label, setups in (("with", full), ("without", without)):
+        learner = setups[0].learner
+        # Switzerland's patients, scaled by the swarm that trained the model (as its node would be)
+        x = learner.scaler.transform(swiss.learner.data.test.x)
+        m = evaluate(learner.model, x, swiss.learner.data.test.y)
+        out[f"accuracy_{label}"], out[f"loss_{label}"] = m.accuracy, m.loss
+    out["test_rows"] = len(swiss.learner.data.test.y)
+    return out
+
+
+def run(setting: str, plan: SwarmPlan, seeds: list[int], rounds: int) -> dict[str, Any]:
+    rule = rule_by_name(plan.merge)
+    result: dict[str, Any] = {"geometry": {}, "seeds": []}
+    for seed in seeds:
+        seeded = replace(plan, seed=seed)
+        setups, trained = honest_rounds(seeded, rounds, rule)
+        for k, v in geometry(trained).items():
+            result["geometry"].setdefault(k, []).extend(v)
+        row = score_rounds(trained, rule, seed)
+        for k, v in row["honest_measures"].items():
+            result["geometry"].setdefault(k, []).extend(v)
+        row["with_validation"] = score_rounds(trained, rule, seed, public_validation(setups))
+        if plan.dataset == "heart":
+            row["switzerland"] = switzerland(seeded, setups, rounds, rule)
+        result["seeds"].append(row)
+        B.say(f"{setting} seed {seed}: {row['honest_flags']} honest flags, {row['honest_zero_scores']} honest zeros")
+    return result
+
+
+VARIANTS = ("updates only", "with public validation")
+
+
+def _score_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Honest scores and attack outcomes of one scoring variant, over seeds."""
+    attacks_: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        for name, a in row["attacks"].items():
+            s = attacks_.setdefault(name, {"rounds": 0, "flagged": 0, "below_every_honest": 0, "shares": [],
+                                           "honest_min": [], "honest_flagged_with_it": 0, "missed_rounds": {}})
+            for k in ("rounds", "flagged", "below_every_honest", "honest_flagged_with_it"):
+                s[k] += a[k]
+            s["shares"] += a["attacker_share"]
+            s["honest_min"] += a["honest_min_share"]
+            for r in a["missed_rounds"]:
+                s["missed_rounds"][r] = s["missed_rounds"].get(r, 0) + 1
+    for s in attacks_.values():
+        s["mean_share"] = float(np.mean(s.pop("shares")))
+        s["mean_honest_min"] = float(np.mean(s.pop("honest_min")))
+    shares: dict[str, list[int]] = {}
+    for row in rows:
+        for who, v in row["honest_shares"].items():
+            shares.setdefault(who, []).extend(v)
+    return {"attacks": attacks_,
+            "honest": {"flags": sum(r["honest_flags"] for r in rows),
+                       "zero_scores": sum(r["honest_zero_scores"] for r in rows),
+                       "scored": sum(len(v) for v in shares.values()),
+                       "mean_share": {w: float(np.mean(v)) for w, v in shares.items()}}}
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    seeds = result["seeds"]
+    out = {"geometry": {k: {"min": min(v), "median": float(np.median(v)), "p99": float(np.quantile(v, 0.99)),
+                            "max": max(v)} for k, v in result["geometry"].items() if v},
+           VARIANTS[0]: _score_summary(seeds), VARIANTS[1]: _score_summary([r["with_validation"] for r in seeds])}
+    if "switzerland" in seeds[0]:
+        out["switzerland"] = {k: B.mean_std([r["switzerland"][k] for r in seeds]) for k in seeds[0]["switzerland"]}
+    return out
+
+
+def markdown(summaries: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = ["# Checkable contribution scores", "",
+             f"Command: `{meta['command']}`; {meta['seconds']:.0f} s. {meta['setting']}.", "",
+             f"Thresholds: copy |cos| >= {COPY_COS}, concurrent redundancy from |cos| {REDUNDANT_COS}, free rider "
+             f"norm <= {FREE_RIDER_NORM} x median, norm tolerance {NORM_TOLERANCE} x median. Attacks that evade "
+             f"the copy flag add noise down to cos {EVADING_COS}.", "",
+             "## Honest geometry (|cos|; norm / round median; share explained by the other updates; novelty)", "",
+             "| setting | quantity | min | median | p99 | max |", "|---|---|---|---|---|---|"]
+    for setting, s in summaries.items():
+        for k, g in s["geometry"].items():
+            lines.append(f"| {setting} | {k} | {g['min']:.4f} | {g['median']:.3f} | {g['p99']:.4f} | {g['max']:.4f} |")
+    lines += ["", "## Honest scores", "", "| setting | scoring | honest updates scored | flagged | scored 0 | "
+              "mean share per node |", "|---|---|---|---|---|---|"]
+    for setting, s in summaries.items():
+        for variant in VARIANTS:
+            h = s[variant]["honest"]
+            shares = ", ".join(f"{w} {v:.0f}" for w, v in h["mean_share"].items())
+            lines.append(f"| {setting} | {variant} | {h['scored']} | {h['flags']} | {h['zero_scores']} | {shares} |")
+    lines += ["", "## Attacks (in the last node's place, rounds 2..R)", "",
+              "| setting | scoring | attack | flagged | 0 or below every honest | mean attacker share | "
+              "mean lowest honest share | honest flagged with it | rounds missed (round: count) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for setting, s in summaries.items():
+        for variant in VARIANTS:
+            for name, a in s[variant]["attacks"].items():
+                lines.append(f"| {setting} | {variant} | {name} | {a['flagged']}/{a['rounds']} | "
+                             f"{a['below_every_honest']}/{a['rounds']} | {a['mean_share']:.0f} | "
+                             f"{a['mean_honest_min']:.0f} | {a['honest_flagged_with_it']} | "
+                             f"{' '.join(f'{r}:{c}' for r, c in sorted(a['missed_rounds'].items())) or '-'} |")
+    swiss = [(k, s["switzerland"]) for k, s in summaries.items() if "switzerland" in s]
+    if swiss:
+        lines += ["", "## Switzerland: what leaving its update out costs its own patients", "",
+                  "| setting | accuracy with | accuracy without | loss with | loss without |", "|---|---|---|---|---|"]
+        for k, w in swiss:
+            lines.append(f"| {k} | {B.fmt_ms(w['accuracy_with'])} | {B.fmt_ms(w['accuracy_without'])} | "
+                         f"{B.fmt_ms(w['loss_with'], 1, 3)} | {B.fmt_ms(w['loss_without'], 1, 3)} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = B.bench_arguments(__doc__, "runs/bench/contribution", "seconds-long smoke run: heart mlp, 1 seed, 3 rounds")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=10)
+    args = ap.parse_args(argv)
+    B.quiet()
+    import torch
+
+    torch.set_num_threads(1)
+    started = time.monotonic()
+    settings = {"heart mlp": SETTINGS["heart mlp"]} if args.quick else SETTINGS
+    seeds, rounds = ([0], 3) if args.quick else (list(range(args.seeds)), args.rounds)
+    results = {name: run(name, plan, seeds, rounds) for name, plan in settings.items()}
+    summaries = {name: summarise(r) for name, r in results.items()}
+    meta = {"command": "python -m scripts.bench.contribution" + (" --quick" if args.quick else ""),
+            "seconds": time.monotonic() - started, "machine": B.machine(), "seeds": seeds,
+            "setting": f"{rounds} rounds x 1 local epoch, median merge, in process; seeds {seeds}"}
+    payload: dict[str, Any] = {"meta": meta, "summary": summaries,
+                               "per_seed": {k: r["seeds"] for k, r in results.items()},
+                               "thresholds": {"copy_cos": COPY_COS, "free_rider_norm": FREE_RIDER_NORM,
+                                              "norm_tolerance": NORM_TOLERANCE, "evading_cos": EVADING_COS}}
+    text = markdown(summaries, meta)
+    publish(Path(args.out), "contribution", payload, text)
+    print(text)
+    B.say(f"contribution benchmark done in {meta['seconds']:.0f}s: {args.out}/contribution.json, contribution.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

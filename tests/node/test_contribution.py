@@ -1,0 +1,263 @@
+"""Checkable contribution scores on real, seeded training rounds: determinism, flags, attacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from node.contribution import (CONTRIBUTIONS, ContributionReport, PublicValidation, checkable_scores,
+                               contribution_by_name)
+from node.launcher import SwarmPlan
+from node.merge import Update, rule_by_name
+from node.scoring import MAX_SCORE
+from scripts.bench.contribution import Round, attacks, honest_rounds, public_validation, scaled, with_noise
+
+ROOT = Path(__file__).resolve().parents[2]
+MEDIAN = rule_by_name("median")
+
+
+@pytest.fixture(scope="module")
+def heart() -> tuple[list, list[Round]]:
+    """Three honest rounds of the four heart hospitals (mlp, median merge, seed 0)."""
+    return honest_rounds(SwarmPlan(nodes=4, dataset="heart", model="mlp"), 3, MEDIAN)
+
+
+@pytest.fixture(scope="module")
+def rounds(heart) -> list[Round]:
+    return heart[1]
+
+
+def score(now: Round, before: Round | None, updates: list[Update] | None = None, **kw) -> ContributionReport:
+    return checkable_scores(now.updates if updates is None else updates, before.updates if before else [],
+                            before.merged if before else None, MEDIAN, **kw)
+
+
+def replaced(now: Round, index: int, tensors: dict[str, np.ndarray], sender: str | None = None) -> list[Update]:
+    """The round's updates with update `index` replaced (its sender kept unless `sender`)."""
+    out = list(now.updates)
+    out[index] = Update(tensors, out[index].samples, sender or out[index].sender)
+    return out
+
+
+def honest_scores(report: ContributionReport, *exclude: str) -> list[int]:
+    return [v for s, v in report.scores.items() if s not in exclude]
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_scores_are_integers_for_every_sender_and_sum_to_at_most_10000(rounds) -> None:
+    for r, now in enumerate(rounds):
+        report = score(now, rounds[r - 1] if r else None)
+        assert set(report.scores) == {u.sender for u in now.updates}
+        assert all(isinstance(v, int) and 0 <= v <= MAX_SCORE for v in report.scores.values())
+        assert 9990 <= sum(report.scores.values()) <= MAX_SCORE  # floor loses at most one per sender
+        assert report.flags == {}
+
+
+def test_same_report_whatever_the_order_or_the_arrays(rounds) -> None:
+    before, now = rounds[1], rounds[2]
+    expected = score(now, before)
+    rng = random.Random(7)
+    for _ in range(5):
+        ups = [Update({k: np.array(v, copy=True) for k, v in reversed(list(u.tensors.items()))}, u.samples, u.sender)
+               for u in now.updates]
+        prev = list(before.updates)
+        rng.shuffle(ups)
+        rng.shuffle(prev)
+        merged = {k: before.merged[k].copy() for k in reversed(list(before.merged))}
+        assert checkable_scores(ups, prev, merged, MEDIAN) == expected
+
+
+def _hex_report(report: ContributionReport) -> dict:
+    return {"scores": report.scores, "flags": report.flags,
+            "measures": {s: {k: float(v).hex() for k, v in m.items()} for s, m in report.measures.items()}}
+
+
+def test_a_separate_process_with_other_thread_settings_computes_the_same_bits(rounds, tmp_path: Path) -> None:
+    before, now = rounds[1], rounds[2]
+    arrays = {}
+    for kind, ups in (("now", now.updates), ("before", before.updates)):
+        for u in ups:
+            for k, v in u.tensors.items():
+                arrays[f"{kind}|{u.sender}|{u.samples}|{k}"] = v
+    for k, v in before.merged.items():
+        arrays[f"merged|-|0|{k}"] = v
+    np.savez(tmp_path / "round.npz", **arrays)
+    script = """
+import json, sys
+import numpy as np
+from node.contribution import checkable_scores
+from node.merge import Update, rule_by_name
+from node.scoring import MAX_SCORE
+data = np.load(sys.argv[1])
+groups = {}
+for key in data.files:
+    kind, sender, samples, name = key.split("|")
+    groups.setdefault((kind, sender, int(samples)), {})[name] = data[key]
+ups = [Update(t, n, s) for (kind, s, n), t in groups.items() if kind == "now"]
+prev = [Update(t, n, s) for (kind, s, n), t in groups.items() if kind == "before"]
+merged = next(t for (kind, _, _), t in groups.items() if kind == "merged")
+r = checkable_scores(ups[::-1], prev, merged, rule_by_name("median"))
+print(json.dumps({"scores": r.scores, "flags": r.flags,
+                  "measures": {s: {k: float(v).hex() for k, v in m.items()} for s, m in r.measures.items()}}))
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "round.npz")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == json.loads(json.dumps(_hex_report(score(now, before))))
+
+
+# --------------------------------------------------------------------------- flags
+
+
+def test_concurrent_copies_flag_both_scaled_or_flipped(rounds) -> None:
+    now, before = rounds[2], rounds[1]
+    source = now.updates[0]
+    for factor in (1.0, 1e-3, 0.5, 100.0, -1.0):
+        report = score(now, before, replaced(now, 3, scaled(source.tensors, factor)))
+        copier = now.updates[3].sender
+        assert set(report.flags) == {source.sender, copier}, factor
+        assert "near-copy" in report.flags[source.sender] and report.scores[copier] == report.scores[source.sender] == 0
+        assert report.flags[copier].startswith("free rider" if factor == 1e-3 else "near-copy")
+        assert all(v > 0 for s, v in report.scores.items() if s not in report.flags)
+
+
+def test_stale_copies_of_others_and_of_the_merged_update_are_flagged(rounds) -> None:
+    now, before = rounds[2], rounds[1]
+    copier = now.updates[3].sender
+    for stale, what in ((before.updates[0].tensors, f"{before.updates[0].sender}'s round r-1 update"),
+                        (scaled(before.updates[1].tensors, -2.0), f"{before.updates[1].sender}'s round r-1 update"),
+                        (scaled(before.merged, 3.0), "the round r-1 merged update")):
+        report = score(now, before, replaced(now, 3, stale))
+        assert set(report.flags) == {copier} and what in report.flags[copier]
+        assert report.scores[copier] == 0 and min(honest_scores(report, copier)) > 0
+
+
+def test_free_riders_are_flagged(rounds) -> None:
+    now, before = rounds[2], rounds[1]
+    rider = now.updates[2].sender
+    for factor in (0.0, 1e-3):
+        report = score(now, before, replaced(now, 2, scaled(now.updates[2].tensors, factor)))
+        assert set(report.flags) == {rider} and report.flags[rider].startswith("free rider")
+    nobody = score(rounds[0], None, [Update(scaled(u.tensors, 0.0), u.samples, u.sender) for u in rounds[0].updates])
+    assert set(nobody.scores.values()) == {0} and len(nobody.flags) == 4
+    lone = score(rounds[0], None, [Update(scaled(u.tensors, float(i == 0)), u.samples, u.sender)
+                                   for i, u in enumerate(rounds[0].updates)])
+    assert len(lone.flags) == 3 and lone.scores[rounds[0].updates[0].sender] > 0
+
+
+def test_repeating_its_own_update_scores_zero_unflagged_and_does_not_frame_the_repeater(rounds) -> None:
+    """A node that re-sends its own r-1 update is not slashed (honest single-step nodes do that) but
+    earns nothing; whoever copies that old update is flagged, not the repeater."""
+    now, before = rounds[2], rounds[1]
+    repeater = now.updates[1].sender
+    ups = replaced(now, 1, before.updates[1].tensors)
+    report = score(now, before, ups)
+    assert report.flags == {} and report.scores[repeater] == 0
+    copier = now.updates[3].sender
+    report = score(now, before, replaced(Round(now.start, ups, now.merged), 3, scaled(before.updates[1].tensors, 2.0)))
+    assert set(report.flags) == {copier} and report.scores[repeater] == 0
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def test_attacks_that_escape_the_flags_earn_less_than_every_honest_update(rounds) -> None:
+    """The benchmark's attacks in VA Long Beach's place; the sign flip is the documented limit."""
+    now, before = rounds[2], rounds[1]
+    bad = now.updates[3].sender
+    sent = attacks(now, before, 3, np.random.default_rng(3))
+    for name in ("x100", "garbage (random, median norm)", "stale: other's r-1 update + noise",
+                 "stale: r-1 merged + noise", "stale: own r-1 update + noise"):
+        report = score(now, before, replaced(now, 3, sent[name]))
+        assert report.flags == {}, name
+        assert report.scores[bad] < min(honest_scores(report, bad)), name
+
+
+def test_colluding_pair_with_noise_below_the_flag_shares_almost_nothing(rounds) -> None:
+    now, before = rounds[2], rounds[1]
+    source, copier = now.updates[0].sender, now.updates[3].sender
+    report = score(now, before, replaced(now, 3, with_noise(now.updates[0].tensors, 0.998, np.random.default_rng(4))))
+    assert report.flags == {}
+    assert max(report.scores[source], report.scores[copier]) < min(honest_scores(report, source, copier))
+
+
+@pytest.mark.parametrize("plan", [SwarmPlan(nodes=4, dataset="heart", model="logreg"),
+                                  SwarmPlan(nodes=8, dataset="breast_cancer", model="mlp"),
+                                  SwarmPlan(nodes=8, dataset="breast_cancer", partition="dirichlet", alpha=0.1,
+                                            model="mlp"),
+                                  SwarmPlan(nodes=8, dataset="breast_cancer", partition="dirichlet", alpha=0.1,
+                                            model="logreg")],
+                         ids=["heart-logreg", "bc-iid-mlp", "bc-dirichlet-mlp", "bc-dirichlet-logreg"])
+def test_honest_updates_are_never_flagged(plan: SwarmPlan) -> None:
+    _, trained = honest_rounds(plan, 4, MEDIAN)
+    for r, now in enumerate(trained):
+        assert score(now, trained[r - 1] if r else None).flags == {}
+
+
+@pytest.mark.parametrize("rule", ["mean", "trimmed", "geomedian"])
+def test_any_merge_rule_serves_as_reference(rule: str) -> None:
+    """Under the mean the r-1 merged update lies in the span of the r-1 updates: no trouble."""
+    merge = rule_by_name(rule)
+    _, trained = honest_rounds(SwarmPlan(nodes=4, dataset="heart", model="mlp", merge=rule), 3, merge)
+    for r, now in enumerate(trained):
+        before = trained[r - 1] if r else None
+        args = (now.updates, before.updates if before else [], before.merged if before else None, merge)
+        report = checkable_scores(*args)
+        assert report.flags == {} and min(report.scores.values()) > 0
+        assert checkable_scores(*args) == report
+
+
+def test_switzerland_earns_in_every_round(rounds) -> None:
+    """94% prevalence, a direction the other hospitals lack: its update is honest and earns."""
+    for r, now in enumerate(rounds):
+        assert score(now, rounds[r - 1] if r else None).scores["switzerland"] > 500
+
+
+def test_public_validation_is_optional_and_recorded(heart) -> None:
+    setups, trained = heart
+    model, x, y = public_validation(setups)
+    now, before = trained[2], trained[1]
+    public = PublicValidation(model, now.start, x, y)
+    report = score(now, before, validation=public)
+    assert report == score(now, before, validation=public)
+    assert all("validation_gain" in m for m in report.measures.values())
+    assert sum(report.scores.values()) <= MAX_SCORE and min(report.scores.values()) > 0
+
+
+# --------------------------------------------------------------------------- input errors and registry
+
+
+def test_unusable_input_is_a_clear_value_error(rounds) -> None:
+    now, before = rounds[1], rounds[0]
+    name = sorted(now.updates[0].tensors)[0]
+    bad_shape = {**now.updates[1].tensors, name: np.zeros((1, 2), np.float32)}
+    with pytest.raises(ValueError, match="no updates"):
+        checkable_scores([], [], None, MEDIAN)
+    with pytest.raises(ValueError, match=f"{name} has shape"):
+        score(now, before, replaced(now, 1, bad_shape))
+    with pytest.raises(ValueError, match="'s round r-1 update: .* has shape"):
+        checkable_scores(now.updates, replaced(before, 0, bad_shape), before.merged, MEDIAN)
+    with pytest.raises(ValueError, match="merged update: .*shape"):
+        checkable_scores(now.updates, before.updates, bad_shape, MEDIAN)
+    with pytest.raises(ValueError, match="tensor names"):
+        score(now, before, replaced(now, 1, {"w": np.ones(3, np.float32)}))
+    with pytest.raises(ValueError, match="more than one update"):
+        score(now, before, now.updates + [now.updates[0]])
+    with pytest.raises(ValueError, match="NaN"):
+        score(now, before, replaced(now, 1, {**now.updates[1].tensors, name: now.updates[1].tensors[name] * np.nan}))
+
+
+def test_registry() -> None:
+    assert CONTRIBUTIONS["checkable"] is checkable_scores is contribution_by_name("checkable")
+    with pytest.raises(ValueError, match="unknown contribution rule"):
+        contribution_by_name("shapley")
