@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.bench import harness as B
+from scripts.bench.output import publish
 
 WEI_PER_ETH = 10**18
 
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             "setting": f"median merge, {rounds} rounds, pool {base.pool_eth:g} ETH, in process on eth-tester"}
     markdown = "\n".join(["# Incentives", "", f"Command: `{meta['command']}`; {meta['seconds']:.0f} s. "
                           f"{meta['setting']}; mean ± std over {len(seeds)} seed(s).", "", table(summary), ""])
-    B.publish(Path(args.out), "incentives", {"meta": meta, "summary": summary, "runs": results}, markdown)
+    publish(Path(args.out), "incentives", {"meta": meta, "summary": summary, "runs": results}, markdown)
     print(table(summary))
     B.say(f"incentives benchmark done in {meta['seconds']:.0f}s")
     return 0

@@ -71,12 +71,7 @@ def assert_honest_nodes_whole(report: SwarmReport, run_dir: Path, honest: Sequen
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", ["scale", "signflip", "zero", "copy", "scaledcopy", "liar", "garbage",
-                                    pytest.param("uncommitted", marks=pytest.mark.skip(
-                                        reason="times out, as on main (965d96c): the member that never commits gets "
-                                               "updates only after each window, falls behind, and its model fetches "
-                                               "(catch-up, rejoin) from peers that have finished never complete, so the "
-                                               "in-process run never ends; an engine fix is pending")),
-                                    "noserve", "hijack"])
+                                    "uncommitted", "noserve", "hijack"])
 def test_one_hostile_member_of_four(tmp_path: Path, honest_run: SwarmReport, attack: str,
                                     caplog: pytest.LogCaptureFixture) -> None:
     plan = _plan(tmp_path / attack, attacks={ATTACKER: attack})
