@@ -13,13 +13,14 @@ start=$(date +%s)
 "$PY" -m scripts.bench.systems --out "$OUT" --runs "$RUNS/systems" "$@"
 "$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 "$PY" -m scripts.bench.contribution --out "$OUT" --runs "$RUNS/contribution" "$@"
+"$PY" -m scripts.bench.incentives --out "$OUT" --runs "$RUNS/incentives" "$@"
 secs=$(( $(date +%s) - start ))
 {
   echo "# MedSwarm benchmarks"
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  for part in learning systems robustness contribution; do
+  for part in learning systems robustness contribution incentives; do
     sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
     echo
   done
