@@ -1,6 +1,7 @@
 """The `medswarm` command: run a whole local swarm or one hospital's node; deploy or audit a ledger.
 
     medswarm swarm [--nodes 4] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
+    medswarm swarm --scenario ecg-rhythm|ecg-anomaly|evaluation-layer [options that override it]
     medswarm node --config node.toml [--set section.key=value ...]
     medswarm deploy --rpc URL (--admin-key FILE | --dev-admin) [--members members.json] [--out deployed.json]
     medswarm audit --rpc URL --address 0xLEDGER [--json audit.json] [--expect node-logs.json]
@@ -154,8 +155,10 @@ class _OperatorError(Exception):
     """A mistake the operator can fix; printed as one line."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
+    """The command line; with a `scenario`, `medswarm swarm` defaults to that scenario's settings."""
     from .launcher import SPLITTABLE
+    from .scenarios import SCENARIOS
 
     parser = argparse.ArgumentParser(prog="medswarm", description="Peer-to-peer swarm learning for hospitals")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -168,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     node.set_defaults(func=_node)
 
     swarm = sub.add_parser("swarm", help="run a whole swarm on this machine, end to end")
+    swarm.add_argument("--scenario", choices=tuple(SCENARIOS),
+                       help="one of the seed's clinical scenarios; its settings come before the options given here")
     swarm.add_argument("--nodes", type=int, default=4,
                        help="node processes (heart: 2 to 4 of its hospitals; breast_cancer: any number of shards)")
     swarm.add_argument("--rounds", type=int, default=10, help="training rounds")
@@ -194,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--in-process", action="store_true", help="all nodes in this process, on eth-tester")
     swarm.add_argument("--out", help="report folder (default runs/swarm-<time>)")
     swarm.set_defaults(func=_swarm)
+    if scenario is not None:
+        swarm.set_defaults(**SCENARIOS[scenario].plan)
 
     deploy = sub.add_parser("deploy", help="deploy a ledger, register members, open and fund a task",
                             description="Deploy the MedSwarm ledger, register the members listed in a file, "
@@ -231,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "scenario", None):  # parsed again: the scenario's settings, then the options given
+        from .scenarios import SCENARIOS
+
+        args = build_parser(args.scenario).parse_args(argv)
+        args.set = [*SCENARIOS[args.scenario].node_settings, *args.set]
     try:
         return args.func(args)
     except (_OperatorError, ConfigError) as exc:

@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 DATA_DIR = Path(__file__).resolve().parent / "data"
 HEART_CSV = DATA_DIR / "heart_disease_uci.csv"
 HEART_HOSPITALS: tuple[str, ...] = ("Cleveland", "Hungary", "Switzerland", "VA Long Beach")
-DATASETS: tuple[str, ...] = ("heart", "breast_cancer", "csv")
+# The scenario data sets ("ecg_...") live in node.scenarios.
+DATASETS: tuple[str, ...] = ("heart", "breast_cancer", "csv", "ecg_rhythm", "ecg_anomaly")
 PARTITIONS: tuple[str, ...] = ("iid", "dirichlet")
 MISSING_TOKENS: frozenset[str] = frozenset({"", "?", "na", "nan", "null", "none"})
 DEFAULT_TEST_FRACTION = 0.25
@@ -209,6 +210,9 @@ class NodeData:
     train: RawShard
     test: RawShard
     name: str
+    # The task's number of classes where it is fixed (a node may hold no row of some class, and
+    # every node must still build the same model); 0: one more than the largest label held.
+    classes: int = 0
 
     @property
     def n_features(self) -> int:
@@ -216,7 +220,7 @@ class NodeData:
 
     @property
     def n_classes(self) -> int:
-        return int(max(self.train.y.max(initial=0), self.test.y.max(initial=0))) + 1
+        return max(self.classes, int(max(self.train.y.max(initial=0), self.test.y.max(initial=0))) + 1)
 
 
 # --------------------------------------------------------------------------- splitting
@@ -432,6 +436,10 @@ def load_node_data(config: DataConfig) -> NodeData:
             raise ValueError("data.csv_path is required for dataset 'csv'")
         data = csv_shard(config.csv_path, config.label_column, config.feature_columns or None, config.seed,
                          config.test_fraction)
+    elif config.dataset in DATASETS:
+        from .scenarios import load_scenario_data  # the scenarios build on this module
+
+        data = load_scenario_data(config)
     else:
         raise ValueError(f"data.dataset: unknown data set {config.dataset!r}; expected one of {DATASETS}")
     logger.info("loaded %s: %d train / %d test rows, %d features, prevalence %.2f",

@@ -33,6 +33,7 @@ from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
 from .consensus import MergeRecord, ModelConsensus
 from .contribution import contribution_by_name
+from .evaluation import EvaluationLayer, ValidationMismatch
 from .exchange import Exchange
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
@@ -66,7 +67,8 @@ class SwarmNode:
         self.task = config.chain.task_id
         self._task_key = f"{ledger.address}/{self.task}"
         self.run_folder = RunFolder(Path(config.output_dir))
-        self.rule = rule_by_name(config.swarm.merge)
+        self.evaluation = EvaluationLayer.for_node(config, learner)
+        self.rule = self.evaluation.rule
         self.contribution = contribution_by_name(config.swarm.contribution)
         self.score_rule = rule_by_name(config.swarm.merge)  # the scores' reference merge (same rule)
         self.inbox = Inbox()
@@ -129,6 +131,10 @@ class SwarmNode:
         self.members, task = await self.duties.join(self.host.peer_id)
         self.host.set_allowlist(self.members)
         self.round_duration, self.quorum = task.round_duration, task.quorum
+        try:
+            self.evaluation.check(task.validation_digest)
+        except ValidationMismatch as exc:
+            raise NodeError(str(exc)) from None
         self.log.info("%d registered members; task %d: %s, quorum %d, rounds end %ds after the first commit; "
                       "updates: %s", len(self.members), self.task, task.model_id, task.quorum,
                       task.round_duration, self.pipeline.describe())
@@ -254,7 +260,7 @@ class SwarmNode:
             await self._rejoin_consensus(r - 1)
             start = self.weights
             if updates:
-                self.weights = add(self.weights, self.rule.merge(updates))
+                self.weights = add(start, self.rule.at(start).merge(updates))
             self.learner.set_weights(self.weights)
         self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
@@ -320,7 +326,7 @@ class SwarmNode:
         if record is None or record.round != r or not (late := await self.consensus.missed_updates(record)):
             return False
         self._merged = MergeRecord(r, record.start, record.updates + late)
-        self.weights = add(record.start, self.rule.merge(self._merged.updates))
+        self.weights = add(record.start, self.rule.at(record.start).merge(self._merged.updates))
         self.learner.set_weights(self.weights)
         blob = self._checkpoint()
         # The vote follows the merge: if it has not gone out yet, it covers the late updates too.

@@ -30,10 +30,11 @@ from incentive.keys import load_key, write_key
 from incentive.ledger import Ledger
 from p2p.identity import peer_id_for_key_file
 
-from .config import NodeConfig, config_from_mapping, dump_config
+from .config import DataConfig, NodeConfig, config_from_mapping, dump_config
 from .datasets import DATASETS, HEART_HOSPITALS
 from .report import SwarmReport, write_report
 from .rundir import RunFolder
+from .scenarios import published_set
 
 WEI_PER_ETH = 10**18
 GAS_ALLOWANCE_WEI = 10**18  # each node account gets 1 ETH for gas from the admin
@@ -154,8 +155,10 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
         peer_ids.append(peer_id_for_key_file(folder.p2p_key))
         addresses.append(account.address)
     quorum = max(2, plan.nodes // 2 + 1)
+    published = published_set(DataConfig(dataset=plan.dataset))
     task = TaskPlan(quorum=quorum, model_id=f"{plan.dataset}/{plan.model}",
-                    round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH))
+                    round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH),
+                    validation_digest=None if published is None else published.digest)
     members = [NewMember(address, pid, name) for name, pid, address in zip(names, peer_ids, addresses)]
     deployed = deploy_ledger(w3, admin, members, task, sponsor=sponsor)
     say(f"ledger deployed at {deployed.address}")

@@ -7,18 +7,19 @@
 from __future__ import annotations
 
 from .base import MergeError, MergeRule, Update
+from .best import BestModel
 from .geomedian import GeometricMedian
 from .mean import WeightedMean
 from .median import CoordinateMedian
 from .trimmed import TrimmedMean
 
 RULES: dict[str, type[MergeRule]] = {
-    cls.name: cls for cls in (WeightedMean, CoordinateMedian, TrimmedMean, GeometricMedian)
+    cls.name: cls for cls in (WeightedMean, CoordinateMedian, TrimmedMean, GeometricMedian, BestModel)
 }
 
 
 def rule_by_name(name: str, **kwargs: object) -> MergeRule:
-    """Build a merge rule by its registry name ("mean", "median", "trimmed", "geomedian")."""
+    """Build a merge rule by its registry name ("mean", "median", "trimmed", "geomedian", "best")."""
     try:
         cls = RULES[name]
     except KeyError:
@@ -30,4 +31,4 @@ def rule_by_name(name: str, **kwargs: object) -> MergeRule:
 
 
 __all__ = ["MergeError", "MergeRule", "Update", "RULES", "rule_by_name",
-           "WeightedMean", "CoordinateMedian", "TrimmedMean", "GeometricMedian"]
+           "WeightedMean", "CoordinateMedian", "TrimmedMean", "GeometricMedian", "BestModel"]

@@ -47,6 +47,11 @@ class MergeRule(ABC):
     def _merge(self, updates: Sequence[Update]) -> dict[str, np.ndarray]:
         """Merge validated updates, sorted by sender."""
 
+    def at(self, base: dict[str, np.ndarray]) -> "MergeRule":
+        """This rule for a round that starts from the weights `base`. Rules that combine updates
+        without judging the models they make ignore it; `best` scores `base + update`."""
+        return self
+
     @abstractmethod
     def tolerates(self, n: int) -> int:
         """How many of n updates may be arbitrary (scaled, flipped, garbage within the codec's

@@ -1,0 +1,118 @@
+"""The seed's clinical scenarios: their data sets, their published validation sets, and the swarm
+each one runs (`medswarm swarm --scenario NAME`).
+
+Data sets here (all offline; see each module for where the data comes from and its licence):
+- "ecg_rhythm" / "ecg_anomaly": physiokit ECG segments, hospitals with different class mixes and
+  noise levels; five rhythm/morphology classes, or normal against abnormal (`node.scenarios.ecg`).
+
+A published validation set is one set every node holds bit for bit, named on chain by its
+keccak256 digest (`TaskPlan.validation_digest`); the `best` merge rule ranks models on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from p2p.codec import digest
+
+from ..config import DataConfig
+from ..datasets import NodeData, RawShard, stratified_split
+from . import ecg
+
+logger = logging.getLogger(__name__)
+
+ECG_FRAMINGS: dict[str, str] = {"ecg_rhythm": "rhythm", "ecg_anomaly": "anomaly"}
+SCENARIO_DATASETS: tuple[str, ...] = tuple(ECG_FRAMINGS)
+
+
+@dataclass(frozen=True, eq=False)
+class PublishedSet:
+    """A validation set the task's sponsor publishes: raw features, labels, and their digest."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def digest(self) -> str:
+        """keccak256 over a header of shapes and dtypes, then x (float32 LE) and y (int64 LE)."""
+        x = np.ascontiguousarray(self.x, dtype="<f4")
+        y = np.ascontiguousarray(self.y, dtype="<i8")
+        header = struct.pack("<4sQQQ", b"MSV1", x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)), y.shape[0])
+        return digest(header + x.tobytes() + y.tobytes())
+
+
+def _feature_names(n: int) -> tuple[str, ...]:
+    return tuple(f"t{i}" for i in range(n))
+
+
+def load_scenario_data(config: DataConfig) -> NodeData:
+    """One node's train/test data for a scenario data set (`config.dataset` in SCENARIO_DATASETS)."""
+    framing = ECG_FRAMINGS.get(config.dataset)
+    if framing is None:
+        raise ValueError(f"data.dataset: {config.dataset!r} is not a scenario data set {SCENARIO_DATASETS}")
+    if not 0 <= config.node_index < config.n_nodes:
+        raise ValueError(f"data.node_index must be 0..{config.n_nodes - 1}, got {config.node_index}")
+    x, y = ecg.hospital_segments(config.node_index, config.n_nodes, config.alpha, config.seed)
+    y = ecg.frame(y, framing)
+    shard = RawShard(np.ascontiguousarray(x, dtype=np.float32), y, _feature_names(x.shape[1]))
+    rng = np.random.default_rng([config.seed, 611953, config.node_index])
+    train, test = stratified_split(y, config.test_fraction, rng)
+    classes = len(ecg.CLASSES) if framing == "rhythm" else 2
+    return NodeData(shard.take(train), shard.take(test), f"hospital{config.node_index}", classes)
+
+
+def published_set(config: DataConfig) -> PublishedSet | None:
+    """The task's published validation set for this data set, or None where it has none."""
+    framing = ECG_FRAMINGS.get(config.dataset)
+    if framing is None:
+        return None
+    x, y = ecg.published_validation()
+    return PublishedSet(x, ecg.frame(y, framing))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A runnable swarm: what `medswarm swarm --scenario NAME` sets before the operator's options."""
+
+    title: str
+    plan: dict[str, Any]  # SwarmPlan fields
+    node_settings: tuple[str, ...] = ()  # section.key=value for every node
+    data: str = ""  # where the data comes from, and its licence
+    compare: tuple[str, ...] = field(default_factory=tuple)  # merge rules the benchmark compares
+
+
+_ECG_DATA = "generated: physiokit 0.10.1 synthetic ECG (BSD-3-Clause), seeded, no download"
+SCENARIOS: dict[str, Scenario] = {
+    "ecg-rhythm": Scenario(
+        "ECG rhythm and morphology, 5 classes, 4 hospitals with different class mixes and noise",
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 0.5, "lr": 0.003,
+         "merge": "mean"},
+        ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("mean", "median", "best")),
+    "ecg-anomaly": Scenario(
+        "ECG anomaly detection: sinus rhythm against any abnormal rhythm or morphology, 4 hospitals",
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_anomaly", "model": "cnn1d", "alpha": 0.5, "lr": 0.003,
+         "merge": "mean"},
+        ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("mean", "median", "best")),
+    "evaluation-layer": Scenario(
+        "The evaluation layer: each round adopts the member model that scores best on the published "
+        "ECG validation set",
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 0.5, "lr": 0.003,
+         "merge": "best"},
+        ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("best", "mean", "median")),
+}
+
+
+def scenario_by_name(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"unknown scenario {name!r}; expected one of {', '.join(SCENARIOS)}") from None
+
+
+__all__ = ["PublishedSet", "SCENARIOS", "SCENARIO_DATASETS", "Scenario", "load_scenario_data", "published_set",
+           "scenario_by_name"]
