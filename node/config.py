@@ -41,6 +41,7 @@ class DataConfig:
 class ModelConfig:
     kind: str = "mlp"  # logreg | mlp | cnn1d
     hidden: int = 32
+    channels: int = 1  # cnn1d: signal channels; a flat row holds them one after another
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class TrainingConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     seed: int = 0
+    personalise_epochs: int = 0  # after the swarm: epochs of fine-tuning the output layer on own rows
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def choices() -> dict[str, tuple[str, ...]]:
 
 
 POSITIVE = {
-    "data.n_nodes", "data.alpha", "model.hidden", "training.epochs", "training.batch_size",
+    "data.n_nodes", "data.alpha", "model.hidden", "model.channels", "training.epochs", "training.batch_size",
     "training.lr", "swarm.rounds", "swarm.stats_timeout", "swarm.absent_after", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
 }
 
@@ -217,10 +219,11 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
-NON_NEGATIVE = {"data.seed", "training.seed", "swarm.seed", "data.node_index", "training.weight_decay"}
+NON_NEGATIVE = {"data.seed", "training.seed", "swarm.seed", "data.node_index", "training.weight_decay",
+                "training.personalise_epochs"}
 # Upper bounds where a larger value cannot be meant: the model would not fit in memory, or
 # training would diverge to NaN in the first step.
-AT_MOST: dict[str, float] = {"model.hidden": 4096, "training.lr": 10.0}
+AT_MOST: dict[str, float] = {"model.hidden": 4096, "model.channels": 64, "training.lr": 10.0}
 
 
 def _check_ranges(config: NodeConfig) -> None:

@@ -11,11 +11,13 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 
 from .config import NodeConfig
 from .datasets import NodeData, RawShard
 from .models import build_model, load_numpy_state, state_shapes, state_to_numpy
 from .preprocess import FeatureStats, Scaler
+from .scenarios import starting_weights
 from .training import Metrics, evaluate, train_local
 
 Tensors = dict[str, np.ndarray]
@@ -43,13 +45,25 @@ class Learner:
         self.data = data
         self.fit_rows, self.val_rows = split_validation(
             data.train, config.data.validation_fraction, config.data.seed)
-        # Every node starts from the same weights: the swarm seed, not the node's own.
-        self.model = build_model(config.model.kind, data.n_features, max(2, data.n_classes),
-                                 hidden=config.model.hidden, seed=config.swarm.seed)
+        self.model = self.fresh_model()
         self.shapes = state_shapes(self.model)
         self._lock = threading.Lock()  # training and evaluation share one torch module
         self.scaler: Scaler | None = None
         self.fit = self.val = self.test = Split(np.empty((0, 0), np.float32), np.empty(0, np.int64))
+
+    def fresh_model(self) -> nn.Module:
+        """The task's starting model: the same on every node (the swarm seed, not the node's own),
+        or the scenario's pretrained starting point where it has one (`node.scenarios`)."""
+        m = self.config.model
+        if m.kind == "cnn1d" and self.data.n_features % m.channels:
+            raise ValueError(f"model.channels: {self.data.n_features} features do not split into "
+                             f"{m.channels} channels")
+        model = build_model(m.kind, self.data.n_features, max(2, self.data.n_classes), hidden=m.hidden,
+                            seed=self.config.swarm.seed, in_channels=m.channels)
+        start = starting_weights(self.config, model)
+        if start is not None:
+            load_numpy_state(model, start)
+        return model
 
     def local_stats(self) -> FeatureStats:
         """Sums and counts of this node's fitting rows: what it contributes to swarm scaling."""
@@ -94,12 +108,24 @@ class Learner:
         """Test metrics of the same model trained on this node's rows alone, scaled by its own stats."""
         t = self.config.training
         scaler = Scaler.from_stats(FeatureStats.of(self.fit_rows.x))
-        model = build_model(self.config.model.kind, self.data.n_features, max(2, self.data.n_classes),
-                            hidden=self.config.model.hidden, seed=self.config.swarm.seed)
+        model = self.fresh_model()
         train_local(model, scaler.transform(self.fit_rows.x), self.fit_rows.y, epochs=epochs,
                     batch_size=t.batch_size, lr=t.lr, seed=t.seed, optimizer=t.optimizer,
                     weight_decay=t.weight_decay)
         return evaluate(model, scaler.transform(self.data.test.x), self.data.test.y)
+
+    def personalised(self, weights: Tensors, epochs: int) -> Metrics:
+        """Test metrics of `weights` after fine-tuning only the output layer on this node's rows:
+        a personal head on the swarm's shared features (FedHealth's personalisation step)."""
+        t = self.config.training
+        model = self.fresh_model()
+        load_numpy_state(model, weights)
+        head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+        for p in model.parameters():
+            p.requires_grad_(p is head.weight or p is head.bias)
+        train_local(model, self.fit.x, self.fit.y, epochs=epochs, batch_size=t.batch_size, lr=t.lr,
+                    seed=t.seed, optimizer=t.optimizer, weight_decay=t.weight_decay)
+        return evaluate(model, self.test.x, self.test.y)
 
 
 def add(weights: Tensors, delta: Tensors) -> Tensors:

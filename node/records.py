@@ -114,5 +114,9 @@ class Recorder:
             "strikes": {self._name(p): n for p, n in self._exchange.strikes.items()},
             "chain": asdict(self._duties.status()),
         }
+        epochs = self._learner.config.training.personalise_epochs
+        if epochs:
+            personal = self._learner.personalised(weights, epochs)
+            summary.update(personalised_accuracy=personal.accuracy, personalised_auc=personal.auc)
         self._run.write_summary(summary)
         return summary

@@ -4,6 +4,8 @@ each one runs (`medswarm swarm --scenario NAME`).
 Data sets here (all offline; see each module for where the data comes from and its licence):
 - "ecg_rhythm" / "ecg_anomaly": physiokit ECG segments, hospitals with different class mixes and
   noise levels; five rhythm/morphology classes, or normal against abnormal (`node.scenarios.ecg`).
+- "watch": seglearn's real smartwatch exercise recordings, one person per node, starting from a
+  model trained on people outside the swarm (`node.scenarios.watch`).
 
 A published validation set is one set every node holds bit for bit, named on chain by its
 keccak256 digest (`TaskPlan.validation_digest`); the `best` merge rule ranks models on it.
@@ -14,20 +16,23 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from p2p.codec import digest
 
-from ..config import DataConfig
+from ..config import DataConfig, NodeConfig
 from ..datasets import NodeData, RawShard, stratified_split
-from . import ecg
+from . import ecg, watch
+
+if TYPE_CHECKING:
+    from torch import nn
 
 logger = logging.getLogger(__name__)
 
 ECG_FRAMINGS: dict[str, str] = {"ecg_rhythm": "rhythm", "ecg_anomaly": "anomaly"}
-SCENARIO_DATASETS: tuple[str, ...] = tuple(ECG_FRAMINGS)
+SCENARIO_DATASETS: tuple[str, ...] = (*ECG_FRAMINGS, "watch")
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,18 +57,25 @@ def _feature_names(n: int) -> tuple[str, ...]:
 
 def load_scenario_data(config: DataConfig) -> NodeData:
     """One node's train/test data for a scenario data set (`config.dataset` in SCENARIO_DATASETS)."""
-    framing = ECG_FRAMINGS.get(config.dataset)
-    if framing is None:
+    if config.dataset not in SCENARIO_DATASETS:
         raise ValueError(f"data.dataset: {config.dataset!r} is not a scenario data set {SCENARIO_DATASETS}")
     if not 0 <= config.node_index < config.n_nodes:
         raise ValueError(f"data.node_index must be 0..{config.n_nodes - 1}, got {config.node_index}")
-    x, y = ecg.hospital_segments(config.node_index, config.n_nodes, config.alpha, config.seed)
-    y = ecg.frame(y, framing)
+    if config.dataset == "watch":
+        if config.n_nodes > len(watch.MEMBER_SUBJECTS):
+            raise ValueError(f"data.n_nodes: the watch data has {len(watch.MEMBER_SUBJECTS)} member subjects")
+        subject = watch.MEMBER_SUBJECTS[config.node_index]
+        x, y = watch.subject_windows(subject)
+        name, classes = f"subject{subject}", len(watch.CLASSES)
+    else:
+        framing = ECG_FRAMINGS[config.dataset]
+        x, y = ecg.hospital_segments(config.node_index, config.n_nodes, config.alpha, config.seed)
+        y = ecg.frame(y, framing)
+        name, classes = f"hospital{config.node_index}", len(ecg.CLASSES) if framing == "rhythm" else 2
     shard = RawShard(np.ascontiguousarray(x, dtype=np.float32), y, _feature_names(x.shape[1]))
     rng = np.random.default_rng([config.seed, 611953, config.node_index])
     train, test = stratified_split(y, config.test_fraction, rng)
-    classes = len(ecg.CLASSES) if framing == "rhythm" else 2
-    return NodeData(shard.take(train), shard.take(test), f"hospital{config.node_index}", classes)
+    return NodeData(shard.take(train), shard.take(test), name, classes)
 
 
 def published_set(config: DataConfig) -> PublishedSet | None:
@@ -73,6 +85,13 @@ def published_set(config: DataConfig) -> PublishedSet | None:
         return None
     x, y = ecg.published_validation()
     return PublishedSet(x, ecg.frame(y, framing))
+
+
+def starting_weights(config: NodeConfig, model: "nn.Module") -> dict[str, np.ndarray] | None:
+    """The task's pretrained starting point for `model` (freshly built), or None: start from the seed."""
+    if config.data.dataset != "watch":
+        return None
+    return watch.pretrained_start(model, config.swarm.seed)
 
 
 @dataclass(frozen=True)
@@ -86,24 +105,32 @@ class Scenario:
     compare: tuple[str, ...] = field(default_factory=tuple)  # merge rules the benchmark compares
 
 
+_WATCH_DATA = ("real: seglearn 1.2.5 smartwatch exercise recordings (BSD-3-Clause), 10 subjects; "
+               "subjects 1-3 train the starting model, subjects 4-10 are the nodes")
 _ECG_DATA = "generated: physiokit 0.10.1 synthetic ECG (BSD-3-Clause), seeded, no download"
 SCENARIOS: dict[str, Scenario] = {
     "ecg-rhythm": Scenario(
         "ECG rhythm and morphology, 5 classes, 4 hospitals with different class mixes and noise",
-        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 0.5, "lr": 0.003,
-         "merge": "mean"},
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 0.5, "lr": 0.01,
+         "epochs": 2, "merge": "mean"},
         ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("mean", "median", "best")),
     "ecg-anomaly": Scenario(
         "ECG anomaly detection: sinus rhythm against any abnormal rhythm or morphology, 4 hospitals",
-        {"nodes": 4, "rounds": 8, "dataset": "ecg_anomaly", "model": "cnn1d", "alpha": 0.5, "lr": 0.003,
-         "merge": "mean"},
-        ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("mean", "median", "best")),
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_anomaly", "model": "cnn1d", "alpha": 0.5, "lr": 0.01,
+         "epochs": 2, "merge": "mean"},
+        ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("mean", "best")),
     "evaluation-layer": Scenario(
         "The evaluation layer: each round adopts the member model that scores best on the published "
         "ECG validation set",
-        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 0.5, "lr": 0.003,
-         "merge": "best"},
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 0.5, "lr": 0.01,
+         "epochs": 2, "merge": "best"},
         ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("best", "mean", "median")),
+    "wearable": Scenario(
+        "Wearable exercise recognition (FedHealth): a starting model from people outside the swarm, "
+        "refined by the swarm, then personalised on each person's own windows",
+        {"nodes": 4, "rounds": 6, "dataset": "watch", "model": "cnn1d", "lr": 0.003, "merge": "mean"},
+        ("model.hidden=16", "model.channels=6", "training.batch_size=32", "training.personalise_epochs=5"),
+        _WATCH_DATA, ("mean",)),
 }
 
 
@@ -115,4 +142,4 @@ def scenario_by_name(name: str) -> Scenario:
 
 
 __all__ = ["PublishedSet", "SCENARIOS", "SCENARIO_DATASETS", "Scenario", "load_scenario_data", "published_set",
-           "scenario_by_name"]
+           "scenario_by_name", "starting_weights"]

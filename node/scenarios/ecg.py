@@ -77,7 +77,7 @@ def recording(label: int, seed: int, noise: float, heart_rate: float) -> np.ndar
     return (centred / spread).astype(np.float32)
 
 
-def _segments(counts: np.ndarray, noise: float, seed_stream: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _segments(counts: np.ndarray, noise: float, seed_stream: list[int]) -> dict[str, np.ndarray]:
     """`counts[c]` segments of each class c from whole recordings (the last one cut short)."""
     rng = np.random.default_rng(seed_stream)
     xs, ys = [], []
@@ -89,8 +89,8 @@ def _segments(counts: np.ndarray, noise: float, seed_stream: list[int]) -> tuple
             xs.append(part)
             ys.append(np.full(len(part), label, dtype=np.int64))
     if not xs:
-        return np.empty((0, SEGMENT), np.float32), np.empty(0, np.int64)
-    return np.concatenate(xs), np.concatenate(ys)
+        return {"x": np.empty((0, SEGMENT), np.float32), "y": np.empty(0, np.int64)}
+    return {"x": np.concatenate(xs), "y": np.concatenate(ys)}
 
 
 def hospital_mix(index: int, n_hospitals: int, alpha: float, seed: int) -> np.ndarray:
@@ -120,14 +120,16 @@ def hospital_segments(index: int, n_hospitals: int, alpha: float = 0.5, seed: in
     counts[int(np.argmax(mix))] += max(0, rows - int(counts.sum()))
     noise = hospital_noise(index, n_hospitals)
     key = f"ecg-v{GENERATOR_VERSION}-h{index}of{n_hospitals}-a{alpha:g}-s{seed}-r{rows}"
-    return cached_arrays(key, lambda: _segments(counts, noise, [seed, 7213, index]))
+    arrays = cached_arrays(key, lambda: _segments(counts, noise, [seed, 7213, index]))
+    return arrays["x"], arrays["y"]
 
 
 def published_validation(per_class: int = VALIDATION_PER_CLASS) -> tuple[np.ndarray, np.ndarray]:
     """The unified validation set: `per_class` segments of each class, from a fixed seed stream."""
     key = f"ecg-v{GENERATOR_VERSION}-validation-{per_class}"
     counts = np.full(len(CLASSES), per_class)
-    return cached_arrays(key, lambda: _segments(counts, VALIDATION_NOISE, [104723, 1]))
+    arrays = cached_arrays(key, lambda: _segments(counts, VALIDATION_NOISE, [104723, 1]))
+    return arrays["x"], arrays["y"]
 
 
 def frame(y: np.ndarray, framing: str) -> np.ndarray:

@@ -89,11 +89,12 @@ def test_cache_stores_plain_arrays_and_rebuilds_a_broken_file(tmp_path: Path, mo
 
     def build():
         calls.append(1)
-        return np.ones((2, 3), np.float32), np.array([0, 1])
+        return {"x": np.ones((2, 3), np.float32), "y": np.array([0, 1])}
 
-    x, y = cached_arrays("demo", build)
-    x2, y2 = cached_arrays("demo", build)
-    assert len(calls) == 1 and np.array_equal(x, x2) and np.array_equal(y, y2)
+    first = cached_arrays("demo", build)
+    again = cached_arrays("demo", build)
+    assert len(calls) == 1 and sorted(again) == ["x", "y"]
+    assert all(np.array_equal(first[k], again[k]) and first[k].dtype == again[k].dtype for k in first)
     (tmp_path / "demo.npz").write_bytes(b"not a zip")
     cached_arrays("demo", build)
     assert len(calls) == 2

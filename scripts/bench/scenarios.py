@@ -1,0 +1,175 @@
+"""The seed's clinical scenarios: each swarm against local-only and central (pooled) training.
+
+    .venv/bin/python -m scripts.bench.scenarios [--scenario ecg-rhythm] [--seeds 3] [--quick] [--out reports/bench]
+
+For each scenario (`node.scenarios.SCENARIOS`) and seed, the swarm runs through the one launcher
+(in process: real libp2p hosts, an eth-tester chain, the full ledger) once per merge rule the
+scenario compares; each node reports its final model's accuracy on its own test rows and that of
+the same model trained on its rows alone (same epochs in total). Central training pools every
+node's fitting rows (scaled by their combined statistics) and is tested on each node's rows.
+Every final swarm model is also scored on the task's published validation set, the one the `best`
+rule ranks models on. Writes scenarios.json and scenarios.md into --out.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from node.scenarios import SCENARIOS, published_set
+from scripts.bench import harness as B
+from scripts.bench.output import publish
+
+WHERE = ("node_mean", "published")
+
+
+def _evaluate(model, x: np.ndarray, y: np.ndarray) -> float:
+    from node.training import evaluate
+
+    return evaluate(model, x, y).accuracy
+
+
+def baselines(plan: B.SwarmPlan) -> dict[str, dict[str, float]]:
+    """Central (every node's fitting rows pooled, scaled by their combined statistics) and local-only
+    (each node alone, scaled by its own) training of the swarm's model, same epochs in total; each
+    tested on every node's own test rows and on the published validation set."""
+    import torch
+
+    from node.preprocess import FeatureStats, Scaler
+
+    torch.set_num_threads(1)
+    setups = B.node_setups(plan)
+    published = published_set(setups[0].config.data)
+    epochs = plan.rounds * plan.epochs
+
+    def scored(models_and_scalers: list) -> dict[str, float]:
+        own = [_evaluate(m, sc.transform(s.learner.data.test.x), s.learner.data.test.y)
+               for s, (m, sc) in zip(setups, models_and_scalers)]
+        row = {"node_mean": float(np.mean(own))}
+        if published is not None:
+            row["published"] = float(np.mean([_evaluate(m, sc.transform(published.x), published.y)
+                                              for m, sc in models_and_scalers]))
+        return row
+
+    fit_x = np.concatenate([s.learner.fit_rows.x for s in setups])
+    fit_y = np.concatenate([s.learner.fit_rows.y for s in setups])
+    pooled = Scaler.from_stats(FeatureStats.of(fit_x))
+    model = _trained(setups[0], pooled.transform(fit_x), fit_y, epochs)
+    local = []
+    for s in setups:
+        own = Scaler.from_stats(FeatureStats.of(s.learner.fit_rows.x))
+        local.append((_trained(s, own.transform(s.learner.fit_rows.x), s.learner.fit_rows.y, epochs), own))
+    return {"central": scored([(model, pooled)] * len(setups)), "local": scored(local)}
+
+
+def _trained(setup, x: np.ndarray, y: np.ndarray, epochs: int):
+    """The node's starting model (the scenario's pretrained start where it has one), trained on (x, y)."""
+    from node.training import train_local
+
+    t = setup.config.training
+    model = setup.learner.fresh_model()
+    train_local(model, x, y, epochs=epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
+                optimizer=t.optimizer, weight_decay=t.weight_decay)
+    return model
+
+
+def swarm_on_published(run: B.SwarmRun) -> float | None:
+    """Mean accuracy of the nodes' final merged models on the published validation set."""
+    from node.bundle import BUNDLE_MAX_ABS, bundle_shapes, split_bundle
+    from node.models import load_numpy_state
+    from node.preprocess import Scaler
+    from node.rundir import RunFolder
+
+    task_key = f"{run.report['contract']}/{run.report['task_id']}"
+    scores = []
+    for s in B.node_setups(run.plan):
+        published = published_set(s.config.data)
+        learner = s.learner
+        ckpt = RunFolder(run.plan.out / s.name).load_checkpoint(
+            bundle_shapes(learner.shapes, learner.data.n_features), task_key, BUNDLE_MAX_ABS)
+        if published is None or ckpt is None:
+            continue
+        weights, stats = split_bundle(ckpt.tensors)
+        load_numpy_state(learner.model, weights)
+        scores.append(_evaluate(learner.model, Scaler.from_stats(stats).transform(published.x), published.y))
+    return float(np.mean(scores)) if scores else None
+
+
+def run_scenario(name: str, seeds: list[int], rounds: int | None, runs: Path) -> dict:
+    scenario = SCENARIOS[name]
+    per_seed = []
+    for seed in seeds:
+        plan = B.SwarmPlan(**{**scenario.plan, **({"rounds": rounds} if rounds else {})}, seed=seed,
+                           in_process=True, round_timeout=20.0, node_overrides=scenario.node_settings,
+                           out=runs / f"{name}-s{seed}")
+        row: dict = {"seed": seed}
+        for merge in scenario.compare:
+            run = B.run_swarm(B.plan_with(plan, merge=merge, out=plan.out / merge), f"{name} {merge} seed {seed}",
+                              read_chain=False)
+            done = {n: s for n, s in run.summaries.items() if s}
+            row[f"swarm_{merge}"] = {"node_mean": float(np.mean([s["test_accuracy"] for s in done.values()])),
+                                     "published": swarm_on_published(run),
+                                     "per_node": {n: s["test_accuracy"] for n, s in done.items()},
+                                     "audit_ok": run.report.get("audit_ok"), "seconds": run.seconds}
+            if all("personalised_accuracy" in s for s in done.values()):
+                row[f"swarm_{merge}_personalised"] = {
+                    "node_mean": float(np.mean([s["personalised_accuracy"] for s in done.values()])),
+                    "per_node": {n: s["personalised_accuracy"] for n, s in done.items()}}
+            B.say(f"{name} seed {seed} {merge}: swarm {row[f'swarm_{merge}']['node_mean']:.3f}, {run.seconds:.0f}s")
+        row.update(baselines(plan))
+        B.say(f"{name} seed {seed}: local {row['local']['node_mean']:.3f}, central {row['central']['node_mean']:.3f}")
+        per_seed.append(row)
+    methods = [m for m in per_seed[0] if m.startswith("swarm_")] + ["local", "central"]
+    summary = {m: {w: B.mean_std([r[m].get(w) for r in per_seed]) for w in WHERE} for m in methods}
+    return {"title": scenario.title, "data": scenario.data, "plan": scenario.plan,
+            "node_settings": list(scenario.node_settings), "seeds": seeds, "methods": methods,
+            "per_seed": per_seed, "summary": summary}
+
+
+LABELS = {"local": "local only", "central": "central (pooled)"}
+
+
+def markdown(results: dict, meta: dict) -> str:
+    lines = ["# Clinical scenarios", "",
+             f"Command: `{meta['command']}`; {meta['seconds']:.0f} s on {meta['machine']['cpus']} CPUs. "
+             "Accuracy in percent, mean ± std over seeds. \"own test rows\": each node's final model on its "
+             "own held-out rows, averaged over nodes; \"published set\": the same models on the task's "
+             "published validation set (balanced classes).", ""]
+    for name, res in results.items():
+        s = res["summary"]
+        lines += [f"## {name}: {res['title']}", "", f"Data: {res['data']}. Plan: {res['plan']}, "
+                  f"{', '.join(res['node_settings'])}; {len(res['seeds'])} seed(s).", "",
+                  "| method | acc, own test rows | acc, published set |", "|---|---|---|"]
+        for m in res["methods"]:
+            label = LABELS.get(m, "swarm (" + m.removeprefix("swarm_").replace("_", ") + ") + ")")
+            lines.append(f"| {label} | {B.fmt_ms(s[m]['node_mean'])} | {B.fmt_ms(s[m]['published'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = B.bench_arguments(__doc__, "runs/bench/scenarios", "one seed, 3 rounds, ecg-anomaly only")
+    ap.add_argument("--scenario", action="append", choices=tuple(SCENARIOS), help="(repeatable) default: all")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=None, help="override each scenario's rounds")
+    args = ap.parse_args(argv)
+    B.quiet()
+    started = time.monotonic()
+    # "evaluation-layer" is ecg-rhythm with the best rule, which the ecg-rhythm table compares already
+    names = ["ecg-anomaly"] if args.quick else (args.scenario or ["ecg-rhythm", "ecg-anomaly", "wearable"])
+    seeds = [0] if args.quick else list(range(args.seeds))
+    results = {n: run_scenario(n, seeds, 3 if args.quick else args.rounds, Path(args.runs)) for n in names}
+    seconds = time.monotonic() - started
+    meta = {"command": "python -m scripts.bench.scenarios " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "seconds": seconds, "machine": B.machine()}
+    out = Path(args.out)
+    publish(out, "scenarios", {"meta": meta, "results": results}, markdown(results, meta))
+    B.say(f"scenarios benchmark done in {seconds:.0f}s: {out}/scenarios.json, scenarios.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
