@@ -111,20 +111,20 @@ _ECG_DATA = "generated: physiokit 0.10.1 synthetic ECG (BSD-3-Clause), seeded, n
 SCENARIOS: dict[str, Scenario] = {
     "ecg-rhythm": Scenario(
         "ECG rhythm and morphology, 5 classes, 4 hospitals with different class mixes and noise",
-        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 0.5, "lr": 0.01,
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 1.0, "lr": 0.005,
          "epochs": 2, "merge": "mean"},
-        ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("mean", "median", "best")),
+        ("model.hidden=32", "training.batch_size=16"), _ECG_DATA, ("mean", "median", "best")),
     "ecg-anomaly": Scenario(
         "ECG anomaly detection: sinus rhythm against any abnormal rhythm or morphology, 4 hospitals",
-        {"nodes": 4, "rounds": 8, "dataset": "ecg_anomaly", "model": "cnn1d", "alpha": 0.5, "lr": 0.01,
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_anomaly", "model": "cnn1d", "alpha": 1.0, "lr": 0.005,
          "epochs": 2, "merge": "mean"},
-        ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("mean", "best")),
+        ("model.hidden=32", "training.batch_size=16"), _ECG_DATA, ("mean",)),
     "evaluation-layer": Scenario(
         "The evaluation layer: each round adopts the member model that scores best on the published "
         "ECG validation set",
-        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 0.5, "lr": 0.01,
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_rhythm", "model": "cnn1d", "alpha": 1.0, "lr": 0.005,
          "epochs": 2, "merge": "best"},
-        ("model.hidden=16", "training.batch_size=32"), _ECG_DATA, ("best", "mean", "median")),
+        ("model.hidden=32", "training.batch_size=16"), _ECG_DATA, ("best", "mean", "median")),
     "wearable": Scenario(
         "Wearable exercise recognition (FedHealth): a starting model from people outside the swarm, "
         "refined by the swarm, then personalised on each person's own windows",

@@ -1,0 +1,96 @@
+"""Each scenario learns: its nodes' learners, built from the launcher's own node configs, run a few
+rounds of the swarm's arithmetic (train, merge with the configured rule from the round's model)
+without the network, and the result beats chance and, where the README's table says so, local-only
+training. The full protocol runs in tests/e2e/test_scenarios.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from node.datasets import load_node_data
+from node.evaluation import EvaluationLayer
+from node.launcher import SwarmPlan
+from node.learner import Learner, Split, add
+from node.merge import Update
+from node.preprocess import FeatureStats, Scaler
+from node.scenarios import SCENARIOS, published_set, watch
+
+
+def learners(name: str, **changes) -> tuple[SwarmPlan, list[Learner]]:
+    scenario = SCENARIOS[name]
+    plan = SwarmPlan(**{**scenario.plan, **changes}, node_overrides=scenario.node_settings)
+    out = []
+    for i in range(plan.nodes):
+        config = plan.node_config(i, Path("/nonexistent") / str(i), "", "http://127.0.0.1:1", 1,
+                                  "/ip4/127.0.0.1/tcp/0", ())
+        out.append(Learner(config, load_node_data(config.data)))
+    stats = FeatureStats.robust_combine([learner.local_stats() for learner in out])
+    for learner in out:
+        learner.set_scaling(stats)
+    return plan, out
+
+
+def rounds(plan: SwarmPlan, nodes: list[Learner]) -> dict[str, np.ndarray]:
+    torch.set_num_threads(1)
+    layers = [EvaluationLayer.for_node(learner.config, learner) for learner in nodes]
+    weights = nodes[0].weights()
+    for r in range(1, plan.rounds + 1):
+        updates = []
+        for i, learner in enumerate(nodes):
+            learner.set_weights(weights)
+            updates.append(Update(learner.train_update(r), len(learner.fit), f"n{i}"))
+        merged = [add(weights, layer.rule.at(weights).merge(updates)) for layer in layers]
+        assert all(all(np.array_equal(m[k], merged[0][k]) for k in m) for m in merged)  # one choice everywhere
+        weights = merged[0]
+    return weights
+
+
+def on_published(learner: Learner, weights) -> float:
+    published = published_set(learner.config.data)
+    return learner.evaluate(weights, Split(learner.scaler.transform(published.x), published.y)).accuracy
+
+
+@pytest.mark.parametrize("merge", ["mean", "best"])
+def test_ecg_rhythm_swarm_learns_every_class_of_the_published_set(merge: str) -> None:
+    plan, nodes = learners("ecg-rhythm", rounds=4, merge=merge)
+    weights = rounds(plan, nodes)
+    assert on_published(nodes[0], weights) > 0.4  # five balanced classes: chance is 0.2
+
+
+def test_ecg_anomaly_swarm_separates_normal_from_abnormal() -> None:
+    plan, nodes = learners("ecg-anomaly", rounds=3)
+    weights = rounds(plan, nodes)
+    published = published_set(nodes[0].config.data)
+    metrics = nodes[0].evaluate(weights, Split(nodes[0].scaler.transform(published.x), published.y))
+    assert metrics.auc > 0.8, metrics
+    for learner in nodes:
+        auc = learner.evaluate(weights, learner.test).auc
+        assert np.isnan(auc) or auc > 0.6, learner.data.name  # NaN: a hospital with one class only
+
+
+def test_wearable_starts_from_the_public_subjects_and_personalisation_helps() -> None:
+    plan, nodes = learners("wearable", rounds=3)
+    starts = [learner.weights() for learner in nodes]
+    assert all(np.array_equal(s[k], starts[0][k]) for s in starts for k in s)  # one start on every node
+    assert all(learner.data.name != f"subject{s}" for learner in nodes for s in watch.PUBLIC_SUBJECTS)
+    start_acc = np.mean([learner.evaluate(starts[0], learner.test).accuracy for learner in nodes])
+    weights = rounds(plan, nodes)
+    swarm = np.mean([learner.evaluate(weights, learner.test).accuracy for learner in nodes])
+    personal = np.mean([learner.personalised(weights, 5).accuracy for learner in nodes])
+    assert start_acc > 2 / 7  # the public subjects' model already transfers (chance: 1/7)
+    assert swarm > start_acc and personal > swarm, (start_acc, swarm, personal)
+
+
+def test_personalisation_changes_only_the_output_layer() -> None:
+    plan, nodes = learners("wearable", nodes=2)
+    learner = nodes[0]
+    weights = learner.weights()
+    before = {k: v.copy() for k, v in weights.items()}
+    model = learner.fresh_model()
+    learner.personalised(weights, 1)
+    assert all(np.array_equal(before[k], weights[k]) for k in weights)  # the swarm's weights are untouched
+    assert [k for k, _ in model.named_parameters()][-2:] == ["head.weight", "head.bias"]
