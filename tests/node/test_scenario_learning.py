@@ -16,7 +16,7 @@ from node.evaluation import EvaluationLayer
 from node.launcher import SwarmPlan
 from node.learner import Learner, Split, add
 from node.merge import Update
-from node.preprocess import FeatureStats, Scaler
+from node.preprocess import FeatureStats
 from node.scenarios import SCENARIOS, published_set, watch
 
 
