@@ -113,12 +113,18 @@ def run_scenario(name: str, seeds: list[int], rounds: int | None, runs: Path) ->
             row[f"swarm_{merge}"] = {"node_mean": float(np.mean([s["test_accuracy"] for s in done.values()])),
                                      "published": swarm_on_published(run),
                                      "per_node": {n: s["test_accuracy"] for n, s in done.items()},
-                                     "audit_ok": run.report.get("audit_ok"), "seconds": run.seconds}
+                                     "audit_ok": run.report.get("audit_ok"), "seconds": run.seconds,
+                                     # updates merged from peers against those expected: a run whose
+                                     # nodes did not hear each other is local training, not a swarm
+                                     "heard": sum(m["heard"] for ms in run.metrics.values() for m in ms),
+                                     "expected": sum(m["expected"] for ms in run.metrics.values() for m in ms)}
             if all("personalised_accuracy" in s for s in done.values()):
                 row[f"swarm_{merge}_personalised"] = {
                     "node_mean": float(np.mean([s["personalised_accuracy"] for s in done.values()])),
                     "per_node": {n: s["personalised_accuracy"] for n, s in done.items()}}
-            B.say(f"{name} seed {seed} {merge}: swarm {row[f'swarm_{merge}']['node_mean']:.3f}, {run.seconds:.0f}s")
+            got = row[f"swarm_{merge}"]
+            B.say(f"{name} seed {seed} {merge}: swarm {got['node_mean']:.3f}, heard {got['heard']}/{got['expected']}, "
+                  f"{run.seconds:.0f}s")
         row.update(baselines(plan))
         B.say(f"{name} seed {seed}: local {row['local']['node_mean']:.3f}, central {row['central']['node_mean']:.3f}")
         per_seed.append(row)
