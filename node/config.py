@@ -255,6 +255,11 @@ def _check_ranges(config: NodeConfig) -> None:
         raise ConfigError(f"data.node_index: must lie in 0..{config.data.n_nodes - 1}")
     if config.data.dataset == "csv" and not config.data.csv_path:
         raise ConfigError("data.csv_path: required when data.dataset = 'csv'")
+    from .scenarios import PUBLISHED_SETS
+
+    if config.swarm.merge == "best" and config.data.dataset not in PUBLISHED_SETS:
+        raise ConfigError(f"swarm.merge: 'best' ranks models on a published validation set, and data set "
+                          f"{config.data.dataset!r} has none (those that do: {', '.join(PUBLISHED_SETS)})")
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:

@@ -14,13 +14,14 @@ start=$(date +%s)
 "$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 "$PY" -m scripts.bench.contribution --out "$OUT" --runs "$RUNS/contribution" "$@"
 "$PY" -m scripts.bench.incentives --out "$OUT" --runs "$RUNS/incentives" "$@"
+"$PY" -m scripts.bench.scenarios --out "$OUT" --runs "$RUNS/scenarios" "$@"
 secs=$(( $(date +%s) - start ))
 {
   echo "# MedSwarm benchmarks"
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  for part in learning systems robustness contribution incentives; do
+  for part in learning systems robustness contribution incentives scenarios; do
     sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
     echo
   done
@@ -28,6 +29,6 @@ secs=$(( $(date +%s) - start ))
 echo "{\"suite_seconds\": $secs, \"args\": \"$*\"}" > "$OUT/suite.json"
 if [[ " $* " != *" --quick "* ]]; then  # the README's plots come from full runs only
   mkdir -p docs/img
-  cp "$OUT/learning_curves.png" "$OUT/systems_phases.png" docs/img/
+  cp "$OUT/learning_curves.png" "$OUT/systems_phases.png" "$OUT/scenarios.png" docs/img/
 fi
 echo "benchmarks done in ${secs}s: $OUT/summary.md"

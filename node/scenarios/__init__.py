@@ -78,6 +78,9 @@ def load_scenario_data(config: DataConfig) -> NodeData:
     return NodeData(shard.take(train), shard.take(test), name, classes)
 
 
+PUBLISHED_SETS: tuple[str, ...] = tuple(ECG_FRAMINGS)  # data sets that come with a published validation set
+
+
 def published_set(config: DataConfig) -> PublishedSet | None:
     """The task's published validation set for this data set, or None where it has none."""
     framing = ECG_FRAMINGS.get(config.dataset)

@@ -8,7 +8,7 @@ scenario compares; each node reports its final model's accuracy on its own test 
 the same model trained on its rows alone (same epochs in total). Central training pools every
 node's fitting rows (scaled by their combined statistics) and is tested on each node's rows.
 Every final swarm model is also scored on the task's published validation set, the one the `best`
-rule ranks models on. Writes scenarios.json and scenarios.md into --out.
+rule ranks models on. Writes scenarios.json, scenarios.md and scenarios.png into --out.
 """
 
 from __future__ import annotations
@@ -156,6 +156,35 @@ def markdown(results: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(results: dict, path: Path) -> None:
+    """One panel per scenario: each method's accuracy (mean, std bars) on own test rows and on the
+    published validation set where the scenario has one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), 3.6), dpi=110, squeeze=False)
+    for ax, (name, res) in zip(axes[0], results.items()):
+        methods = res["methods"]
+        xs = np.arange(len(methods))
+        for k, (where, label) in enumerate((("node_mean", "own test rows"), ("published", "published set"))):
+            stats = [res["summary"][m][where] for m in methods]
+            means = [st["mean"] if st["mean"] is not None else np.nan for st in stats]
+            errs = [st["std"] or 0.0 for st in stats]
+            ax.bar(xs + (k - 0.5) * 0.38, means, 0.38, yerr=errs, capsize=2, label=label, color=f"C{k}")
+        ax.set_xticks(xs, [LABELS.get(m, m.removeprefix("swarm_").replace("_", "+")) for m in methods],
+                      rotation=30, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.0)
+        ax.set_title(name, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("accuracy")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = B.bench_arguments(__doc__, "runs/bench/scenarios", "one seed, 3 rounds, ecg-anomaly only")
     ap.add_argument("--scenario", action="append", choices=tuple(SCENARIOS), help="(repeatable) default: all")
@@ -172,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": "python -m scripts.bench.scenarios " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seconds": seconds, "machine": B.machine()}
     out = Path(args.out)
-    publish(out, "scenarios", {"meta": meta, "results": results}, markdown(results, meta))
+    publish(out, "scenarios", {"meta": meta, "results": results}, markdown(results, meta),
+            lambda folder: plot(results, folder / "scenarios.png"))
     B.say(f"scenarios benchmark done in {seconds:.0f}s: {out}/scenarios.json, scenarios.md")
     return 0
 

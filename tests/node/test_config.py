@@ -31,6 +31,10 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["p2p.mdns=1"], "p2p.mdns: expected true or false"),
     (["rounds"], "expected section.key=value"),
     (["data.dataset=csv"], "data.csv_path: required"),
+    (["model.channels=0"], "model.channels: must be positive"),
+    (["model.channels=65"], "model.channels: must be at most 64"),
+    (["training.personalise_epochs=-1"], "training.personalise_epochs: must not be negative"),
+    (["swarm.merge=best"], "swarm.merge: 'best' ranks models on a published validation set"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
