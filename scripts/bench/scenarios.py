@@ -103,7 +103,7 @@ def run_scenario(name: str, seeds: list[int], rounds: int | None, runs: Path) ->
     per_seed = []
     for seed in seeds:
         plan = B.SwarmPlan(**{**scenario.plan, **({"rounds": rounds} if rounds else {})}, seed=seed,
-                           in_process=True, round_timeout=20.0, node_overrides=scenario.node_settings,
+                           in_process=True, round_timeout=60.0, node_overrides=scenario.node_settings,
                            out=runs / f"{name}-s{seed}")
         row: dict = {"seed": seed}
         for merge in scenario.compare:
