@@ -98,11 +98,13 @@ def swarm_on_published(run: B.SwarmRun) -> float | None:
     return float(np.mean(scores)) if scores else None
 
 
-def run_scenario(name: str, seeds: list[int], rounds: int | None, runs: Path) -> dict:
+def run_scenario(name: str, seeds: list[int], changes: dict, runs: Path) -> dict:
+    """Every merge rule the scenario compares, local-only and central, per seed; `changes` are
+    SwarmPlan fields that override the scenario's."""
     scenario = SCENARIOS[name]
     per_seed = []
     for seed in seeds:
-        plan = B.SwarmPlan(**{**scenario.plan, **({"rounds": rounds} if rounds else {})}, seed=seed,
+        plan = B.SwarmPlan(**{**scenario.plan, **changes}, seed=seed,
                            in_process=True, round_timeout=60.0, node_overrides=scenario.node_settings,
                            out=runs / f"{name}-s{seed}")
         row: dict = {"seed": seed}
@@ -186,7 +188,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = B.bench_arguments(__doc__, "runs/bench/scenarios", "one seed, 3 rounds, ecg-anomaly only")
+    ap = B.bench_arguments(__doc__, "runs/bench/scenarios", "one seed, 2 nodes, 2 rounds, ecg-anomaly only")
     ap.add_argument("--scenario", action="append", choices=tuple(SCENARIOS), help="(repeatable) default: all")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=None, help="override each scenario's rounds")
@@ -196,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     # "evaluation-layer" is ecg-rhythm with the best rule, which the ecg-rhythm table compares already
     names = ["ecg-anomaly"] if args.quick else (args.scenario or ["ecg-rhythm", "ecg-anomaly", "wearable"])
     seeds = [0] if args.quick else list(range(args.seeds))
-    results = {n: run_scenario(n, seeds, 3 if args.quick else args.rounds, Path(args.runs)) for n in names}
+    changes = {"nodes": 2, "rounds": 2} if args.quick else ({"rounds": args.rounds} if args.rounds else {})
+    results = {n: run_scenario(n, seeds, changes, Path(args.runs)) for n in names}
     seconds = time.monotonic() - started
     meta = {"command": "python -m scripts.bench.scenarios " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seconds": seconds, "machine": B.machine()}

@@ -101,3 +101,17 @@ def test_bench_contribution_quick(tmp_path: Path) -> None:
     assert heart["geometry"]["concurrent"]["max"] < data["thresholds"]["copy_cos"]
     assert _prob(heart["switzerland"]["accuracy_with"]["mean"])
     assert (out / "contribution.md").read_text().startswith("# Checkable contribution scores")
+
+
+def test_bench_scenarios_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.scenarios", tmp_path)
+    data = json.loads((out / "scenarios.json").read_text())
+    result = data["results"]["ecg-anomaly"]
+    assert result["methods"] == ["swarm_mean", "local", "central"]
+    seed = result["per_seed"][0]
+    assert seed["swarm_mean"]["heard"] == seed["swarm_mean"]["expected"] == 2 * 1 * 2
+    assert seed["swarm_mean"]["audit_ok"] is True
+    for method in result["methods"]:
+        assert _prob(seed[method]["node_mean"]) and _prob(seed[method]["published"]), method
+    assert (out / "scenarios.md").read_text().startswith("# Clinical scenarios")
+    assert (out / "scenarios.png").stat().st_size > 1000
