@@ -109,7 +109,7 @@ class Scenario:
 
 
 _WATCH_DATA = ("real: seglearn 1.2.5 smartwatch exercise recordings (BSD-3-Clause), 10 subjects; "
-               "subjects 1-3 train the starting model, subjects 4-10 are the nodes")
+               "subjects 1-3 train the starting model, subjects 4 onwards are the nodes")
 _ECG_DATA = "generated: physiokit 0.10.1 synthetic ECG (BSD-3-Clause), seeded, no download"
 SCENARIOS: dict[str, Scenario] = {
     "ecg-rhythm": Scenario(

@@ -140,6 +140,12 @@ def run_scenario(name: str, seeds: list[int], changes: dict, runs: Path) -> dict
 LABELS = {"local": "local only", "central": "central (pooled)"}
 
 
+def _swarm_label(method: str) -> str:
+    """"swarm_mean" -> "swarm (mean)"; "swarm_mean_personalised" -> "swarm (mean) + personalised"."""
+    rule, _, extra = method.removeprefix("swarm_").partition("_")
+    return f"swarm ({rule})" + (f" + {extra}" if extra else "")
+
+
 def markdown(results: dict, meta: dict) -> str:
     lines = ["# Clinical scenarios", "",
              f"Command: `{meta['command']}`; {meta['seconds']:.0f} s on {meta['machine']['cpus']} CPUs. "
@@ -152,7 +158,7 @@ def markdown(results: dict, meta: dict) -> str:
                   f"{', '.join(res['node_settings'])}; {len(res['seeds'])} seed(s).", "",
                   "| method | acc, own test rows | acc, published set |", "|---|---|---|"]
         for m in res["methods"]:
-            label = LABELS.get(m, "swarm (" + m.removeprefix("swarm_").replace("_", ") + ") + ")")
+            label = LABELS.get(m) or _swarm_label(m)
             lines.append(f"| {label} | {B.fmt_ms(s[m]['node_mean'])} | {B.fmt_ms(s[m]['published'])} |")
         lines.append("")
     return "\n".join(lines)
@@ -175,7 +181,7 @@ def plot(results: dict, path: Path) -> None:
             means = [st["mean"] if st["mean"] is not None else np.nan for st in stats]
             errs = [st["std"] or 0.0 for st in stats]
             ax.bar(xs + (k - 0.5) * 0.38, means, 0.38, yerr=errs, capsize=2, label=label, color=f"C{k}")
-        ax.set_xticks(xs, [LABELS.get(m, m.removeprefix("swarm_").replace("_", "+")) for m in methods],
+        ax.set_xticks(xs, [LABELS.get(m) or _swarm_label(m) for m in methods],
                       rotation=30, ha="right", fontsize=7)
         ax.set_ylim(0, 1.0)
         ax.set_title(name, fontsize=9)
