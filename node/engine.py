@@ -91,7 +91,8 @@ class SwarmNode:
         swarm = config.swarm
         self.pipeline = UpdatePipeline(learner.shapes, max_blob, swarm.codec, self._committed,
                                        privacy=stage_by_name(PRIVACY, swarm.privacy),
-                                       compression=stage_by_name(COMPRESSION, swarm.compression))
+                                       compression=stage_by_name(COMPRESSION, swarm.compression,
+                                                                 fraction=swarm.compression_fraction))
         self.stats_intake = BlobIntake(stats_shapes(n), max_blob, lambda ann, t: FeatureStats.from_tensors(t),
                                        max_abs=STATS_MAX_ABS)
         model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t,
@@ -233,7 +234,8 @@ class SwarmNode:
         deadline = await self.duties.round_deadline(r, self.round_duration)
         if out is not None and (committed or not self.behaviour.commits):
             with timer("share"):
-                await self.exchange.announce("update", r, out.blob, out.update.samples, cfg.codec, until=deadline)
+                await self.exchange.announce("update", r, out.blob, out.update.samples, self.pipeline.codec,
+                                             until=deadline)
             if not self.behaviour.serves:
                 self.host.unserve(out.digest)
         with timer("collect"):
