@@ -89,6 +89,7 @@ class BlobIntake(Generic[T]):
         self.shapes = dict(shapes)
         self.max_bytes = max_bytes
         self.max_abs = max_abs  # bound on every decoded value (p2p.codec)
+        self.codec: str | None = None  # when set, the only wire codec accepted
         self._convert = convert
         self._verify = verify
 
@@ -98,7 +99,8 @@ class BlobIntake(Generic[T]):
 
     def decode(self, blob: bytes) -> Tensors:
         try:
-            return decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes, max_abs=self.max_abs)
+            return decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes, max_abs=self.max_abs,
+                                 codec=self.codec)
         except CodecError as exc:
             raise Rejected(f"undecodable: {exc}") from None
 
@@ -119,7 +121,7 @@ class UpdatePipeline(BlobIntake[Update]):
         super().__init__(shapes, max_bytes, self._validate, self._check_commitment)
         self.privacy = privacy or NoPrivacy()
         self.compression = compression or NoCompression()
-        self.codec = self.compression.wire_codec(codec)  # what the announcements name
+        self.codec = self.compression.wire_codec(codec)  # the only codec sent and accepted
         self._committed = committed
         self._last: tuple[bytes, Tensors] | None = None  # the last prepared blob, decoded
 
@@ -133,7 +135,8 @@ class UpdatePipeline(BlobIntake[Update]):
         private = self.privacy.outgoing(delta, round_no)
         blob = encode_update(self.compression.outgoing(private, round_no), self.codec)
         # CodecError, not Rejected, as from encoding: the caller sits the round out.
-        decoded = decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes, max_abs=self.max_abs)
+        decoded = decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes, max_abs=self.max_abs,
+                                codec=self.codec)
         self.compression.sent(decoded)
         self._last = (blob, decoded)
         return blob

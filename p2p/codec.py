@@ -158,13 +158,15 @@ def decode_update(
     max_bytes: int = 256 * 2**20,
     max_abs: float = MAX_ABS,
     max_elements: int | None = None,
+    codec: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Strictly decode bytes made by :func:`encode_update`; always returns float32 arrays.
 
     ``expected`` (name -> shape), when given, must match the header exactly (same names, same
     shapes; order free); it is checked before any payload byte is read. ``max_abs`` bounds every
     value's magnitude. ``max_elements`` defaults to the most that ``max_bytes`` can hold (in
-    float16). Raises a :class:`CodecError` subclass on anything else.
+    float16). ``codec``, when given, is the only codec accepted (a task fixes its codec).
+    Raises a :class:`CodecError` subclass on anything else.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BadHeader(f"expected bytes, got {type(data).__name__}")
@@ -174,7 +176,10 @@ def decode_update(
         raise BadHeader("expected a contiguous byte buffer") from None
     if len(view) > max_bytes:
         raise LimitExceeded(f"update of {len(view)} bytes exceeds the limit of {max_bytes}")
-    codec, entries, offset = _read_header(view, max_bytes // 2 if max_elements is None else max_elements)
+    found, entries, offset = _read_header(view, max_bytes // 2 if max_elements is None else max_elements)
+    if codec is not None and found != codec:
+        raise BadHeader(f"codec {found} where this task uses {codec}")
+    codec = found
     if expected is not None:
         _check_expected(entries, expected)
     if codec in DENSE:

@@ -96,3 +96,12 @@ def test_ternary_sends_one_magnitude_per_tensor() -> None:
     for v in decoded.values():
         assert len(np.unique(np.abs(v[v != 0]))) == 1
     assert isinstance(pipeline.compression, Ternary)
+
+
+def test_a_blob_in_another_codec_than_the_tasks_is_rejected() -> None:
+    from node.pipeline import Rejected
+    from p2p.codec import encode_update
+
+    ternary = _pipeline("ternary")
+    with pytest.raises(Rejected, match="codec f32 where this task uses ternary"):
+        ternary.decode(encode_update(_delta(5), "f32"))
