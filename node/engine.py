@@ -14,6 +14,7 @@ pieces live next door: `pipeline`, `exchange`, `chainduties`, `consensus`, `reco
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from .attacks import Context, behaviour_by_name
 from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, split_bundle, stats_shapes
 from .chainduties import FLAGGED, ChainDuties, on_trio_clock
 from .chainwriter import ChainWriter
+from .commitbook import CommitmentBook
 from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
 from .consensus import MergeRecord, ModelConsensus
@@ -85,6 +87,8 @@ class SwarmNode:
         self._bundle_shapes = bundle_shapes(learner.shapes, n)
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
+        self.commitments = CommitmentBook(lambda r: self.duties.read(
+            f"read round {r} commitments", partial(ledger.commitments, self.task, r)))
         self.reveal = RevealRule(self.duties.round_state, lambda: self.members, self.log)
         self.exchange = Exchange(host, self.inbox, config.p2p.swarm, lambda: self.members, self.log, max_blob,
                                  release_for=lambda kind, r: self.reveal.for_round(r) if kind == "update" else None)
@@ -215,7 +219,7 @@ class SwarmNode:
         """What the announcing member committed on chain for the announced round (which also
         tells the reveal rule that it may have this round's updates)."""
         address = self.members[ann.sender].address
-        on_chain = await self.duties.commitment(ann.round, address)
+        on_chain = await self.commitments.digest(ann.round, address)
         if on_chain is not None:
             self.reveal.note_committed(ann.round, address)
         return on_chain

@@ -25,6 +25,7 @@ Writes compression.json and compression.md into --out.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -99,9 +100,9 @@ def summarise(results: dict) -> None:
 
 def markdown(results: dict, meta: dict) -> str:
     lines = ["# Compressed updates", "",
-             f"In-process swarm (real learners, pipelines, median merge, contribution scores); "
+             f"In-process swarm (real learners, pipelines, contribution scores); "
              f"compression fraction {meta['fraction']}; final accuracy = mean of the last {FINAL_WINDOW} rounds; "
-             f"target = float32 final accuracy - 1 point. Load average at start: {meta['machine'].get('load')}.", ""]
+             f"target = float32 final accuracy - 1 point. Load average at start: {meta['load']}.", ""]
     for label, runs in results.items():
         n = runs["none/median"]["parameters"]
         lines += [f"## {label}: {n:,} parameters, {meta['rounds'][label]} rounds", "",
@@ -121,6 +122,7 @@ def markdown(results: dict, meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = B.bench_arguments(__doc__, "runs/bench-compression", "2 rounds per setting, a 64-wide mlp for the wide one").parse_args(argv)
     B.quiet()
+    load = round(os.getloadavg()[0], 2)
     results: dict = {}
     chosen = settings(args.quick, Path(args.runs))
     for setting in chosen:
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 B.say(f"{setting.label} {codec} {merge}: {run['bytes_per_round']:,.0f} B/round, final acc "
                       f"{run['final_accuracy']:.3f}, flags {run['flags']}, {run['seconds']:.0f}s")
     summarise(results)
-    meta = {"machine": B.machine(), "fraction": 0.01, "rounds": {s.label: s.rounds for s in chosen}}
+    meta = {"machine": B.machine(), "load": load, "fraction": 0.01, "rounds": {s.label: s.rounds for s in chosen}}
     publish(Path(args.out), "compression", {"meta": meta, "results": results}, markdown(results, meta))
     print(markdown(results, meta))
     B.say(f"compression benchmark done: {args.out}/compression.json, compression.md")

@@ -14,6 +14,7 @@ round and the seconds the run took. Writes sampling.json and sampling.md into --
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,8 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=20)
     args = ap.parse_args(argv)
     B.quiet()
-    import os
-
     load = os.getloadavg()[0]
     results = []
     if args.quick:

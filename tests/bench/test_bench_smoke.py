@@ -125,3 +125,10 @@ def test_bench_sampling_quick(tmp_path: Path) -> None:
     assert everyone["spread"][-1] == 0.0 and 0.0 < sampled["spread"][-1] < 0.5
     assert sampled["bytes_per_node_round"] * 7 == everyone["bytes_per_node_round"] * 3
     assert _prob(everyone["final_accuracy"]) and _prob(sampled["final_accuracy"])
+
+
+def test_bench_chainreads_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.chainreads", tmp_path)
+    (row,) = json.loads((out / "chainreads.json").read_text())["rows"]
+    assert row["members"] == 4 and row["per_peer"]["reads"] == 3 and row["per_round"]["reads"] == 1
+    assert row["per_peer"]["seconds"] > 0 and row["per_round"]["seconds"] > 0
