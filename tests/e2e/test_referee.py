@@ -34,7 +34,10 @@ def _plan(out: Path, **kw) -> SwarmPlan:
 
 @pytest.mark.slow
 def test_the_referee_decides_a_half_and_half_split_and_the_colluders_are_slashed(tmp_path: Path) -> None:
-    report = LocalSwarm(_plan(tmp_path, referee=True), say=quiet).run()
+    # Merges weigh members by reputation too (all 10000 on a fresh ledger): the read at the task's
+    # creation block runs on every node, and the referee's merge must still equal the members'.
+    report = LocalSwarm(_plan(tmp_path, referee=True, node_overrides=("swarm.reputation_weight=true",)),
+                        say=quiet).run()
 
     assert report.audit_ok, report.audit_mismatches
     assert report.rounds == {"credited": list(range(1, ROUNDS + 1))}
