@@ -40,7 +40,9 @@ class RoundRecord:
 class InProcessSwarm:
     """All nodes of `plan` in one process; every node merges every update (all-to-all)."""
 
-    def __init__(self, plan: SwarmPlan, score: bool = True) -> None:
+    def __init__(self, plan: SwarmPlan, score: bool = True, merge: str | None = None) -> None:
+        """`merge`, when given, replaces the plan's rule after the configs are built: how the
+        compression benchmark measures pairs the node config refuses (sparse + median)."""
         import torch
 
         torch.set_num_threads(1)
@@ -50,7 +52,7 @@ class InProcessSwarm:
             s.learner.set_scaling(stats)
         swarm = self.setups[0].config.swarm
         self.codec = swarm.codec
-        self.rule = rule_by_name(swarm.merge)
+        self.rule = rule_by_name(merge or swarm.merge)
         self.contribution = contribution_by_name(swarm.contribution) if score else None
         self.pipelines = [self._pipeline(s) for s in self.setups]
         self.weights = self.setups[0].learner.weights()
