@@ -27,6 +27,8 @@ from .stages import TensorStage, Tensors
 
 __all__ = ["COMPRESSION_STAGES", "ErrorFeedback", "Quantise8", "Ternary", "TopK"]
 
+F16_MAX = float(np.finfo(np.float16).max)  # 65504: the largest value sparse16 carries
+
 
 class ErrorFeedback(TensorStage):
     """Adds last round's untransmitted remainder to the update, and keeps what is left this round."""
@@ -71,7 +73,9 @@ class TopK(ErrorFeedback):
         return "sparse16"
 
     def select(self, tensors: Tensors) -> Tensors:
-        return {k: self._largest(v) for k, v in tensors.items()}
+        # Clipped to what float16 holds: an entry beyond it would make every later round's
+        # update unsendable; clipped, the excess stays in the residual and goes out later.
+        return {k: np.clip(self._largest(v), -F16_MAX, F16_MAX) for k, v in tensors.items()}
 
     def _largest(self, value: np.ndarray) -> np.ndarray:
         flat = value.ravel()

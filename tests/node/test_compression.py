@@ -105,3 +105,14 @@ def test_a_blob_in_another_codec_than_the_tasks_is_rejected() -> None:
     ternary = _pipeline("ternary")
     with pytest.raises(Rejected, match="codec f32 where this task uses ternary"):
         ternary.decode(encode_update(_delta(5), "f32"))
+
+
+def test_an_entry_beyond_float16_goes_out_clipped_and_the_rest_follows() -> None:
+    pipeline = _pipeline("topk", fraction=0.01)
+    delta = {k: np.zeros(s, np.float32) for k, s in SHAPES.items()}
+    delta["fc.bias"][3] = 1e5  # within the codec's bound (1e6), beyond float16
+    first = decode_update(pipeline.prepare(delta, 1), expected=SHAPES)
+    assert first["fc.bias"][3] == 65504.0
+    zero = {k: np.zeros(s, np.float32) for k, s in SHAPES.items()}
+    second = decode_update(pipeline.prepare(zero, 2), expected=SHAPES)
+    assert second["fc.bias"][3] == np.float32(np.float16(1e5 - 65504.0))
