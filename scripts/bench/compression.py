@@ -20,7 +20,8 @@ geometric median. Reported per codec and merge rule:
 - flags: honest updates the contribution rule flagged (free rider, near-copy), and the closest
   any honest update came to those thresholds (largest |cos|, smallest norm / median norm).
 
-Writes compression.json and compression.md into --out.
+Writes compression.json and compression.md into --out (`--name` to change; `--fraction` for
+another top-k share, `--skip-wide` for the two small models only).
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ def settings(quick: bool, out: Path) -> list[Setting]:
     ]
 
 
-def run_codec(setting: Setting, codec: str, merge: str) -> dict:
-    overrides = setting.overrides + (f"swarm.compression={codec}",)
+def run_codec(setting: Setting, codec: str, merge: str, fraction: float) -> dict:
+    overrides = setting.overrides + (f"swarm.compression={codec}", f"swarm.compression_fraction={fraction}")
     # A node's config refuses sparse stages under coordinate-wise rules (what this measures):
     # the configs are built with geomedian and the rule swapped in afterwards.
     plan = B.plan_with(setting.plan, merge="geomedian", node_overrides=overrides)
@@ -123,24 +124,28 @@ def markdown(results: dict, meta: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = B.bench_arguments(__doc__, "runs/bench-compression", "2 rounds per setting, a 64-wide mlp for the wide one").parse_args(argv)
+    ap = B.bench_arguments(__doc__, "runs/bench-compression", "2 rounds per setting, a 64-wide mlp for the wide one")
+    ap.add_argument("--fraction", type=float, default=0.01, help="share of each tensor's entries topk/ternary send")
+    ap.add_argument("--skip-wide", action="store_true", help="only the two small models")
+    ap.add_argument("--name", default="compression", help="report name (compression.json, .md)")
+    args = ap.parse_args(argv)
     B.quiet()
     load = round(os.getloadavg()[0], 2)
     results: dict = {}
-    chosen = settings(args.quick, Path(args.runs))
+    chosen = settings(args.quick, Path(args.runs))[: 2 if args.skip_wide else 3]
     for setting in chosen:
         results[setting.label] = {}
         for merge in MERGES:
             for codec in CODECS:
-                run = run_codec(setting, codec, merge)
+                run = run_codec(setting, codec, merge, args.fraction)
                 results[setting.label][f"{codec}/{merge}"] = run
                 B.say(f"{setting.label} {codec} {merge}: {run['bytes_per_round']:,.0f} B/round, final acc "
                       f"{run['final_accuracy']:.3f}, flags {run['flags']}, {run['seconds']:.0f}s")
     summarise(results)
-    meta = {"machine": B.machine(), "load": load, "fraction": 0.01, "rounds": {s.label: s.rounds for s in chosen}}
-    publish(Path(args.out), "compression", {"meta": meta, "results": results}, markdown(results, meta))
+    meta = {"machine": B.machine(), "load": load, "fraction": args.fraction, "rounds": {s.label: s.rounds for s in chosen}}
+    publish(Path(args.out), args.name, {"meta": meta, "results": results}, markdown(results, meta))
     print(markdown(results, meta))
-    B.say(f"compression benchmark done: {args.out}/compression.json, compression.md")
+    B.say(f"compression benchmark done: {args.out}/{args.name}.json, {args.name}.md")
     return 0
 
 
