@@ -62,11 +62,12 @@ class SwarmConfig:
     absent_after: int = 2  # rounds without a merged update after which a peer is not waited for...
     absent_wait: float = 0.1  # ...beyond this share of the round's duration
     merge: str = "median"  # mean | median | trimmed | geomedian
-    scorer: str = "default"  # default | loo | individual
+    reputation_weight: bool = False  # weighted merges (mean) scale each sender by its on-chain reputation
     contribution: str = "checkable"  # the swarm-wide, checkable score vote (node.contribution.CONTRIBUTIONS)
     codec: str = "f32"  # f32 | f16
     privacy: str = "none"  # the update pipeline's privacy stage (node.pipeline.PRIVACY)
     compression: str = "none"  # the update pipeline's compression stage (node.pipeline.COMPRESSION)
+    compression_fraction: float = 0.01  # topk | ternary: share of each tensor's entries sent per round
     seed: int = 0  # shared by every node: the initial model
     attack: str = "none"  # a hostile behaviour from node.attacks, for robustness experiments only
     attack_factor: float = 100.0
@@ -133,7 +134,6 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .merge import RULES
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
-    from .scoring import SCORERS
     from .training import OPTIMIZERS
 
     return {
@@ -143,7 +143,6 @@ def choices() -> dict[str, tuple[str, ...]]:
         "model.kind": MODEL_KINDS,
         "training.optimizer": OPTIMIZERS,
         "swarm.merge": tuple(RULES),
-        "swarm.scorer": tuple(SCORERS),
         "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,
         "swarm.privacy": tuple(PRIVACY),
@@ -156,6 +155,11 @@ POSITIVE = {
     "data.n_nodes", "data.alpha", "model.hidden", "model.channels", "training.epochs", "training.batch_size",
     "training.lr", "swarm.rounds", "swarm.stats_timeout", "swarm.absent_after", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
 }
+
+
+# Sparse compression stages, and the merge rules under which they stall (see _check_ranges).
+SPARSE_COMPRESSION = {"topk", "ternary"}
+COORDINATE_WISE_MERGES = {"median", "trimmed"}
 
 
 # Accepted TOML types per setting type; bool is an int in Python, so it is kept out explicitly.
@@ -247,6 +251,13 @@ def _check_ranges(config: NodeConfig) -> None:
         raise ConfigError("name: must not be empty")
     if not 0.0 < config.data.validation_fraction < 0.9:
         raise ConfigError("data.validation_fraction: must lie between 0 and 0.9")
+    if not 0.0 < config.swarm.compression_fraction <= 1.0:
+        raise ConfigError("swarm.compression_fraction: must lie in (0, 1] (a share of each tensor's entries)")
+    if config.swarm.compression in SPARSE_COMPRESSION and config.swarm.merge in COORDINATE_WISE_MERGES:
+        # Measured (scripts.bench.compression): each node's top-k positions differ, and a
+        # coordinate-wise rule keeps a coordinate only where most nodes sent it: learning stalls.
+        raise ConfigError(f"swarm.compression: {config.swarm.compression} updates need a merge rule that keeps "
+                          f"whole vectors (geomedian or mean), not {config.swarm.merge}")
     if not 0.0 <= config.swarm.absent_wait <= 1.0:
         raise ConfigError("swarm.absent_wait: must lie between 0 and 1 (a share of the round's duration)")
     if not 0.0 < config.data.test_fraction < 0.9:

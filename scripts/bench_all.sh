@@ -14,6 +14,9 @@ start=$(date +%s)
 "$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 "$PY" -m scripts.bench.contribution --out "$OUT" --runs "$RUNS/contribution" "$@"
 "$PY" -m scripts.bench.incentives --out "$OUT" --runs "$RUNS/incentives" "$@"
+"$PY" -m scripts.bench.compression --out "$OUT" --runs "$RUNS/compression" "$@"
+"$PY" -m scripts.bench.sampling --out "$OUT" --runs "$RUNS/sampling" "$@"
+"$PY" -m scripts.bench.chainreads --out "$OUT" --runs "$RUNS/chainreads" "$@"
 "$PY" -m scripts.bench.scenarios --out "$OUT" --runs "$RUNS/scenarios" "$@"
 secs=$(( $(date +%s) - start ))
 {
@@ -21,7 +24,7 @@ secs=$(( $(date +%s) - start ))
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  for part in learning systems robustness contribution incentives scenarios; do
+  for part in learning systems robustness contribution incentives compression sampling chainreads scenarios; do
     sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
     echo
   done

@@ -35,6 +35,11 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["model.channels=65"], "model.channels: must be at most 64"),
     (["training.personalise_epochs=-1"], "training.personalise_epochs: must not be negative"),
     (["swarm.merge=best"], "swarm.merge: 'best' ranks models on a published validation set"),
+    (["swarm.compression=zip"], "swarm.compression: 'zip' is not one of"),
+    (["swarm.compression_fraction=0"], "swarm.compression_fraction: must lie in (0, 1]"),
+    (["swarm.compression_fraction=1.5"], "swarm.compression_fraction: must lie in (0, 1]"),
+    (["swarm.compression=ternary"], "swarm.compression: ternary updates need a merge rule that keeps whole vectors"),
+    (["swarm.compression=topk", "swarm.merge=trimmed"], "swarm.compression: topk updates need"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
