@@ -30,6 +30,7 @@ class NodeRow:
     flagged: tuple[int, ...] = ()  # rounds whose winning vote flagged this node
     deviant: tuple[int, ...] = ()  # rounds in which this node voted against the winner
     slashed_wei: int = 0
+    personalised_accuracy: float | None = None  # the swarm model with this node's own output layer
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class SwarmReport:
                 model_digest=summary["model_digest"] if summary else "",
                 finished=summary is not None,
                 flagged=tuple(flagged.get(address, ())), deviant=tuple(deviant.get(address, ())),
-                slashed_wei=slashed.get(address, 0)))
+                slashed_wei=slashed.get(address, 0),
+                personalised_accuracy=summary.get("personalised_accuracy") if summary else None))
         pool = int(task.received) if task.closed else int(plan.pool_eth * WEI_PER_ETH)
         plan_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(plan).items()}
         return cls(plan=plan_dict, contract=prov.contract, task_id=prov.task_id, rows=tuple(rows),
@@ -116,6 +118,11 @@ class SwarmReport:
         lines.append("-" * len(head))
         lines.append(f"{'mean':<16}{_pct(self.mean_swarm_accuracy):>10}{_pct(self.mean_local_accuracy):>10}"
                      f"{sum(r.contribution for r in self.rows):>14}{self.pool_wei / WEI_PER_ETH:>14.6f}")
+        personal = [r for r in self.rows if r.personalised_accuracy is not None]
+        if personal:
+            lines.append("personalised (output layer fine-tuned on own rows): "
+                         + ", ".join(f"{r.name} {_pct(r.personalised_accuracy)}" for r in personal)
+                         + f"; mean {_pct(_mean([r.personalised_accuracy for r in personal]))}")
         digests = {r.model_digest for r in self.rows if r.finished}
         lines.append(f"pool {self.pool_wei} wei = payouts {self.pool_wei - self.dust_wei} + dust {self.dust_wei}")
         if self.rounds:

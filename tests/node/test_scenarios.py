@@ -113,3 +113,17 @@ def test_scenario_settings_are_defaults_that_options_override() -> None:
         plan.validate()
         config = plan.node_config(1, Path("/tmp/x"), "0x" + "11" * 20, "http://127.0.0.1:1", 1, "/ip4/127.0.0.1/tcp/0", ())
         assert config.data.dataset == scenario.plan["dataset"] and config.model.kind == "cnn1d", name
+
+
+def test_the_report_shows_personalised_accuracy_when_nodes_have_it() -> None:
+    from node.report import NodeRow, SwarmReport
+
+    def row(name: str, personal: float | None) -> NodeRow:
+        return NodeRow(name, 0.8, 0.9, 1, 0, "0xab", True, personalised_accuracy=personal)
+
+    def report(*rows: NodeRow) -> SwarmReport:
+        return SwarmReport({}, "0x0", 1, rows, 0, 0, True, (), {}, 1.0)
+
+    table = report(row("subject4", 0.75), row("subject5", 0.95)).table()
+    assert "personalised (output layer fine-tuned on own rows): subject4 75.0%, subject5 95.0%; mean 85.0%" in table
+    assert "personalised" not in report(row("a", None)).table()
