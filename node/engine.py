@@ -33,6 +33,7 @@ from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
 from .consensus import MergeRecord, ModelConsensus
 from .contribution import contribution_by_name
+from .dp import BudgetExhausted
 from .exchange import Exchange
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
@@ -132,6 +133,11 @@ class SwarmNode:
         self.log.info("%d registered members; task %d: %s, quorum %d, rounds end %ds after the first commit; "
                       "updates: %s", len(self.members), self.task, task.model_id, task.quorum,
                       task.round_duration, self.pipeline.describe())
+        if (dp := self.learner.dp) is not None:
+            p = dp.plan
+            self.log.info("DP-SGD: budget epsilon %g at delta %.3g (%s), noise multiplier %.3f, clip %g, "
+                          "sampling rate %.3f, %d steps a round", p.epsilon_budget, p.delta, p.accountant,
+                          p.noise_multiplier, p.max_grad_norm, p.sample_rate, p.steps_per_round)
 
     @property
     def peers(self) -> dict[str, Member]:
@@ -225,7 +231,7 @@ class SwarmNode:
         cfg = self.config.swarm
         timer = PhaseTimer()
         with timer("train"):
-            delta = await trio.to_thread.run_sync(self.learner.train_update, r)
+            delta = await self._train(r)
         await self.behaviour.each_round(r, self._attack_context())
         out = await self._own_update(r, delta)
         with timer("commit"):
@@ -352,9 +358,21 @@ class SwarmNode:
         if ours is not None and not self._peers_agree(r, ours.digest):
             await trio.sleep_until(min(until, trio.current_time() + SETTLE_SECONDS))
 
-    async def _own_update(self, r: int, delta: Tensors) -> Outgoing | None:
+    async def _train(self, r: int) -> Tensors | None:
+        """This round's local update; None once training would exceed the node's DP budget."""
+        try:
+            return await trio.to_thread.run_sync(self.learner.train_update, r)
+        except BudgetExhausted as exc:
+            self.log.warning("round %d: privacy budget reached (%s; spent %.3f): no more training, this node "
+                             "now only follows the swarm's model", r, exc, self.learner.epsilon_spent)
+            return None
+
+    async def _own_update(self, r: int, delta: Tensors | None) -> Outgoing | None:
         """This round's bytes and the update as peers will decode them; None when the update
-        cannot be sent (training diverged to values the codec refuses): the node sits it out."""
+        cannot be sent (training diverged to values the codec refuses, or the DP budget is
+        spent): the node sits it out."""
+        if delta is None:
+            return None
         samples = len(self.learner.fit)
         try:
             blob = await self.behaviour.update_blob(r, delta, self._attack_context())

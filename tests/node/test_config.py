@@ -13,7 +13,9 @@ from node.config import ConfigError, config_from_mapping, dump_config, load_conf
 def test_overrides_apply_and_round_trip_through_toml() -> None:
     config = config_from_mapping(
         {"name": "cleveland", "swarm": {"rounds": 3}},
-        ["data.hospital=Hungary", "swarm.merge=median", 'p2p.bootstrap=["/ip4/127.0.0.1/tcp/1"]'])
+        ["data.hospital=Hungary", "swarm.merge=median", 'p2p.bootstrap=["/ip4/127.0.0.1/tcp/1"]',
+         "dp.epsilon=3", "dp.accountant=prv"])
+    assert (config.dp.epsilon, config.dp.accountant, config.dp.delta) == (3.0, "prv", 0.0)
     assert config.data.hospital == "Hungary"
     assert config.swarm.merge == "median"
     assert config.swarm.rounds == 3
@@ -31,6 +33,11 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["p2p.mdns=1"], "p2p.mdns: expected true or false"),
     (["rounds"], "expected section.key=value"),
     (["data.dataset=csv"], "data.csv_path: required"),
+    (["dp.epsilon=-1"], "dp.epsilon: must not be negative"),
+    (["dp.delta=1.5"], "dp.delta: must lie in"),
+    (["dp.max_grad_norm=0"], "dp.max_grad_norm: must be positive"),
+    (["dp.accountant=gdp"], "dp.accountant: 'gdp' is not one of"),
+    (["dp.noise_multiplier=-0.5"], "dp.noise_multiplier: must not be negative"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
