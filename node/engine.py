@@ -33,7 +33,7 @@ from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
 from .consensus import MergeRecord, ModelConsensus
 from .contribution import contribution_by_name
-from .dp import BudgetExhausted
+from .dp import BudgetExhausted, privacy_conflict
 from .exchange import Exchange
 from .inbox import Inbox
 from .learner import Learner, Tensors, add
@@ -133,6 +133,8 @@ class SwarmNode:
         self.log.info("%d registered members; task %d: %s, quorum %d, rounds end %ds after the first commit; "
                       "updates: %s", len(self.members), self.task, task.model_id, task.quorum,
                       task.round_duration, self.pipeline.describe())
+        if (conflict := privacy_conflict(task.privacy, self.learner.dp)) is not None:
+            raise NodeError(f"task {self.task}: {conflict}")
         if (dp := self.learner.dp) is not None:
             p = dp.plan
             self.log.info("DP-SGD: budget epsilon %g at delta %.3g (%s), noise multiplier %.3f, clip %g, "
@@ -197,7 +199,7 @@ class SwarmNode:
         # ones, so that every node computes bit-identical scaling (and identical model bundles).
         own = FeatureStats.from_tensors(self.stats_intake.decode(blob))
         deadline = trio.current_time() + self.config.swarm.stats_timeout
-        await self.exchange.announce("stats", 0, blob, len(self.learner.fit), "f32", until=deadline)
+        await self.exchange.announce("stats", 0, blob, self.learner.announced_samples, "f32", until=deadline)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_for_swarm_ahead)
             collected = await self.exchange.collect("stats", 0, self.stats_intake, deadline,
@@ -235,7 +237,8 @@ class SwarmNode:
         await self.behaviour.each_round(r, self._attack_context())
         out = await self._own_update(r, delta)
         with timer("commit"):
-            committed = out is not None and self.behaviour.commits and await self.duties.commit(r, out.digest)
+            epsilon = self.learner.epsilon_spent  # cumulative, this round's training included
+            committed = out is not None and self.behaviour.commits and await self.duties.commit(r, out.digest, epsilon)
         deadline = await self.duties.round_deadline(r, self.round_duration)
         if out is not None and (committed or not self.behaviour.commits):
             with timer("share"):
@@ -271,7 +274,7 @@ class SwarmNode:
             self.duties.round_done(r, committed, scores, digest(bundle_blob))
             if r == cfg.rounds:  # no next commit will carry the attestation: the settling needs it now
                 self.duties.flush()
-            await self.exchange.announce("model", r, bundle_blob, len(self.learner.fit), "f32")
+            await self.exchange.announce("model", r, bundle_blob, self.learner.announced_samples, "f32")
         report = self.recorder.round(r, self.weights, committed, len(received), len(self.peers), scores, timer)
         self.log.info(report.line(cfg.rounds))
 
@@ -333,7 +336,7 @@ class SwarmNode:
         scores = await trio.to_thread.run_sync(self._vote, self._merged)
         if self.duties.revise(r, scores, digest(blob)):
             self.log.info("round %d: vote recomputed with the late update(s)", r)
-        await self.exchange.announce("model", r, blob, len(self.learner.fit), "f32")
+        await self.exchange.announce("model", r, blob, self.learner.announced_samples, "f32")
         self.log.warning("round %d: merged again with %s's committed update(s), which arrived late", r,
                          ", ".join(self._name(u.sender) for u in late))
         return True
@@ -373,7 +376,7 @@ class SwarmNode:
         spent): the node sits it out."""
         if delta is None:
             return None
-        samples = len(self.learner.fit)
+        samples = self.learner.announced_samples
         try:
             blob = await self.behaviour.update_blob(r, delta, self._attack_context())
         except CodecError as exc:

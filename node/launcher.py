@@ -27,10 +27,10 @@ from incentive.audit import audit
 from incentive.chain import connect, dev_keys, send_value
 from incentive.deploy import NewMember, TaskPlan, deploy_ledger
 from incentive.keys import load_key, write_key
-from incentive.ledger import Ledger
+from incentive.ledger import Ledger, PrivacyTerms
 from p2p.identity import peer_id_for_key_file
 
-from .config import NodeConfig, config_from_mapping, dump_config
+from .config import DpConfig, NodeConfig, config_from_mapping, dump_config
 from .datasets import DATASETS, HEART_HOSPITALS
 from .report import SwarmReport, write_report
 from .rundir import RunFolder
@@ -137,6 +137,13 @@ class Provisioned:
         return tuple(RunFolder(d) for d in self.node_dirs)
 
 
+def privacy_terms(dp: DpConfig) -> PrivacyTerms | None:
+    """The task's on-chain privacy terms from the nodes' `[dp]` settings (None: DP off)."""
+    if dp.epsilon <= 0:
+        return None
+    return PrivacyTerms(dp.epsilon, dp.delta, dp.noise_multiplier, dp.max_grad_norm, dp.accountant)
+
+
 def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], None]) -> Provisioned:
     """Create node keys, deploy the ledger, register the members, open and fund the task."""
     admin_key, sponsor_key = dev_keys(w3, 2)
@@ -155,7 +162,8 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
         addresses.append(account.address)
     quorum = max(2, plan.nodes // 2 + 1)
     task = TaskPlan(quorum=quorum, model_id=f"{plan.dataset}/{plan.model}",
-                    round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH))
+                    round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH),
+                    privacy=privacy_terms(plan.node_config(0, run_dir, "", "", 1, "", ()).dp))
     members = [NewMember(address, pid, name) for name, pid, address in zip(names, peer_ids, addresses)]
     deployed = deploy_ledger(w3, admin, members, task, sponsor=sponsor)
     say(f"ledger deployed at {deployed.address}")

@@ -72,6 +72,12 @@ class Learner:
             load_numpy_state(self.model, weights)
 
     @property
+    def announced_samples(self) -> int:
+        """The training-row count this node announces (and merges itself with): two significant
+        digits. It is a merge weight; the exact cohort size adds nothing to the model (docs/privacy.md)."""
+        return coarse_count(len(self.fit))
+
+    @property
     def epsilon_spent(self) -> float:
         """The privacy this node's training has spent so far (0 without DP)."""
         return 0.0 if self.dp is None else self.dp.spent
@@ -114,6 +120,14 @@ class Learner:
                     batch_size=t.batch_size, lr=t.lr, seed=t.seed, optimizer=t.optimizer,
                     weight_decay=t.weight_decay)
         return evaluate(model, scaler.transform(self.data.test.x), self.data.test.y)
+
+
+def coarse_count(n: int) -> int:
+    """`n` rounded to two significant digits (at least 1): 7 -> 7, 114 -> 110, 1234 -> 1200."""
+    if n < 100:
+        return max(1, n)
+    unit = 10 ** (len(str(n)) - 2)
+    return max(unit, (n + unit // 2) // unit * unit)
 
 
 def dp_trainer(config: NodeConfig, n_rows: int) -> DpSgd | None:
