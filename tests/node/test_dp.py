@@ -10,7 +10,8 @@ import torch
 
 from node.config import config_from_mapping
 from node.datasets import load_node_data
-from node.dp import BudgetExhausted, DpSgd, epsilon_spent, plan_for
+from incentive.ledger import PrivacyTerms
+from node.dp import BudgetExhausted, DpSgd, epsilon_spent, plan_for, privacy_conflict
 from node.learner import Learner, coarse_count
 from node.models import build_model, state_to_numpy
 
@@ -102,3 +103,16 @@ def test_the_learner_trains_with_dp_from_its_config_and_reports_epsilon() -> Non
 def test_announced_sample_counts_keep_two_significant_digits() -> None:
     assert [coarse_count(n) for n in (0, 7, 99, 100, 114, 115, 303, 1234, 99_999)] == \
         [1, 7, 99, 100, 110, 120, 300, 1200, 100_000]
+
+
+def test_a_node_refuses_a_task_whose_privacy_terms_its_settings_break() -> None:
+    dp = DpSgd(plan_for(n_rows=120, batch_size=16, epochs=1, rounds=5, epsilon=3.0, noise_multiplier=1.2))
+    assert privacy_conflict(None, dp) is None and privacy_conflict(None, None) is None
+    assert privacy_conflict(PrivacyTerms(epsilon=3.0), dp) is None
+    assert privacy_conflict(PrivacyTerms(epsilon=3.0, noise_multiplier=1.0, max_grad_norm=1.0), dp) is None
+    assert "DP is off" in privacy_conflict(PrivacyTerms(epsilon=3.0), None)
+    assert "exceeds the task's budget" in privacy_conflict(PrivacyTerms(epsilon=2.0), dp)
+    assert "below the task's" in privacy_conflict(PrivacyTerms(epsilon=3.0, noise_multiplier=1.5), dp)
+    assert "clipping norm" in privacy_conflict(PrivacyTerms(epsilon=3.0, max_grad_norm=0.5), dp)
+    assert "accountant" in privacy_conflict(PrivacyTerms(epsilon=3.0, accountant="prv"), dp)
+    assert "delta" in privacy_conflict(PrivacyTerms(epsilon=3.0, delta=1e-5), dp)
