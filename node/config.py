@@ -71,7 +71,7 @@ class SwarmConfig:
     absent_after: int = 2  # rounds without a merged update after which a peer is not waited for...
     absent_wait: float = 0.1  # ...beyond this share of the round's duration
     merge: str = "median"  # mean | median | trimmed | geomedian
-    scorer: str = "default"  # default | loo | individual
+    reputation_weight: bool = False  # weighted merges (mean) scale each sender by its on-chain reputation
     contribution: str = "checkable"  # the swarm-wide, checkable score vote (node.contribution.CONTRIBUTIONS)
     codec: str = "f32"  # f32 | f16
     privacy: str = "none"  # the update pipeline's privacy stage (node.pipeline.PRIVACY)
@@ -144,7 +144,6 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .merge import RULES
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
-    from .scoring import SCORERS
     from .training import OPTIMIZERS
 
     return {
@@ -155,7 +154,6 @@ def choices() -> dict[str, tuple[str, ...]]:
         "training.optimizer": OPTIMIZERS,
         "dp.accountant": ACCOUNTANTS,
         "swarm.merge": tuple(RULES),
-        "swarm.scorer": tuple(SCORERS),
         "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,
         "swarm.privacy": tuple(PRIVACY),
