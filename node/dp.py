@@ -34,13 +34,14 @@ from opacus.grad_sample import GradSampleModule
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
-from incentive.ledger import PrivacyTerms
+from incentive.ledger import PrivacyTerms, epsilon_milli
 
 from .training import OPTIMIZERS, TrainStats, _tensor_x
 
 __all__ = ["ACCOUNTANTS", "BudgetExhausted", "DpPlan", "DpSgd", "calibrate_noise", "epsilon_spent", "plan_for", "privacy_conflict"]
 
 ACCOUNTANTS: tuple[str, ...] = ("rdp", "prv")
+MAX_ROUNDS = 100_000  # bounds `DpSgd.resume`'s search
 
 
 class BudgetExhausted(RuntimeError):
@@ -122,6 +123,17 @@ class DpSgd:
     def spent(self) -> float:
         """Epsilon spent so far (the node's cumulative epsilon)."""
         return self.epsilon_after(self.rounds_trained)
+
+    def resume(self, reported: float) -> int:
+        """After a restart: count as trained the rounds behind the cumulative epsilon this node last
+        committed on chain (the privacy spent is that of the updates it released, and every
+        released update was committed first). Returns the rounds counted."""
+        reported_milli = epsilon_milli(reported)
+        k = 0
+        while k < MAX_ROUNDS and reported_milli and epsilon_milli(self.epsilon_after(k + 1)) <= reported_milli:
+            k += 1
+        self.rounds_trained = max(self.rounds_trained, k)
+        return self.rounds_trained
 
     def can_train(self) -> bool:
         """Would one more round stay within the budget?"""

@@ -151,6 +151,10 @@ class SwarmNode:
         if (conflict := privacy_conflict(task.privacy, self.learner.dp)) is not None:
             raise NodeError(f"task {self.task}: {conflict}")
         if (dp := self.learner.dp) is not None:
+            mine = self.ledger.account.address
+            reported = await self.duties.read("read this node's epsilon", partial(self.ledger.epsilon_of, self.task, mine))
+            if dp.resume(reported):
+                self.log.info("DP-SGD: %d round(s) already spent on chain (epsilon %.3f)", dp.rounds_trained, reported)
             p = dp.plan
             self.log.info("DP-SGD: budget epsilon %g at delta %.3g (%s), noise multiplier %.3f, clip %g, "
                           "sampling rate %.3f, %d steps a round", p.epsilon_budget, p.delta, p.accountant,

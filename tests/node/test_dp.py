@@ -116,3 +116,13 @@ def test_a_node_refuses_a_task_whose_privacy_terms_its_settings_break() -> None:
     assert "clipping norm" in privacy_conflict(PrivacyTerms(epsilon=3.0, max_grad_norm=0.5), dp)
     assert "accountant" in privacy_conflict(PrivacyTerms(epsilon=3.0, accountant="prv"), dp)
     assert "delta" in privacy_conflict(PrivacyTerms(epsilon=3.0, delta=1e-5), dp)
+
+
+def test_after_a_restart_the_rounds_behind_the_epsilon_on_chain_count_as_spent() -> None:
+    plan = plan_for(n_rows=120, batch_size=16, epochs=1, rounds=10, epsilon=3.0, noise_multiplier=2.0)
+    before = DpSgd(plan)
+    before.rounds_trained = 3
+    again = DpSgd(plan)
+    assert again.resume(before.spent) == 3 and again.spent == before.spent
+    assert DpSgd(plan).resume(0.0) == 0
+    assert DpSgd(plan).resume(before.epsilon_after(4) - 0.002) == 3  # a report below round 4's
