@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,19 +47,25 @@ class Setting:
     key: str
     title: str
     overrides: tuple[tuple[str, ...], ...]  # per node
+    training: tuple[str, ...] = ()  # for every node of every run (before --set)
 
 
 def settings(quick: bool) -> list[Setting]:
     heart = Setting("heart", "UCI heart disease, 4 real hospitals",
                     tuple(("data.dataset=heart", f"data.hospital={h}") for h in HEART_HOSPITALS))
-    bc = Setting("breast_cancer", "Breast cancer (Wisconsin), 8 IID nodes",
-                 tuple(("data.dataset=breast_cancer", "data.n_nodes=8", f"data.node_index={i}") for i in range(8)))
+    # lr 0.05: the best of lr 0.01 / 0.05, batch 16 + lr 0.03, SGD lr 0.5 at epsilon 8, seed 0 (each
+    # node has ~43 training rows, so a round is 2 noisy steps); heart keeps the default 0.01, which
+    # did better there (0.05: 4 points below non-private at epsilon 8)
+    bc = Setting("breast_cancer", "Breast cancer (Wisconsin), 8 IID nodes, lr 0.05",
+                 tuple(("data.dataset=breast_cancer", "data.n_nodes=8", f"data.node_index={i}") for i in range(8)),
+                 training=("training.lr=0.05",))
     return [heart] if quick else [heart, bc]
 
 
-def configs(setting: Setting, seed: int, epsilon: float, rounds: int, merge: str) -> list[NodeConfig]:
+def configs(setting: Setting, seed: int, epsilon: float, rounds: int, merge: str,
+            training: tuple[str, ...] = ()) -> list[NodeConfig]:
     common = [f"data.seed={seed}", f"training.seed={seed}", f"swarm.seed={seed}", f"swarm.rounds={rounds}",
-              f"swarm.merge={merge}", f"dp.epsilon={0 if math.isinf(epsilon) else epsilon}"]
+              f"swarm.merge={merge}", f"dp.epsilon={0 if math.isinf(epsilon) else epsilon}", *training]
     return [config_from_mapping({"name": f"n{i}"}, [*node, *common]) for i, node in enumerate(setting.overrides)]
 
 
@@ -105,8 +112,9 @@ def attack_auc(learners: list[Learner], weights: Tensors, seed: int) -> float:
     return roc_auc(labels, -np.concatenate([members, others]))
 
 
-def one_run(setting: Setting, seed: int, epsilon: float, rounds: int, merge: str) -> dict:
-    cfgs = configs(setting, seed, epsilon, rounds, merge)
+def one_run(setting: Setting, seed: int, epsilon: float, rounds: int, merge: str,
+            training: tuple[str, ...] = ()) -> dict:
+    cfgs = configs(setting, seed, epsilon, rounds, merge, training)
     data = [load_node_data(c.data) for c in cfgs]
     swarm = [Learner(c, d) for c, d in zip(cfgs, data)]
     stats = FeatureStats.robust_combine([lr.local_stats() for lr in swarm])
@@ -191,28 +199,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--merge", default="mean")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a node setting for every run, e.g. training.lr=0.05 or training.batch_size=16")
+    ap.add_argument("--only", choices=("heart", "breast_cancer"), help="one data set")
+    ap.add_argument("--epsilons", help="comma-separated, e.g. 8,inf")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     started = time.monotonic()
     seeds = [0] if args.quick else list(range(args.seeds))
     epsilons = (3.0, math.inf) if args.quick else EPSILONS
+    if args.epsilons:
+        epsilons = tuple(float(e) for e in args.epsilons.split(","))
     rounds = 3 if args.quick else args.rounds
     results: dict = {}
-    for setting in settings(args.quick):
+    for setting in [s for s in settings(args.quick) if args.only in (None, s.key)]:
         block: dict = {"title": setting.title, "by_epsilon": {}}
         for eps in epsilons:
-            runs = [one_run(setting, seed, eps, rounds, args.merge) for seed in seeds]
+            runs = [one_run(setting, seed, eps, rounds, args.merge, (*setting.training, *args.set))
+                    for seed in seeds]
             row = summarise(runs)
             block["by_epsilon"]["inf" if math.isinf(eps) else f"{eps:g}"] = row
             print(f"{setting.key} eps={eps:g}: swarm {row['swarm_accuracy']['mean']:.3f} local "
                   f"{row['local_accuracy']['mean']:.3f} MIA AUC {row['mia_auc']['mean']:.3f} "
                   f"({time.monotonic() - started:.0f}s)", flush=True)
         results[setting.key] = block
-    meta = {"command": "python -m scripts.bench.privacy" + (" --quick" if args.quick else ""),
+    command = " ".join(["python -m scripts.bench.privacy", *(argv if argv is not None else sys.argv[1:])])
+    meta = {"command": command, "settings": args.set,
             "seconds": time.monotonic() - started, "seeds": seeds, "rounds": rounds, "merge": args.merge,
-            "setting": f"mlp (hidden 32), {rounds} rounds x 1 local epoch, Adam lr 0.01, batch 32 (Poisson "
-                       f"sampling q = 32/n), clipping norm 1, delta = 1/n, RDP accountant, merge rule "
-                       f"{args.merge}; seeds {seeds}."}
+            "setting": f"mlp (hidden 32), {rounds} rounds x 1 local epoch, Adam lr 0.01 (breast cancer 0.05), batch 32 (Poisson "
+                       f"sampling q = batch/n), clipping norm 1, delta = 1/n, RDP accountant, merge rule "
+                       f"{args.merge}; seeds {seeds}; settings {' '.join(args.set) or '(defaults)'}."}
     publish(Path(args.out), "privacy", {"meta": meta, "results": results}, markdown(results, meta),
             lambda folder: plot(results, folder / "privacy.png"))
     print(f"privacy benchmark done in {meta['seconds']:.0f}s: {args.out}/privacy.json, privacy.md, privacy.png")
