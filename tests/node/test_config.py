@@ -38,6 +38,11 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["dp.max_grad_norm=0"], "dp.max_grad_norm: must be positive"),
     (["dp.accountant=gdp"], "dp.accountant: 'gdp' is not one of"),
     (["dp.noise_multiplier=-0.5"], "dp.noise_multiplier: must not be negative"),
+    (["swarm.compression=zip"], "swarm.compression: 'zip' is not one of"),
+    (["swarm.compression_fraction=0"], "swarm.compression_fraction: must lie in (0, 1]"),
+    (["swarm.compression_fraction=1.5"], "swarm.compression_fraction: must lie in (0, 1]"),
+    (["swarm.compression=ternary"], "swarm.compression: ternary updates need a merge rule that keeps whole vectors"),
+    (["swarm.compression=topk", "swarm.merge=trimmed"], "swarm.compression: topk updates need"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
