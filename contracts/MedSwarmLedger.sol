@@ -54,6 +54,12 @@ pragma solidity ^0.8.28;
 ///   score = (3 * score + r) / 4 with r = 0 if slashed in the task, else
 ///   min(20000, c_i * participants * 10000 / total); a task nobody earned in leaves unslashed
 ///   scores as they are. Task and offence counters grow too.
+/// - Differential privacy: a task may fix a privacy budget and DP-SGD parameters when it is
+///   created (PrivacyTerms). Every commit carries the member's cumulative epsilon (milli-epsilon,
+///   0 = not reported) in its event; the contract refuses one beyond the task's budget
+///   (PrivacyBudgetExceeded) or below what the member reported before (EpsilonDecreased). The
+///   contract cannot check that a node's training really spent what it reports: the record is
+///   the node's signed, public claim, which auditors compare with the task's terms.
 /// - Pull payments, checks-effects-interactions and a (transient) reentrancy guard on every
 ///   function that sends ETH. Every state change emits one event carrying enough data to rebuild
 ///   the history from logs alone (slot indices map to addresses through MemberRegistered).
@@ -110,6 +116,20 @@ contract MedSwarmLedger {
     uint256 private constant _NO_WINNER = 1;
     uint256 private constant _OTHER_WINS = 2;
 
+    /// @notice A task's differential-privacy terms (all zero: no DP budget).
+    /// @param epsilonMilli the privacy budget per member over the whole task, in 1/1000 epsilon
+    /// @param deltaE18 delta in units of 1e-18 (0: 1/n, n each member's training rows)
+    /// @param noiseMilli DP-SGD noise multiplier in 1/1000 (0: each node calibrates to the budget)
+    /// @param clipMilli per-example gradient clipping norm in 1/1000
+    /// @param accountant 0 = Renyi DP, 1 = PRV
+    struct PrivacyTerms {
+        uint32 epsilonMilli;
+        uint64 deltaE18;
+        uint32 noiseMilli;
+        uint32 clipMilli;
+        uint8 accountant;
+    }
+
     struct MemberInfo {
         uint8 index;
         bool registered;
@@ -143,11 +163,13 @@ contract MedSwarmLedger {
         // slots 6..13: eight uint32 contributions per word (slot j: word j / 8, bits 32 * (j % 8))
         uint256[8] contributions;
         string modelId;
+        PrivacyTerms privacy;
     }
 
     /// @dev A member's accounts in one task (one slot).
     struct Account {
-        uint128 withdrawn;
+        uint96 withdrawn; // received fits: all the ether there is is below 2**96 wei
+        uint32 epsilonMilli; // the member's cumulative epsilon as last committed
         uint96 bond; // what is left of the stake
         bool bonded;
         bool reclaimed;
@@ -209,7 +231,9 @@ contract MedSwarmLedger {
     /// @notice `member` bonded `amount` wei for the task.
     event Bonded(uint256 indexed taskId, address indexed member, uint256 amount);
     /// @notice `member` committed `digest` for `round`; `index` is its slot.
-    event Committed(uint256 indexed taskId, uint32 indexed round, address indexed member, uint8 index, bytes32 digest);
+    event Committed(
+        uint256 indexed taskId, uint32 indexed round, address indexed member, uint8 index, bytes32 digest, uint32 epsilonMilli
+    );
     /// @notice `voter` voted the score vector `rows` for `round` and attested `model`.
     /// @param model the merged-model digest `voter` holds after `round` (zero: no attestation)
     /// @param rows lane p (16 bits, word p / 16): 0 none, score + 1, or FLAGGED
@@ -217,7 +241,17 @@ contract MedSwarmLedger {
     /// @notice `member` committed `digest` for round + 1 and voted `rows` for `round` in one
     /// transaction (commitAndVote's usual case): a Committed and a Voted event in one.
     event CommittedAndVoted(
-        uint256 indexed taskId, uint32 indexed round, address indexed member, bytes32 digest, bytes32 model, uint256[] rows
+        uint256 indexed taskId,
+        uint32 indexed round,
+        address indexed member,
+        bytes32 digest,
+        uint32 epsilonMilli,
+        bytes32 model,
+        uint256[] rows
+    );
+    /// @notice A task's differential-privacy terms, fixed at creation (see PrivacyTerms).
+    event PrivacyTermsSet(
+        uint256 indexed taskId, uint32 epsilonMilli, uint64 deltaE18, uint32 noiseMilli, uint32 clipMilli, uint8 accountant
     );
     /// @notice A round was finalized.
     /// @param status CREDITED, BELOW_QUORUM or SPLIT
@@ -380,6 +414,13 @@ contract MedSwarmLedger {
     error TransferFailed(address to, uint256 amount);
     /// @notice A function that sends ETH was re-entered.
     error Reentrancy();
+    /// @notice A commit reported a cumulative epsilon beyond the task's privacy budget.
+    error PrivacyBudgetExceeded(address member, uint256 epsilonMilli, uint256 budgetMilli);
+    /// @notice A commit reported a cumulative epsilon below the member's previous one.
+    error EpsilonDecreased(address member, uint256 previousMilli, uint256 epsilonMilli);
+    /// @notice Privacy terms out of range (delta >= 1, an unknown accountant, or DP parameters
+    /// without a budget).
+    error InvalidPrivacyTerms();
 
     modifier onlyAdmin() {
         if (msg.sender != admin) revert NotAdmin(msg.sender);
@@ -443,6 +484,7 @@ contract MedSwarmLedger {
     /// @param referee the sponsor's scoring node whose vote decides (address(0): none); it votes
     /// as the referee in rounds it does not commit in
     /// @param validationDigest keccak256 of the validation set the sponsor publishes (zero: none)
+    /// @param privacy the task's privacy budget and DP-SGD parameters (all zero: none)
     /// @return taskId the new task's id (ids start at 1)
     function createTask(
         uint16 quorum,
@@ -451,11 +493,16 @@ contract MedSwarmLedger {
         uint96 stake,
         uint96 slash,
         address referee,
-        bytes32 validationDigest
+        bytes32 validationDigest,
+        PrivacyTerms calldata privacy
     ) external onlyAdmin returns (uint256 taskId) {
         if (quorum == 0 || quorum > MAX_MEMBERS) revert InvalidQuorum(quorum);
         if (roundDuration == 0) revert InvalidRoundDuration(roundDuration);
         if (slash > stake) revert InvalidSlash(slash, stake);
+        if (
+            privacy.deltaE18 >= 1e18 || privacy.accountant > 1
+                || (privacy.epsilonMilli == 0 && (privacy.deltaE18 | privacy.noiseMilli | privacy.clipMilli) != 0)
+        ) revert InvalidPrivacyTerms();
         taskId = ++taskCount;
         Task storage t = _tasks[taskId];
         t.quorum = uint8(quorum);
@@ -467,6 +514,12 @@ contract MedSwarmLedger {
         t.validationDigest = validationDigest;
         t.modelId = modelId;
         _announce(taskId, t);
+        if (privacy.epsilonMilli != 0) {
+            t.privacy = privacy;
+            emit PrivacyTermsSet(
+                taskId, privacy.epsilonMilli, privacy.deltaE18, privacy.noiseMilli, privacy.clipMilli, privacy.accountant
+            );
+        }
     }
 
     /// @notice Close a task: no more rounds, bonds or funding; payouts, revenue and stake
@@ -619,11 +672,14 @@ contract MedSwarmLedger {
     /// @param taskId an open task (if it has a stake, the caller must have bonded)
     /// @param round round number, from 1
     /// @param digest keccak256 of the update's exact encoded bytes
-    function commit(uint256 taskId, uint32 round, bytes32 digest) external {
+    /// @param epsilonMilli the member's cumulative DP epsilon after this update, in 1/1000
+    /// (0: not reported); at most the task's budget, never below the member's previous one
+    function commit(uint256 taskId, uint32 round, bytes32 digest, uint32 epsilonMilli) external {
         uint256 idx = _activeIndex(msg.sender);
         uint256[RING] storage ring = _rings[taskId];
         ring[round % RING] = _commit(ring, taskId, round, digest, idx);
-        emit Committed(taskId, round, msg.sender, uint8(idx), digest);
+        _spendPrivacy(taskId, idx, epsilonMilli);
+        emit Committed(taskId, round, msg.sender, uint8(idx), digest, epsilonMilli);
     }
 
     /// @notice Vote the round's score vector and attest the merged model held after the round
@@ -646,6 +702,7 @@ contract MedSwarmLedger {
     /// @param taskId an open task
     /// @param round round to commit to
     /// @param digest keccak256 of this member's update for `round`
+    /// @param epsilonMilli the member's cumulative DP epsilon, as in commit
     /// @param voteRound an earlier round this member committed to and has not voted in
     /// @param model the merged model held after `voteRound`, as in vote
     /// @param rows the packed score vector for `voteRound`, as in vote
@@ -653,6 +710,7 @@ contract MedSwarmLedger {
         uint256 taskId,
         uint32 round,
         bytes32 digest,
+        uint32 epsilonMilli,
         uint32 voteRound,
         bytes32 model,
         uint256[] calldata rows
@@ -662,13 +720,14 @@ contract MedSwarmLedger {
         Task storage t = _tasks[taskId];
         uint256[RING] storage ring = _rings[taskId];
         uint256 w = _commit(ring, taskId, round, digest, idx);
+        _spendPrivacy(taskId, idx, epsilonMilli);
         if (uint256(voteRound) + 1 == round) {
             // The vote's event goes first: the vote may finalize the round (RoundFinalized after it).
-            emit CommittedAndVoted(taskId, voteRound, msg.sender, digest, model, rows);
+            emit CommittedAndVoted(taskId, voteRound, msg.sender, digest, epsilonMilli, model, rows);
             ring[round % RING] = _vote(t, taskId, voteRound, model, rows, w);
         } else {
             ring[round % RING] = w;
-            emit Committed(taskId, round, msg.sender, uint8(idx), digest);
+            emit Committed(taskId, round, msg.sender, uint8(idx), digest, epsilonMilli);
             _voteAlone(t, taskId, voteRound, model, rows);
         }
     }
@@ -686,7 +745,7 @@ contract MedSwarmLedger {
         uint256 entitled = _entitlement(t, taskId, idx);
         if (entitled <= a.withdrawn) revert NothingOwed(msg.sender);
         amount = entitled - a.withdrawn;
-        a.withdrawn = uint128(entitled);
+        a.withdrawn = uint96(entitled);
         t.paid += uint128(amount);
         emit Withdrawn(taskId, msg.sender, amount);
         _send(msg.sender, amount);
@@ -932,6 +991,22 @@ contract MedSwarmLedger {
         return (a.bonded, a.bond, a.offences);
     }
 
+    /// @notice A task's differential-privacy terms (all zero: the task has no DP budget).
+    /// @param taskId the task
+    /// @return terms the budget and DP-SGD parameters fixed at creation
+    function privacyTerms(uint256 taskId) external view returns (PrivacyTerms memory terms) {
+        return _task(taskId).privacy;
+    }
+
+    /// @notice The cumulative epsilon `member` last committed in a task (milli-epsilon; 0: none).
+    /// @param taskId the task
+    /// @param member the member
+    /// @return epsilonMilli cumulative epsilon in 1/1000
+    function epsilonOf(uint256 taskId, address member) external view returns (uint256 epsilonMilli) {
+        MemberInfo storage m = _members[member];
+        if (m.registered) epsilonMilli = _accounts[taskId][m.index].epsilonMilli;
+    }
+
     /// @notice A member's reputation across closed tasks.
     /// @param member the member
     /// @return score basis points, 10000 = average (new members: 10000)
@@ -983,6 +1058,19 @@ contract MedSwarmLedger {
         if (w & bit != 0) revert AlreadyCommitted(msg.sender, round);
         if (w & _STAKED_BIT != 0 && !_accounts[taskId][idx].bonded) revert NotBonded(msg.sender);
         return w | bit;
+    }
+
+    /// @dev Check and record a commit's cumulative epsilon against the task's budget. Costs
+    /// nothing for commits that report none (0); otherwise one read of the task's privacy slot
+    /// and one of the member's account word, written only when the epsilon grew.
+    function _spendPrivacy(uint256 taskId, uint256 idx, uint32 epsilonMilli) private {
+        if (epsilonMilli == 0) return;
+        uint256 budget = _tasks[taskId].privacy.epsilonMilli;
+        if (budget != 0 && epsilonMilli > budget) revert PrivacyBudgetExceeded(msg.sender, epsilonMilli, budget);
+        Account storage a = _accounts[taskId][idx];
+        uint32 previous = a.epsilonMilli;
+        if (epsilonMilli < previous) revert EpsilonDecreased(msg.sender, previous, epsilonMilli);
+        if (epsilonMilli != previous) a.epsilonMilli = epsilonMilli;
     }
 
     /// @dev A vote whose word (that of round + 1) is not being written anyway.

@@ -65,6 +65,7 @@ class RoundHistory:
     task_id: int
     round: int
     commits: dict[str, str] = field(default_factory=dict)  # member -> digest
+    epsilons: dict[str, int] = field(default_factory=dict)  # member -> cumulative milli-epsilon it committed
     votes: list[Vote] = field(default_factory=list)
     attestations: dict[str, int] = field(default_factory=dict)  # merged-model digest -> committers attesting it
     finalized: bool = False
@@ -87,6 +88,8 @@ class TaskHistory:
     slash: int = 0
     referee: str | None = None
     validation_digest: str | None = None
+    privacy: dict[str, int] | None = None  # the PrivacyTermsSet event's terms (None: no DP budget)
+    epsilons: dict[str, int] = field(default_factory=dict)  # member -> latest cumulative milli-epsilon
     fundings: list[tuple[str, int]] = field(default_factory=list)
     pool: int = 0  # funding plus slashed stake
     revenue: int = 0
@@ -171,7 +174,8 @@ class AuditReport:
         names = {m["address"]: m["name"] or m["address"][:10] for m in self.members}
         slot = {m["address"]: m["index"] for m in self.members}
         lines = [f"ledger {self.address} on chain {self.chain_id}, blocks {self.blocks[0]}..{self.blocks[1]}"]
-        head = f"{'task':>4} {'round':>5}  {'member':<14} {'digest':<12} {'status':<12} {'voted':<7} {'credit':>6}  note"
+        head = (f"{'task':>4} {'round':>5}  {'member':<14} {'digest':<12} {'status':<12} {'voted':<7} {'credit':>6} "
+                f"{'epsilon':>8}  note")
         lines += ["", head, "-" * len(head)]
         for (t, r), rh in sorted(self.rounds.items()):
             voted = {v.voter: v.vote_hash for v in rh.votes}
@@ -185,21 +189,29 @@ class AuditReport:
                 else:
                     mark = "winner" if voted[member] == rh.winner else "other"
                 note = f"slashed {slashed[member][1]} ({slashed[member][0]} wei)" if member in slashed else ""
+                eps = rh.epsilons.get(member, 0)
+                epsilon = f"{eps / 1000:.3f}" if eps else "-"
                 lines.append(f"{t:>4} {r:>5}  {names.get(member, member[:10]):<14} {digest[:10]:<12} "
-                             f"{rh.status:<12} {mark:<7} {credit:>6}  {note}".rstrip())
+                             f"{rh.status:<12} {mark:<7} {credit:>6} {epsilon:>8}  {note}".rstrip())
         for t, th in sorted(self.tasks.items()):
             state = "closed" if th.closed else "open"
             lines += ["", f"task {t} ({th.model_id}, {state}): received {th.received} wei (pool {th.pool}, revenue "
                           f"{th.revenue}, slashed {th.slashed}), total contribution {th.total}, "
                           f"dust claimed {th.dust_claimed}, unclaimed {th.dust()}"]
+            if th.privacy:
+                pv = th.privacy
+                lines.append(f"privacy budget epsilon {pv['epsilonMilli'] / 1000:g} per member, delta "
+                             f"{pv['deltaE18'] / 1e18:g} (0: 1/n), noise {pv['noiseMilli'] / 1000:g} (0: calibrated), "
+                             f"clip {pv['clipMilli'] / 1000:g}, accountant {('rdp', 'prv')[pv['accountant']]}")
             head = (f"{'member':<14} {'contribution':>12} {'entitled (wei)':>24} {'withdrawn (wei)':>24} "
-                    f"{'bond left':>12} {'offences':>8}")
+                    f"{'bond left':>12} {'offences':>8} {'epsilon':>8}")
             lines += [head, "-" * len(head)]
-            for member in sorted(set(th.contributions) | set(th.bonds) | set(th.offences), key=slot.__getitem__):
+            for member in sorted(set(th.contributions) | set(th.bonds) | set(th.offences) | set(th.epsilons),
+                                 key=slot.__getitem__):
                 entitled = th.entitlement(member) if th.closed and th.total else 0
                 lines.append(f"{names.get(member, member[:10]):<14} {th.contributions.get(member, 0):>12} "
                              f"{entitled:>24} {th.withdrawals.get(member, 0):>24} {th.bonds.get(member, 0):>12} "
-                             f"{th.offences.get(member, 0):>8}")
+                             f"{th.offences.get(member, 0):>8} {th.epsilons.get(member, 0) / 1000:>8.3f}")
         if self.reputations:
             lines += ["", f"{'member':<14} {'reputation':>10} {'tasks':>6} {'offences':>8}"]
             for member, rep in self.reputations.items():
@@ -275,9 +287,26 @@ class _Rebuild:
         th.bonded.append(a["member"])
         th.bonds[a["member"]] = a["amount"]
 
+    def on_PrivacyTermsSet(self, a: Any) -> None:
+        self.tasks[a["taskId"]].privacy = {k: a[k] for k in ("epsilonMilli", "deltaE18", "noiseMilli", "clipMilli",
+                                                               "accountant")}
+
     def on_Committed(self, a: Any) -> None:
-        self.rnd(a["taskId"], a["round"]).commits[a["member"]] = "0x" + bytes(a["digest"]).hex()
+        self._commit(a["taskId"], a["round"], a["member"], a["digest"], a["epsilonMilli"])
         self.check(f"slot of {a['member']}", self.slots.get(a["index"]), a["member"])
+
+    def _commit(self, t: int, r: int, member: str, digest: bytes, epsilon: int) -> None:
+        """A commit and its cumulative epsilon, replaying the contract's budget rules."""
+        rh, th = self.rnd(t, r), self.tasks[t]
+        rh.commits[member] = "0x" + bytes(digest).hex()
+        rh.epsilons[member] = epsilon
+        if epsilon:
+            budget = (th.privacy or {}).get("epsilonMilli", 0)
+            if budget:
+                self.check(f"task {t} round {r} epsilon of {member} within the budget", True, epsilon <= budget)
+            self.check(f"task {t} round {r} epsilon of {member} not below its last", True,
+                       epsilon >= th.epsilons.get(member, 0))
+            th.epsilons[member] = epsilon
 
     def on_Voted(self, a: Any) -> None:
         rh = self.rnd(a["taskId"], a["round"])
@@ -287,7 +316,7 @@ class _Rebuild:
             rh.attestations[vote.model] = rh.attestations.get(vote.model, 0) + 1
 
     def on_CommittedAndVoted(self, a: Any) -> None:
-        self.rnd(a["taskId"], a["round"] + 1).commits[a["member"]] = "0x" + bytes(a["digest"]).hex()
+        self._commit(a["taskId"], a["round"] + 1, a["member"], a["digest"], a["epsilonMilli"])
         self.on_Voted(a)
 
     def on_Slashed(self, a: Any) -> None:
@@ -418,6 +447,9 @@ def _cross_check(rb: _Rebuild, w3: Web3, contract: Any) -> int:
         stake, slash, referee, validation, slashed = f.taskTerms(t).call()
         check(f"task {t} parameters", (th.quorum, th.round_duration, th.model_id, th.stake, th.slash),
               (q, dur, model, stake, slash))
+        terms = tuple((th.privacy or {}).get(k, 0) for k in ("epsilonMilli", "deltaE18", "noiseMilli", "clipMilli",
+                                                              "accountant"))
+        check(f"task {t} privacy terms", terms, tuple(f.privacyTerms(t).call()))
         check(f"task {t} accounts", (th.pool, th.revenue, th.total, th.closed, sum(th.withdrawals.values()),
                                      th.dust_claimed, th.slashed),
               (pool, revenue, total, closed, paid, dust_claimed, slashed))
@@ -429,6 +461,7 @@ def _cross_check(rb: _Rebuild, w3: Web3, contract: Any) -> int:
             check(f"task {t} owed to {m}", owed, f.owed(t, m).call())
             check(f"task {t} stake of {m}", (m in th.bonded, th.bonds.get(m, 0), th.offences.get(m, 0)),
                   tuple(f.stakeOf(t, m).call()))
+            check(f"task {t} epsilon of {m}", th.epsilons.get(m, 0), f.epsilonOf(t, m).call())
         for sponsor in {s for s, _ in th.fundings}:
             funded = sum(a for s, a in th.fundings if s == sponsor)
             check(f"task {t} refundable to {sponsor}", funded - th.refunds.get(sponsor, 0), f.funded(t, sponsor).call())

@@ -233,6 +233,18 @@ class Reentrancy(ContractError):
     """A function that sends ETH was re-entered."""
 
 
+class PrivacyBudgetExceeded(ContractError):
+    """A commit reported a cumulative epsilon beyond the task's privacy budget."""
+
+
+class EpsilonDecreased(ContractError):
+    """A commit reported a cumulative epsilon below the member's previous one."""
+
+
+class InvalidPrivacyTerms(ContractError):
+    """Privacy terms out of range (delta >= 1, an unknown accountant, or DP parameters without a budget)."""
+
+
 ERROR_CLASSES: dict[str, type[ContractError]] = {cls.error: cls for cls in ContractError.__subclasses__()}
 
 _ERROR_STRING = bytes.fromhex("08c379a0")

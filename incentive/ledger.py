@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -99,6 +100,42 @@ class Reputation:
     offences: int
 
 
+ACCOUNTANT_CODES = ("rdp", "prv")  # PrivacyTerms.accountant, as the contract numbers them
+
+
+def epsilon_milli(epsilon: float) -> int:
+    """Epsilon as the contract records it: in 1/1000, rounded up (never understated; float noise
+    below 1e-6 milli is dropped first, so 2.0 stays 2000)."""
+    if not epsilon >= 0 or math.isinf(epsilon):
+        raise ValueError(f"epsilon must be finite and non-negative, got {epsilon}")
+    return math.ceil(round(epsilon * 1000, 6))
+
+
+@dataclass(frozen=True)
+class PrivacyTerms:
+    """A task's differential-privacy budget and DP-SGD parameters, as fixed on chain."""
+
+    epsilon: float  # the budget per member over the whole task
+    delta: float = 0.0  # 0: 1/n for each member (n its training rows)
+    noise_multiplier: float = 0.0  # 0: each node calibrates to the budget
+    max_grad_norm: float = 0.0
+    accountant: str = "rdp"
+
+    def encode(self) -> tuple[int, int, int, int, int]:
+        """The contract's PrivacyTerms tuple (milli-units, delta in 1e-18)."""
+        if self.accountant not in ACCOUNTANT_CODES:
+            raise ValueError(f"unknown accountant {self.accountant!r}; expected one of {ACCOUNTANT_CODES}")
+        return (epsilon_milli(self.epsilon), round(self.delta * 10**18), round(self.noise_multiplier * 1000),
+                round(self.max_grad_norm * 1000), ACCOUNTANT_CODES.index(self.accountant))
+
+    @classmethod
+    def decode(cls, raw: Sequence[int]) -> "PrivacyTerms | None":
+        eps, delta, noise, clip, accountant = (int(v) for v in raw)
+        if eps == 0:
+            return None
+        return cls(eps / 1000, delta / 10**18, noise / 1000, clip / 1000, ACCOUNTANT_CODES[accountant])
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     """A task's parameters and accounts."""
@@ -118,6 +155,7 @@ class TaskInfo:
     referee: str | None = None
     validation_digest: str | None = None
     revenue: int = 0
+    privacy: PrivacyTerms | None = None  # the task's DP budget (None: none)
 
 
 def _hex32(digest: str | bytes) -> bytes:
@@ -405,13 +443,16 @@ class Ledger:
         slash: int = 0,
         referee: str | None = None,
         validation_digest: str | None = None,
+        privacy: PrivacyTerms | None = None,
     ) -> int:
         """Create a task; returns its id. `stake` (wei each member bonds, 0: none), `slash` (wei
-        per offence), `referee` (the sponsor's scoring node, whose vote decides) and
-        `validation_digest` (keccak256 of the published validation set) are optional."""
+        per offence), `referee` (the sponsor's scoring node, whose vote decides),
+        `validation_digest` (keccak256 of the published validation set) and `privacy` (the DP
+        budget every commit is checked against) are optional."""
         referee_address = "0x" + "00" * 20 if referee is None else to_checksum_address(referee)
+        terms = (0, 0, 0, 0, 0) if privacy is None else privacy.encode()
         receipt = self.transact("createTask", quorum, model_id, round_duration, stake, slash, referee_address,
-                                _model32(validation_digest))
+                                _model32(validation_digest), terms)
         return int(self._event(receipt, "TaskCreated")["taskId"])
 
     def close_task(self, task_id: int) -> None:
@@ -463,9 +504,10 @@ class Ledger:
         """Take back what is left of this member's bond after close; returns wei paid."""
         return int(self._event(self.transact("reclaimStake", task_id), "StakeReclaimed")["amount"])
 
-    def commit(self, task_id: int, round: int, digest: str) -> None:
-        """Commit the digest ("0x" + 64 hex) of this member's update for `round`."""
-        self.transact("commit", task_id, round, _hex32(digest))
+    def commit(self, task_id: int, round: int, digest: str, *, epsilon: float = 0.0) -> None:
+        """Commit the digest ("0x" + 64 hex) of this member's update for `round`, with the
+        member's cumulative DP epsilon (0: not reported)."""
+        self.transact("commit", task_id, round, _hex32(digest), epsilon_milli(epsilon))
 
     def vote(self, task_id: int, round: int, members: Sequence[str], scores: Sequence[int], *,
              model: str | None) -> None:
@@ -483,11 +525,12 @@ class Ledger:
         scores: Sequence[int],
         *,
         model: str | None,
+        epsilon: float = 0.0,
     ) -> None:
-        """One transaction: commit `digest` for `round` and vote on `vote_round` (usually round - 1,
-        the cheap case) as in `vote`."""
-        self.transact("commitAndVote", task_id, round, _hex32(digest), vote_round, _model32(model),
-                      self._rows(members, scores))
+        """One transaction: commit `digest` for `round` (with the cumulative `epsilon`, as in
+        `commit`) and vote on `vote_round` (usually round - 1, the cheap case) as in `vote`."""
+        self.transact("commitAndVote", task_id, round, _hex32(digest), epsilon_milli(epsilon), vote_round,
+                      _model32(model), self._rows(members, scores))
 
     def withdraw(self, task_id: int) -> int:
         """Withdraw what this member is owed now (repeatable as revenue comes in); returns wei paid."""
@@ -528,6 +571,14 @@ class Ledger:
     def commitments(self, task_id: int, round: int) -> dict[str, str]:
         """{member: digest ("0x" + 64 lowercase hex)} committed in a round, in commit order (from events)."""
         return {ev["args"]["member"]: _hex(ev["args"]["digest"]) for ev in self._commit_events(task_id, round)}
+
+    def epsilons(self, task_id: int, round: int) -> dict[str, float]:
+        """{member: cumulative epsilon} each committer of a round reported with its commit (from events)."""
+        return {ev["args"]["member"]: ev["args"]["epsilonMilli"] / 1000 for ev in self._commit_events(task_id, round)}
+
+    def epsilon_of(self, task_id: int, member: str) -> float:
+        """The cumulative epsilon `member` last reported in the task (0: none)."""
+        return int(self._call("epsilonOf", task_id, to_checksum_address(member))) / 1000
 
     def commitment(self, task_id: int, round: int, member: str) -> str | None:
         """The digest `member` committed in a round, or None (from events)."""
@@ -637,7 +688,8 @@ class Ledger:
         unclaimed, _claimed = self._call("dust", task_id)
         info = TaskInfo(task_id, q, model, dur, pool, total, closed, unclaimed, paid, dust_claimed, stake, slash,
                         None if int(referee, 16) == 0 else to_checksum_address(referee),
-                        None if validation == bytes(32) else _hex(validation), revenue)
+                        None if validation == bytes(32) else _hex(validation), revenue,
+                        PrivacyTerms.decode(self._call("privacyTerms", task_id)))
         self._tasks[task_id] = info
         return info
 

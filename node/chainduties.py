@@ -167,13 +167,14 @@ class ChainDuties:
 
     # ------------------------------------------------------------------ writes
 
-    async def commit(self, r: int, update_digest: str) -> bool:
-        """Put round r's digest on chain (with the vote on the previous round); False if refused.
+    async def commit(self, r: int, update_digest: str, epsilon: float = 0.0) -> bool:
+        """Put round r's digest on chain (with the vote on the previous round, and this node's
+        cumulative DP epsilon, 0 without DP); False if refused.
 
         Raises ChainOutage when the chain stayed away longer than the node's patience.
         """
         pending, self._pending = self._pending, None
-        future = self._writer.submit(f"commit r{r}", partial(self._send_commit, r, update_digest, pending))
+        future = self._writer.submit(f"commit r{r}", partial(self._send_commit, r, update_digest, pending, epsilon))
         try:
             await wait_future(future)
             return True
@@ -232,14 +233,14 @@ class ChainDuties:
 
     # ------------------------------------------------------------------ on the writer thread
 
-    def _send_commit(self, r: int, update_digest: str, pending: PendingScores | None) -> None:
+    def _send_commit(self, r: int, update_digest: str, pending: PendingScores | None, epsilon: float = 0.0) -> None:
         """One transaction per round: the round r commit and the vote on round r - 1."""
         if pending is not None:
             members, values = self._score_args(pending.scores)
             try:
                 self._idempotent(r, update_digest, partial(self.ledger.commit_and_vote, self.task, r,
                                                            update_digest, pending.round, members, values,
-                                                           model=pending.model))
+                                                           model=pending.model, epsilon=epsilon))
             except LedgerError as exc:
                 # Either half may have been refused: the vote still goes alone, then the commit.
                 self._log.warning("commit r%d with the vote on r%d refused (%s); sending them apart",
@@ -248,7 +249,7 @@ class ChainDuties:
             else:
                 self._record(pending)
                 return
-        self._idempotent(r, update_digest, partial(self.ledger.commit, self.task, r, update_digest))
+        self._idempotent(r, update_digest, partial(self.ledger.commit, self.task, r, update_digest, epsilon=epsilon))
 
     def _idempotent(self, r: int, update_digest: str, send: Callable[[], object]) -> None:
         """Send a commit; if it reverts as already committed *with this digest*, it was ours.

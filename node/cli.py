@@ -106,11 +106,14 @@ def _deploy(args: argparse.Namespace) -> int:
     from incentive.deploy import TaskPlan, deploy_ledger, read_members
     from incentive.errors import LedgerError
     from incentive.keys import KeyFileError, load_key
+    from incentive.ledger import PrivacyTerms
 
     setup_logging("deploy", logging.DEBUG if args.verbose else logging.WARNING)
+    privacy = None if not args.epsilon else PrivacyTerms(args.epsilon, args.delta, args.noise_multiplier,
+                                                         args.max_grad_norm, args.accountant)
     task = None if args.no_task else TaskPlan(args.quorum, args.model_id, args.round_duration, args.fund,
                                               stake=args.stake, slash=args.slash, referee=args.referee,
-                                              validation_digest=args.validation_digest)
+                                              validation_digest=args.validation_digest, privacy=privacy)
     try:  # MembersFileError is a ValueError, as are web3's complaints about an address
         w3 = connect(args.rpc)
         admin = Account.from_key(dev_keys(w3, 1)[0]) if args.dev_admin else load_key(args.admin_key)
@@ -230,6 +233,12 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
                                           "(register it as a member too, so members let it connect)")
     deploy.add_argument("--validation-digest", help="keccak256 (0x + 64 hex) of the validation set the sponsor "
                                                     "publishes")
+    deploy.add_argument("--epsilon", type=float, default=0.0,
+                        help="the task's DP budget per member (0: none); nodes need [dp] within it (docs/privacy.md)")
+    deploy.add_argument("--delta", type=float, default=0.0, help="the task's DP delta (0: 1/n per node)")
+    deploy.add_argument("--noise-multiplier", type=float, default=0.0, help="least DP-SGD noise (0: node calibrates)")
+    deploy.add_argument("--max-grad-norm", type=float, default=0.0, help="largest clipping norm (0: node's choice)")
+    deploy.add_argument("--accountant", choices=("rdp", "prv"), default="rdp")
     deploy.add_argument("--no-task", action="store_true", help="deploy and register only")
     deploy.add_argument("--out", type=Path, help="write {address, task_id, chain_id, ...} as JSON here")
     deploy.set_defaults(func=_deploy)

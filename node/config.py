@@ -56,6 +56,17 @@ class TrainingConfig:
 
 
 @dataclass(frozen=True)
+class DpConfig:
+    """Record-level differential privacy of local training (DP-SGD, node.dp); off when epsilon is 0."""
+
+    epsilon: float = 0.0  # the node's privacy budget over the whole task; 0 = no DP
+    delta: float = 0.0  # 0 = 1/n, n this node's training rows
+    noise_multiplier: float = 0.0  # 0 = the smallest that keeps all rounds within `epsilon`
+    max_grad_norm: float = 1.0  # per-example gradient clipping norm
+    accountant: str = "rdp"  # rdp | prv
+
+
+@dataclass(frozen=True)
 class SwarmConfig:
     rounds: int = 10
     stats_timeout: float = 60.0  # how long to wait for peers' statistics before round 1
@@ -99,6 +110,7 @@ class NodeConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    dp: DpConfig = field(default_factory=DpConfig)
     swarm: SwarmConfig = field(default_factory=SwarmConfig)
     p2p: P2PConfig = field(default_factory=P2PConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
@@ -131,6 +143,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .attacks import ATTACKS
     from .contribution import CONTRIBUTIONS
     from .datasets import DATASETS, HEART_HOSPITALS, PARTITIONS
+    from .dp import ACCOUNTANTS
     from .merge import RULES
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
@@ -142,6 +155,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "data.partition": PARTITIONS,
         "model.kind": MODEL_KINDS,
         "training.optimizer": OPTIMIZERS,
+        "dp.accountant": ACCOUNTANTS,
         "swarm.merge": tuple(RULES),
         "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,
@@ -153,7 +167,7 @@ def choices() -> dict[str, tuple[str, ...]]:
 
 POSITIVE = {
     "data.n_nodes", "data.alpha", "model.hidden", "model.channels", "training.epochs", "training.batch_size",
-    "training.lr", "swarm.rounds", "swarm.stats_timeout", "swarm.absent_after", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
+    "training.lr", "dp.max_grad_norm", "swarm.rounds", "swarm.stats_timeout", "swarm.absent_after", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
 }
 
 
@@ -224,7 +238,7 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
 
 
 NON_NEGATIVE = {"data.seed", "training.seed", "swarm.seed", "data.node_index", "training.weight_decay",
-                "training.personalise_epochs"}
+                "training.personalise_epochs", "dp.epsilon", "dp.noise_multiplier"}
 # Upper bounds where a larger value cannot be meant: the model would not fit in memory, or
 # training would diverge to NaN in the first step.
 AT_MOST: dict[str, float] = {"model.hidden": 4096, "model.channels": 64, "training.lr": 10.0}
@@ -260,6 +274,10 @@ def _check_ranges(config: NodeConfig) -> None:
                           f"whole vectors (geomedian or mean), not {config.swarm.merge}")
     if not 0.0 <= config.swarm.absent_wait <= 1.0:
         raise ConfigError("swarm.absent_wait: must lie between 0 and 1 (a share of the round's duration)")
+    if not 0.0 <= config.dp.delta < 1.0:
+        raise ConfigError("dp.delta: must lie in [0, 1) (0 means 1/n)")
+    if config.dp.epsilon > 1000:
+        raise ConfigError("dp.epsilon: must be at most 1000 (0 turns DP off)")
     if not 0.0 < config.data.test_fraction < 0.9:
         raise ConfigError("data.test_fraction: must lie between 0 and 0.9")
     if config.data.dataset == "breast_cancer" and not 0 <= config.data.node_index < config.data.n_nodes:
@@ -356,6 +374,6 @@ def _toml_value(value: Any) -> str:
 
 
 __all__ = [
-    "ChainConfig", "ConfigError", "DataConfig", "ModelConfig", "NodeConfig", "P2PConfig",
+    "ChainConfig", "ConfigError", "DataConfig", "DpConfig", "ModelConfig", "NodeConfig", "P2PConfig",
     "SwarmConfig", "TrainingConfig", "choices", "config_from_mapping", "dump_config", "load_config",
 ]

@@ -36,6 +36,7 @@ from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
 from .consensus import MergeRecord, ModelConsensus
 from .contribution import contribution_by_name
+from .dp import BudgetExhausted, privacy_conflict
 from .evaluation import EvaluationLayer, ValidationMismatch
 from .exchange import Exchange
 from .inbox import Inbox
@@ -157,6 +158,17 @@ class SwarmNode:
         self.log.info("%d registered members; task %d: %s, quorum %d, rounds end %ds after the first commit; "
                       "updates: %s", len(self.members), self.task, task.model_id, task.quorum,
                       task.round_duration, self.pipeline.describe())
+        if (conflict := privacy_conflict(task.privacy, self.learner.dp)) is not None:
+            raise NodeError(f"task {self.task}: {conflict}")
+        if (dp := self.learner.dp) is not None:
+            mine = self.ledger.account.address
+            reported = await self.duties.read("read this node's epsilon", partial(self.ledger.epsilon_of, self.task, mine))
+            if dp.resume(reported):
+                self.log.info("DP-SGD: %d round(s) already spent on chain (epsilon %.3f)", dp.rounds_trained, reported)
+            p = dp.plan
+            self.log.info("DP-SGD: budget epsilon %g at delta %.3g (%s), noise multiplier %.3f, clip %g, "
+                          "sampling rate %.3f, %d steps a round", p.epsilon_budget, p.delta, p.accountant,
+                          p.noise_multiplier, p.max_grad_norm, p.sample_rate, p.steps_per_round)
 
     async def _read_reputations(self) -> None:
         """Every member's on-chain reputation as the task began (the same for every node,
@@ -242,7 +254,7 @@ class SwarmNode:
         # ones, so that every node computes bit-identical scaling (and identical model bundles).
         own = FeatureStats.from_tensors(self.stats_intake.decode(blob))
         deadline = trio.current_time() + self.config.swarm.stats_timeout
-        await self.exchange.announce("stats", 0, blob, len(self.learner.fit), "f32", until=deadline)
+        await self.exchange.announce("stats", 0, blob, self.learner.announced_samples, "f32", until=deadline)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_for_swarm_ahead)
             collected = await self.exchange.collect("stats", 0, self.stats_intake, deadline,
@@ -276,7 +288,7 @@ class SwarmNode:
         cfg = self.config.swarm
         timer = PhaseTimer()
         with timer("train"):
-            delta = await trio.to_thread.run_sync(self.learner.train_update, r)
+            delta = await self._train(r)
         await self.behaviour.each_round(r, self._attack_context())
         out = await self._own_update(r, delta)
         if self._outvoted(r - 1):
@@ -285,7 +297,8 @@ class SwarmNode:
                 # vote on a merge we no longer hold and be counted as a deviant rater.
                 await self._rejoin_consensus(r - 1)
         with timer("commit"):
-            committed = out is not None and self.behaviour.commits and await self.duties.commit(r, out.digest)
+            epsilon = self.learner.epsilon_spent  # cumulative, this round's training included
+            committed = out is not None and self.behaviour.commits and await self.duties.commit(r, out.digest, epsilon)
         deadline = await self.duties.round_deadline(r, self.round_duration)
         if out is not None and (committed or not self.behaviour.commits):
             with timer("share"):
@@ -322,7 +335,7 @@ class SwarmNode:
             self.duties.round_done(r, committed, scores, digest(bundle_blob))
             if r == cfg.rounds:  # no next commit will carry the attestation: the settling needs it now
                 self.duties.flush()
-            await self.exchange.announce("model", r, bundle_blob, len(self.learner.fit), "f32")
+            await self.exchange.announce("model", r, bundle_blob, self.learner.announced_samples, "f32")
         report = self.recorder.round(r, self.weights, committed, len(received), len(self.peers), scores, timer)
         self.log.info(report.line(cfg.rounds))
 
@@ -395,7 +408,7 @@ class SwarmNode:
         scores = await trio.to_thread.run_sync(self._vote, self._merged)
         if self.duties.revise(r, scores, digest(blob)):
             self.log.info("round %d: vote recomputed with the late update(s)", r)
-        await self.exchange.announce("model", r, blob, len(self.learner.fit), "f32")
+        await self.exchange.announce("model", r, blob, self.learner.announced_samples, "f32")
         self.log.warning("round %d: merged again with %s's committed update(s), which arrived late", r,
                          ", ".join(self._name(u.sender) for u in late))
         return True
@@ -420,10 +433,22 @@ class SwarmNode:
         if ours is not None and not self._peers_agree(r, ours.digest):
             await trio.sleep_until(min(until, trio.current_time() + SETTLE_SECONDS))
 
-    async def _own_update(self, r: int, delta: Tensors) -> Outgoing | None:
+    async def _train(self, r: int) -> Tensors | None:
+        """This round's local update; None once training would exceed the node's DP budget."""
+        try:
+            return await trio.to_thread.run_sync(self.learner.train_update, r)
+        except BudgetExhausted as exc:
+            self.log.warning("round %d: privacy budget reached (%s; spent %.3f): no more training, this node "
+                             "now only follows the swarm's model", r, exc, self.learner.epsilon_spent)
+            return None
+
+    async def _own_update(self, r: int, delta: Tensors | None) -> Outgoing | None:
         """This round's bytes and the update as peers will decode them; None when the update
-        cannot be sent (training diverged to values the codec refuses): the node sits it out."""
-        samples = len(self.learner.fit)
+        cannot be sent (training diverged to values the codec refuses, or the DP budget is
+        spent): the node sits it out."""
+        if delta is None:
+            return None
+        samples = self.learner.announced_samples
         try:
             blob = await self.behaviour.update_blob(r, delta, self._attack_context())
         except CodecError as exc:

@@ -28,10 +28,10 @@ from incentive.audit import audit
 from incentive.chain import connect, dev_keys, send_value
 from incentive.deploy import NewMember, TaskPlan, deploy_ledger
 from incentive.keys import load_key, write_key
-from incentive.ledger import Ledger
+from incentive.ledger import Ledger, PrivacyTerms
 from p2p.identity import peer_id_for_key_file
 
-from .config import DataConfig, NodeConfig, config_from_mapping, dump_config
+from .config import DataConfig, DpConfig, NodeConfig, config_from_mapping, dump_config
 from .datasets import DATASETS, HEART_HOSPITALS
 from .report import SwarmReport, write_report
 from .rundir import RunFolder
@@ -164,6 +164,13 @@ class Provisioned:
         return tuple(RunFolder(d) for d in self.node_dirs)
 
 
+def privacy_terms(dp: DpConfig) -> PrivacyTerms | None:
+    """The task's on-chain privacy terms from the nodes' `[dp]` settings (None: DP off)."""
+    if dp.epsilon <= 0:
+        return None
+    return PrivacyTerms(dp.epsilon, dp.delta, dp.noise_multiplier, dp.max_grad_norm, dp.accountant)
+
+
 def _seat(w3: Web3, admin: Any, run_dir: Path, name: str, wei: int) -> Seat:
     """A node's folder and keys (kept from an earlier run), its account funded with `wei`."""
     folder = RunFolder(run_dir / name).create()
@@ -187,7 +194,8 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
                     round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH),
                     stake=stake, slash=int(plan.slash_eth * WEI_PER_ETH),
                     referee=referee.address if referee else None,
-                    validation_digest=None if published is None else published.digest)
+                    validation_digest=None if published is None else published.digest,
+                    privacy=privacy_terms(plan.node_config(0, run_dir, "", "", 1, "", ()).dp))
     members = [NewMember(s.address, s.peer_id, s.name) for s in seats + ([referee] if referee else [])]
     deployed = deploy_ledger(w3, admin, members, task, sponsor=sponsor)
     say(f"ledger deployed at {deployed.address}")

@@ -15,6 +15,7 @@ from torch import nn
 
 from .config import NodeConfig
 from .datasets import NodeData, RawShard
+from .dp import DpSgd, plan_for
 from .models import build_model, load_numpy_state, state_shapes, state_to_numpy
 from .preprocess import FeatureStats, Scaler
 from .scenarios import starting_weights
@@ -50,6 +51,7 @@ class Learner:
         self._lock = threading.Lock()  # training and evaluation share one torch module
         self.scaler: Scaler | None = None
         self.fit = self.val = self.test = Split(np.empty((0, 0), np.float32), np.empty(0, np.int64))
+        self.dp = dp_trainer(config, len(self.fit_rows))
 
     def fresh_model(self) -> nn.Module:
         """The task's starting model: the same on every node (the swarm seed, not the node's own),
@@ -83,14 +85,32 @@ class Learner:
         with self._lock:
             load_numpy_state(self.model, weights)
 
+    @property
+    def announced_samples(self) -> int:
+        """The training-row count this node announces (and merges itself with): two significant
+        digits. It is a merge weight; the exact cohort size adds nothing to the model (docs/privacy.md)."""
+        return coarse_count(len(self.fit))
+
+    @property
+    def epsilon_spent(self) -> float:
+        """The privacy this node's training has spent so far (0 without DP)."""
+        return 0.0 if self.dp is None else self.dp.spent
+
     def train_update(self, round_no: int) -> Tensors:
-        """Train from the current weights; return the update (trained minus starting weights)."""
+        """Train from the current weights; return the update (trained minus starting weights).
+
+        With DP, raises node.dp.BudgetExhausted rather than spend past the node's budget.
+        """
         t = self.config.training
+        seed = t.seed * 100_003 + round_no
         with self._lock:
             start = state_to_numpy(self.model)
-            train_local(self.model, self.fit.x, self.fit.y, epochs=t.epochs, batch_size=t.batch_size,
-                        lr=t.lr, seed=t.seed * 100_003 + round_no, optimizer=t.optimizer,
-                        weight_decay=t.weight_decay)
+            if self.dp is not None:
+                self.dp.train(self.model, self.fit.x, self.fit.y, lr=t.lr, seed=seed, optimizer=t.optimizer,
+                              weight_decay=t.weight_decay)
+            else:
+                train_local(self.model, self.fit.x, self.fit.y, epochs=t.epochs, batch_size=t.batch_size,
+                            lr=t.lr, seed=seed, optimizer=t.optimizer, weight_decay=t.weight_decay)
             trained = state_to_numpy(self.model)
             load_numpy_state(self.model, start)
         return {k: trained[k] - start[k] for k in start}
@@ -126,6 +146,24 @@ class Learner:
         train_local(model, self.fit.x, self.fit.y, epochs=epochs, batch_size=t.batch_size, lr=t.lr,
                     seed=t.seed, optimizer=t.optimizer, weight_decay=t.weight_decay)
         return evaluate(model, self.test.x, self.test.y)
+
+
+def coarse_count(n: int) -> int:
+    """`n` rounded to two significant digits (at least 1): 7 -> 7, 114 -> 110, 1234 -> 1200."""
+    if n < 100:
+        return max(1, n)
+    unit = 10 ** (len(str(n)) - 2)
+    return max(unit, (n + unit // 2) // unit * unit)
+
+
+def dp_trainer(config: NodeConfig, n_rows: int) -> DpSgd | None:
+    """The node's DP-SGD trainer from its `[dp]` settings; None when DP is off (epsilon 0)."""
+    dp, t = config.dp, config.training
+    if dp.epsilon <= 0:
+        return None
+    return DpSgd(plan_for(n_rows=n_rows, batch_size=t.batch_size, epochs=t.epochs, rounds=config.swarm.rounds,
+                          epsilon=dp.epsilon, delta=dp.delta, noise_multiplier=dp.noise_multiplier,
+                          max_grad_norm=dp.max_grad_norm, accountant=dp.accountant))
 
 
 def add(weights: Tensors, delta: Tensors) -> Tensors:

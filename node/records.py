@@ -51,6 +51,7 @@ class RoundReport:
     dropped: dict[str, str]
     phases: dict[str, float]
     chain: str
+    epsilon: float = 0.0  # this node's cumulative DP epsilon after the round (0 without DP)
 
     def line(self, rounds: int) -> str:
         phases = " ".join(f"{k} {v:.2f}s" for k, v in self.phases.items())
@@ -98,7 +99,7 @@ class Recorder:
             scores={self._name(p): s for p, s in scores.items()},
             dropped={self._name(p): str(n) for p, n in self._exchange.strikes.items()},
             phases={k: round(v, 4) for k, v in {**timer.seconds, "chain": status.busy_seconds}.items()},
-            chain=status.describe())
+            chain=status.describe(), epsilon=round(self._learner.epsilon_spent, 4))
         self._run.append_metrics(asdict(report))
         self._bytes_mark = (self._exchange.bytes_in, self._host.bytes_served)
         return report
@@ -111,6 +112,7 @@ class Recorder:
             **identity, "rounds": rounds, "model_digest": weights_digest(weights),
             "test_accuracy": final.accuracy, "test_auc": final.auc, "test_rows": final.n,
             "local_only_accuracy": local.accuracy, "local_only_auc": local.auc,
+            "epsilon": self._learner.epsilon_spent, "dp": None if (dp := self._learner.dp) is None else asdict(dp.plan),
             "strikes": {self._name(p): n for p, n in self._exchange.strikes.items()},
             "chain": asdict(self._duties.status()),
         }

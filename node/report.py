@@ -4,7 +4,8 @@ Per node it shows the swarm model's accuracy on that hospital's held-out rows, t
 the same model trained on the hospital's rows alone, the contribution credited on chain, the
 payout withdrawn and the rounds in which the winning vote flagged it or it voted another vector
 (a deviant); below, how the rounds ended (credited, split, below quorum), the stake slashed, and
-whether the independent audit of the chain found any mismatch.
+whether the independent audit of the chain found any mismatch. With differential privacy, each
+node's cumulative epsilon as it committed it on chain, round by round.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class NodeRow:
     deviant: tuple[int, ...] = ()  # rounds in which this node voted against the winner
     slashed_wei: int = 0
     personalised_accuracy: float | None = None  # the swarm model with this node's own output layer
+    epsilon: dict[int, float] = field(default_factory=dict)  # round -> cumulative DP epsilon committed on chain
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class SwarmReport:
         flagged: dict[str, list[int]] = {}
         deviant: dict[str, list[int]] = {}
         slashed: dict[str, int] = {}
+        epsilon: dict[str, dict[int, float]] = {}
         for (t, r), rh in sorted(audit_report.rounds.items()):
             if t != prov.task_id:
                 continue
@@ -66,6 +69,9 @@ class SwarmReport:
                 deviant.setdefault(m, []).append(r)
             for m, wei, _reason in rh.slashes:
                 slashed[m] = slashed.get(m, 0) + int(wei)
+            for m, milli in rh.epsilons.items():
+                if milli:
+                    epsilon.setdefault(m, {})[r] = milli / 1000
         rows = []
         for name, address, summary in zip(prov.names, prov.addresses, summaries):
             rows.append(NodeRow(
@@ -77,7 +83,7 @@ class SwarmReport:
                 model_digest=summary["model_digest"] if summary else "",
                 finished=summary is not None,
                 flagged=tuple(flagged.get(address, ())), deviant=tuple(deviant.get(address, ())),
-                slashed_wei=slashed.get(address, 0),
+                slashed_wei=slashed.get(address, 0), epsilon=epsilon.get(address, {}),
                 personalised_accuracy=summary.get("personalised_accuracy") if summary else None))
         pool = int(task.received) if task.closed else int(plan.pool_eth * WEI_PER_ETH)
         plan_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(plan).items()}
@@ -113,6 +119,9 @@ class SwarmReport:
             marks = _rounds(r.flagged, "flagged") + _rounds(r.deviant, "deviant")
             if r.slashed_wei:
                 marks.append(f"slashed {r.slashed_wei} wei")
+            if r.epsilon:
+                last = max(r.epsilon)
+                marks.append(f"epsilon {r.epsilon[last]:.3f} after round {last}")
             lines.append((f"{r.name:<16}{_pct(r.test_accuracy):>10}{_pct(r.local_only_accuracy):>10}"
                           f"{r.contribution:>14}{r.payout_wei / WEI_PER_ETH:>14.6f}  {'; '.join(marks)}").rstrip())
         lines.append("-" * len(head))

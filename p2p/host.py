@@ -8,6 +8,8 @@ Built on py-libp2p 0.8.1 with TCP + Noise + Yamux and GossipSub. It
   optionally runs mDNS;
 - publishes and receives :class:`~p2p.announce.Announcement` on the swarm's gossip topic,
   behind a topic validator (size, parse, allowlist, sender == signer);
+- admits only allowlisted peers at all (p2p.membership): a non-member's connection is closed
+  right after the security handshake, before any stream, and it never enters the gossip mesh;
 - serves and fetches update bytes by digest over the transfer protocol (p2p.transfer).
 
 Everything runs on trio. Library workarounds live in p2p.libp2p_patches.
@@ -35,6 +37,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from p2p import libp2p_patches
 from p2p.announce import MAX_ANNOUNCEMENT_BYTES, Announcement, AnnouncementError
 from p2p.identity import load_or_create_keypair, peer_id_for_key_file
+from p2p.membership import guard as guard_membership
 from p2p.transfer import (
     PROTOCOL_ID as TRANSFER_PROTOCOL_ID,
     BadResponse,
@@ -110,13 +113,13 @@ class SwarmHost:
         self.topic = topic_for_swarm(config.swarm)
         self.listen_addrs: list[str] = []
         self._allow: frozenset[str] | None = None
-        self.set_allowlist(allowlist)
         self._server = BlobServer(is_allowed=self._is_allowed, log=self.log)
         self._fetch_slots = trio.Semaphore(config.max_concurrent_fetches)
         self._ann_send, self._ann_recv = trio.open_memory_channel[Announcement](ANNOUNCEMENT_QUEUE)
         self._host: Any = None
         self._pubsub: Pubsub | None = None
         self._nursery: trio.Nursery | None = None
+        self.set_allowlist(allowlist)
         self.dropped_announcements = 0
         self.rejected_announcements = 0
 
@@ -149,6 +152,7 @@ class SwarmHost:
         )
         pubsub = Pubsub(host, gossipsub, strict_signing=True)
         host.set_stream_handler(TRANSFER_PROTOCOL_ID, self._server.handle)
+        guard_membership(host, pubsub, self._is_allowed, self.log)
         self._host, self._pubsub = host, pubsub
         try:
             # Order matters (platform notes): Pubsub and GossipSub must be running before
@@ -177,8 +181,16 @@ class SwarmHost:
 
     # ------------------------------------------------------------------ peers
     def set_allowlist(self, peer_ids: Iterable[str] | None) -> None:
-        """Accept only these peer ids (None: everyone). Takes effect immediately."""
+        """Accept only these peer ids (None: everyone). Takes effect immediately.
+
+        While running, peers already connected that are no longer allowed are disconnected.
+        """
         self._allow = None if peer_ids is None else frozenset(peer_ids) | {self.peer_id}
+        if self._nursery is not None and self._host is not None:
+            for pid in self._host.get_connected_peers():
+                if not self._is_allowed(pid.to_base58()):
+                    self.log.warning("disconnecting peer %s: no longer on the allowlist", pid)
+                    self._nursery.start_soon(self._drop_peer, pid)
 
     def _is_allowed(self, peer_id: str) -> bool:
         return self._allow is None or peer_id in self._allow

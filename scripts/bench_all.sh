@@ -18,13 +18,14 @@ start=$(date +%s)
 "$PY" -m scripts.bench.sampling --out "$OUT" --runs "$RUNS/sampling" "$@"
 "$PY" -m scripts.bench.chainreads --out "$OUT" --runs "$RUNS/chainreads" "$@"
 "$PY" -m scripts.bench.scenarios --out "$OUT" --runs "$RUNS/scenarios" "$@"
+"$PY" -m scripts.bench.privacy --out "$OUT" "$@"
 secs=$(( $(date +%s) - start ))
 {
   echo "# MedSwarm benchmarks"
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  for part in learning systems robustness contribution incentives compression sampling chainreads scenarios; do
+  for part in learning systems robustness contribution incentives compression sampling chainreads scenarios privacy; do
     sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
     echo
   done
@@ -32,6 +33,6 @@ secs=$(( $(date +%s) - start ))
 echo "{\"suite_seconds\": $secs, \"args\": \"$*\"}" > "$OUT/suite.json"
 if [[ " $* " != *" --quick "* ]]; then  # the README's plots come from full runs only
   mkdir -p docs/img
-  cp "$OUT/learning_curves.png" "$OUT/systems_phases.png" "$OUT/scenarios.png" docs/img/
+  cp "$OUT/learning_curves.png" "$OUT/systems_phases.png" "$OUT/scenarios.png" "$OUT/privacy.png" docs/img/
 fi
 echo "benchmarks done in ${secs}s: $OUT/summary.md"

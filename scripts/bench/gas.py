@@ -27,7 +27,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from incentive.chain import advance_time, connect, dev_keys
-from incentive.ledger import Ledger, pack_vector
+from incentive.ledger import Ledger, PrivacyTerms, pack_vector
 from scripts.bench.output import publish
 
 logger = logging.getLogger(__name__)
@@ -37,14 +37,14 @@ ROUND_SECONDS = 3600
 TARGET_N, TARGET_GAS = 8, 50_000
 
 
-def _setup(n: int, stake: int) -> tuple[Ledger, list[Ledger], int]:
+def _setup(n: int, stake: int, dp: bool = False) -> tuple[Ledger, list[Ledger], int]:
     w3 = connect("eth-tester")
     keys = [Account.from_key(k) for k in dev_keys(w3, n + 1)]
     ledger = Ledger.deploy(w3, keys[0])
     for i, m in enumerate(keys[1:]):
         ledger.register_member(m.address, f"12D3KooPeer{i}", f"hospital-{i}")
     task = ledger.create_task(quorum=max(2, n // 2), model_id="bench", round_duration=ROUND_SECONDS, stake=stake,
-                              slash=stake // 2)
+                              slash=stake // 2, privacy=PrivacyTerms(epsilon=1000.0) if dp else None)
     ledger.fund(task, 10**18)
     nodes = [ledger.with_account(m) for m in keys[1:]]
     if stake:
@@ -66,15 +66,16 @@ def _digest(r: int, i: int) -> bytes:
     return keccak(b"update %d of node %d" % (r, i))
 
 
-def bench(n: int, rounds: int, stake: int = 0) -> dict[str, int]:
+def bench(n: int, rounds: int, stake: int = 0, dp: bool = False) -> dict[str, int]:
     """Gas of a steady run of `rounds` rounds (rounds > RING + 1) with n nodes bonding `stake` wei."""
-    ledger, nodes, task = _setup(n, stake)
+    ledger, nodes, task = _setup(n, stake, dp)
     for i, nd in enumerate(nodes):
         nd.commit(task, 1, "0x" + _digest(1, i).hex())
     combined: list[int] = []
     closing: list[int] = []  # the round's last commitAndVote, which finalizes the round
     for r in range(1, rounds):
-        gas = [nd.transact("commitAndVote", task, r + 1, _digest(r + 1, i), r, _model(r), _vector(n, r))["gasUsed"]
+        gas = [nd.transact("commitAndVote", task, r + 1, _digest(r + 1, i), 100 * (r + 1) if dp else 0,
+                             r, _model(r), _vector(n, r))["gasUsed"]
                for i, nd in enumerate(nodes)]
         if r > RING:
             combined += gas
@@ -113,14 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--rounds must exceed {RING + 1}: the first {RING} rounds pay for fresh round words")
     rows = [bench(int(n), args.rounds) for n in args.sizes.split(",")]
     staked = bench(TARGET_N, args.rounds, args.stake)  # a bonded member's commit also reads its bond
+    # A DP task: every commit reports a grown cumulative epsilon, checked against the budget
+    private = bench(TARGET_N, args.rounds, dp=True)
     table = markdown(rows) + (f"\nWith a stake of {args.stake} wei at N = {TARGET_N}: commitAndVote "
-                              f"{staked['commit_and_vote']:,} per node per round.\n")
+                              f"{staked['commit_and_vote']:,} per node per round.\n"
+                              f"With a privacy budget at N = {TARGET_N} (each commit reports a grown epsilon): "
+                              f"commitAndVote {private['commit_and_vote']:,} per node per round.\n")
     print(table, end="")
     at_target = [r for r in rows if r["members"] == TARGET_N]
     verdict = {"target_gas_per_node_round": TARGET_GAS, "target_members": TARGET_N,
                "met": bool(at_target) and at_target[0]["per_node_round"] <= TARGET_GAS}
     publish(args.out, "gas", {"chain": "eth-tester (py-evm, prague)", "rounds": args.rounds, "results": rows,
-                              "staked": staked, **verdict}, table)
+                              "staked": staked, "private": private, **verdict}, table)
     print(f"wrote {args.out / 'gas.json'} and {args.out / 'gas.md'}")
     if at_target and not verdict["met"]:
         logger.error("N = %d: %d gas per node per round, above the bound of %d", TARGET_N,

@@ -146,3 +146,16 @@ def test_bench_chainreads_quick(tmp_path: Path) -> None:
     (row,) = json.loads((out / "chainreads.json").read_text())["rows"]
     assert row["members"] == 4 and row["per_peer"]["reads"] == 3 and row["per_round"]["reads"] == 1
     assert row["per_peer"]["seconds"] > 0 and row["per_round"]["seconds"] > 0
+
+
+def test_bench_privacy_quick(tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    proc = subprocess.run([sys.executable, "-m", "scripts.bench.privacy", "--quick", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    heart = json.loads((out / "privacy.json").read_text())["results"]["heart"]["by_epsilon"]
+    assert set(heart) == {"3", "inf"}
+    for key in ("swarm_accuracy", "local_accuracy", "mia_auc"):
+        assert _prob(heart["3"][key]["mean"]) and _prob(heart["inf"][key]["mean"])
+    assert 0 < heart["3"]["max_epsilon_spent"] <= 3.0 and heart["inf"]["max_epsilon_spent"] == 0.0
+    assert (out / "privacy.png").stat().st_size > 0

@@ -33,7 +33,7 @@ def test_reentrant_and_reverting_receivers(attacker_artifacts):
 
     for k, who in enumerate(actors):
         act(who, "bond", task, value=STAKE)
-        act(who, "commit", task, 1, bytes.fromhex(digest_of("atk", k)[2:]))
+        act(who, "commit", task, 1, bytes.fromhex(digest_of("atk", k)[2:]), 0)
     rows = pack_vector([0, 1, 2, 3], [6000, 6100, 6200, 6300])
     for who in actors:
         act(who, "vote", task, 1, bytes(32), rows)

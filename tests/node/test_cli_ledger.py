@@ -17,7 +17,7 @@ from eth_account import Account
 from incentive.anvil import Anvil, ToolMissing, anvil_binary
 from incentive.chain import connect, dev_keys
 from incentive.keys import write_key
-from incentive.ledger import Ledger
+from incentive.ledger import Ledger, PrivacyTerms
 from node.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,8 @@ def test_deploy_then_audit_a_round(tmp_path: Path, capsys: pytest.CaptureFixture
                                    for i, a in enumerate(nodes)))
         out = tmp_path / "deployed.json"
         assert main(["deploy", "--rpc", chain.url, "--admin-key", str(admin_key), "--members", str(members),
-                     "--quorum", "3", "--fund", "1000", "--out", str(out)]) == 0
+                     "--quorum", "3", "--fund", "1000", "--epsilon", "3", "--noise-multiplier", "1.1",
+                     "--out", str(out)]) == 0
         printed = capsys.readouterr().out
         assert keys[0][2:] not in printed and keys[0][2:] not in out.read_text()
         info = json.loads(out.read_text())
@@ -53,8 +54,9 @@ def test_deploy_then_audit_a_round(tmp_path: Path, capsys: pytest.CaptureFixture
 
         ledgers = [Ledger(w3, info["address"], a) for a in nodes]
         task = info["task_id"]
+        assert ledgers[0].task(task).privacy == PrivacyTerms(3.0, noise_multiplier=1.1)
         for i, lg in enumerate(ledgers):
-            lg.commit(task, 1, "0x" + f"{i + 1:064x}")
+            lg.commit(task, 1, "0x" + f"{i + 1:064x}", epsilon=0.5 * (i + 1))
         everyone = [a.address for a in nodes]
         for lg in ledgers:  # the last vote, the winner's, finalizes the round
             lg.vote(task, 1, everyone, [1000 * (j + 1) for j in range(4)], model=None)
@@ -65,7 +67,9 @@ def test_deploy_then_audit_a_round(tmp_path: Path, capsys: pytest.CaptureFixture
         report = tmp_path / "audit.json"
         assert main(["audit", "--rpc", chain.url, "--address", info["address"], "--json", str(report),
                      "--expect", str(expect)]) == 0
-        assert capsys.readouterr().out.strip().endswith("audit OK: events, recomputation and contract state agree")
+        table = capsys.readouterr().out
+        assert table.strip().endswith("audit OK: events, recomputation and contract state agree")
+        assert "privacy budget epsilon 3 per member" in table and "   2.000" in table
         assert json.loads(report.read_text())["ok"] is True
 
         contributions[nodes[0].address] += 5

@@ -13,7 +13,9 @@ from node.config import ConfigError, config_from_mapping, dump_config, load_conf
 def test_overrides_apply_and_round_trip_through_toml() -> None:
     config = config_from_mapping(
         {"name": "cleveland", "swarm": {"rounds": 3}},
-        ["data.hospital=Hungary", "swarm.merge=median", 'p2p.bootstrap=["/ip4/127.0.0.1/tcp/1"]'])
+        ["data.hospital=Hungary", "swarm.merge=median", 'p2p.bootstrap=["/ip4/127.0.0.1/tcp/1"]',
+         "dp.epsilon=3", "dp.accountant=prv"])
+    assert (config.dp.epsilon, config.dp.accountant, config.dp.delta) == (3.0, "prv", 0.0)
     assert config.data.hospital == "Hungary"
     assert config.swarm.merge == "median"
     assert config.swarm.rounds == 3
@@ -35,6 +37,11 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["model.channels=65"], "model.channels: must be at most 64"),
     (["training.personalise_epochs=-1"], "training.personalise_epochs: must not be negative"),
     (["swarm.merge=best"], "swarm.merge: 'best' ranks models on a published validation set"),
+    (["dp.epsilon=-1"], "dp.epsilon: must not be negative"),
+    (["dp.delta=1.5"], "dp.delta: must lie in"),
+    (["dp.max_grad_norm=0"], "dp.max_grad_norm: must be positive"),
+    (["dp.accountant=gdp"], "dp.accountant: 'gdp' is not one of"),
+    (["dp.noise_multiplier=-0.5"], "dp.noise_multiplier: must not be negative"),
     (["swarm.compression=zip"], "swarm.compression: 'zip' is not one of"),
     (["swarm.compression_fraction=0"], "swarm.compression_fraction: must lie in (0, 1]"),
     (["swarm.compression_fraction=1.5"], "swarm.compression_fraction: must lie in (0, 1]"),

@@ -5,7 +5,7 @@ pragma solidity ^0.8.28;
 
 interface ILedger {
     function bond(uint256 taskId) external payable;
-    function commit(uint256 taskId, uint32 round, bytes32 digest) external;
+    function commit(uint256 taskId, uint32 round, bytes32 digest, uint32 epsilonMilli) external;
     function vote(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external;
     function withdraw(uint256 taskId) external returns (uint256);
     function reclaimStake(uint256 taskId) external returns (uint256);
@@ -23,8 +23,8 @@ abstract contract MemberContract {
         ledger.bond{value: msg.value}(taskId);
     }
 
-    function commit(uint256 taskId, uint32 round, bytes32 digest) external {
-        ledger.commit(taskId, round, digest);
+    function commit(uint256 taskId, uint32 round, bytes32 digest, uint32 epsilonMilli) external {
+        ledger.commit(taskId, round, digest, epsilonMilli);
     }
 
     function vote(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external {
