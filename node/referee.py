@@ -78,7 +78,7 @@ async def _model(node: "SwarmNode", r: int, updates: list) -> str | None:
     if not counts:
         node.log.warning("round %d: no member announced a merged model; attesting none", r)
         return None
-    expected = add(node.weights, node._merge(updates)) if updates else node.weights
+    expected = add(node.weights, node._merge(node.weights, updates)) if updates else node.weights
     fallback = None
     for model, _ in counts.most_common():
         bundle = await node.consensus.fetch(r, model)
