@@ -1,6 +1,6 @@
 """The `medswarm` command: run a whole local swarm or one hospital's node; deploy or audit a ledger.
 
-    medswarm swarm [--nodes 4] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
+    medswarm swarm [--nodes 4 | --data DIR] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
     medswarm node --config node.toml [--set section.key=value ...]
     medswarm deploy --rpc URL (--admin-key FILE | --dev-admin) [--members members.json] [--out deployed.json]
     medswarm audit --rpc URL --address 0xLEDGER [--json audit.json] [--expect node-logs.json]
@@ -69,11 +69,20 @@ def _swarm(args: argparse.Namespace) -> int:
             raise _OperatorError(f"--attack {text!r}: expected NODE_INDEX=KIND, e.g. 3=scale")
         attacks[int(index)] = kind
     out = Path(args.out or f"runs/swarm-{time.strftime('%Y%m%d-%H%M%S')}")
-    plan = SwarmPlan(nodes=args.nodes, rounds=args.rounds, dataset=args.dataset, partition=args.partition,
+    data = None
+    if args.data:
+        from .datadir import read_data_dir
+        from .datasets import DataError
+
+        try:
+            data = read_data_dir(Path(args.data), args.label or "")
+        except DataError as exc:
+            raise _OperatorError(str(exc)) from None
+    plan = SwarmPlan(nodes=len(data.hospitals) if data else args.nodes, rounds=args.rounds, dataset=args.dataset, partition=args.partition,
                      alpha=args.alpha, model=args.model, merge=args.merge, epochs=args.epochs, lr=args.lr,
                      round_timeout=args.round_timeout, pool_eth=args.pool, seed=args.seed, attacks=attacks,
                      out=out, state_file=Path(args.state) if args.state else None,
-                     in_process=args.in_process, node_overrides=tuple(args.set))
+                     in_process=args.in_process, node_overrides=tuple(args.set), data=data)
     setup_logging("swarm", logging.DEBUG if args.verbose else logging.WARNING)
     try:
         swarm = LocalSwarm(plan, say=lambda line: print(line, flush=True))
@@ -173,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--rounds", type=int, default=10, help="training rounds")
     swarm.add_argument("--dataset", choices=SPLITTABLE, default="heart",
                        help="heart: UCI heart disease split by its real hospitals; breast_cancer: split over nodes")
+    swarm.add_argument("--data", metavar="DIR",
+                       help="each hospital's own CSV: DIR holds NAME.csv per hospital (a test share is held out) "
+                            "or NAME_train.csv + NAME_test.csv pairs; node names come from the file names")
+    swarm.add_argument("--label", help="--data: the label column (default: 'label', else 'target')")
     swarm.add_argument("--partition", choices=choices()["data.partition"], default="iid",
                        help="how breast_cancer rows are split over nodes")
     swarm.add_argument("--alpha", type=float, default=0.5,

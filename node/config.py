@@ -32,8 +32,12 @@ class DataConfig:
     csv_path: str = ""  # csv: the hospital's own file
     label_column: str = "label"  # csv: the label column
     feature_columns: tuple[str, ...] = ()  # csv: the input columns (default: every other column)
+    # csv: one-hot columns with their agreed categories, "name=cat1|cat2|..." (same on every node)
+    categorical_columns: tuple[str, ...] = ()
+    missing_values: tuple[str, ...] = ()  # csv: cell values meaning "missing", besides "", ?, NA, nan, null, none
+    test_csv: str = ""  # csv: the hospital's own test file; then nothing of csv_path is held out for testing
     seed: int = 0  # train/test split and partition seed
-    test_fraction: float = 0.25  # share of rows held out for testing
+    test_fraction: float = 0.25  # share of rows held out for testing (csv: only without test_csv)
     validation_fraction: float = 0.2  # share of training rows held back for scoring
 
 
@@ -109,11 +113,26 @@ class NodeConfig:
 
         return dataclasses.replace(
             self,
-            data=dataclasses.replace(self.data, csv_path=rel(self.data.csv_path)),
+            data=dataclasses.replace(self.data, csv_path=rel(self.data.csv_path), test_csv=rel(self.data.test_csv)),
             p2p=dataclasses.replace(self.p2p, key_file=rel(self.p2p.key_file)),
             chain=dataclasses.replace(self.chain, key_file=rel(self.chain.key_file)),
             output_dir=rel(self.output_dir),
         )
+
+
+def categorical_spec(entries: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Parse `data.categorical_columns` ("name=cat1|cat2|...") into {name: categories}."""
+    spec: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        name, sep, cats = entry.partition("=")
+        categories = tuple(c.strip() for c in cats.split("|"))
+        if not sep or not name.strip() or not all(categories) or len(set(categories)) != len(categories):
+            raise ConfigError(f"data.categorical_columns: {_short(entry)} is not name=cat1|cat2|... "
+                              "with distinct, non-empty categories")
+        if name.strip() in spec:
+            raise ConfigError(f"data.categorical_columns: column {name.strip()!r} listed twice")
+        spec[name.strip()] = categories
+    return spec
 
 
 @functools.cache
@@ -252,6 +271,7 @@ def _check_ranges(config: NodeConfig) -> None:
         raise ConfigError(f"data.node_index: must lie in 0..{config.data.n_nodes - 1}")
     if config.data.dataset == "csv" and not config.data.csv_path:
         raise ConfigError("data.csv_path: required when data.dataset = 'csv'")
+    categorical_spec(config.data.categorical_columns)
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
@@ -338,5 +358,5 @@ def _toml_value(value: Any) -> str:
 
 __all__ = [
     "ChainConfig", "ConfigError", "DataConfig", "ModelConfig", "NodeConfig", "P2PConfig",
-    "SwarmConfig", "TrainingConfig", "choices", "config_from_mapping", "dump_config", "load_config",
+    "SwarmConfig", "TrainingConfig", "categorical_spec", "choices", "config_from_mapping", "dump_config", "load_config",
 ]

@@ -14,6 +14,7 @@ import numpy as np
 
 from .config import NodeConfig
 from .datasets import NodeData, RawShard
+from .logs import node_logger
 from .models import build_model, load_numpy_state, state_shapes, state_to_numpy
 from .preprocess import FeatureStats, Scaler
 from .training import Metrics, evaluate, train_local
@@ -43,6 +44,10 @@ class Learner:
         self.data = data
         self.fit_rows, self.val_rows = split_validation(
             data.train, config.data.validation_fraction, config.data.seed)
+        node_logger(__name__, config.name).info(
+            "data: %d training rows -> %d train / %d validation (validation_fraction %.2f); %d test rows; "
+            "classes in train: %s", len(data.train), len(self.fit_rows), len(self.val_rows),
+            config.data.validation_fraction, len(data.test), sorted(set(data.train.y.tolist())))
         # Every node starts from the same weights: the swarm seed, not the node's own.
         self.model = build_model(config.model.kind, data.n_features, max(2, data.n_classes),
                                  hidden=config.model.hidden, seed=config.swarm.seed)
