@@ -274,13 +274,18 @@ class SwarmNode:
 
         A member that died, never started or commits without serving would otherwise hold every
         round until its deadline; absent ones get `absent_wait` of the round's duration instead.
-        One that comes back in that time is merged, and is waited for again from then on.
+        One that comes back in that time is merged, and is waited for again from then on. A
+        member that has announced nothing at all since this node started (no statistics, no
+        update, no model) is absent from round 1: a registered hospital whose node never came
+        up must not cost the others a full deadline for `absent_after` rounds.
         """
         window = self.config.swarm.absent_after
-        awaited = {p for p in self.peers if r - self._last_heard.get(p, self._first_round - 1) <= window}
+        alive = self.inbox.senders() | set(self._last_heard)
+        awaited = {p for p in self.peers
+                   if p in alive and r - self._last_heard.get(p, self._first_round - 1) <= window}
         gone = sorted(set(self.peers) - awaited)
         if gone:
-            self.log.info("round %d: not waiting for %s (no update merged for %d rounds)",
+            self.log.info("round %d: not waiting for %s (no update merged for %d rounds, or never heard from)",
                           r, ", ".join(map(self._name, gone)), window)
         return awaited
 
