@@ -180,7 +180,7 @@ def _mean(values: Sequence[float | None]) -> float:
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
 
 
 def _rounds(rounds: Sequence[int], what: str) -> list[str]:
