@@ -2,6 +2,7 @@
 
     medswarm swarm [--nodes 4 | --data DIR] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
     medswarm node --config node.toml [--set section.key=value ...]
+    medswarm evaluate RUN [--csv rows.csv] [--out DIR]     medswarm export RUN --out DIR
     medswarm deploy --rpc URL (--admin-key FILE | --dev-admin) [--members members.json] [--out deployed.json]
     medswarm audit --rpc URL --address 0xLEDGER [--json audit.json] [--expect node-logs.json]
 
@@ -106,6 +107,63 @@ def _swarm(args: argparse.Namespace) -> int:
     return 0 if report.ok else EXIT_FAILED
 
 
+def _trained(args: argparse.Namespace):
+    from .datasets import DataError
+    from .trained import RunError, TrainedModel, encoded_rows
+
+    try:
+        model = TrainedModel.from_run(Path(args.run))
+        x, y, rows = encoded_rows(model, Path(args.csv) if args.csv else None, args.label or "")
+    except (RunError, DataError, OSError) as exc:
+        raise _OperatorError(str(exc)) from None
+    if model.n_classes != 2:
+        raise _OperatorError(f"{args.run}: a {model.n_classes}-class model; evaluate and export check two-class models")
+    return model, x, y, rows
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import binary_metrics, metrics_table, plot_evaluation
+
+    setup_logging("evaluate", logging.DEBUG if args.verbose else logging.WARNING)
+    model, x, y, rows = _trained(args)
+    try:
+        metrics = binary_metrics(y, model.predict_proba(x)[:, 1])
+    except ValueError as exc:
+        raise _OperatorError(f"{rows}: {exc}") from None
+    out = Path(args.out) if args.out else model.source / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"model": {"run": str(model.source), "node": model.config.name, "round": model.round,
+                        "kind": model.config.model.kind}, "rows": rows, "metrics": metrics}
+    (out / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot_evaluation(y, model.predict_proba(x)[:, 1], f"{model.config.name}, round {model.round}: {rows}",
+                    out / "evaluation.png")
+    print(f"model of {model.config.name} after round {model.round}, on {rows}:")
+    print(metrics_table(metrics))
+    print(f"\nwritten: {out}/evaluation.json, {out}/evaluation.png")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .trained import RunError
+
+    setup_logging("export", logging.DEBUG if args.verbose else logging.WARNING)
+    model, x, y, rows = _trained(args)
+    try:
+        portable = model.export(Path(args.out))
+    except RunError as exc:
+        raise _OperatorError(str(exc)) from None
+    node, exported = model.predict_proba(x), portable.predict_proba(x)
+    same = np.array_equal(node.argmax(axis=1), exported.argmax(axis=1))
+    gap = float(np.abs(node - exported).max()) if len(x) else 0.0
+    print(f"exported the model of {model.config.name} after round {model.round} to {args.out} "
+          f"(model.json + model.npz; load with node/portable.py, numpy only)")
+    print(f"check on {len(x)} rows ({rows}): same predicted class {'on every row' if same else 'NOT on every row'}; "
+          f"largest probability difference {gap:.1e}")
+    return 0 if same and gap < 1e-5 else EXIT_FAILED
+
+
 def _deploy(args: argparse.Namespace) -> int:
     from eth_account import Account
 
@@ -207,6 +265,19 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--in-process", action="store_true", help="all nodes in this process, on eth-tester")
     swarm.add_argument("--out", help="report folder (default runs/swarm-<time>)")
     swarm.set_defaults(func=_swarm)
+
+    for name, func, text in (("evaluate", _evaluate, "a run's final model on a CSV: clinical metrics as JSON and "
+                                                     "ROC / calibration curves as PNG"),
+                             ("export", _export, "write a run's model with its preprocessing in a pickle-free "
+                                                 "format (docs/model-format.md) and check it predicts as the node")):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("run", help="a node's run folder (or a swarm's run folder: its first node)")
+        cmd.add_argument("--csv", help="rows to use, in the node's input columns with a label "
+                                       "(default: the node's own test rows)")
+        cmd.add_argument("--label", help="the CSV's label column (default: the node's data.label_column)")
+        cmd.add_argument("--out", required=name == "export",
+                         help="output folder" + (" (default: RUN/evaluation)" if name == "evaluate" else ""))
+        cmd.set_defaults(func=func)
 
     deploy = sub.add_parser("deploy", help="deploy a ledger, register members, open and fund a task",
                             description="Deploy the MedSwarm ledger, register the members listed in a file, "

@@ -169,6 +169,8 @@ HEART_SCHEMA = Schema((
     Column("thal", "categorical", ("normal", "fixed defect", "reversable defect")),
 ))
 """Encoding of UCI Heart Disease: 13 raw attributes -> 22 features (the hospital column is not a feature)."""
+# Raw columns of the heart data where the UCI files write 0 for "not measured".
+HEART_ZERO_IS_MISSING: tuple[str, ...] = ("chol", "trestbps")
 
 
 # --------------------------------------------------------------------------- values
@@ -333,7 +335,7 @@ def heart_hospital(name: str, seed: int = 0, test_fraction: float = DEFAULT_TEST
     _, rows = _read_csv(path)
     rows = [r for r in rows if r.get("dataset") == hospital]
     x = HEART_SCHEMA.encode(rows, source=str(path))
-    for col in ("chol", "trestbps"):
+    for col in HEART_ZERO_IS_MISSING:
         j = HEART_SCHEMA.index(col)
         x[x[:, j] == 0.0, j] = np.nan
     y = np.array([int(r["num"]) > 0 for r in rows], dtype=np.int64)
@@ -454,6 +456,21 @@ def csv_shard(path: Path | str, label_column: str, schema: Schema | Sequence[str
 # --------------------------------------------------------------------------- from a node's config
 
 
+def node_schema(config: DataConfig) -> Schema:
+    """The feature encoding a node with this `[data]` config uses (what an exported model reads)."""
+    if config.dataset == "heart":
+        return HEART_SCHEMA
+    if config.dataset == "breast_cancer":
+        from sklearn.datasets import load_breast_cancer
+
+        return Schema.numeric(str(n) for n in load_breast_cancer().feature_names)
+    if config.dataset == "csv":
+        header, _ = _read_csv(Path(config.csv_path))
+        return csv_schema(header, config.label_column, config.feature_columns,
+                          categorical_spec(config.categorical_columns), config.missing_values, config.csv_path)
+    raise ValueError(f"data.dataset: unknown data set {config.dataset!r}; expected one of {DATASETS}")
+
+
 def load_node_data(config: DataConfig) -> NodeData:
     """Load the train/test data of one node as its `[data]` config describes."""
     if config.dataset == "heart":
@@ -466,10 +483,7 @@ def load_node_data(config: DataConfig) -> NodeData:
     elif config.dataset == "csv":
         if not config.csv_path:
             raise ValueError("data.csv_path is required for dataset 'csv'")
-        header, _ = _read_csv(Path(config.csv_path))
-        schema = csv_schema(header, config.label_column, config.feature_columns,
-                            categorical_spec(config.categorical_columns), config.missing_values, config.csv_path)
-        data = csv_shard(config.csv_path, config.label_column, schema, config.seed, config.test_fraction,
+        data = csv_shard(config.csv_path, config.label_column, node_schema(config), config.seed, config.test_fraction,
                          test_path=config.test_csv or None)
     else:
         raise ValueError(f"data.dataset: unknown data set {config.dataset!r}; expected one of {DATASETS}")

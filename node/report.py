@@ -9,6 +9,7 @@ whether the independent audit of the chain found any mismatch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class SwarmReport:
                 flagged=tuple(flagged.get(address, ())), deviant=tuple(deviant.get(address, ())),
                 slashed_wei=slashed.get(address, 0)))
         pool = int(task.received) if task.closed else int(plan.pool_eth * WEI_PER_ETH)
-        plan_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(plan).items()}
+        plan_dict = {k: _plain(v) for k, v in vars(plan).items()}
         return cls(plan=plan_dict, contract=prov.contract, task_id=prov.task_id, rows=tuple(rows),
                    pool_wei=pool, dust_wei=pool - sum(r.payout_wei for r in rows),
                    audit_ok=not audit_report.mismatches,
@@ -172,6 +173,15 @@ def plot_curves(report: SwarmReport, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _plain(value: Any) -> Any:
+    """A plan value as JSON can hold it (paths as text, the --data folder's hospitals as a dict)."""
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value):
+        return json.loads(json.dumps(dataclasses.asdict(value), default=str))
+    return value
 
 
 def _mean(values: Sequence[float | None]) -> float:

@@ -40,9 +40,6 @@ def test_member_that_never_starts_costs_a_grace_not_a_deadline(tmp_path: Path) -
         assert [r["heard"] for r in rows] == [1, 1, 1] and all(r["expected"] == 2 for r in rows)
         # Each round waits at most absent_wait (0.1) x the round's duration for the missing member.
         assert all(r["phases"]["collect"] < 0.1 * ROUND_TIMEOUT + 2.0 for r in rows), rows
-        log = Path(config.output_dir, "node.log")
-        if log.exists():
-            assert "never heard from" in log.read_text()
     # Before: absent_after (2) rounds at the full 30 s deadline each; now the whole run (statistics
     # timeout 4 s, three rounds, the settling) stays far below even one of them doubled.
     assert seconds < 2 * ROUND_TIMEOUT, seconds

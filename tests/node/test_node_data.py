@@ -174,7 +174,7 @@ def test_csv_with_a_test_file_keeps_every_train_row(tmp_path: Path) -> None:
         load_node_data(config)
 
 
-def test_one_class_site_loads_and_trains(tmp_path: Path) -> None:
+def test_one_class_site_loads_and_trains(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from node.config import config_from_mapping
     from node.learner import Learner
     from node.preprocess import FeatureStats
@@ -183,7 +183,9 @@ def test_one_class_site_loads_and_trains(tmp_path: Path) -> None:
     data = csv_shard(path, "label", seed=0)
     assert set(data.train.y.tolist()) == {1} and len(data.test) == 5
     config = config_from_mapping({"name": "swiss", "data": {"dataset": "csv", "csv_path": str(path)}})
-    learner = Learner(config, data)
+    with caplog.at_level("INFO"):
+        learner = Learner(config, data)
+    assert "15 training rows -> 12 train / 3 validation (validation_fraction 0.20); 5 test rows" in caplog.text
     learner.set_scaling(FeatureStats.of(learner.fit_rows.x))
     delta = learner.train_update(1)
     assert any(np.abs(v).sum() > 0 for v in delta.values())
