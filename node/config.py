@@ -55,6 +55,8 @@ class TrainingConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     seed: int = 0
+    lr_schedule: str = "constant"  # constant | cosine: the local learning rate over the rounds
+    prox_mu: float = 0.0  # FedProx: weight of the pull towards the round's swarm model (0: off)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class SwarmConfig:
     absent_after: int = 2  # rounds without a merged update after which a peer is not waited for...
     absent_wait: float = 0.1  # ...beyond this share of the round's duration
     merge: str = "median"  # mean | median | trimmed | geomedian
+    optimizer: str = "none"  # how the merged update moves the model (node.swarmopt): none | momentum | adam | yogi
+    server_lr: float = 0.0  # the swarm optimiser's step size; 0: its own default
     scorer: str = "default"  # default | loo | individual
     contribution: str = "checkable"  # the swarm-wide, checkable score vote (node.contribution.CONTRIBUTIONS)
     codec: str = "f32"  # f32 | f16
@@ -151,7 +155,8 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
     from .scoring import SCORERS
-    from .training import OPTIMIZERS
+    from .swarmopt import SWARM_OPTIMIZERS
+    from .training import LR_SCHEDULES, OPTIMIZERS
 
     return {
         "data.dataset": DATASETS,
@@ -159,6 +164,8 @@ def choices() -> dict[str, tuple[str, ...]]:
         "data.partition": PARTITIONS,
         "model.kind": MODEL_KINDS,
         "training.optimizer": OPTIMIZERS,
+        "training.lr_schedule": LR_SCHEDULES,
+        "swarm.optimizer": tuple(SWARM_OPTIMIZERS),
         "swarm.merge": tuple(RULES),
         "swarm.scorer": tuple(SCORERS),
         "swarm.contribution": tuple(CONTRIBUTIONS),
@@ -236,7 +243,8 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
-NON_NEGATIVE = {"data.seed", "training.seed", "swarm.seed", "data.node_index", "training.weight_decay"}
+NON_NEGATIVE = {"data.seed", "training.seed", "swarm.seed", "data.node_index", "training.weight_decay",
+                "training.prox_mu", "swarm.server_lr"}
 # Upper bounds where a larger value cannot be meant: the model would not fit in memory, or
 # training would diverge to NaN in the first step.
 AT_MOST: dict[str, float] = {"model.hidden": 4096, "training.lr": 10.0}

@@ -17,7 +17,7 @@ from .datasets import NodeData, RawShard
 from .logs import node_logger
 from .models import build_model, load_numpy_state, state_shapes, state_to_numpy
 from .preprocess import FeatureStats, Scaler
-from .training import Metrics, evaluate, train_local
+from .training import Metrics, evaluate, scheduled_lr, train_local
 
 Tensors = dict[str, np.ndarray]
 
@@ -80,8 +80,9 @@ class Learner:
         with self._lock:
             start = state_to_numpy(self.model)
             train_local(self.model, self.fit.x, self.fit.y, epochs=t.epochs, batch_size=t.batch_size,
-                        lr=t.lr, seed=t.seed * 100_003 + round_no, optimizer=t.optimizer,
-                        weight_decay=t.weight_decay)
+                        lr=scheduled_lr(t.lr, t.lr_schedule, round_no, self.config.swarm.rounds),
+                        seed=t.seed * 100_003 + round_no, optimizer=t.optimizer,
+                        weight_decay=t.weight_decay, prox_mu=t.prox_mu)
             trained = state_to_numpy(self.model)
             load_numpy_state(self.model, start)
         return {k: trained[k] - start[k] for k in start}

@@ -329,11 +329,13 @@ def swarm_predictions(run: SwarmRun) -> Predictions:
     from node.models import load_numpy_state
     from node.preprocess import Scaler
     from node.rundir import RunFolder
+    from node.swarmopt import optimizer_by_name
 
     margins, labels = {}, {}
     for s in node_setups(plan):
         learner = s.learner
-        shapes = bundle_shapes(learner.shapes, learner.data.n_features)
+        opt = optimizer_by_name(s.config.swarm.optimizer, learner.shapes, s.config.swarm.server_lr)
+        shapes = bundle_shapes(learner.shapes, learner.data.n_features, opt.state_shapes())
         ckpt = RunFolder(plan.out / s.name).load_checkpoint(shapes, task_key, BUNDLE_MAX_ABS)
         if ckpt is None:
             continue
