@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--round-timeout", type=float, default=30.0,
                        help="seconds from a round's first commit until the chain closes it")
     swarm.add_argument("--pool", type=float, default=10.0, help="reward pool in ETH")
-    swarm.add_argument("--lr", type=float, default=0.01, help="local learning rate (Adam)")
+    swarm.add_argument("--lr", type=float, default=0.1, help="local learning rate (training.optimizer, SGD by default)")
     swarm.add_argument("--seed", type=int, default=0, help="seed for data splits, model init and training")
     swarm.add_argument("--attack", action="append", default=[], metavar="NODE=KIND",
                        help="make node NODE misbehave: scale, signflip, zero or copy (robustness experiments)")

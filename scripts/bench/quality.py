@@ -46,7 +46,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "prox": ("training.prox_mu=0.1",), "prox1": ("training.prox_mu=1.0",), "noprox": ("training.prox_mu=0",),
     "plain": ("swarm.optimizer=none",), "momentum": ("swarm.optimizer=momentum",),
     "adam": ("swarm.optimizer=adam",), "yogi": ("swarm.optimizer=yogi",),
-    "sgd": ("training.optimizer=sgd",), "adamw": ("training.optimizer=adam",),
+    "lsgd": ("training.optimizer=sgd",), "ladam": ("training.optimizer=adam",),
     "logreg": ("model.kind=logreg",),
     "ep2": ("training.epochs=2",), "ep5": ("training.epochs=5",), "wd": ("training.weight_decay=0.001",),
 }
