@@ -113,7 +113,7 @@ def _trained(args: argparse.Namespace):
 
     try:
         model = TrainedModel.from_run(Path(args.run))
-        x, y, rows = encoded_rows(model, Path(args.csv) if args.csv else None, args.label or "")
+        x, y, rows = encoded_rows(model, [Path(p) for p in args.csv], args.label or "")
     except (RunError, DataError, OSError) as exc:
         raise _OperatorError(str(exc)) from None
     if model.n_classes != 2:
@@ -135,8 +135,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = {"model": {"run": str(model.source), "node": model.config.name, "round": model.round,
                         "kind": model.config.model.kind}, "rows": rows, "metrics": metrics}
     (out / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n")
-    plot_evaluation(y, model.predict_proba(x)[:, 1], f"{model.config.name}, round {model.round}: {rows}",
-                    out / "evaluation.png")
+    shown = rows if len(rows) <= 70 else f"{len(args.csv)} CSV files pooled"
+    plot_evaluation(y, model.predict_proba(x)[:, 1], f"model of {model.config.name}, round {model.round}, on "
+                    f"{shown}: {len(y)} rows", out / "evaluation.png")
     print(f"model of {model.config.name} after round {model.round}, on {rows}:")
     print(metrics_table(metrics))
     print(f"\nwritten: {out}/evaluation.json, {out}/evaluation.png")
@@ -272,8 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "format (docs/model-format.md) and check it predicts as the node")):
         cmd = sub.add_parser(name, help=text, description=text)
         cmd.add_argument("run", help="a node's run folder (or a swarm's run folder: its first node)")
-        cmd.add_argument("--csv", help="rows to use, in the node's input columns with a label "
-                                       "(default: the node's own test rows)")
+        cmd.add_argument("--csv", action="append", default=[],
+                         help="rows to use, in the node's input columns with a label; repeat to pool "
+                              "several files (default: the node's own test rows)")
         cmd.add_argument("--label", help="the CSV's label column (default: the node's data.label_column)")
         cmd.add_argument("--out", required=name == "export",
                          help="output folder" + (" (default: RUN/evaluation)" if name == "evaluate" else ""))

@@ -425,8 +425,8 @@ def csv_rows(path: Path | str, label_column: str, schema: Schema | Sequence[str]
         labels.append(int(value))
     y = np.asarray(labels, dtype=np.int64)
     if len(np.unique(y)) < 2:
-        logger.warning("%s: every row has label %s=%d; training on it anyway (two-class metrics of "
-                       "this site will read n/a)", path, label_column, int(y[0]))
+        logger.warning("%s: every row has label %s=%d: one class only (it is used all the same; "
+                       "metrics that need two classes read n/a on it)", path, label_column, int(y[0]))
     return RawShard(schema.encode(rows, source=str(path)), y, schema.feature_names)
 
 

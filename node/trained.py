@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -140,18 +140,18 @@ class TrainedModel:
         return PortableModel.load(out)
 
 
-def encoded_rows(model: TrainedModel, csv_path: Path | None, label: str = "") -> tuple[np.ndarray, np.ndarray, str]:
-    """Encoded rows and labels to evaluate `model` on: a CSV in the node's input columns, or
-    (without one) the node's own test rows. Returns (x, y, a description of the rows)."""
+def encoded_rows(model: TrainedModel, csv_paths: Sequence[Path], label: str = "") -> tuple[np.ndarray, np.ndarray, str]:
+    """Encoded rows and labels to evaluate `model` on: CSV files in the node's input columns (rows
+    pooled), or (without any) the node's own test rows. Returns (x, y, a description of the rows)."""
     from .datasets import csv_rows, load_node_data
 
-    if csv_path is None:
+    if not csv_paths:
         data = load_node_data(model.config.data)
         return data.test.x, data.test.y, f"{model.config.name}'s own test rows"
     label = label or (model.config.data.label_column if model.config.data.dataset == "csv" else "label")
-    shard = csv_rows(csv_path, label, model.schema)
-    x = shard.x.copy()
+    shards = [csv_rows(p, label, model.schema) for p in csv_paths]
+    x = np.concatenate([s.x for s in shards])
     if model.config.data.dataset == "heart":
         for col in HEART_ZERO_IS_MISSING:
             x[x[:, model.schema.index(col)] == 0.0, model.schema.index(col)] = np.nan
-    return x, shard.y, str(csv_path)
+    return x, np.concatenate([s.y for s in shards]), ", ".join(str(p) for p in csv_paths)

@@ -66,6 +66,9 @@ def test_evaluate_writes_metrics_and_curves(run, capsys: pytest.CaptureFixture[s
     (tn, fp), (fn, tp) = m["confusion_matrix"]["values"]
     assert tn + fp + fn + tp == 40 and m["sensitivity"] == tp / (tp + fn)
     assert (root / "ev" / "evaluation.png").stat().st_size > 10_000
+    pooled = ["--csv", str(data / "north_test.csv"), "--csv", str(data / "south_test.csv")]
+    assert main(["evaluate", str(root / "run"), *pooled, "--out", str(root / "ev3")]) == 0
+    assert json.loads((root / "ev3" / "evaluation.json").read_text())["metrics"]["n"] == 52  # both files pooled
     assert main(["evaluate", str(root / "run" / "south"), "--out", str(root / "ev2")]) == 0  # its own test rows
     one_class = json.loads((root / "ev2" / "evaluation.json").read_text())["metrics"]
     assert one_class["roc_auc"] == "n/a" and one_class["specificity"] == "n/a" and one_class["n"] == 12
