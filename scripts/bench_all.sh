@@ -10,6 +10,7 @@ RUNS=${BENCH_RUNS:-runs/bench}
 mkdir -p "$OUT"
 start=$(date +%s)
 "$PY" -m scripts.bench.learning --out "$OUT" --runs "$RUNS/learning" "$@"
+"$PY" -m scripts.bench.quality --out "$OUT" --runs "$RUNS/quality" --arms default,mean,trimmed "$@"
 "$PY" -m scripts.bench.systems --out "$OUT" --runs "$RUNS/systems" "$@"
 "$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 "$PY" -m scripts.bench.contribution --out "$OUT" --runs "$RUNS/contribution" "$@"
@@ -20,7 +21,7 @@ secs=$(( $(date +%s) - start ))
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  for part in learning systems robustness contribution incentives; do
+  for part in learning quality systems robustness contribution incentives; do
     sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
     echo
   done

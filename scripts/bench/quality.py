@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(results, meta)
     publish(Path(args.out), "quality", {"meta": meta, "results": results}, md)
     print(md)
+    B.say(f"benchmark done: {args.out}/quality.md, {args.out}/quality.json")
     return 0
 
 

@@ -101,3 +101,16 @@ def test_bench_contribution_quick(tmp_path: Path) -> None:
     assert heart["geometry"]["concurrent"]["max"] < data["thresholds"]["copy_cos"]
     assert _prob(heart["switzerland"]["accuracy_with"]["mean"])
     assert (out / "contribution.md").read_text().startswith("# Checkable contribution scores")
+
+
+def test_bench_quality_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.quality", tmp_path)
+    data = json.loads((out / "quality.json").read_text())
+    heart = data["results"]["heart"]["mlp 10 rounds"]
+    run = heart["arms"]["default"][0]
+    assert len(run["curve"]) == 10 and _prob(run["final"]["test"]["accuracy"]) and _prob(run["final"]["test"]["auc"])
+    assert _prob(heart["baselines"][0]["central"]["accuracy"])
+    assert set(heart["baselines"][0]["alone"]) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
+    bc = data["results"]["breast_cancer"]["mlp 10 rounds"]["default"][0]
+    assert _prob(bc["final"]["test"]["accuracy"])
+    assert "| mlp 10 rounds | default |" in (out / "quality.md").read_text()
