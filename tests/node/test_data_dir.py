@@ -57,3 +57,23 @@ def test_cli_swarm_data_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert main(["swarm", "--data", str(tmp_path), "--in-process", "--out", str(tmp_path / "o")]) == 2
     assert "no .csv files" in capsys.readouterr().err
+
+
+def test_shipped_heart_split_follows_its_recipe() -> None:
+    from scripts import heart_split
+
+    assert heart_split.main(["--check"]) == 0  # the committed files are what the script writes
+    d = read_data_dir(heart_split.OUT)
+    assert d.names == ("cleveland", "hungary", "switzerland", "va-long-beach") and d.label_column == "target"
+    assert [c.split("=")[0] for c in d.categorical_columns] == ["cp", "restecg"]
+    rows = {h.name: (len(load_node_data(_config(h, d)).train), len(load_node_data(_config(h, d)).test))
+            for h in d.hospitals}
+    assert sum(r[0] for r in rows.values()) == 486 and sum(r[1] for r in rows.values()) == 254
+    assert rows["switzerland"] == (30, 16) and rows["cleveland"] == (199, 104)
+
+
+def _config(h, d):
+    from node.config import DataConfig
+
+    return DataConfig(dataset="csv", csv_path=str(h.train), test_csv=str(h.test), label_column=d.label_column,
+                      categorical_columns=d.categorical_columns)
