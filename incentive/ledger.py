@@ -343,12 +343,12 @@ class Ledger:
         self.log.debug("%s%s mined in block %d (gas %d)", function, args, receipt["blockNumber"], receipt["gasUsed"])
         return receipt
 
-    def _call(self, function: str, *args: Any) -> Any:
+    def _call(self, function: str, *args: Any, block: int | str = "latest") -> Any:
         # eth-tester runs the EVM in this process and is not thread-safe: serialise calls too.
         lock = send_lock(self.w3) if self._in_process else contextlib.nullcontext()
         try:
             with lock:
-                return getattr(self.contract.functions, function)(*args).call()
+                return getattr(self.contract.functions, function)(*args).call(block_identifier=block)
         except Exception as exc:
             err = decode_revert(exc)
             if err is None:
@@ -598,6 +598,10 @@ class Ledger:
         """Wei `member` has withdrawn from the task so far."""
         return int(self._call("withdrawn", task_id, to_checksum_address(member)))
 
+    def bonded(self, task_id: int, member: str) -> bool:
+        """Whether `member` bonded the task's stake (it stays true after slashes and reclaim)."""
+        return bool(self._call("stakeOf", task_id, to_checksum_address(member))[0])
+
     def stake_of(self, task_id: int, member: str) -> int:
         """Wei left of `member`'s bond in the task (0 if it never bonded or reclaimed it)."""
         return int(self._call("stakeOf", task_id, to_checksum_address(member))[1])
@@ -606,9 +610,21 @@ class Ledger:
         """How many times `member` was slashed in the task."""
         return int(self._call("stakeOf", task_id, to_checksum_address(member))[2])
 
-    def reputation(self, member: str) -> Reputation:
-        """`member`'s reputation across closed tasks (10000 = average; new members 10000)."""
-        return Reputation(*(int(x) for x in self._call("reputation", to_checksum_address(member))))
+    def reputation(self, member: str, block: int | str = "latest") -> Reputation:
+        """`member`'s reputation across closed tasks (10000 = average; new members 10000), as of
+        `block`."""
+        return Reputation(*(int(x) for x in self._call("reputation", to_checksum_address(member), block=block)))
+
+    def task_created_block(self, task_id: int) -> int:
+        """The block whose transaction created the task: state read there is the same for every
+        node, whenever it joins (reputations change when other tasks close)."""
+        latest = self.w3.eth.block_number
+        decoder = self.contract.events.TaskCreated()
+        topics = ["0x" + event_abi_to_log_topic(decoder.abi).hex(), "0x" + task_id.to_bytes(32, "big").hex()]
+        logs = get_logs(self.w3, self.address, deploy_block(self.w3, self.address, latest), latest, topics)
+        if not logs:
+            raise LedgerError(error="UnknownTask", values={"taskId": task_id})
+        return int(logs[0]["blockNumber"])
 
     def funded(self, task_id: int, sponsor: str) -> int:
         """Wei `sponsor` put into the task (still refundable if nobody earned anything)."""

@@ -35,7 +35,7 @@ from incentive.ledger import FLAGGED, Ledger, LedgerError, Member, RoundState, T
 from .chainwriter import ChainOutage, ChainStatus, ChainWriter
 from .rundir import RunFolder
 
-__all__ = ["FLAGGED", "ChainDuties", "NotTakingPart", "PendingScores", "on_trio_clock", "wait_future"]
+__all__ = ["FLAGGED", "ChainDuties", "NotTakingPart", "PendingScores", "is_referee", "on_trio_clock", "wait_future"]
 
 T = TypeVar("T")
 FINALIZE_POLL_SECONDS = 1.0
@@ -44,6 +44,11 @@ FINALIZE_POLL_SECONDS = 1.0
 def on_trio_clock(unix_time: float) -> float:
     """A wall-clock (chain) time as a trio deadline."""
     return trio.current_time() + max(0.0, unix_time - time.time())
+
+
+def is_referee(task: TaskInfo, address: str) -> bool:
+    """`address` is the task's referee: the sponsor's scorer, which votes and never trains."""
+    return task.referee is not None and task.referee.lower() == address.lower()
 
 
 class NotTakingPart(RuntimeError):
@@ -62,7 +67,7 @@ class PendingScores:
 
     round: int
     scores: dict[str, int]
-    model: str
+    model: str | None
 
 
 class ChainDuties:
@@ -95,7 +100,20 @@ class ChainDuties:
         if task.closed:
             raise NotTakingPart(f"task {self.task} on the ledger at {self.ledger.address} is closed")
         self._round_duration = task.round_duration
+        if task.stake and not is_referee(task, account):
+            await self._bond(task.stake)
         return active, task
+
+    async def _bond(self, stake: int) -> None:
+        """Bond the task's stake unless this member did already (a restart); commits need it."""
+        me = self.ledger.account.address
+        if await self.read("read the bond", partial(self.ledger.bonded, self.task, me)):
+            return
+        try:
+            await wait_future(self._writer.submit("bond", partial(self.ledger.bond, self.task)))
+        except LedgerError as exc:
+            raise NotTakingPart(f"could not bond the task's stake of {stake} wei: {exc}") from None
+        self._log.info("bonded the task's stake of %s ETH", f"{stake / 10**18:g}")
 
     async def read(self, what: str, call: Callable[[], T]) -> T:
         """A chain read off the event loop, retried through outages as patiently as writes are."""
@@ -178,6 +196,11 @@ class ChainDuties:
             return False
         self._pending = PendingScores(r, dict(scores), model)
         return True
+
+    def referee_vote(self, r: int, scores: dict[str, int], model: str | None) -> "Future[None]":
+        """The referee's vote on round r and its attestation of `model`, sent now (it commits
+        nothing for a vote to ride on)."""
+        return self._writer.submit(f"referee vote r{r}", partial(self._send_scores, PendingScores(r, dict(scores), model)))
 
     def flush(self) -> "Future[None] | None":
         """Send the pending vote and attestation now, when no commit follows to carry them."""

@@ -81,7 +81,8 @@ def _swarm(args: argparse.Namespace) -> int:
             raise _OperatorError(str(exc)) from None
     plan = SwarmPlan(nodes=len(data.hospitals) if data else args.nodes, rounds=args.rounds, dataset=args.dataset, partition=args.partition,
                      alpha=args.alpha, model=args.model, merge=args.merge, epochs=args.epochs, lr=args.lr,
-                     round_timeout=args.round_timeout, pool_eth=args.pool, seed=args.seed, attacks=attacks,
+                     round_timeout=args.round_timeout, pool_eth=args.pool, stake_eth=args.stake,
+                     slash_eth=args.slash, referee=args.referee, seed=args.seed, attacks=attacks,
                      out=out, state_file=Path(args.state) if args.state else None,
                      in_process=args.in_process, node_overrides=tuple(args.set), data=data)
     setup_logging("swarm", logging.DEBUG if args.verbose else logging.WARNING)
@@ -174,7 +175,9 @@ def _deploy(args: argparse.Namespace) -> int:
     from incentive.keys import KeyFileError, load_key
 
     setup_logging("deploy", logging.DEBUG if args.verbose else logging.WARNING)
-    task = None if args.no_task else TaskPlan(args.quorum, args.model_id, args.round_duration, args.fund)
+    task = None if args.no_task else TaskPlan(args.quorum, args.model_id, args.round_duration, args.fund,
+                                              stake=args.stake, slash=args.slash, referee=args.referee,
+                                              validation_digest=args.validation_digest)
     try:  # MembersFileError is a ValueError, as are web3's complaints about an address
         w3 = connect(args.rpc)
         admin = Account.from_key(dev_keys(w3, 1)[0]) if args.dev_admin else load_key(args.admin_key)
@@ -256,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     swarm.add_argument("--round-timeout", type=float, default=30.0,
                        help="seconds from a round's first commit until the chain closes it")
     swarm.add_argument("--pool", type=float, default=10.0, help="reward pool in ETH")
+    swarm.add_argument("--stake", type=float, default=0.0, help="ETH each member bonds for the task (0: no stake)")
+    swarm.add_argument("--slash", type=float, default=0.0,
+                       help="ETH taken from a member's bond per proven offence (near-copy, free ride, false vote)")
+    swarm.add_argument("--referee", action="store_true",
+                       help="also run the sponsor's referee node, whose vote decides rounds the members split")
     swarm.add_argument("--lr", type=float, default=0.1, help="local learning rate (training.optimizer, SGD by default)")
     swarm.add_argument("--seed", type=int, default=0, help="seed for data splits, model init and training")
     swarm.add_argument("--attack", action="append", default=[], metavar="NODE=KIND",
@@ -295,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--model-id", default="medswarm")
     deploy.add_argument("--round-duration", type=int, default=600, help="seconds from a round's first commit")
     deploy.add_argument("--fund", type=int, default=0, help="wei to put into the pool from the admin account")
+    deploy.add_argument("--stake", type=int, default=0, help="wei each member bonds before committing (0: none)")
+    deploy.add_argument("--slash", type=int, default=0, help="wei taken from a bond per proven offence (<= stake)")
+    deploy.add_argument("--referee", help="address of the sponsor's referee node, whose vote decides split rounds "
+                                          "(register it as a member too, so members let it connect)")
+    deploy.add_argument("--validation-digest", help="keccak256 (0x + 64 hex) of the validation set the sponsor "
+                                                    "publishes")
     deploy.add_argument("--no-task", action="store_true", help="deploy and register only")
     deploy.add_argument("--out", type=Path, help="write {address, task_id, chain_id, ...} as JSON here")
     deploy.set_defaults(func=_deploy)

@@ -72,7 +72,7 @@ class SwarmConfig:
     merge: str = "median"  # mean | median | trimmed | geomedian
     optimizer: str = "none"  # how the merged update moves the model (node.swarmopt): none | momentum | adam | yogi
     server_lr: float = 0.0  # the swarm optimiser's step size; 0: its own default
-    scorer: str = "default"  # default | loo | individual
+    reputation_weight: bool = False  # weighted merges (mean) scale each sender by its on-chain reputation
     contribution: str = "checkable"  # the swarm-wide, checkable score vote (node.contribution.CONTRIBUTIONS)
     codec: str = "f32"  # f32 | f16
     privacy: str = "none"  # the update pipeline's privacy stage (node.pipeline.PRIVACY)
@@ -158,7 +158,6 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .merge import RULES
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
-    from .scoring import SCORERS
     from .swarmopt import SWARM_OPTIMIZERS
     from .training import LR_SCHEDULES, OPTIMIZERS
 
@@ -171,7 +170,6 @@ def choices() -> dict[str, tuple[str, ...]]:
         "training.lr_schedule": LR_SCHEDULES,
         "swarm.optimizer": tuple(SWARM_OPTIMIZERS),
         "swarm.merge": tuple(RULES),
-        "swarm.scorer": tuple(SCORERS),
         "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,
         "swarm.privacy": tuple(PRIVACY),

@@ -13,7 +13,9 @@ pieces live next door: `pipeline`, `exchange`, `chainduties`, `consensus`, `reco
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +39,12 @@ from .exchange import Exchange
 from .inbox import Inbox
 from .learner import Learner, Tensors
 from .logs import node_logger
-from .merge import Update, rule_by_name
+from .merge import Update, reweighted, rule_by_name
 from .pipeline import COMPRESSION, PRIVACY, BlobIntake, Outgoing, Rejected, UpdatePipeline, stage_by_name
 from .preprocess import STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, Recorder
 from .swarmopt import optimizer_by_name
+from .referee import referee_rounds
 from .reveal import RevealRule
 from .rundir import RunFolder
 
@@ -72,6 +75,8 @@ class SwarmNode:
         self.score_rule = rule_by_name(config.swarm.merge)  # the scores' reference merge (same rule)
         self.inbox = Inbox()
         self.members: dict[str, Member] = {}
+        self.referee: str | None = None  # the task's referee (lower-case address): votes, never trains
+        self._reputation: dict[str, int] = {}  # peer id -> on-chain reputation (bps) when merges weigh by it
         self.round_duration, self.quorum = 0, 0  # read from the task on chain
         self.round = 0
         self.stats: FeatureStats | None = None
@@ -89,8 +94,8 @@ class SwarmNode:
         self._bundle_shapes = bundle_shapes(learner.shapes, n, self.swarm_opt.state_shapes())
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
-        self.reveal = RevealRule(self.duties.round_state, lambda: self.members, self.log)
-        self.exchange = Exchange(host, self.inbox, config.p2p.swarm, lambda: self.members, self.log, max_blob,
+        self.reveal = RevealRule(self.duties.round_state, lambda: self.members, self.log, lambda: self.referee)
+        self.exchange = Exchange(host, self.inbox, config.p2p.swarm, self._trainers, self.log, max_blob,
                                  release_for=lambda kind, r: self.reveal.for_round(r) if kind == "update" else None)
         swarm = config.swarm
         self.pipeline = UpdatePipeline(learner.shapes, max_blob, swarm.codec, self._committed,
@@ -116,6 +121,10 @@ class SwarmNode:
                 nursery.start_soon(self._listen)
                 nursery.start_soon(self.exchange.reannounce_forever)
                 try:
+                    if self.is_referee:
+                        await referee_rounds(self)
+                        await self.duties.finish(self.round, 2 * self.round_duration)
+                        return self._referee_summary()
                     await self.behaviour.each_round(0, self._attack_context())
                     await self._start()
                     self._first_round = self.round + 1
@@ -133,13 +142,44 @@ class SwarmNode:
         self.members, task = await self.duties.join(self.host.peer_id)
         self.host.set_allowlist(self.members)
         self.round_duration, self.quorum = task.round_duration, task.quorum
+        self.referee = task.referee.lower() if task.referee else None
+        if self.config.swarm.reputation_weight:
+            await self._read_reputations()
+        if self.referee:
+            referee = next((m.name for m in self.members.values() if m.address.lower() == self.referee), self.referee)
+            self.log.info("the task's referee is %s%s", referee, " (this node)" if self.is_referee else "")
         self.log.info("%d registered members; task %d: %s, quorum %d, rounds end %ds after the first commit; "
                       "updates: %s", len(self.members), self.task, task.model_id, task.quorum,
                       task.round_duration, self.pipeline.describe())
 
+    async def _read_reputations(self) -> None:
+        """Every member's on-chain reputation as the task began (the same for every node,
+        whenever it joins), for `_merge`."""
+        block = await self.duties.read("find the task's creation block", partial(self.ledger.task_created_block, self.task))
+        for pid, member in self.members.items():
+            rep = await self.duties.read("read a reputation", partial(self.ledger.reputation, member.address, block))
+            self._reputation[pid] = rep.score
+        self.log.info("merge weights scaled by reputation at block %d: %s", block, ", ".join(
+            f"{m.name} {self._reputation[p] / 10000:.2f}" for p, m in sorted(self.members.items(), key=lambda kv: kv[1].name)))
+
+    def _merge(self, updates: list[Update]) -> Tensors:
+        """The task's merge rule over `updates`; with `swarm.reputation_weight`, each sender's sample
+        count (the weight of weighted rules such as mean) is scaled by its reputation (10000 = 1)."""
+        if self._reputation:
+            updates = reweighted(updates, {p: score / 10000 for p, score in self._reputation.items()})
+        return self.rule.merge(updates)
+
     @property
     def peers(self) -> dict[str, Member]:
         return self.exchange.peers
+
+    @property
+    def is_referee(self) -> bool:
+        return self.referee is not None and self.referee == self.ledger.account.address.lower()
+
+    def _trainers(self) -> dict[str, Member]:
+        """The members that train and exchange updates: all but the task's referee."""
+        return {pid: m for pid, m in self.members.items() if m.address.lower() != self.referee}
 
     async def _listen(self) -> None:
         async for ann in self.host.announcements():
@@ -233,6 +273,11 @@ class SwarmNode:
             delta = await trio.to_thread.run_sync(self.learner.train_update, r)
         await self.behaviour.each_round(r, self._attack_context())
         out = await self._own_update(r, delta)
+        if self._outvoted(r - 1):
+            with timer("merge"):
+                # Round r-1's vote rides on this commit: merge what we missed first, or we would
+                # vote on a merge we no longer hold and be counted as a deviant rater.
+                await self._rejoin_consensus(r - 1)
         with timer("commit"):
             committed = out is not None and self.behaviour.commits and await self.duties.commit(r, out.digest)
         deadline = await self.duties.round_deadline(r, self.round_duration)
@@ -260,7 +305,7 @@ class SwarmNode:
             start = self.weights
             self._opt_before = self.swarm_opt.state()
             if updates:
-                self.weights = self.swarm_opt.step(self.weights, self.rule.merge(updates))
+                self.weights = self.swarm_opt.step(self.weights, self._merge(updates))
             self.learner.set_weights(self.weights)
         self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
@@ -321,6 +366,17 @@ class SwarmNode:
             self._checkpoint()
             self.log.warning("round %d: a majority attested model %s, not ours: continuing from theirs", r, choice[:10])
 
+    def _outvoted(self, r: int) -> bool:
+        """Most peers that announced a round-r model announced one other than ours: we likely
+        missed an update they merged. (A lone peer announcing another model does not count: that
+        is the usual trace of a member whose update reached nobody, and retrying its fetch
+        before every commit would cost each round seconds.)"""
+        ours = self.exchange.latest_offer("model")
+        announced = [a.digest for a in self.inbox.get("model", r).values()]
+        if ours is None or ours.round != r or not announced:
+            return False
+        return 2 * sum(d != ours.digest for d in announced) > len(announced)
+
     def _peers_agree(self, r: int, ours: str) -> bool:
         """Every peer heard from announced `ours` as its round-r model."""
         return {a.digest for a in self.inbox.get("model", r).values()} <= {ours}
@@ -332,7 +388,7 @@ class SwarmNode:
             return False
         self._merged = MergeRecord(r, record.start, record.updates + late)
         self.swarm_opt.load(self._opt_before)
-        self.weights = self.swarm_opt.step(record.start, self.rule.merge(self._merged.updates))
+        self.weights = self.swarm_opt.step(record.start, self._merge(self._merged.updates))
         self.learner.set_weights(self.weights)
         blob = self._checkpoint()
         # The vote follows the merge: if it has not gone out yet, it covers the late updates too.
@@ -415,6 +471,14 @@ class SwarmNode:
         bundle = Checkpoint(self.round, model_bundle(self.weights, self.stats, self.swarm_opt.state()),
                             max_abs=BUNDLE_MAX_ABS)
         return self.run_folder.save_checkpoint(bundle, self._task_key)
+
+    def _referee_summary(self) -> dict[str, Any]:
+        summary = {"name": self.config.name, "role": "referee", "peer_id": self.host.peer_id,
+                   "address": self.ledger.account.address, "rounds": self.round,
+                   "chain": dataclasses.asdict(self.duties.status())}
+        self.run_folder.write_summary(summary)
+        self.log.info("done: refereed %d rounds", self.round)
+        return summary
 
     def _summary(self) -> dict[str, Any]:
         summary = self.recorder.summary(self.weights, self.round, self.config.training.epochs * self.config.swarm.rounds,

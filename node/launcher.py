@@ -8,6 +8,7 @@ loop against an in-process eth-tester chain, for fast experiments and tests.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -39,6 +40,7 @@ from .rundir import RunFolder
 WEI_PER_ETH = 10**18
 GAS_ALLOWANCE_WEI = 10**18  # each node account gets 1 ETH for gas from the admin
 POLL_SECONDS = 0.5
+REFEREE = "referee"  # the referee node's name and folder
 # Data sets the launcher can split over its nodes itself ("csv" needs a file per hospital).
 SPLITTABLE = tuple(d for d in DATASETS if d != "csv")
 
@@ -63,6 +65,9 @@ class SwarmPlan:
     codec: str = "f32"
     round_timeout: float = 30.0  # the task's round duration: how long a round waits for stragglers
     pool_eth: float = 10.0
+    stake_eth: float = 0.0  # what each member bonds for the task (0: no stake)
+    slash_eth: float = 0.0  # taken from a bond per proven offence (at most the stake)
+    referee: bool = False  # the sponsor runs a referee node, whose vote decides split rounds
     seed: int = 0
     attacks: dict[int, str] = field(default_factory=dict)  # node index -> attack kind
     # node index -> the node whose data it holds too: a second identity of one institution (a sybil)
@@ -88,6 +93,9 @@ class SwarmPlan:
                              f"nodes with data of their own")
         if self.rounds < 1 or self.pool_eth <= 0 or self.round_timeout <= 0:
             raise ValueError("rounds, pool and round timeout must be positive")
+        if not 0 <= self.slash_eth <= self.stake_eth:
+            raise ValueError(f"the slash must lie between 0 and the stake ({self.stake_eth:g} ETH); "
+                             f"got {self.slash_eth:g} ETH")
 
     @property
     def parts(self) -> int:
@@ -105,6 +113,13 @@ class SwarmPlan:
             return self.data.names[i]
         base = HEART_HOSPITALS[self._part(i)].lower().replace(" ", "-") if self.dataset == "heart" else f"node{i}"
         return f"{base}-twin" if i in self.twins and self.dataset == "heart" else base
+
+    def referee_config(self, folder: Path, contract: str, chain_url: str, task_id: int, listen: str,
+                       bootstrap: tuple[str, ...]) -> NodeConfig:
+        """The referee's node: it trains nothing, but sizes its models like node 0's."""
+        config = self.node_config(0, folder, contract, chain_url, task_id, listen, bootstrap)
+        return dataclasses.replace(config, name=REFEREE, swarm=dataclasses.replace(
+            config.swarm, attack="none", attack_partners=()))
 
     def node_config(self, i: int, folder: Path, contract: str, chain_url: str, task_id: int,
                     listen: str, bootstrap: tuple[str, ...]) -> NodeConfig:
@@ -137,6 +152,16 @@ class SwarmPlan:
 
 
 @dataclass(frozen=True)
+class Seat:
+    """One node's place in the swarm: its name, folder, libp2p peer id and account."""
+
+    name: str
+    folder: Path
+    peer_id: str
+    address: str
+
+
+@dataclass(frozen=True)
 class Provisioned:
     """The chain side of a swarm once deployed: who is who, and where the contract is."""
 
@@ -148,37 +173,44 @@ class Provisioned:
     node_dirs: tuple[Path, ...]
     peer_ids: tuple[str, ...]
     addresses: tuple[str, ...]
+    referee: Seat | None = None  # the sponsor's referee node, if the task has one
 
     def folders(self) -> tuple[RunFolder, ...]:
         return tuple(RunFolder(d) for d in self.node_dirs)
+
+
+def _seat(w3: Web3, admin: Any, run_dir: Path, name: str, wei: int) -> Seat:
+    """A node's folder and keys (kept from an earlier run), its account funded with `wei`."""
+    folder = RunFolder(run_dir / name).create()
+    folder.clear_run_files()  # a new chain: what an earlier run left here no longer applies
+    account = load_key(folder.eth_key) if folder.eth_key.exists() else write_key(
+        folder.eth_key, "0x" + os.urandom(32).hex())
+    send_value(w3, admin, account.address, wei)
+    return Seat(name, folder.path, peer_id_for_key_file(folder.p2p_key), account.address)
 
 
 def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], None]) -> Provisioned:
     """Create node keys, deploy the ledger, register the members, open and fund the task."""
     admin_key, sponsor_key = dev_keys(w3, 2)
     admin, sponsor = Account.from_key(admin_key), Account.from_key(sponsor_key)
-    names, dirs, peer_ids, addresses = [], [], [], []
-    for i in range(plan.nodes):
-        name = plan.node_name(i)
-        folder = RunFolder(run_dir / name).create()
-        folder.clear_run_files()  # a new chain: what an earlier run left here no longer applies
-        account = load_key(folder.eth_key) if folder.eth_key.exists() else write_key(
-            folder.eth_key, "0x" + os.urandom(32).hex())
-        send_value(w3, admin, account.address, GAS_ALLOWANCE_WEI)
-        names.append(name)
-        dirs.append(folder.path)
-        peer_ids.append(peer_id_for_key_file(folder.p2p_key))
-        addresses.append(account.address)
+    stake = int(plan.stake_eth * WEI_PER_ETH)
+    seats = [_seat(w3, admin, run_dir, plan.node_name(i), GAS_ALLOWANCE_WEI + stake) for i in range(plan.nodes)]
+    referee = _seat(w3, admin, run_dir, REFEREE, GAS_ALLOWANCE_WEI) if plan.referee else None
     quorum = max(2, plan.nodes // 2 + 1)
     dataset = "csv" if plan.data is not None else plan.dataset
     task = TaskPlan(quorum=quorum, model_id=f"{dataset}/{plan.model}",
-                    round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH))
-    members = [NewMember(address, pid, name) for name, pid, address in zip(names, peer_ids, addresses)]
+                    round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH),
+                    stake=stake, slash=int(plan.slash_eth * WEI_PER_ETH),
+                    referee=referee.address if referee else None)
+    members = [NewMember(s.address, s.peer_id, s.name) for s in seats + ([referee] if referee else [])]
     deployed = deploy_ledger(w3, admin, members, task, sponsor=sponsor)
     say(f"ledger deployed at {deployed.address}")
-    say(f"task {deployed.task_id} opened with a pool of {plan.pool_eth:g} ETH; {plan.nodes} members registered")
-    return Provisioned(deployed.address, deployed.task_id, quorum, admin_key, tuple(names), tuple(dirs),
-                       tuple(peer_ids), tuple(addresses))
+    terms = "".join([f"; stake {plan.stake_eth:g} ETH, slash {plan.slash_eth:g} ETH" if stake else "",
+                     "; the sponsor's referee decides split rounds" if referee else ""])
+    say(f"task {deployed.task_id} opened with a pool of {plan.pool_eth:g} ETH; {plan.nodes} members registered{terms}")
+    return Provisioned(deployed.address, deployed.task_id, quorum, admin_key, tuple(s.name for s in seats),
+                       tuple(s.folder for s in seats), tuple(s.peer_id for s in seats),
+                       tuple(s.address for s in seats), referee)
 
 
 def expectations_from_logs(prov: Provisioned) -> dict[str, Any]:
@@ -189,8 +221,12 @@ def expectations_from_logs(prov: Provisioned) -> dict[str, Any]:
     from the votes by the contract's rule (winner, deviants, flags), which the audit recomputes.
     """
     address = dict(zip(prov.names, prov.addresses))
+    voters = list(zip(prov.names, prov.folders()))
+    if prov.referee is not None:
+        address[prov.referee.name] = prov.referee.address
+        voters.append((prov.referee.name, RunFolder(prov.referee.folder)))
     votes: dict[int, dict[str, dict[str, int]]] = {}
-    for name, folder in zip(prov.names, prov.folders()):
+    for name, folder in voters:
         for row in folder.read_scores():
             votes.setdefault(row["round"], {})[address[name]] = {address.get(peer, peer): int(score)
                                                                   for peer, score in row["scores"].items()}
@@ -206,6 +242,7 @@ class LocalSwarm:
         self.say = say
         self.run_dir = plan.out.resolve()  # node configs name absolute paths
         self._procs: dict[str, subprocess.Popen] = {}
+        self.referee_config: NodeConfig | None = None  # set by `prepare` when the plan has a referee
 
     # ---------------------------------------------------------------- top level
 
@@ -221,11 +258,12 @@ class LocalSwarm:
 
     def _run_on(self, w3: Web3, chain_url: str, started: float) -> SwarmReport:
         prov, configs = self.prepare(w3, chain_url)
+        referee = [self.referee_config] if self.referee_config else []
         if self.plan.in_process:
-            summaries = self._run_in_process(configs, w3)
+            summaries = self._run_in_process(configs + referee, w3)[:len(configs)]
         else:
             try:
-                for config in configs:
+                for config in configs + referee:
                     self.start_node(config)
                 self.say(f"{len(configs)} node processes started; logs in {self.run_dir}/<node>/node.log")
                 self.wait_for_nodes(configs)
@@ -248,6 +286,10 @@ class LocalSwarm:
                                            f"/ip4/127.0.0.1/tcp/{ports[i]}", bootstrap)
             RunFolder(folder).config.write_text(dump_config(config))
             configs.append(config)
+        if prov.referee is not None:  # it dials every member; members need not know its address
+            self.referee_config = self.plan.referee_config(prov.referee.folder, prov.contract, chain_url, prov.task_id,
+                                                           f"/ip4/127.0.0.1/tcp/{free_port()}", tuple(addrs))
+            RunFolder(prov.referee.folder).config.write_text(dump_config(self.referee_config))
         return prov, configs
 
     def finish(self, w3: Web3, prov: Provisioned, configs: list[NodeConfig],
@@ -370,11 +412,15 @@ class LocalSwarm:
         admin = Ledger(w3, prov.contract, Account.from_key(prov.admin_key))
         admin.close_task(prov.task_id)
         payouts: dict[str, int] = {}
+        returned = 0
         for name, folder in zip(prov.names, prov.folders()):
             member = admin.with_account(load_key(folder.eth_key))
             owed = member.owed(prov.task_id, member.account.address)
             payouts[name] = member.withdraw(prov.task_id) if owed else 0
-        self.say("task closed; every member withdrew what it was owed")
+            if member.stake_of(prov.task_id, member.account.address):
+                returned += member.reclaim_stake(prov.task_id)
+        self.say("task closed; every member withdrew what it was owed"
+                 + (f" and took back {returned / WEI_PER_ETH:g} ETH of unslashed stake" if returned else ""))
         return payouts
 
 

@@ -4,7 +4,8 @@ A member that could fetch the others' round-r updates before committing its own 
 copy of them (with a little noise, so that no equality test finds it) and be paid for their work.
 So the bytes of a round-r update, this node's own or one it relays, go only to a member whose
 own round-r commitment is on chain, or to any member once the round's commit window has closed
-(nothing can be committed for round r any more). Copying is then limited to old work, which the
+(nothing can be committed for round r any more), and to the task's referee, which commits
+nothing and is paid nothing. Copying is then limited to old work, which the
 contribution rule recognises (`node.contribution`). One chain read answers every peer of a round;
 the answer is cached, since a commitment once made stays made.
 """
@@ -40,9 +41,11 @@ class RevealRule:
     """Release rules for update blobs, one per round, backed by the task's on-chain commitments."""
 
     def __init__(self, round_state: Callable[[int], Awaitable[RoundState]],
-                 members: Callable[[], dict[str, Member]], log: logging.LoggerAdapter) -> None:
+                 members: Callable[[], dict[str, Member]], log: logging.LoggerAdapter,
+                 referee: Callable[[], str | None] = lambda: None) -> None:
         self._round_state = round_state
         self._members = members
+        self._referee = referee
         self._log = log
         self._rounds: dict[int, _RoundView] = {}
 
@@ -64,6 +67,8 @@ class RevealRule:
         member = self._members().get(peer_id)
         if member is None:
             return False
+        if member.address.lower() == self._referee():
+            return True  # the task's referee earns nothing, so it has nothing to copy into
         view = self._rounds.setdefault(r, _RoundView())
         if not self._open_to(view, member):
             await self._refresh(r, view)

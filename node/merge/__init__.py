@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from .base import MergeError, MergeRule, Update
+from .base import MergeError, MergeRule, Update, reweighted
 from .geomedian import GeometricMedian
 from .mean import WeightedMean
 from .median import CoordinateMedian
@@ -29,5 +29,5 @@ def rule_by_name(name: str, **kwargs: object) -> MergeRule:
         raise ValueError(f"merge rule {name!r}: bad options {sorted(kwargs)}: {exc}") from None
 
 
-__all__ = ["MergeError", "MergeRule", "Update", "RULES", "rule_by_name",
+__all__ = ["MergeError", "MergeRule", "Update", "RULES", "reweighted", "rule_by_name",
            "WeightedMean", "CoordinateMedian", "TrimmedMean", "GeometricMedian"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -100,3 +100,10 @@ class MergeRule(ABC):
                 if not np.all(np.isfinite(v)):
                     raise MergeError(f"update from {u.sender}: {k} holds NaN or Inf")
         return ordered
+
+
+def reweighted(updates: Sequence[Update], factors: Mapping[str, float]) -> list[Update]:
+    """The updates with each sender's sample count scaled by its factor (default 1), at least 1:
+    how weighted rules (mean) take a per-member weight such as on-chain reputation. Rules that
+    ignore counts (median, trimmed mean, geometric median) are unchanged by it."""
+    return [replace(u, samples=max(1, round(u.samples * factors.get(u.sender, 1.0)))) for u in updates]

@@ -18,7 +18,8 @@ Scenarios (heart: the four UCI hospitals, "sybil" adds a second identity holding
 Beach's rows; breast cancer: 8 IID nodes):
 copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), zero, noserve, liar (votes 0
 for everyone else), sybil (VA Long Beach and its twin, which sends its partner's update + noise;
-both vote for each other), collude 3 of 8, collude 2 of 4.
+both vote for each other), collude 3 of 8, collude 2 of 4 (a split), and collude 2 of 4 again
+with stake (1 ETH, slash 0.25 ETH) and the sponsor's referee node, whose vote decides.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Scenario:
     nodes: int
     attacks: dict[int, str]
     twins: dict[int, int] = field(default_factory=dict)
+    referee: bool = False  # the sponsor's referee node votes too (its vote decides)
+    stake_eth: float = 0.0  # each member bonds this; a slash is a quarter of it
 
     @property
     def dishonest(self) -> set[int]:
@@ -59,6 +62,7 @@ SCENARIOS: dict[str, Scenario] = {
     "sybil 2 of 5": Scenario("heart", 5, {3: "collude", 4: "collude"}, twins={4: 3}),
     "collude 3 of 8": Scenario("breast_cancer", 8, {5: "collude", 6: "collude", 7: "collude"}),
     "collude 2 of 4": Scenario(*HEART4, {2: "collude", 3: "collude"}),
+    "collude 2 of 4, referee, staked": Scenario(*HEART4, {2: "collude", 3: "collude"}, referee=True, stake_eth=1.0),
 }
 QUICK = ("copy", "liar")
 
@@ -70,7 +74,8 @@ def honest_twin(s: Scenario) -> Scenario:
 
 def run(base: B.SwarmPlan, s: Scenario, seed: int, label: str) -> dict[str, Any]:
     plan = B.plan_with(base, dataset=s.dataset, nodes=s.nodes, attacks=s.attacks, twins=s.twins, seed=seed,
-                       out=base.out / f"{label.replace(' ', '-')}-s{seed}")
+                       referee=s.referee, stake_eth=s.stake_eth, slash_eth=s.stake_eth / 4,
+                       out=base.out / f"{label.replace(' ', '-').replace(',', '')}-s{seed}")
     result = B.run_swarm(plan, f"{label} seed {seed}", read_chain=False)
     rows = result.report["nodes"]
     return {"payout_eth": {r["name"]: r["payout_wei"] / WEI_PER_ETH for r in rows},

@@ -127,3 +127,21 @@ def test_reputation_after_two_tasks():
     report = audit(dep.w3, dep.admin.address)
     assert report.ok, report.format_table()
     assert report.reputations[dep.addr(0)]["tasks"] == 2
+
+
+def test_reputation_as_of_a_tasks_creation_ignores_later_closes():
+    """Nodes weigh merges by reputation read at their task's creation block: a task closing later
+    changes the live value but not that one, so every node, whenever it joins, reads the same."""
+    dep = make_deployment()
+    first = dep.new_task()
+    second = dep.new_task()  # created while `first` is still open: everyone at 10000
+    votes = honest([3000, 1000, 0, 4000])
+    votes[3] = {0: 0, 1: 0, 2: 0, 3: 10000}
+    run_round(dep, first, 1, votes)
+    dep.admin.close_task(first)
+    block = dep.admin.task_created_block(second)
+    assert dep.admin.reputation(dep.addr(3)) == Reputation(7500, 1, 1)
+    assert dep.admin.reputation(dep.addr(3), block) == Reputation(10000, 0, 0)
+    assert dep.admin.task_created_block(first) < block
+    with pytest.raises(LedgerError, match="UnknownTask"):
+        dep.admin.task_created_block(99)

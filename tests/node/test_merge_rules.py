@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from node.merge import (CoordinateMedian, GeometricMedian, MergeError, TrimmedMean, Update, WeightedMean,
-                        rule_by_name)
+                        reweighted, rule_by_name)
 
 
 def upd(sender: str, w, b=0.0, samples: int = 1) -> Update:
@@ -128,3 +128,14 @@ def test_claimed_sample_counts_are_clipped() -> None:
     ups = [upd("a", [0.0], samples=100), upd("b", [0.0], samples=100), upd("liar", [1.0], samples=10_000_000)]
     out = WeightedMean().merge(ups)["w"]
     np.testing.assert_allclose(out, [0.6])  # the liar weighs 3 x the median (300), not 99.998%
+
+
+def test_reputation_reweighting_moves_the_mean_and_not_the_median() -> None:
+    ups = [Update({"w": np.array([v], dtype=np.float32)}, 100, s) for v, s in ((0.0, "a"), (1.0, "b"), (4.0, "c"))]
+    factors = {"a": 1.0, "b": 1.0, "c": 0.25}  # c's reputation is a quarter of the average
+    weighted = reweighted(ups, factors)
+    assert [u.samples for u in weighted] == [100, 100, 25]
+    assert rule_by_name("mean").merge(weighted)["w"][0] == pytest.approx((0 + 100 + 4 * 25) / 225)
+    assert rule_by_name("mean").merge(ups)["w"][0] == pytest.approx(5 / 3)
+    assert rule_by_name("median").merge(weighted)["w"][0] == rule_by_name("median").merge(ups)["w"][0] == 1.0
+    assert reweighted(ups, {"a": 0.0})[0].samples == 1  # never 0: a rule's weights must stay positive

@@ -1,0 +1,101 @@
+"""Half the swarm colluding, with stake: the sponsor's referee decides, the colluders pay.
+
+Four members on breast cancer, in process on eth-tester, each bonding 1 ETH; two of them vote for
+each other and 0 for the rest in every round (`collude`). Without a referee no vector has a
+strict majority and every round splits (credits nobody). With the referee node running, its
+vote is each round's winner: the two honest members earn the pool, and the colluders' votes
+deviate from the winner, so they earn nothing and lose a slash per round, paid into the pool.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from incentive.chain import connect
+from incentive.ledger import Ledger
+from node.launcher import LocalSwarm, SwarmPlan
+from node.rundir import RunFolder
+from tests.e2e.swarms import quiet
+
+ROUNDS = 3
+COLLUDERS = (2, 3)
+STAKE, SLASH = 1.0, 0.25
+WEI = 10**18
+
+
+def _plan(out: Path, **kw) -> SwarmPlan:
+    return SwarmPlan(nodes=4, rounds=ROUNDS, dataset="breast_cancer", merge="median", in_process=True, out=out,
+                     round_timeout=8, seed=0, attacks={i: "collude" for i in COLLUDERS}, stake_eth=STAKE,
+                     slash_eth=SLASH, **kw)
+
+
+@pytest.mark.slow
+def test_the_referee_decides_a_half_and_half_split_and_the_colluders_are_slashed(tmp_path: Path) -> None:
+    # Merges weigh members by reputation too (all 10000 on a fresh ledger): the read at the task's
+    # creation block runs on every node, and the referee's merge must still equal the members'.
+    report = LocalSwarm(_plan(tmp_path, referee=True, node_overrides=("swarm.reputation_weight=true",)),
+                        say=quiet).run()
+
+    assert report.audit_ok, report.audit_mismatches
+    assert report.rounds == {"credited": list(range(1, ROUNDS + 1))}
+    honest = [r for i, r in enumerate(report.rows) if i not in COLLUDERS]
+    colluders = [report.rows[i] for i in COLLUDERS]
+    for row in colluders:
+        assert row.payout_wei == 0 and row.contribution == 0
+        assert row.deviant == tuple(range(1, ROUNDS + 1))
+        assert row.slashed_wei == ROUNDS * int(SLASH * WEI)
+    slashed = sum(r.slashed_wei for r in colluders)
+    assert all(r.payout_wei > 0 and not r.deviant and not r.slashed_wei for r in honest)
+    # The slashed stake went into the pool, and the honest members were paid all of it.
+    assert report.pool_wei == int(10 * WEI) + slashed
+    assert sum(r.payout_wei for r in honest) + report.dust_wei == report.pool_wei
+    # The referee voted every round, and what it logged is what the chain holds (the audit
+    # checked the logged votes); it was never paid nor bonded.
+    referee = RunFolder(tmp_path / "referee")
+    assert [row["round"] for row in referee.read_scores()] == list(range(1, ROUNDS + 1))
+    assert referee.read_summary()["role"] == "referee"
+
+
+@pytest.mark.slow
+def test_without_a_referee_the_same_collusion_splits_every_round(tmp_path: Path) -> None:
+    report = LocalSwarm(_plan(tmp_path), say=quiet).run()
+
+    assert report.audit_ok, report.audit_mismatches
+    assert report.rounds == {"split": list(range(1, ROUNDS + 1))}
+    assert all(r.payout_wei == 0 and r.contribution == 0 and not r.slashed_wei for r in report.rows)
+    # Nobody earned anything: the sponsor may take the pool back (refund), stakes come back whole.
+    assert report.dust_wei == report.pool_wei == int(10 * WEI)
+
+
+def test_a_slash_above_the_stake_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="slash must lie between 0 and the stake"):
+        LocalSwarm(SwarmPlan(out=tmp_path, stake_eth=1.0, slash_eth=2.0), say=quiet)
+
+
+def test_members_bond_and_the_referee_does_not(tmp_path: Path) -> None:
+    """Provisioning registers the referee as a member (so members let it connect) and names it
+    the task's referee; every member node bonds the stake when it joins, the referee never."""
+    import trio
+
+    from node.runtime import build_node
+
+    w3 = connect("eth-tester")
+    swarm = LocalSwarm(SwarmPlan(nodes=2, rounds=1, dataset="breast_cancer", in_process=True, out=tmp_path,
+                                 stake_eth=STAKE, slash_eth=SLASH, referee=True), say=quiet)
+    prov, configs = swarm.prepare(w3, "eth-tester")
+    admin = Ledger(w3, prov.contract, Account.from_key(prov.admin_key))
+    task = admin.task(prov.task_id)
+    assert task.referee == prov.referee.address and task.stake == int(STAKE * WEI)
+    assert prov.referee.peer_id in {m.peer_id for m in admin.members()}
+
+    async def join_all() -> None:
+        for config in configs + [swarm.referee_config]:
+            node = build_node(config, w3=w3)
+            await node.duties.join(node.host.peer_id)
+
+    trio.run(join_all)
+    assert all(admin.bonded(prov.task_id, a) for a in prov.addresses)
+    assert not admin.bonded(prov.task_id, prov.referee.address)
