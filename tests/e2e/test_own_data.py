@@ -41,7 +41,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, object]:
     _write(data / "south_train.csv", rng, 30, only=1)  # every training row positive
     _write(data / "south_test.csv", rng, 12, only=1)
     plan = SwarmPlan(nodes=2, rounds=3, data=read_data_dir(data), in_process=True, out=root / "run",
-                     round_timeout=8, model="logreg")
+                     round_timeout=20, model="logreg")  # rounds end once both are in
     report = LocalSwarm(plan, say=quiet).run()
     return root, data, report
 
