@@ -77,6 +77,7 @@ class SwarmConfig:
     codec: str = "f32"  # f32 | f16
     privacy: str = "none"  # the update pipeline's privacy stage (node.pipeline.PRIVACY)
     compression: str = "none"  # the update pipeline's compression stage (node.pipeline.COMPRESSION)
+    compression_fraction: float = 0.01  # topk | ternary: share of each tensor's entries sent per round
     seed: int = 0  # shared by every node: the initial model
     attack: str = "none"  # a hostile behaviour from node.attacks, for robustness experiments only
     attack_factor: float = 100.0
@@ -184,6 +185,11 @@ POSITIVE = {
 }
 
 
+# Sparse compression stages, and the merge rules under which they stall (see _check_ranges).
+SPARSE_COMPRESSION = {"topk", "ternary"}
+COORDINATE_WISE_MERGES = {"median", "trimmed"}
+
+
 # Accepted TOML types per setting type; bool is an int in Python, so it is kept out explicitly.
 _SCALARS: dict[type, tuple[tuple[type, ...], str]] = {
     bool: ((bool,), "true or false"),
@@ -273,6 +279,13 @@ def _check_ranges(config: NodeConfig) -> None:
         raise ConfigError("name: must not be empty")
     if not 0.0 < config.data.validation_fraction < 0.9:
         raise ConfigError("data.validation_fraction: must lie between 0 and 0.9")
+    if not 0.0 < config.swarm.compression_fraction <= 1.0:
+        raise ConfigError("swarm.compression_fraction: must lie in (0, 1] (a share of each tensor's entries)")
+    if config.swarm.compression in SPARSE_COMPRESSION and config.swarm.merge in COORDINATE_WISE_MERGES:
+        # Measured (scripts.bench.compression): each node's top-k positions differ, and a
+        # coordinate-wise rule keeps a coordinate only where most nodes sent it: learning stalls.
+        raise ConfigError(f"swarm.compression: {config.swarm.compression} updates need a merge rule that keeps "
+                          f"whole vectors (geomedian or mean), not {config.swarm.merge}")
     if not 0.0 <= config.swarm.absent_wait <= 1.0:
         raise ConfigError("swarm.absent_wait: must lie between 0 and 1 (a share of the round's duration)")
     if not 0.0 < config.data.test_fraction < 0.9:

@@ -31,6 +31,7 @@ from .attacks import Context, behaviour_by_name
 from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, optimizer_state, split_bundle, stats_shapes
 from .chainduties import FLAGGED, ChainDuties, on_trio_clock
 from .chainwriter import ChainWriter
+from .commitbook import CommitmentBook
 from .checkpoint import Checkpoint, StaleCheckpoint
 from .config import NodeConfig
 from .consensus import MergeRecord, ModelConsensus
@@ -94,13 +95,16 @@ class SwarmNode:
         self._bundle_shapes = bundle_shapes(learner.shapes, n, self.swarm_opt.state_shapes())
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
+        self.commitments = CommitmentBook(lambda r: self.duties.read(
+            f"read round {r} commitments", partial(ledger.commitments, self.task, r)))
         self.reveal = RevealRule(self.duties.round_state, lambda: self.members, self.log, lambda: self.referee)
         self.exchange = Exchange(host, self.inbox, config.p2p.swarm, self._trainers, self.log, max_blob,
                                  release_for=lambda kind, r: self.reveal.for_round(r) if kind == "update" else None)
         swarm = config.swarm
         self.pipeline = UpdatePipeline(learner.shapes, max_blob, swarm.codec, self._committed,
                                        privacy=stage_by_name(PRIVACY, swarm.privacy),
-                                       compression=stage_by_name(COMPRESSION, swarm.compression))
+                                       compression=stage_by_name(COMPRESSION, swarm.compression,
+                                                                 fraction=swarm.compression_fraction))
         self.stats_intake = BlobIntake(stats_shapes(n), max_blob, lambda ann, t: FeatureStats.from_tensors(t),
                                        max_abs=STATS_MAX_ABS)
         model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t,
@@ -259,7 +263,7 @@ class SwarmNode:
         """What the announcing member committed on chain for the announced round (which also
         tells the reveal rule that it may have this round's updates)."""
         address = self.members[ann.sender].address
-        on_chain = await self.duties.commitment(ann.round, address)
+        on_chain = await self.commitments.digest(ann.round, address)
         if on_chain is not None:
             self.reveal.note_committed(ann.round, address)
         return on_chain
@@ -283,7 +287,8 @@ class SwarmNode:
         deadline = await self.duties.round_deadline(r, self.round_duration)
         if out is not None and (committed or not self.behaviour.commits):
             with timer("share"):
-                await self.exchange.announce("update", r, out.blob, out.update.samples, cfg.codec, until=deadline)
+                await self.exchange.announce("update", r, out.blob, out.update.samples, self.pipeline.codec,
+                                             until=deadline)
             if not self.behaviour.serves:
                 self.host.unserve(out.digest)
         with timer("collect"):

@@ -14,27 +14,27 @@ that reach `decode` are exactly the committed ones. The commitment always covers
 the wire: whatever the stages do to the tensors happens before encoding. A node merges its own
 update as its peers decode it (`own_update`), so every node merges the same numbers.
 
-Privacy and compression are small swappable `TensorStage` objects chosen per task by name
-(`PRIVACY`, `COMPRESSION`); today each registry holds the identity stage only.
+Privacy and compression are small swappable `TensorStage` objects (node.stages) chosen per task
+by name (`PRIVACY`, `COMPRESSION`). A compression stage (node.compression) picks the wire codec its
+output needs (q8, sparse16, ternary) and keeps an error-feedback residual, corrected after each
+`prepare` with exactly what the peers will decode.
 """
 
 from __future__ import annotations
 
-from abc import ABC
 from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
-import numpy as np
-
 from p2p.announce import Announcement
 from p2p.codec import MAX_ABS, CodecError, decode_update, encode_update
 
+from .compression import COMPRESSION_STAGES
 from .merge import Update
+from .stages import TensorStage, Tensors
 
 __all__ = ["COMPRESSION", "PRIVACY", "BlobIntake", "Outgoing", "Rejected", "TensorStage", "UpdatePipeline", "stage_by_name"]
 
-Tensors = dict[str, np.ndarray]
 T = TypeVar("T")
 MAX_SAMPLES = 10_000_000  # an announcement claiming more training rows than this is a lie
 
@@ -52,18 +52,6 @@ class Rejected(ValueError):
     """An incoming blob failed a stage; the message says which check and why."""
 
 
-class TensorStage(ABC):
-    """One transform of the update's tensors: `outgoing` before encoding, `incoming` after decoding."""
-
-    name: str = ""
-
-    def outgoing(self, tensors: Tensors, round_no: int) -> Tensors:
-        return tensors
-
-    def incoming(self, tensors: Tensors) -> Tensors:
-        return tensors
-
-
 class NoPrivacy(TensorStage):
     """The update leaves as trained."""
 
@@ -77,14 +65,16 @@ class NoCompression(TensorStage):
 
 
 PRIVACY: dict[str, type[TensorStage]] = {cls.name: cls for cls in (NoPrivacy,)}
-COMPRESSION: dict[str, type[TensorStage]] = {cls.name: cls for cls in (NoCompression,)}
+COMPRESSION: dict[str, type[TensorStage]] = {cls.name: cls for cls in (NoCompression, *COMPRESSION_STAGES)}
 
 
-def stage_by_name(registry: Mapping[str, type[TensorStage]], name: str) -> TensorStage:
+def stage_by_name(registry: Mapping[str, type[TensorStage]], name: str, **options: float) -> TensorStage:
+    """The named stage, given those of `options` that it takes (its `OPTIONS`)."""
     try:
-        return registry[name]()
+        cls = registry[name]
     except KeyError:
         raise ValueError(f"unknown stage {name!r}; expected one of {tuple(registry)}") from None
+    return cls(**{k: v for k, v in options.items() if k in cls.OPTIONS})
 
 
 class BlobIntake(Generic[T]):
@@ -99,6 +89,7 @@ class BlobIntake(Generic[T]):
         self.shapes = dict(shapes)
         self.max_bytes = max_bytes
         self.max_abs = max_abs  # bound on every decoded value (p2p.codec)
+        self.codec: str | None = None  # when set, the only wire codec accepted
         self._convert = convert
         self._verify = verify
 
@@ -108,7 +99,8 @@ class BlobIntake(Generic[T]):
 
     def decode(self, blob: bytes) -> Tensors:
         try:
-            return decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes, max_abs=self.max_abs)
+            return decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes, max_abs=self.max_abs,
+                                 codec=self.codec)
         except CodecError as exc:
             raise Rejected(f"undecodable: {exc}") from None
 
@@ -127,10 +119,11 @@ class UpdatePipeline(BlobIntake[Update]):
                  committed: Callable[[Announcement], Awaitable[str | None]],
                  privacy: TensorStage | None = None, compression: TensorStage | None = None) -> None:
         super().__init__(shapes, max_bytes, self._validate, self._check_commitment)
-        self.codec = codec
         self.privacy = privacy or NoPrivacy()
         self.compression = compression or NoCompression()
+        self.codec = self.compression.wire_codec(codec)  # the only codec sent and accepted
         self._committed = committed
+        self._last: tuple[bytes, Tensors] | None = None  # the last prepared blob, decoded
 
     def describe(self) -> str:
         return f"privacy {self.privacy.name}, compression {self.compression.name}, codec {self.codec}"
@@ -140,11 +133,19 @@ class UpdatePipeline(BlobIntake[Update]):
     def prepare(self, delta: Tensors, round_no: int) -> bytes:
         """The bytes to commit and share for this node's `delta`."""
         private = self.privacy.outgoing(delta, round_no)
-        return encode_update(self.compression.outgoing(private, round_no), self.codec)
+        blob = encode_update(self.compression.outgoing(private, round_no), self.codec)
+        # CodecError, not Rejected, as from encoding: the caller sits the round out.
+        decoded = decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes, max_abs=self.max_abs,
+                                codec=self.codec)
+        self.compression.sent(decoded)
+        self._last = (blob, decoded)
+        return blob
 
     def own_update(self, blob: bytes, samples: int, sender: str) -> Update:
         """This node's update as its peers will decode it."""
-        return Update(self.compression.incoming(self.decode(blob)), samples, sender)
+        last = self._last
+        decoded = last[1] if last is not None and last[0] is blob else self.decode(blob)
+        return Update(self.compression.incoming(decoded), samples, sender)
 
     # ------------------------------------------------------------------ incoming
 

@@ -4,21 +4,36 @@ Layout, version 2 (all integers little-endian)::
 
     magic    4 bytes  b"MSWU"
     version  u8       2
-    codec    u8       0 = f32, 1 = f16
+    codec    u8       0 = f32, 1 = f16, 2 = q8, 3 = sparse16, 4 = ternary
     count    u16      number of tensors (<= MAX_TENSORS)
     count times:
         name_len  u8              1..MAX_NAME_LEN
         name      name_len bytes  ASCII from [A-Za-z0-9_./-]
         ndim      u8              0..MAX_NDIM
         dims      ndim x u32
-    payload  the tensors' raw bytes, back to back, in header order ("<f4" or "<f2")
+    payload  per codec, the tensors in header order:
+        f32, f16   their raw bytes back to back ("<f4" or "<f2")
+        q8         per tensor: scale f32, then one i8 per element; value = i8 x scale
+        sparse16   per tensor: the non-zero positions (below), then one "<f2" value per position
+        ternary    per tensor: the non-zero positions, scale f32, then one sign bit per position
+                   (1 = negative, MSB first, zero-padded to a byte); value = +-scale
+
+Non-zero positions (p2p.rice), for n elements: nnz u32 (<= n), Rice parameter u8 (<= 31),
+quotient-stream length u32 and the stream, then ceil(nnz x k / 8) bytes of remainders.
+
+The dense codecs are exact (f32) or round to float16; q8 is lossy by design (per-tensor scale
+max|x| / 127, round to nearest); sparse16 keeps every non-zero entry at float16 precision, and
+ternary replaces each non-zero entry by its sign times the mean magnitude of the tensor's non-zero
+entries. Which entries are non-zero, and what to do with what is left out, is the sender's
+compression stage's business (node.pipeline); the codec only writes what it is given.
 
 The header is flat on purpose. Peers are hostile input, and every node process runs with a
 recursion limit of 100,000 (py_ecc, pulled in by web3, raises it at import), so a recursive
 parser fed deeply nested bytes overflows the C stack and kills the process: version 1's JSON
 header did exactly that. Here the header is read field by field with fixed-size integers, every
 limit is checked before anything is allocated, and `expected` shapes are compared before the
-payload is touched.
+payload is touched. A sparse tensor decodes to the dense float32 array the header declares, so
+its size is bounded by the same element limit as a dense one.
 
 Every failure raises a named subclass of :class:`CodecError`; nothing else escapes
 :func:`decode_update`. Nothing here ever unpickles.
@@ -29,17 +44,20 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from Crypto.Hash import keccak
 
+from .rice import RiceError, decode_indices, encode_indices, max_unary_bytes, rice_parameter
+
 __all__ = [
-    "CODECS", "MAX_ABS", "BadHeader", "CodecError", "LimitExceeded", "NonFiniteValue", "ShapeMismatch",
+    "CODECS", "DENSE", "MAX_ABS", "BadHeader", "BadPositions", "CodecError", "LimitExceeded", "NonFiniteValue", "ShapeMismatch",
     "TrailingBytes", "TruncatedBlob", "ValueOutOfBounds", "decode_update", "digest", "encode_update",
 ]
 
-CODECS = ("f32", "f16")
+CODECS = ("f32", "f16", "q8", "sparse16", "ternary")
+DENSE = ("f32", "f16")
 MAGIC = b"MSWU"
 VERSION = 2
 MAX_TENSORS = 4096
@@ -51,10 +69,12 @@ MAX_NDIM = 8
 MAX_ABS = 1e6
 _NAME_RE = re.compile(rb"[A-Za-z0-9_./-]{1,%d}" % MAX_NAME_LEN)
 _DTYPES = {"f32": np.dtype("<f4"), "f16": np.dtype("<f2")}
-_CODEC_IDS = {"f32": 0, "f16": 1}
+_CODEC_IDS = {name: i for i, name in enumerate(CODECS)}
 _CODEC_NAMES = {v: k for k, v in _CODEC_IDS.items()}
 _PREFIX = struct.Struct("<4sBBH")
 _U8 = struct.Struct("<B")
+_F32 = struct.Struct("<f")
+_POSITIONS = struct.Struct("<IBI")  # nnz, Rice parameter, quotient-stream length
 _DIMS = [struct.Struct(f"<{n}I") for n in range(MAX_NDIM + 1)]
 _MAX_DIM = 2**32 - 1
 
@@ -89,6 +109,10 @@ class ValueOutOfBounds(CodecError):
     """A finite value whose magnitude exceeds the allowed bound."""
 
 
+class BadPositions(CodecError):
+    """A sparse tensor's position code or sign bits are not canonical (p2p.rice)."""
+
+
 class TrailingBytes(CodecError):
     """Bytes left over after the last tensor."""
 
@@ -111,7 +135,6 @@ def encode_update(tensors: Mapping[str, np.ndarray], codec: str = "f32", max_abs
         raise BadHeader(f"unknown codec {codec!r}; expected one of {CODECS}")
     if len(tensors) > MAX_TENSORS:
         raise LimitExceeded(f"too many tensors: {len(tensors)} > {MAX_TENSORS}")
-    dtype = _DTYPES[codec]
     header = [_PREFIX.pack(MAGIC, VERSION, _CODEC_IDS[codec], len(tensors))]
     blobs: list[bytes] = []
     for name, value in tensors.items():
@@ -124,12 +147,8 @@ def encode_update(tensors: Mapping[str, np.ndarray], codec: str = "f32", max_abs
         if arr.dtype.kind not in "fiu":
             raise BadHeader(f"tensor {name!r} has non-numeric dtype {arr.dtype}")
         _check_values(name, arr, max_abs)
-        with np.errstate(over="ignore"):
-            out = np.ascontiguousarray(arr, dtype=dtype)
-        if codec == "f16" and not np.all(np.isfinite(out)):
-            raise ValueOutOfBounds(f"tensor {name!r} overflows float16")
         header.append(_U8.pack(len(raw_name)) + raw_name + struct.pack(f"<B{arr.ndim}I", arr.ndim, *arr.shape))
-        blobs.append(out.tobytes())
+        blobs.append(_WRITERS[codec](name, arr, max_abs))
     return b"".join(header + blobs)
 
 
@@ -139,13 +158,15 @@ def decode_update(
     max_bytes: int = 256 * 2**20,
     max_abs: float = MAX_ABS,
     max_elements: int | None = None,
+    codec: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Strictly decode bytes made by :func:`encode_update`; always returns float32 arrays.
 
     ``expected`` (name -> shape), when given, must match the header exactly (same names, same
     shapes; order free); it is checked before any payload byte is read. ``max_abs`` bounds every
     value's magnitude. ``max_elements`` defaults to the most that ``max_bytes`` can hold (in
-    float16). Raises a :class:`CodecError` subclass on anything else.
+    float16). ``codec``, when given, is the only codec accepted (a task fixes its codec).
+    Raises a :class:`CodecError` subclass on anything else.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BadHeader(f"expected bytes, got {type(data).__name__}")
@@ -155,9 +176,27 @@ def decode_update(
         raise BadHeader("expected a contiguous byte buffer") from None
     if len(view) > max_bytes:
         raise LimitExceeded(f"update of {len(view)} bytes exceeds the limit of {max_bytes}")
-    codec, entries, offset = _read_header(view, max_bytes // 2 if max_elements is None else max_elements)
+    found, entries, offset = _read_header(view, max_bytes // 2 if max_elements is None else max_elements)
+    if codec is not None and found != codec:
+        raise BadHeader(f"codec {found} where this task uses {codec}")
+    codec = found
     if expected is not None:
         _check_expected(entries, expected)
+    if codec in DENSE:
+        return _read_dense(view, offset, codec, entries, max_abs)
+    cur = _Cursor(view, offset)
+    out: dict[str, np.ndarray] = {}
+    for name, shape in entries:
+        arr = _READERS[codec](cur, name, math.prod(shape)).reshape(shape)
+        _check_values(name, arr, max_abs)
+        out[name] = arr
+    if cur.pos != len(view):
+        raise TrailingBytes(f"{len(view) - cur.pos} trailing bytes after the last tensor")
+    return out
+
+
+def _read_dense(view: memoryview, offset: int, codec: str, entries: list[tuple[str, tuple[int, ...]]],
+                max_abs: float) -> dict[str, np.ndarray]:
     dtype = _DTYPES[codec]
     total = sum(math.prod(shape) for _, shape in entries)
     have = len(view) - offset
@@ -178,11 +217,110 @@ def decode_update(
     return out
 
 
+# ---------------------------------------------------------------------- per-codec payloads
+
+def _write_dense(dtype: np.dtype) -> "Writer":
+    def write(name: str, arr: np.ndarray, max_abs: float) -> bytes:
+        with np.errstate(over="ignore"):
+            out = np.ascontiguousarray(arr, dtype=dtype)
+        if dtype.itemsize == 2 and not np.all(np.isfinite(out)):
+            raise ValueOutOfBounds(f"tensor {name!r} overflows float16")
+        return out.tobytes()
+    return write
+
+
+def _write_q8(name: str, arr: np.ndarray, max_abs: float) -> bytes:
+    flat = np.asarray(arr, dtype=np.float32).ravel()
+    scale = np.float32(np.abs(flat).max() / 127) if flat.size else np.float32(0)
+    q = np.rint(flat / scale).astype(np.int8) if scale > 0 else np.zeros(flat.size, np.int8)
+    _check_values(name, q.astype(np.float32) * scale, max_abs)  # what the peers will decode
+    return _F32.pack(scale) + q.tobytes()
+
+
+def _write_positions(flat: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The non-zero positions of `flat`, Rice coded, and the positions themselves."""
+    idx = np.flatnonzero(flat)
+    k = rice_parameter(idx.size, flat.size)
+    unary, remainders = encode_indices(idx, k)
+    return _POSITIONS.pack(idx.size, k, len(unary)) + unary + remainders, idx
+
+
+def _write_sparse16(name: str, arr: np.ndarray, max_abs: float) -> bytes:
+    positions, idx = _write_positions(np.asarray(arr, dtype=np.float32).ravel())
+    with np.errstate(over="ignore"):
+        values = np.asarray(arr, dtype=np.float32).ravel()[idx].astype("<f2")
+    if not np.all(np.isfinite(values)):
+        raise ValueOutOfBounds(f"tensor {name!r} overflows float16")
+    return positions + values.tobytes()
+
+
+def _write_ternary(name: str, arr: np.ndarray, max_abs: float) -> bytes:
+    flat = np.asarray(arr, dtype=np.float32).ravel()
+    positions, idx = _write_positions(flat)
+    scale = np.float32(np.abs(flat[idx]).mean(dtype=np.float64)) if idx.size else np.float32(0)
+    return positions + _F32.pack(scale) + np.packbits(flat[idx] < 0).tobytes()
+
+
+def _read_q8(cur: "_Cursor", name: str, count: int) -> np.ndarray:
+    scale = _read_scale(cur, name)
+    return cur.array(count, np.dtype("i1"), f"tensor {name!r}'s values").astype(np.float32) * scale
+
+
+def _read_scale(cur: "_Cursor", name: str) -> np.float32:
+    (scale,) = cur.take(_F32, f"tensor {name!r}'s scale")
+    if not math.isfinite(scale):
+        raise NonFiniteValue(f"tensor {name!r} has a non-finite scale")
+    if scale < 0:
+        raise BadHeader(f"tensor {name!r} has a negative scale")
+    return np.float32(scale)
+
+
+def _read_positions(cur: "_Cursor", name: str, count: int) -> np.ndarray:
+    nnz, k, unary_len = cur.take(_POSITIONS, f"tensor {name!r}'s positions")
+    if nnz > count:
+        raise LimitExceeded(f"tensor {name!r} claims {nnz} non-zero entries of {count}")
+    # Checked before the streams are read: unpacking takes 8 bytes of memory per stream byte.
+    if k > 31 or unary_len > max_unary_bytes(nnz, count, k):
+        raise BadPositions(f"tensor {name!r}: Rice parameter {k} / stream of {unary_len} bytes impossible "
+                           f"for {nnz} of {count} entries")
+    unary = cur.slice(unary_len, f"tensor {name!r}'s positions")
+    remainders = cur.slice((nnz * k + 7) // 8, f"tensor {name!r}'s positions")
+    try:
+        return decode_indices(unary, remainders, nnz, k, count)
+    except RiceError as exc:
+        raise BadPositions(f"tensor {name!r}: {exc}") from None
+
+
+def _read_sparse16(cur: "_Cursor", name: str, count: int) -> np.ndarray:
+    idx = _read_positions(cur, name, count)
+    dense = np.zeros(count, np.float32)
+    dense[idx] = cur.array(idx.size, np.dtype("<f2"), f"tensor {name!r}'s values")
+    return dense
+
+
+def _read_ternary(cur: "_Cursor", name: str, count: int) -> np.ndarray:
+    idx = _read_positions(cur, name, count)
+    scale = _read_scale(cur, name)
+    signs = np.unpackbits(cur.array((idx.size + 7) // 8, np.dtype("u1"), f"tensor {name!r}'s signs"))
+    if signs[idx.size:].any():
+        raise BadPositions(f"tensor {name!r}: non-zero padding after its sign bits")
+    dense = np.zeros(count, np.float32)
+    dense[idx] = np.where(signs[: idx.size].astype(bool), -scale, scale)
+    return dense
+
+
+Writer = Callable[[str, np.ndarray, float], bytes]
+Reader = Callable[["_Cursor", str, int], np.ndarray]
+_WRITERS: dict[str, Writer] = {"f32": _write_dense(_DTYPES["f32"]), "f16": _write_dense(_DTYPES["f16"]),
+                               "q8": _write_q8, "sparse16": _write_sparse16, "ternary": _write_ternary}
+_READERS: dict[str, Reader] = {"q8": _read_q8, "sparse16": _read_sparse16, "ternary": _read_ternary}
+
+
 class _Cursor:
     """Reads fixed-size fields from the front of a buffer; running out is a TruncatedBlob."""
 
-    def __init__(self, view: memoryview) -> None:
-        self.view, self.pos = view, 0
+    def __init__(self, view: memoryview, pos: int = 0) -> None:
+        self.view, self.pos = view, pos
 
     def take(self, fmt: struct.Struct, what: str) -> tuple[int | bytes, ...]:
         if self.pos + fmt.size > len(self.view):
@@ -197,6 +335,16 @@ class _Cursor:
         chunk = bytes(self.view[self.pos : self.pos + n])
         self.pos += n
         return chunk
+
+    def slice(self, n: int, what: str) -> memoryview:
+        if self.pos + n > len(self.view):
+            raise TruncatedBlob(f"truncated in {what}: {len(self.view)} bytes in all")
+        chunk = self.view[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def array(self, n: int, dtype: np.dtype, what: str) -> np.ndarray:
+        return np.frombuffer(self.slice(n * dtype.itemsize, what), dtype=dtype)
 
 
 def _read_header(view: memoryview, max_elements: int) -> tuple[str, list[tuple[str, tuple[int, ...]]], int]:

@@ -15,13 +15,16 @@ start=$(date +%s)
 "$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 "$PY" -m scripts.bench.contribution --out "$OUT" --runs "$RUNS/contribution" "$@"
 "$PY" -m scripts.bench.incentives --out "$OUT" --runs "$RUNS/incentives" "$@"
+"$PY" -m scripts.bench.compression --out "$OUT" --runs "$RUNS/compression" "$@"
+"$PY" -m scripts.bench.sampling --out "$OUT" --runs "$RUNS/sampling" "$@"
+"$PY" -m scripts.bench.chainreads --out "$OUT" --runs "$RUNS/chainreads" "$@"
 secs=$(( $(date +%s) - start ))
 {
   echo "# MedSwarm benchmarks"
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  for part in learning quality systems robustness contribution incentives; do
+  for part in learning quality systems robustness contribution incentives compression sampling chainreads; do
     sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
     echo
   done

@@ -46,7 +46,7 @@ from p2p.announce import KINDS, Announcement, AnnouncementError
 from p2p.codec import MAX_ABS, CodecError, decode_update, digest, encode_update
 from p2p.identity import IdentityError, load_or_create_keypair
 
-from .mutations import Case, Shapes, blob_cases, insert_bad_utf8, mutate_bytes, mutate_json_object, random_tensors
+from .mutations import Case, Shapes, blob_cases, compressed_cases, insert_bad_utf8, mutate_bytes, mutate_json_object, random_tensors
 
 CASE_SECONDS = 2.0
 MAX_MESSAGE = 500  # a rejection's message must be one line of at most this many characters
@@ -102,14 +102,16 @@ def _check_tensors(out: dict[str, np.ndarray], bound: float, shapes: Shapes | No
 
 
 def _blob_target(name: str, shapes: Shapes, scale: float, bound: float,
-                 extra: Callable[[random.Random], bytes] | None = None) -> Target:
+                 extra: Callable[[random.Random], bytes] | None = None,
+                 generator: Callable[..., Iterator[Case]] | None = None) -> Target:
     """Blobs decoded with the model's shapes (as the exchange does) half of the time, else without.
 
-    `extra`, when given, makes a third of the cases: valid blobs of another origin.
+    `extra`, when given, makes a third of the cases: valid blobs of another origin. `generator`
+    makes the blobs (default: dense ones, `blob_cases`).
     """
 
     def cases(rng: random.Random, _: Path) -> Iterator[Case]:
-        for case in blob_cases(rng, shapes, scale, bound):
+        for case in (generator or blob_cases)(rng, shapes, scale, bound):
             if extra is not None and rng.random() < 0.3:
                 case = Case("origin", extra(rng))
             yield Case(case.label, (case.data, shapes if rng.random() < 0.5 else None))
@@ -364,6 +366,7 @@ def _p2p_key_target() -> Target:
 def targets() -> dict[str, Target]:
     """Every decoder under test, by name (built on demand: each holds a little state)."""
     made = [_blob_target("blob", UPDATE_SHAPES, 0.1, MAX_ABS),
+            _blob_target("compressed", UPDATE_SHAPES, 0.1, MAX_ABS, generator=compressed_cases),
             _blob_target("stats", STATS_SHAPES, 1e3, STATS_MAX_ABS, extra=_real_stats), _announcement_target(),
             _checkpoint_target(), _config_target(), _csv_target(), _eth_key_target(), _p2p_key_target()]
     return {t.name: t for t in made}

@@ -151,6 +151,34 @@ def blob_cases(rng: random.Random, shapes: Shapes, scale: float, bound: float) -
             yield Case(op, encode_update(random_tensors(rng, other, scale), max_abs=bound))
 
 
+def compressed_cases(rng: random.Random, shapes: Shapes, scale: float, bound: float) -> Iterator[Case]:
+    """Valid q8, sparse16 and ternary blobs of sparse tensors, and mutations of them: blind ones,
+    lying integer fields anywhere past the prefix (counts, Rice parameters, stream lengths), and
+    sparse payloads put under another codec id."""
+    while True:
+        codec = rng.choice(("q8", "sparse16", "ternary"))
+        gen = np.random.default_rng(rng.randrange(2**32))
+        density = rng.choice((0.0, 0.001, 0.01, 0.3, 1.0))
+        tensors = {k: ((gen.standard_normal(s) * scale) * (gen.random(s) < density)).astype(np.float32)
+                   for k, s in shapes.items()}
+        blob = encode_update(tensors, codec, max_abs=bound)
+        op = rng.choice(("valid", "bytes", "bytes", "field", "field", "codec", "truncate"))
+        if op == "valid":
+            yield Case(f"valid:{codec}", blob)
+        elif op == "bytes":
+            label, data = mutate_bytes(rng, blob)
+            yield Case(f"bytes:{label}", data)
+        elif op == "field":
+            width = rng.choice((1, 4))
+            i = rng.randrange(8, max(9, len(blob) - width))
+            value = rng.choice(INTERESTING_INTS) % (1 << (8 * width))
+            yield Case(f"field:{codec}", blob[:i] + value.to_bytes(width, "little") + blob[i + width:])
+        elif op == "codec":
+            yield Case(op, blob[:5] + bytes([rng.randrange(6)]) + blob[6:])
+        else:
+            yield Case(op, blob[: rng.randrange(len(blob))])
+
+
 # --------------------------------------------------------------------------- flat JSON objects
 
 TRICKY_JSON = ("true", "false", "null", "1.5", "-1", "0", str(2**63), str(2**64), "1" + "0" * 30, '""',

@@ -114,3 +114,34 @@ def test_bench_quality_quick(tmp_path: Path) -> None:
     bc = data["results"]["breast_cancer"]["mlp 10 rounds"]["default"][0]
     assert _prob(bc["final"]["test"]["accuracy"])
     assert "| mlp 10 rounds | default |" in (out / "quality.md").read_text()
+
+
+def test_bench_compression_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.compression", tmp_path)
+    data = json.loads((out / "compression.json").read_text())
+    assert len(data["results"]) == 3
+    for runs in data["results"].values():
+        assert set(runs) == {f"{c}/{m}" for c in ("none", "q8", "topk", "ternary") for m in ("median", "geomedian")}
+        dense = runs["none/median"]
+        assert dense["ratio"] == 1.0 and len(dense["curve"]) == 2 and _prob(dense["final_accuracy"])
+        # each stage cuts the bytes on the wire, the sparse ones the most
+        assert runs["q8/median"]["ratio"] > 3 and runs["ternary/median"]["ratio"] > runs["q8/median"]["ratio"]
+    assert (out / "compression.md").read_text().startswith("# Compressed updates")
+
+
+def test_bench_sampling_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.sampling", tmp_path)
+    data = json.loads((out / "sampling.json").read_text())
+    everyone, sampled = data["results"]
+    assert (everyone["partners"], sampled["partners"]) == (7, 3)
+    # all-to-all ends on one shared model; sampled partners keep distinct, close models for fewer bytes
+    assert everyone["spread"][-1] == 0.0 and 0.0 < sampled["spread"][-1] < 0.5
+    assert sampled["bytes_per_node_round"] * 7 == everyone["bytes_per_node_round"] * 3
+    assert _prob(everyone["final_accuracy"]) and _prob(sampled["final_accuracy"])
+
+
+def test_bench_chainreads_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.chainreads", tmp_path)
+    (row,) = json.loads((out / "chainreads.json").read_text())["rows"]
+    assert row["members"] == 4 and row["per_peer"]["reads"] == 3 and row["per_round"]["reads"] == 1
+    assert row["per_peer"]["seconds"] > 0 and row["per_round"]["seconds"] > 0

@@ -256,3 +256,18 @@ def _run_all(nodes) -> list[dict]:
 
     trio.run(main)
     return summaries
+
+
+@pytest.mark.slow
+def test_a_swarm_of_compressed_updates_learns_and_flags_no_honest_node(tmp_path: Path) -> None:
+    """Ternary updates (top 5%, Rice-coded) through the real engine, hosts and chain: every node
+    merges the same decoded updates, so all end on one model, and nobody is flagged."""
+    plan = SwarmPlan(nodes=4, rounds=6, dataset="breast_cancer", merge="geomedian", in_process=True,
+                     out=tmp_path / "run", round_timeout=30,
+                     node_overrides=("swarm.compression=ternary", "swarm.compression_fraction=0.05"))
+    report = LocalSwarm(plan, say=quiet).run()
+    assert all(row.finished for row in report.rows)
+    assert len({row.model_digest for row in report.rows}) == 1
+    assert report.mean_swarm_accuracy > 0.85
+    assert report.audit_ok, report.audit_mismatches
+    assert not any(row.flagged for row in report.rows)

@@ -31,6 +31,11 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["p2p.mdns=1"], "p2p.mdns: expected true or false"),
     (["rounds"], "expected section.key=value"),
     (["data.dataset=csv"], "data.csv_path: required"),
+    (["swarm.compression=zip"], "swarm.compression: 'zip' is not one of"),
+    (["swarm.compression_fraction=0"], "swarm.compression_fraction: must lie in (0, 1]"),
+    (["swarm.compression_fraction=1.5"], "swarm.compression_fraction: must lie in (0, 1]"),
+    (["swarm.compression=ternary"], "swarm.compression: ternary updates need a merge rule that keeps whole vectors"),
+    (["swarm.compression=topk", "swarm.merge=trimmed"], "swarm.compression: topk updates need"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
