@@ -244,6 +244,17 @@ def node_setups(plan: SwarmPlan) -> list[NodeSetup]:
     return setups
 
 
+def local_updates(setups: list[NodeSetup], weights: dict[str, np.ndarray], round_no: int) -> list:
+    """One round of local training on every node from `weights`: their updates, as the swarm sends them."""
+    from node.merge import Update
+
+    updates = []
+    for s in setups:
+        s.learner.set_weights(weights)
+        updates.append(Update(s.learner.train_update(round_no), len(s.learner.fit), s.name))
+    return updates
+
+
 def _margins(model, x: np.ndarray) -> np.ndarray:
     import torch
 

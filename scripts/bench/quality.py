@@ -87,7 +87,7 @@ def _score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     """The swarm's model after each round, scored on pooled validation and pooled test rows."""
-    from node.merge import Update, rule_by_name
+    from node.merge import rule_by_name
     from node.preprocess import FeatureStats
     from node.swarmopt import optimizer_by_name
 
@@ -108,11 +108,7 @@ def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     test_y = np.concatenate([l.data.test.y for l in learners])
     curve = []
     for r in range(1, rounds + 1):
-        updates = []
-        for s in setups:
-            s.learner.set_weights(weights)
-            updates.append(Update(s.learner.train_update(r), len(s.learner.fit), s.name))
-        weights = opt.step(weights, rule.merge(updates))
+        weights = opt.step(weights, rule.merge(B.local_updates(setups, weights, r)))
         curve.append({"round": r, "val": _score(val_y, _pred(learners[0], weights, val_x)),
                       "test": _score(test_y, _pred(learners[0], weights, test_x))})
     return {"final": curve[-1], "curve": curve}
