@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ETH taken from a member's bond per proven offence (near-copy, free ride, false vote)")
     swarm.add_argument("--referee", action="store_true",
                        help="also run the sponsor's referee node, whose vote decides rounds the members split")
-    swarm.add_argument("--lr", type=float, default=0.1, help="local learning rate (training.optimizer, SGD by default)")
+    swarm.add_argument("--lr", type=float, default=0.01, help="local learning rate (training.optimizer, Adam by default)")
     swarm.add_argument("--seed", type=int, default=0, help="seed for data splits, model init and training")
     swarm.add_argument("--attack", action="append", default=[], metavar="NODE=KIND",
                        help="make node NODE misbehave: scale, signflip, zero or copy (robustness experiments)")

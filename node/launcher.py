@@ -61,7 +61,7 @@ class SwarmPlan:
     model: str = "mlp"
     merge: str = "median"
     epochs: int = 1
-    lr: float = 0.1  # local SGD (node/config.py TrainingConfig says why)
+    lr: float = 0.01
     codec: str = "f32"
     round_timeout: float = 30.0  # the task's round duration: how long a round waits for stragglers
     pool_eth: float = 10.0

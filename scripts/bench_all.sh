@@ -10,7 +10,7 @@ RUNS=${BENCH_RUNS:-runs/bench}
 mkdir -p "$OUT"
 start=$(date +%s)
 "$PY" -m scripts.bench.learning --out "$OUT" --runs "$RUNS/learning" "$@"
-"$PY" -m scripts.bench.quality --out "$OUT" --runs "$RUNS/quality" --arms default,mean,trimmed "$@"
+"$PY" -m scripts.bench.quality --out "$OUT" --runs "$RUNS/quality" --arms default,lsgd+lr0.1,lsgd+lr0.1+mean,lsgd+lr0.1+trimmed "$@"
 "$PY" -m scripts.bench.systems --out "$OUT" --runs "$RUNS/systems" "$@"
 "$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 "$PY" -m scripts.bench.contribution --out "$OUT" --runs "$RUNS/contribution" "$@"

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         results["heart"] = run_setting(base, list(range(args.heart_seeds)), ["mean", "median"], "heart")
         results["heart"].update(
             title="UCI heart disease, 4 real hospitals",
-            setting=f"mlp (hidden 32), {args.rounds} rounds x 1 local epoch, SGD lr 0.1; "
+            setting=f"mlp (hidden 32), {args.rounds} rounds x 1 local epoch, Adam lr 0.01; "
                     "swarm in one process (real libp2p hosts, eth-tester chain)")
         if not args.skip_bc:
             for partition, alpha, key in (("iid", 0.5, "bc_iid"), ("dirichlet", 0.5, "bc_dirichlet_0.5"),
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[key] = run_setting(bc, list(range(args.bc_seeds)), ["median", "mean"], key)
                 results[key].update(
                     title=f"Breast cancer, 8 nodes, {partition}" + (f" alpha {alpha}" if partition != "iid" else ""),
-                    setting=f"mlp (hidden 32), {args.rounds} rounds x 1 local epoch, SGD lr 0.1; "
+                    setting=f"mlp (hidden 32), {args.rounds} rounds x 1 local epoch, Adam lr 0.01; "
                             "8 node processes on anvil")
     tgts = targets(results)
     seconds = time.monotonic() - started

@@ -108,8 +108,7 @@ def test_misbehaving_node_under_median_changes_little_and_earns_least(
 
     honest_acc = [r.test_accuracy for r in honest_run.rows[:3]]
     attacked_acc = [r.test_accuracy for r in attacked.rows[:3]]
-    # One test row of a node's 35 is 0.029: the attacker may move each good node by one row at most.
-    assert abs(sum(attacked_acc) / 3 - sum(honest_acc) / 3) <= 1 / 35 + 1e-9
+    assert abs(sum(attacked_acc) / 3 - sum(honest_acc) / 3) <= 0.02
     attacker, good = attacked.rows[3], attacked.rows[:3]
     assert all(attacker.contribution < row.contribution for row in good)
     assert all(attacker.payout_wei < row.payout_wei for row in good)
