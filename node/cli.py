@@ -1,8 +1,9 @@
 """The `medswarm` command: run a whole local swarm or one hospital's node; deploy or audit a ledger.
 
-    medswarm swarm [--nodes 4] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
-    medswarm swarm --scenario ecg-rhythm|ecg-anomaly|evaluation-layer [options that override it]
+    medswarm swarm [--nodes 4 | --data DIR] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
+    medswarm swarm --scenario ecg-rhythm|ecg-anomaly|evaluation-layer|wearable [options that override it]
     medswarm node --config node.toml [--set section.key=value ...]
+    medswarm evaluate RUN [--csv rows.csv] [--out DIR]     medswarm export RUN --out DIR
     medswarm deploy --rpc URL (--admin-key FILE | --dev-admin) [--members members.json] [--out deployed.json]
     medswarm audit --rpc URL --address 0xLEDGER [--json audit.json] [--expect node-logs.json]
 
@@ -70,12 +71,21 @@ def _swarm(args: argparse.Namespace) -> int:
             raise _OperatorError(f"--attack {text!r}: expected NODE_INDEX=KIND, e.g. 3=scale")
         attacks[int(index)] = kind
     out = Path(args.out or f"runs/swarm-{time.strftime('%Y%m%d-%H%M%S')}")
-    plan = SwarmPlan(nodes=args.nodes, rounds=args.rounds, dataset=args.dataset, partition=args.partition,
+    data = None
+    if args.data:
+        from .datadir import read_data_dir
+        from .datasets import DataError
+
+        try:
+            data = read_data_dir(Path(args.data), args.label or "")
+        except DataError as exc:
+            raise _OperatorError(str(exc)) from None
+    plan = SwarmPlan(nodes=len(data.hospitals) if data else args.nodes, rounds=args.rounds, dataset=args.dataset, partition=args.partition,
                      alpha=args.alpha, model=args.model, merge=args.merge, epochs=args.epochs, lr=args.lr,
                      round_timeout=args.round_timeout, pool_eth=args.pool, stake_eth=args.stake,
                      slash_eth=args.slash, referee=args.referee, seed=args.seed, attacks=attacks,
                      out=out, state_file=Path(args.state) if args.state else None,
-                     in_process=args.in_process, node_overrides=tuple(args.set))
+                     in_process=args.in_process, node_overrides=tuple(args.set), data=data)
     setup_logging("swarm", logging.DEBUG if args.verbose else logging.WARNING)
     try:
         swarm = LocalSwarm(plan, say=lambda line: print(line, flush=True))
@@ -97,6 +107,64 @@ def _swarm(args: argparse.Namespace) -> int:
         print(f"medswarm: node(s) {', '.join(report.failed_nodes)} failed; see their node.log in {out}",
               file=sys.stderr)
     return 0 if report.ok else EXIT_FAILED
+
+
+def _trained(args: argparse.Namespace):
+    from .datasets import DataError
+    from .trained import RunError, TrainedModel, encoded_rows
+
+    try:
+        model = TrainedModel.from_run(Path(args.run))
+        x, y, rows = encoded_rows(model, [Path(p) for p in args.csv], args.label or "")
+    except (RunError, DataError, OSError) as exc:
+        raise _OperatorError(str(exc)) from None
+    if model.n_classes != 2:
+        raise _OperatorError(f"{args.run}: a {model.n_classes}-class model; evaluate and export check two-class models")
+    return model, x, y, rows
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .metrics import binary_metrics, metrics_table, plot_evaluation
+
+    setup_logging("evaluate", logging.DEBUG if args.verbose else logging.WARNING)
+    model, x, y, rows = _trained(args)
+    try:
+        metrics = binary_metrics(y, model.predict_proba(x)[:, 1])
+    except ValueError as exc:
+        raise _OperatorError(f"{rows}: {exc}") from None
+    out = Path(args.out) if args.out else model.source / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"model": {"run": str(model.source), "node": model.config.name, "round": model.round,
+                        "kind": model.config.model.kind}, "rows": rows, "metrics": metrics}
+    (out / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n")
+    shown = rows if len(rows) <= 70 else f"{len(args.csv)} CSV files pooled"
+    plot_evaluation(y, model.predict_proba(x)[:, 1], f"model of {model.config.name}, round {model.round}, on "
+                    f"{shown}: {len(y)} rows", out / "evaluation.png")
+    print(f"model of {model.config.name} after round {model.round}, on {rows}:")
+    print(metrics_table(metrics))
+    print(f"\nwritten: {out}/evaluation.json, {out}/evaluation.png")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .trained import RunError
+
+    setup_logging("export", logging.DEBUG if args.verbose else logging.WARNING)
+    model, x, y, rows = _trained(args)
+    try:
+        portable = model.export(Path(args.out))
+    except RunError as exc:
+        raise _OperatorError(str(exc)) from None
+    node, exported = model.predict_proba(x), portable.predict_proba(x)
+    same = np.array_equal(node.argmax(axis=1), exported.argmax(axis=1))
+    gap = float(np.abs(node - exported).max()) if len(x) else 0.0
+    print(f"exported the model of {model.config.name} after round {model.round} to {args.out} "
+          f"(model.json + model.npz; load with node/portable.py, numpy only)")
+    print(f"check on {len(x)} rows ({rows}): same predicted class {'on every row' if same else 'NOT on every row'}; "
+          f"largest probability difference {gap:.1e}")
+    return 0 if same and gap < 1e-5 else EXIT_FAILED
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -184,6 +252,10 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
     swarm.add_argument("--rounds", type=int, default=10, help="training rounds")
     swarm.add_argument("--dataset", choices=SPLITTABLE, default="heart",
                        help="heart: UCI heart disease split by its real hospitals; breast_cancer: split over nodes")
+    swarm.add_argument("--data", metavar="DIR",
+                       help="each hospital's own CSV: DIR holds NAME.csv per hospital (a test share is held out) "
+                            "or NAME_train.csv + NAME_test.csv pairs; node names come from the file names")
+    swarm.add_argument("--label", help="--data: the label column (default: 'label', else 'target')")
     swarm.add_argument("--partition", choices=choices()["data.partition"], default="iid",
                        help="how breast_cancer rows are split over nodes")
     swarm.add_argument("--alpha", type=float, default=0.5,
@@ -200,7 +272,7 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
                        help="ETH taken from a member's bond per proven offence (near-copy, free ride, false vote)")
     swarm.add_argument("--referee", action="store_true",
                        help="also run the sponsor's referee node, whose vote decides rounds the members split")
-    swarm.add_argument("--lr", type=float, default=0.01, help="local learning rate (Adam)")
+    swarm.add_argument("--lr", type=float, default=0.01, help="local learning rate (training.optimizer, Adam by default)")
     swarm.add_argument("--seed", type=int, default=0, help="seed for data splits, model init and training")
     swarm.add_argument("--attack", action="append", default=[], metavar="NODE=KIND",
                        help="make node NODE misbehave: scale, signflip, zero or copy (robustness experiments)")
@@ -212,6 +284,20 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
     swarm.set_defaults(func=_swarm)
     if scenario is not None:
         swarm.set_defaults(**SCENARIOS[scenario].plan)
+
+    for name, func, text in (("evaluate", _evaluate, "a run's final model on a CSV: clinical metrics as JSON and "
+                                                     "ROC / calibration curves as PNG"),
+                             ("export", _export, "write a run's model with its preprocessing in a pickle-free "
+                                                 "format (docs/model-format.md) and check it predicts as the node")):
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("run", help="a node's run folder (or a swarm's run folder: its first node)")
+        cmd.add_argument("--csv", action="append", default=[],
+                         help="rows to use, in the node's input columns with a label; repeat to pool "
+                              "several files (default: the node's own test rows)")
+        cmd.add_argument("--label", help="the CSV's label column (default: the node's data.label_column)")
+        cmd.add_argument("--out", required=name == "export",
+                         help="output folder" + (" (default: RUN/evaluation)" if name == "evaluate" else ""))
+        cmd.set_defaults(func=func)
 
     deploy = sub.add_parser("deploy", help="deploy a ledger, register members, open and fund a task",
                             description="Deploy the MedSwarm ledger, register the members listed in a file, "

@@ -32,8 +32,12 @@ class DataConfig:
     csv_path: str = ""  # csv: the hospital's own file
     label_column: str = "label"  # csv: the label column
     feature_columns: tuple[str, ...] = ()  # csv: the input columns (default: every other column)
+    # csv: one-hot columns with their agreed categories, "name=cat1|cat2|..." (same on every node)
+    categorical_columns: tuple[str, ...] = ()
+    missing_values: tuple[str, ...] = ()  # csv: cell values meaning "missing", besides "", ?, NA, nan, null, none
+    test_csv: str = ""  # csv: the hospital's own test file; then nothing of csv_path is held out for testing
     seed: int = 0  # train/test split and partition seed
-    test_fraction: float = 0.25  # share of rows held out for testing
+    test_fraction: float = 0.25  # share of rows held out for testing (csv: only without test_csv)
     validation_fraction: float = 0.2  # share of training rows held back for scoring
 
 
@@ -48,11 +52,16 @@ class ModelConfig:
 class TrainingConfig:
     epochs: int = 1
     batch_size: int = 32
+    # scripts/bench/quality.py recommends optimizer = "sgd" with lr = 0.1 (a fresh local Adam
+    # takes full-size steps on sites whose loss is already small, so under label skew the
+    # single-class majority outvotes the rest); see README "Learning quality" before switching.
     lr: float = 0.01
     optimizer: str = "adam"
     weight_decay: float = 0.0
     seed: int = 0
     personalise_epochs: int = 0  # after the swarm: epochs of fine-tuning the output layer on own rows
+    lr_schedule: str = "constant"  # constant | cosine: the local learning rate over the rounds
+    prox_mu: float = 0.0  # FedProx: weight of the pull towards the round's swarm model (0: off)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class SwarmConfig:
     absent_after: int = 2  # rounds without a merged update after which a peer is not waited for...
     absent_wait: float = 0.1  # ...beyond this share of the round's duration
     merge: str = "median"  # mean | median | trimmed | geomedian
+    optimizer: str = "none"  # how the merged update moves the model (node.swarmopt): none | momentum | adam | yogi
+    server_lr: float = 0.0  # the swarm optimiser's step size; 0: its own default
     reputation_weight: bool = False  # weighted merges (mean) scale each sender by its on-chain reputation
     contribution: str = "checkable"  # the swarm-wide, checkable score vote (node.contribution.CONTRIBUTIONS)
     codec: str = "f32"  # f32 | f16
@@ -124,11 +135,26 @@ class NodeConfig:
 
         return dataclasses.replace(
             self,
-            data=dataclasses.replace(self.data, csv_path=rel(self.data.csv_path)),
+            data=dataclasses.replace(self.data, csv_path=rel(self.data.csv_path), test_csv=rel(self.data.test_csv)),
             p2p=dataclasses.replace(self.p2p, key_file=rel(self.p2p.key_file)),
             chain=dataclasses.replace(self.chain, key_file=rel(self.chain.key_file)),
             output_dir=rel(self.output_dir),
         )
+
+
+def categorical_spec(entries: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Parse `data.categorical_columns` ("name=cat1|cat2|...") into {name: categories}."""
+    spec: dict[str, tuple[str, ...]] = {}
+    for entry in entries:
+        name, sep, cats = entry.partition("=")
+        categories = tuple(c.strip() for c in cats.split("|"))
+        if not sep or not name.strip() or not all(categories) or len(set(categories)) != len(categories):
+            raise ConfigError(f"data.categorical_columns: {_short(entry)} is not name=cat1|cat2|... "
+                              "with distinct, non-empty categories")
+        if name.strip() in spec:
+            raise ConfigError(f"data.categorical_columns: column {name.strip()!r} listed twice")
+        spec[name.strip()] = categories
+    return spec
 
 
 @functools.cache
@@ -147,7 +173,8 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .merge import RULES
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
-    from .training import OPTIMIZERS
+    from .swarmopt import SWARM_OPTIMIZERS
+    from .training import LR_SCHEDULES, OPTIMIZERS
 
     return {
         "data.dataset": DATASETS,
@@ -156,6 +183,8 @@ def choices() -> dict[str, tuple[str, ...]]:
         "model.kind": MODEL_KINDS,
         "training.optimizer": OPTIMIZERS,
         "dp.accountant": ACCOUNTANTS,
+        "training.lr_schedule": LR_SCHEDULES,
+        "swarm.optimizer": tuple(SWARM_OPTIMIZERS),
         "swarm.merge": tuple(RULES),
         "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,
@@ -238,7 +267,8 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
 
 
 NON_NEGATIVE = {"data.seed", "training.seed", "swarm.seed", "data.node_index", "training.weight_decay",
-                "training.personalise_epochs", "dp.epsilon", "dp.noise_multiplier"}
+                "training.personalise_epochs", "dp.epsilon", "dp.noise_multiplier", "training.prox_mu",
+                "swarm.server_lr"}
 # Upper bounds where a larger value cannot be meant: the model would not fit in memory, or
 # training would diverge to NaN in the first step.
 AT_MOST: dict[str, float] = {"model.hidden": 4096, "model.channels": 64, "training.lr": 10.0}
@@ -289,6 +319,7 @@ def _check_ranges(config: NodeConfig) -> None:
     if config.swarm.merge == "best" and config.data.dataset not in PUBLISHED_SETS:
         raise ConfigError(f"swarm.merge: 'best' ranks models on a published validation set, and data set "
                           f"{config.data.dataset!r} has none (those that do: {', '.join(PUBLISHED_SETS)})")
+    categorical_spec(config.data.categorical_columns)
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
@@ -375,5 +406,5 @@ def _toml_value(value: Any) -> str:
 
 __all__ = [
     "ChainConfig", "ConfigError", "DataConfig", "DpConfig", "ModelConfig", "NodeConfig", "P2PConfig",
-    "SwarmConfig", "TrainingConfig", "choices", "config_from_mapping", "dump_config", "load_config",
+    "SwarmConfig", "TrainingConfig", "categorical_spec", "choices", "config_from_mapping", "dump_config", "load_config",
 ]

@@ -9,7 +9,8 @@ Sources, all offline:
 - `heart_hospital`: UCI Heart Disease, the four real hospitals (shipped in `node/data/`, CC BY 4.0).
 - `breast_cancer_shards`: scikit-learn's bundled Wisconsin diagnostic set, split IID or
   Dirichlet(alpha) non-IID over N nodes.
-- `csv_shard`: a hospital's own CSV file (features + label column).
+- `csv_shard`: a hospital's own CSV file (features + label column), optionally with its own test
+  file; nothing is held back from the training file then (the learner keeps its validation share).
 `load_node_data(DataConfig)` picks one of them from a node's `[data]` config.
 """
 
@@ -25,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .config import DataConfig
+from .config import DataConfig, categorical_spec
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,11 @@ class Column:
             return tuple(f"{self.name}={c}" for c in self.categories)
         return (self.name,)
 
-    def encode(self, raw: str, where: str) -> list[float]:
-        """Encode one raw cell; `where` names the file and row for error messages."""
+    def encode(self, raw: str, where: str, missing: frozenset[str] = MISSING_TOKENS) -> list[float]:
+        """Encode one raw cell; `where` names the file and row for error messages; a token in
+        `missing` (compared lower-case) is a missing value."""
         token = raw.strip()
-        if token.lower() in MISSING_TOKENS:
+        if token.lower() in missing:
             return [math.nan] * len(self.encoded_names)
         if self.kind == "numeric":
             try:
@@ -113,6 +115,7 @@ class Schema:
     """The ordered raw columns a data set is encoded from; identical on every node."""
 
     columns: tuple[Column, ...]
+    missing: frozenset[str] = MISSING_TOKENS  # lower-case cell values that mean "missing"
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -146,7 +149,7 @@ class Schema:
                 raw = row.get(col.name)
                 if raw is None:
                     raise DataError(f"{where}: missing column {col.name!r} (a short row?)")
-                values.extend(col.encode(raw, where))
+                values.extend(col.encode(raw, where, self.missing))
             out[i] = values
         return out.astype(np.float32)
 
@@ -167,6 +170,8 @@ HEART_SCHEMA = Schema((
     Column("thal", "categorical", ("normal", "fixed defect", "reversable defect")),
 ))
 """Encoding of UCI Heart Disease: 13 raw attributes -> 22 features (the hospital column is not a feature)."""
+# Raw columns of the heart data where the UCI files write 0 for "not measured".
+HEART_ZERO_IS_MISSING: tuple[str, ...] = ("chol", "trestbps")
 
 
 # --------------------------------------------------------------------------- values
@@ -334,7 +339,7 @@ def heart_hospital(name: str, seed: int = 0, test_fraction: float = DEFAULT_TEST
     _, rows = _read_csv(path)
     rows = [r for r in rows if r.get("dataset") == hospital]
     x = HEART_SCHEMA.encode(rows, source=str(path))
-    for col in ("chol", "trestbps"):
+    for col in HEART_ZERO_IS_MISSING:
         j = HEART_SCHEMA.index(col)
         x[x[:, j] == 0.0, j] = np.nan
     y = np.array([int(r["num"]) > 0 for r in rows], dtype=np.int64)
@@ -374,13 +379,29 @@ def breast_cancer_shards(n_nodes: int, seed: int = 0, partition: str = "iid", al
             for i, p in enumerate(parts)]
 
 
-def csv_shard(path: Path | str, label_column: str, schema: Schema | Sequence[str] | None = None,
-              seed: int = 0, test_fraction: float = DEFAULT_TEST_FRACTION, name: str = "") -> NodeData:
-    """A hospital's own CSV: features + an integer label column (0..K-1).
+def csv_schema(header: Sequence[str], label_column: str, feature_columns: Sequence[str] = (),
+               categories: Mapping[str, Sequence[str]] | None = None,
+               missing: Iterable[str] = (), source: str = "data") -> Schema:
+    """The encoding of a hospital's CSV: `feature_columns` in that order (default: every column
+    but the label, in file order); those named in `categories` one-hot over the given category
+    list, the rest numeric. `missing` adds cell values that mean "missing" to `MISSING_TOKENS`."""
+    categories = dict(categories or {})
+    names = list(feature_columns) or [c for c in header if c != label_column]
+    unknown = sorted(set(categories) - set(names))
+    if unknown:
+        raise DataError(f"{source}: categorical columns {unknown[:5]} are not among the feature columns")
+    try:
+        columns = tuple(Column(n, "categorical", tuple(categories[n])) if n in categories else Column(n, "numeric")
+                        for n in names)
+        return Schema(columns, MISSING_TOKENS | {m.strip().lower() for m in missing})
+    except ValueError as exc:  # no feature column, a feature named twice, repeated categories
+        raise DataError(f"{source}: {exc}") from None
 
-    `schema` fixes the feature encoding (use the swarm's agreed one); a list of names means those
-    columns, numeric; None means every column except the label, numeric, in file order.
-    """
+
+def csv_rows(path: Path | str, label_column: str, schema: Schema | Sequence[str] | None = None) -> RawShard:
+    """Every row of a hospital's CSV, encoded: features by `schema` (see `csv_shard`) and an
+    integer label column (0..K-1). A file whose labels are all one class is accepted: such a site
+    still trains and scores; metrics that need two classes are reported as not available."""
     path = Path(path)
     header, rows = _read_csv(path)
     repeated = [c for c, n in Counter(header).items() if n > 1]
@@ -388,13 +409,8 @@ def csv_shard(path: Path | str, label_column: str, schema: Schema | Sequence[str
         raise DataError(f"{path}: column names repeated in the header: {repeated[:5]}")
     if label_column not in header:
         raise DataError(f"{path}: label column {label_column!r} not found; columns are {header[:20]}")
-    try:
-        if schema is None:
-            schema = Schema.numeric(c for c in header if c != label_column)
-        elif not isinstance(schema, Schema):
-            schema = Schema.numeric(schema)
-    except ValueError as exc:  # no feature column, or a feature named twice
-        raise DataError(f"{path}: {exc}") from None
+    if not isinstance(schema, Schema):
+        schema = csv_schema(header, label_column, schema or (), source=str(path))
     missing = [c.name for c in schema.columns if c.name not in header]
     if missing:
         raise DataError(f"{path}: feature columns {missing[:20]} not found; columns are {header[:20]}")
@@ -413,13 +429,50 @@ def csv_shard(path: Path | str, label_column: str, schema: Schema | Sequence[str
         labels.append(int(value))
     y = np.asarray(labels, dtype=np.int64)
     if len(np.unique(y)) < 2:
-        raise DataError(f"{path}: label {label_column!r} has a single class; need at least two")
-    x = schema.encode(rows, source=str(path))
+        logger.warning("%s: every row has label %s=%d: one class only (it is used all the same; "
+                       "metrics that need two classes read n/a on it)", path, label_column, int(y[0]))
+    return RawShard(schema.encode(rows, source=str(path)), y, schema.feature_names)
+
+
+def csv_shard(path: Path | str, label_column: str, schema: Schema | Sequence[str] | None = None,
+              seed: int = 0, test_fraction: float = DEFAULT_TEST_FRACTION, name: str = "",
+              test_path: Path | str | None = None) -> NodeData:
+    """A hospital's own CSV: features + an integer label column (0..K-1).
+
+    `schema` fixes the feature encoding (use the swarm's agreed one); a list of names means those
+    columns, numeric; None means every column except the label, numeric, in file order. With
+    `test_path` every row of `path` is a training row and `test_path`'s rows are the test set;
+    without it a seeded, stratified `test_fraction` of `path` is held out for testing.
+    """
+    path = Path(path)
+    train = csv_rows(path, label_column, schema)
+    if test_path is not None:
+        test_schema = schema if isinstance(schema, Schema) else Schema.numeric(train.feature_names)
+        test = csv_rows(test_path, label_column, test_schema)
+        return NodeData(train, test, name or path.stem)
     rng = np.random.default_rng([seed, 15485863])
-    return _node_data(x, y, schema.feature_names, name or path.stem, rng, test_fraction)
+    train_idx, test_idx = stratified_split(train.y, test_fraction, rng)
+    logger.info("%s: no test file given; holding out %d of %d rows (test_fraction %.2f) as the test set",
+                path, len(test_idx), len(train), test_fraction)
+    return NodeData(train.take(train_idx), train.take(test_idx), name or path.stem)
 
 
 # --------------------------------------------------------------------------- from a node's config
+
+
+def node_schema(config: DataConfig) -> Schema:
+    """The feature encoding a node with this `[data]` config uses (what an exported model reads)."""
+    if config.dataset == "heart":
+        return HEART_SCHEMA
+    if config.dataset == "breast_cancer":
+        from sklearn.datasets import load_breast_cancer
+
+        return Schema.numeric(str(n) for n in load_breast_cancer().feature_names)
+    if config.dataset == "csv":
+        header, _ = _read_csv(Path(config.csv_path))
+        return csv_schema(header, config.label_column, config.feature_columns,
+                          categorical_spec(config.categorical_columns), config.missing_values, config.csv_path)
+    raise ValueError(f"data.dataset: unknown data set {config.dataset!r}; expected one of {DATASETS}")
 
 
 def load_node_data(config: DataConfig) -> NodeData:
@@ -434,8 +487,8 @@ def load_node_data(config: DataConfig) -> NodeData:
     elif config.dataset == "csv":
         if not config.csv_path:
             raise ValueError("data.csv_path is required for dataset 'csv'")
-        data = csv_shard(config.csv_path, config.label_column, config.feature_columns or None, config.seed,
-                         config.test_fraction)
+        data = csv_shard(config.csv_path, config.label_column, node_schema(config), config.seed, config.test_fraction,
+                         test_path=config.test_csv or None)
     elif config.dataset in DATASETS:
         from .scenarios import load_scenario_data  # the scenarios build on this module
 

@@ -28,7 +28,7 @@ from p2p.codec import CodecError, digest, encode_update
 from p2p.host import SwarmHost
 
 from .attacks import Context, behaviour_by_name
-from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, split_bundle, stats_shapes
+from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, optimizer_state, split_bundle, stats_shapes
 from .chainduties import FLAGGED, ChainDuties, on_trio_clock
 from .chainwriter import ChainWriter
 from .commitbook import CommitmentBook
@@ -40,12 +40,13 @@ from .dp import BudgetExhausted, privacy_conflict
 from .evaluation import EvaluationLayer, ValidationMismatch
 from .exchange import Exchange
 from .inbox import Inbox
-from .learner import Learner, Tensors, add
+from .learner import Learner, Tensors
 from .logs import node_logger
 from .merge import Update, reweighted, rule_by_name
 from .pipeline import COMPRESSION, PRIVACY, BlobIntake, Outgoing, Rejected, UpdatePipeline, stage_by_name
 from .preprocess import STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, Recorder
+from .swarmopt import optimizer_by_name
 from .referee import referee_rounds
 from .reveal import RevealRule
 from .rundir import RunFolder
@@ -91,7 +92,10 @@ class SwarmNode:
         self._swarm_ahead = False  # a model past round 0 is attested on chain: catch up, do not pool
         self.duties = ChainDuties(ledger, writer, self.task, lambda: self.members, self.run_folder, self.log)
         n = learner.data.n_features
-        self._bundle_shapes = bundle_shapes(learner.shapes, n)
+        # how the merged update moves the model; its state travels in the model bundle
+        self.swarm_opt = optimizer_by_name(config.swarm.optimizer, learner.shapes, config.swarm.server_lr)
+        self._opt_before: Tensors = self.swarm_opt.state()  # the state before the latest merge's step
+        self._bundle_shapes = bundle_shapes(learner.shapes, n, self.swarm_opt.state_shapes())
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
         self.commitments = CommitmentBook(lambda r: self.duties.read(
@@ -228,6 +232,7 @@ class SwarmNode:
 
     def _adopt(self, round_no: int, bundle: Tensors) -> None:
         weights, stats = split_bundle(bundle)
+        self.swarm_opt.load(optimizer_state(bundle))
         self.learner.set_scaling(stats)
         self.learner.set_weights(weights)
         self.weights, self.stats, self.round = weights, stats, round_no
@@ -323,8 +328,9 @@ class SwarmNode:
         with timer("merge"):
             await self._rejoin_consensus(r - 1)
             start = self.weights
+            self._opt_before = self.swarm_opt.state()
             if updates:
-                self.weights = add(start, self._merge(start, updates))
+                self.weights = self.swarm_opt.step(start, self._merge(start, updates))
             self.learner.set_weights(self.weights)
         self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
@@ -344,13 +350,18 @@ class SwarmNode:
 
         A member that died, never started or commits without serving would otherwise hold every
         round until its deadline; absent ones get `absent_wait` of the round's duration instead.
-        One that comes back in that time is merged, and is waited for again from then on.
+        One that comes back in that time is merged, and is waited for again from then on. A
+        member that has announced nothing at all since this node started (no statistics, no
+        update, no model) is absent from round 1: a registered hospital whose node never came
+        up must not cost the others a full deadline for `absent_after` rounds.
         """
         window = self.config.swarm.absent_after
-        awaited = {p for p in self.peers if r - self._last_heard.get(p, self._first_round - 1) <= window}
+        alive = self.inbox.senders() | set(self._last_heard)
+        awaited = {p for p in self.peers
+                   if p in alive and r - self._last_heard.get(p, self._first_round - 1) <= window}
         gone = sorted(set(self.peers) - awaited)
         if gone:
-            self.log.info("round %d: not waiting for %s (no update merged for %d rounds)",
+            self.log.info("round %d: not waiting for %s (no update merged for %d rounds, or never heard from)",
                           r, ", ".join(map(self._name, gone)), window)
         return awaited
 
@@ -401,7 +412,8 @@ class SwarmNode:
         if record is None or record.round != r or not (late := await self.consensus.missed_updates(record)):
             return False
         self._merged = MergeRecord(r, record.start, record.updates + late)
-        self.weights = add(record.start, self._merge(record.start, self._merged.updates))
+        self.swarm_opt.load(self._opt_before)
+        self.weights = self.swarm_opt.step(record.start, self._merge(record.start, self._merged.updates))
         self.learner.set_weights(self.weights)
         blob = self._checkpoint()
         # The vote follows the merge: if it has not gone out yet, it covers the late updates too.
@@ -493,7 +505,8 @@ class SwarmNode:
 
     def _checkpoint(self) -> bytes:
         assert self.stats is not None
-        bundle = Checkpoint(self.round, model_bundle(self.weights, self.stats), max_abs=BUNDLE_MAX_ABS)
+        bundle = Checkpoint(self.round, model_bundle(self.weights, self.stats, self.swarm_opt.state()),
+                            max_abs=BUNDLE_MAX_ABS)
         return self.run_folder.save_checkpoint(bundle, self._task_key)
 
     def _referee_summary(self) -> dict[str, Any]:

@@ -41,6 +41,10 @@ class Inbox:
     def get(self, kind: str, round: int) -> dict[str, Announcement]:
         return dict(self._slots.get((kind, round), {}))
 
+    def senders(self) -> set[str]:
+        """Every peer that announced anything (statistics, an update, a model) so far."""
+        return {sender for slot in self._slots.values() for sender in slot}
+
     def rounds(self, kind: str) -> list[int]:
         """Rounds with at least one announcement of `kind`, newest first."""
         return sorted((r for (k, r), slot in self._slots.items() if k == kind and slot), reverse=True)

@@ -32,6 +32,7 @@ from incentive.ledger import Ledger, PrivacyTerms
 from p2p.identity import peer_id_for_key_file
 
 from .config import DataConfig, DpConfig, NodeConfig, config_from_mapping, dump_config
+from .datadir import DataDir
 from .datasets import DATASETS, HEART_HOSPITALS
 from .report import SwarmReport, write_report
 from .rundir import RunFolder
@@ -76,11 +77,15 @@ class SwarmPlan:
     state_file: Path | None = None
     in_process: bool = False
     node_overrides: tuple[str, ...] = ()
+    data: DataDir | None = None  # each node's own CSV files (`--data DIR`); then `dataset` is unused
 
     def validate(self) -> None:
         if self.nodes < 2:
             raise ValueError("a swarm needs at least 2 nodes")
-        if self.dataset not in SPLITTABLE:
+        if self.data is not None:
+            if self.nodes != len(self.data.hospitals) or self.twins:
+                raise ValueError(f"--data gives {len(self.data.hospitals)} hospitals: one node each, no twins")
+        elif self.dataset not in SPLITTABLE:
             raise ValueError(f"the launcher splits {', '.join(SPLITTABLE)}; got {self.dataset!r}")
         if any(not (0 <= j < self.nodes) or j in self.twins or i == j for i, j in self.twins.items()):
             raise ValueError(f"twins must map nodes to other, original nodes of the swarm; got {self.twins}")
@@ -105,6 +110,8 @@ class SwarmPlan:
         return i - sum(1 for t in self.twins if t < i)
 
     def node_name(self, i: int) -> str:
+        if self.data is not None:
+            return self.data.names[i]
         base = HEART_HOSPITALS[self._part(i)].lower().replace(" ", "-") if self.dataset == "heart" else f"node{i}"
         return f"{base}-twin" if i in self.twins and self.dataset == "heart" else base
 
@@ -120,9 +127,7 @@ class SwarmPlan:
         values: dict[str, Any] = {
             "name": self.node_name(i),
             "output_dir": str(folder),
-            "data": {"dataset": self.dataset, "seed": self.seed, "n_nodes": self.parts, "node_index": self._part(i),
-                     "partition": self.partition, "alpha": self.alpha,
-                     **({"hospital": HEART_HOSPITALS[self._part(i)]} if self.dataset == "heart" else {})},
+            "data": self._data_section(i),
             "model": {"kind": self.model},
             "training": {"epochs": self.epochs, "lr": self.lr, "seed": self.seed},
             "swarm": {"rounds": self.rounds, "merge": self.merge, "codec": self.codec,
@@ -134,6 +139,17 @@ class SwarmPlan:
                       "key_file": str(RunFolder(folder).eth_key)},
         }
         return config_from_mapping(values, self.node_overrides)
+
+    def _data_section(self, i: int) -> dict[str, Any]:
+        if self.data is not None:
+            files = self.data.hospitals[i]
+            return {"dataset": "csv", "seed": self.seed, "csv_path": str(files.train.resolve()),
+                    "test_csv": str(files.test.resolve()) if files.test else "",
+                    "label_column": self.data.label_column, "feature_columns": list(self.data.feature_columns),
+                    "categorical_columns": list(self.data.categorical_columns)}
+        return {"dataset": self.dataset, "seed": self.seed, "n_nodes": self.parts, "node_index": self._part(i),
+                "partition": self.partition, "alpha": self.alpha,
+                **({"hospital": HEART_HOSPITALS[self._part(i)]} if self.dataset == "heart" else {})}
 
 
 @dataclass(frozen=True)
@@ -189,8 +205,9 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
     seats = [_seat(w3, admin, run_dir, plan.node_name(i), GAS_ALLOWANCE_WEI + stake) for i in range(plan.nodes)]
     referee = _seat(w3, admin, run_dir, REFEREE, GAS_ALLOWANCE_WEI) if plan.referee else None
     quorum = max(2, plan.nodes // 2 + 1)
+    dataset = "csv" if plan.data is not None else plan.dataset
     published = published_set(DataConfig(dataset=plan.dataset))
-    task = TaskPlan(quorum=quorum, model_id=f"{plan.dataset}/{plan.model}",
+    task = TaskPlan(quorum=quorum, model_id=f"{dataset}/{plan.model}",
                     round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH),
                     stake=stake, slash=int(plan.slash_eth * WEI_PER_ETH),
                     referee=referee.address if referee else None,

@@ -16,10 +16,11 @@ from torch import nn
 from .config import NodeConfig
 from .datasets import NodeData, RawShard
 from .dp import DpSgd, plan_for
+from .logs import node_logger
 from .models import build_model, load_numpy_state, state_shapes, state_to_numpy
 from .preprocess import FeatureStats, Scaler
 from .scenarios import starting_weights
-from .training import Metrics, evaluate, train_local
+from .training import Metrics, evaluate, scheduled_lr, train_local
 
 Tensors = dict[str, np.ndarray]
 
@@ -46,6 +47,10 @@ class Learner:
         self.data = data
         self.fit_rows, self.val_rows = split_validation(
             data.train, config.data.validation_fraction, config.data.seed)
+        node_logger(__name__, config.name).info(
+            "data: %d training rows -> %d train / %d validation (validation_fraction %.2f); %d test rows; "
+            "classes in train: %s", len(data.train), len(self.fit_rows), len(self.val_rows),
+            config.data.validation_fraction, len(data.test), sorted(set(data.train.y.tolist())))
         self.model = self.fresh_model()
         self.shapes = state_shapes(self.model)
         self._lock = threading.Lock()  # training and evaluation share one torch module
@@ -105,12 +110,13 @@ class Learner:
         seed = t.seed * 100_003 + round_no
         with self._lock:
             start = state_to_numpy(self.model)
+            lr = scheduled_lr(t.lr, t.lr_schedule, round_no, self.config.swarm.rounds)
             if self.dp is not None:
-                self.dp.train(self.model, self.fit.x, self.fit.y, lr=t.lr, seed=seed, optimizer=t.optimizer,
+                self.dp.train(self.model, self.fit.x, self.fit.y, lr=lr, seed=seed, optimizer=t.optimizer,
                               weight_decay=t.weight_decay)
             else:
                 train_local(self.model, self.fit.x, self.fit.y, epochs=t.epochs, batch_size=t.batch_size,
-                            lr=t.lr, seed=seed, optimizer=t.optimizer, weight_decay=t.weight_decay)
+                            lr=lr, seed=seed, optimizer=t.optimizer, weight_decay=t.weight_decay, prox_mu=t.prox_mu)
             trained = state_to_numpy(self.model)
             load_numpy_state(self.model, start)
         return {k: trained[k] - start[k] for k in start}

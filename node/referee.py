@@ -24,11 +24,10 @@ import trio
 
 from incentive.ledger import LedgerError
 
-from .bundle import split_bundle
+from .bundle import optimizer_state, split_bundle
 from .chainduties import wait_future
 from .chainwriter import ChainOutage
 from .consensus import MergeRecord
-from .learner import add
 
 if TYPE_CHECKING:
     from .engine import SwarmNode
@@ -78,7 +77,8 @@ async def _model(node: "SwarmNode", r: int, updates: list) -> str | None:
     if not counts:
         node.log.warning("round %d: no member announced a merged model; attesting none", r)
         return None
-    expected = add(node.weights, node._merge(node.weights, updates)) if updates else node.weights
+    # the swarm optimiser's step, as every member takes it (plain addition by default)
+    expected = node.swarm_opt.step(node.weights, node._merge(node.weights, updates)) if updates else node.weights
     fallback = None
     for model, _ in counts.most_common():
         bundle = await node.consensus.fetch(r, model)
@@ -88,11 +88,12 @@ async def _model(node: "SwarmNode", r: int, updates: list) -> str | None:
         if weights.keys() == expected.keys() and all(np.array_equal(weights[k], expected[k]) for k in expected):
             node.weights = weights
             return model
-        fallback = fallback or (model, weights)
+        fallback = fallback or (model, weights, optimizer_state(bundle))
     if fallback is None:
         node.log.warning("round %d: no announced model could be fetched; attesting none", r)
         return None
     node.log.warning("round %d: no announced model is this referee's merge; attesting the most announced, %s",
                      r, fallback[0][:10])
     node.weights = fallback[1]
+    node.swarm_opt.load(fallback[2])
     return fallback[0]

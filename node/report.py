@@ -10,6 +10,7 @@ node's cumulative epsilon as it committed it on chain, round by round.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ class SwarmReport:
                 slashed_wei=slashed.get(address, 0), epsilon=epsilon.get(address, {}),
                 personalised_accuracy=summary.get("personalised_accuracy") if summary else None))
         pool = int(task.received) if task.closed else int(plan.pool_eth * WEI_PER_ETH)
-        plan_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(plan).items()}
+        plan_dict = {k: _plain(v) for k, v in vars(plan).items()}
         return cls(plan=plan_dict, contract=prov.contract, task_id=prov.task_id, rows=tuple(rows),
                    pool_wei=pool, dust_wei=pool - sum(r.payout_wei for r in rows),
                    audit_ok=not audit_report.mismatches,
@@ -190,13 +191,22 @@ def plot_curves(report: SwarmReport, path: Path) -> None:
     plt.close(fig)
 
 
+def _plain(value: Any) -> Any:
+    """A plan value as JSON can hold it (paths as text, the --data folder's hospitals as a dict)."""
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value):
+        return json.loads(json.dumps(dataclasses.asdict(value), default=str))
+    return value
+
+
 def _mean(values: Sequence[float | None]) -> float:
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else math.nan
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
 
 
 def _rounds(rounds: Sequence[int], what: str) -> list[str]:

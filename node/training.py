@@ -20,6 +20,22 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
+COSINE_FLOOR = 0.1  # the cosine schedule ends at this share of the base learning rate, not at 0
+
+
+def scheduled_lr(lr: float, schedule: str, round_no: int, rounds: int) -> float:
+    """Local learning rate of round `round_no` (1-based) of `rounds`: the same on every node.
+
+    "cosine" decays from lr in round 1 to COSINE_FLOOR x lr in the last round, so late rounds
+    refine the swarm's model instead of moving it around (accuracy does not decline with rounds).
+    """
+    if schedule == "constant" or rounds <= 1:
+        return lr
+    if schedule != "cosine":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; expected one of {LR_SCHEDULES}")
+    progress = min(max(round_no - 1, 0), rounds - 1) / (rounds - 1)
+    return lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @dataclass(frozen=True)
@@ -47,11 +63,15 @@ def _tensor_x(x: np.ndarray) -> torch.Tensor:
 
 
 def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
-                seed: int, weight_decay: float = 0.0, optimizer: str = "adam", momentum: float = 0.0) -> TrainStats:
-    """Train `model` in place on (x, y) for `epochs` passes of shuffled minibatches."""
+                seed: int, weight_decay: float = 0.0, optimizer: str = "adam", momentum: float = 0.0,
+                prox_mu: float = 0.0) -> TrainStats:
+    """Train `model` in place on (x, y) for `epochs` passes of shuffled minibatches.
+
+    `prox_mu` > 0 adds FedProx's proximal term mu/2 ||w - w_start||^2 to the loss (Li et al.,
+    MLSys 2020): local training on a skewed site cannot wander far from the swarm's model."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
-    if epochs < 1 or batch_size < 1 or not lr > 0 or weight_decay < 0:
+    if epochs < 1 or batch_size < 1 or not lr > 0 or weight_decay < 0 or prox_mu < 0:
         raise ValueError(f"invalid training settings: epochs={epochs}, batch_size={batch_size}, lr={lr}, "
                          f"weight_decay={weight_decay}")
     if len(x) != len(y) or len(x) == 0:
@@ -64,6 +84,7 @@ def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     else:
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
+    anchor = [p.detach().clone() for p in model.parameters()] if prox_mu > 0 else []
     gen = torch.Generator().manual_seed(seed)
     model.train()
     steps = 0
@@ -76,6 +97,8 @@ def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, 
             idx = order[start:start + batch_size]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(xt[idx]), yt[idx])
+            if anchor:
+                loss = loss + 0.5 * prox_mu * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))
             loss.backward()
             opt.step()
             total += float(loss.detach())

@@ -10,6 +10,7 @@ RUNS=${BENCH_RUNS:-runs/bench}
 mkdir -p "$OUT"
 start=$(date +%s)
 "$PY" -m scripts.bench.learning --out "$OUT" --runs "$RUNS/learning" "$@"
+"$PY" -m scripts.bench.quality --out "$OUT" --runs "$RUNS/quality" --arms default,lsgd+lr0.1,lsgd+lr0.1+mean,lsgd+lr0.1+trimmed "$@"
 "$PY" -m scripts.bench.systems --out "$OUT" --runs "$RUNS/systems" "$@"
 "$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 "$PY" -m scripts.bench.contribution --out "$OUT" --runs "$RUNS/contribution" "$@"
@@ -25,7 +26,7 @@ secs=$(( $(date +%s) - start ))
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  for part in learning systems robustness contribution incentives compression sampling chainreads scenarios privacy; do
+  for part in learning quality systems robustness contribution incentives compression sampling chainreads scenarios privacy; do
     sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
     echo
   done

@@ -69,10 +69,7 @@ def honest_rounds(plan: SwarmPlan, rounds: int, rule: MergeRule,
     weights = setups[0].learner.weights()
     out = []
     for r in range(1, rounds + 1):
-        updates = []
-        for s in setups:
-            s.learner.set_weights(weights)
-            updates.append(Update(s.learner.train_update(r), len(s.learner.fit), s.name))
+        updates = B.local_updates(setups, weights, r)
         merged = rule.merge(updates)
         out.append(Round(weights, updates, merged))
         weights = add(weights, merged)

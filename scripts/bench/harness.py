@@ -244,6 +244,17 @@ def node_setups(plan: SwarmPlan) -> list[NodeSetup]:
     return setups
 
 
+def local_updates(setups: list[NodeSetup], weights: dict[str, np.ndarray], round_no: int) -> list:
+    """One round of local training on every node from `weights`: their updates, as the swarm sends them."""
+    from node.merge import Update
+
+    updates = []
+    for s in setups:
+        s.learner.set_weights(weights)
+        updates.append(Update(s.learner.train_update(round_no), len(s.learner.fit), s.name))
+    return updates
+
+
 def _margins(model, x: np.ndarray) -> np.ndarray:
     import torch
 
@@ -329,11 +340,13 @@ def swarm_predictions(run: SwarmRun) -> Predictions:
     from node.models import load_numpy_state
     from node.preprocess import Scaler
     from node.rundir import RunFolder
+    from node.swarmopt import optimizer_by_name
 
     margins, labels = {}, {}
     for s in node_setups(plan):
         learner = s.learner
-        shapes = bundle_shapes(learner.shapes, learner.data.n_features)
+        opt = optimizer_by_name(s.config.swarm.optimizer, learner.shapes, s.config.swarm.server_lr)
+        shapes = bundle_shapes(learner.shapes, learner.data.n_features, opt.state_shapes())
         ckpt = RunFolder(plan.out / s.name).load_checkpoint(shapes, task_key, BUNDLE_MAX_ABS)
         if ckpt is None:
             continue

@@ -117,6 +117,19 @@ def test_bench_scenarios_quick(tmp_path: Path) -> None:
     assert (out / "scenarios.png").stat().st_size > 1000
 
 
+def test_bench_quality_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.quality", tmp_path)
+    data = json.loads((out / "quality.json").read_text())
+    heart = data["results"]["heart"]["mlp 10 rounds"]
+    run = heart["arms"]["default"][0]
+    assert len(run["curve"]) == 10 and _prob(run["final"]["test"]["accuracy"]) and _prob(run["final"]["test"]["auc"])
+    assert _prob(heart["baselines"][0]["central"]["accuracy"])
+    assert set(heart["baselines"][0]["alone"]) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
+    bc = data["results"]["breast_cancer"]["mlp 10 rounds"]["default"][0]
+    assert _prob(bc["final"]["test"]["accuracy"])
+    assert "| mlp 10 rounds | default |" in (out / "quality.md").read_text()
+
+
 def test_bench_compression_quick(tmp_path: Path) -> None:
     out = _run("scripts.bench.compression", tmp_path)
     data = json.loads((out / "compression.json").read_text())

@@ -151,3 +151,43 @@ def test_csv_header_mistakes_are_data_errors(tmp_path: Path, header: str, messag
     path.write_text(header + "\n" + "\n".join(",".join([str(i % 2)] * width) for i in range(6)) + "\n")
     with pytest.raises(DataError, match=re.escape(message)):
         csv_shard(path, "label")
+
+
+def _write(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_csv_with_a_test_file_keeps_every_train_row(tmp_path: Path) -> None:
+    train = _write(tmp_path / "a_train.csv", "age,cp,target", [f"{40 + i},{'xy'[i % 2]},{i % 2}" for i in range(30)])
+    test = _write(tmp_path / "a_test.csv", "age,cp,target", [f"{50 + i},{'yz'[i % 2]},{(i + 1) % 2}" for i in range(9)])
+    config = DataConfig(dataset="csv", csv_path=str(train), test_csv=str(test), label_column="target",
+                        categorical_columns=("cp=x|y|z",), missing_values=("-9",))
+    d = load_node_data(config)
+    assert len(d.train) == 30 and len(d.test) == 9  # nothing of the train file held out
+    assert d.train.feature_names == ("age", "cp=x", "cp=y", "cp=z")
+    assert d.test.x[0].tolist() == [50.0, 0.0, 1.0, 0.0] and d.test.y[0] == 1
+    _write(train, "age,cp,target", ["-9,x,0", "41,z,1", "42,y,0"])
+    assert np.isnan(load_node_data(config).train.x[0, 0])  # "-9" read as missing
+    with pytest.raises(DataError, match="unknown category 'w'"):
+        _write(test, "age,cp,target", ["50,w,1"])
+        load_node_data(config)
+
+
+def test_one_class_site_loads_and_trains(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from node.config import config_from_mapping
+    from node.learner import Learner
+    from node.preprocess import FeatureStats
+
+    path = _write(tmp_path / "swiss.csv", "age,label", [f"{40 + i},1" for i in range(20)])
+    data = csv_shard(path, "label", seed=0)
+    assert set(data.train.y.tolist()) == {1} and len(data.test) == 5
+    config = config_from_mapping({"name": "swiss", "data": {"dataset": "csv", "csv_path": str(path)}})
+    with caplog.at_level("INFO"):
+        learner = Learner(config, data)
+    assert "15 training rows -> 12 train / 3 validation (validation_fraction 0.20); 5 test rows" in caplog.text
+    learner.set_scaling(FeatureStats.of(learner.fit_rows.x))
+    delta = learner.train_update(1)
+    assert any(np.abs(v).sum() > 0 for v in delta.values())
+    metrics = learner.evaluate(learner.weights(), learner.test)
+    assert metrics.n == 5 and np.isnan(metrics.auc) and 0.0 <= metrics.accuracy <= 1.0

@@ -1,0 +1,255 @@
+"""Learning quality on real hospital files: swarm vs central training vs each hospital alone.
+
+    .venv/bin/python -m scripts.bench.quality [--quick] [--out reports/bench] [--arms default,...]
+
+Runs the swarm's learning in one process: the nodes' real `Learner`s (data, validation share,
+local training, FedProx, learning-rate schedule), the swarm's input scaling from shared sums and
+counts (`FeatureStats.robust_combine`), the real merge rule and the real swarm optimiser
+(`node.swarmopt`), round after round, exactly as every node of a swarm computes them; only the
+network and the chain are left out (they do not change the numbers: every honest node merges the
+same updates). The end-to-end runs in tests/e2e and scripts/bench/learning.py cover those.
+
+- Heart (node/data/heart_split, the FLamby-style split: 4 hospitals, 486 train / 254 test rows):
+  accuracy and ROC AUC on all 254 test rows pooled (each hospital's rows scored by the model),
+  10 and 50 rounds, 3 seeds. Central: one model on every hospital's training rows (minus the same
+  validation rows), scaled by their own statistics, for rounds x epochs epochs. Alone: each
+  hospital's model on its own rows, scored on all pooled test rows.
+- Breast cancer (Wisconsin), Dirichlet alpha 0.1 over 8 nodes, 5 seeds: accuracy of the swarm's
+  model on every node's test rows pooled.
+
+Choosing defaults: arms are compared on validation rows only (the nodes' held-back validation
+shares, pooled); test rows are reported, never used to pick.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scripts.bench import harness as B
+from scripts.bench.output import publish
+
+HEART_SPLIT = Path(__file__).resolve().parents[2] / "node" / "data" / "heart_split"
+# An arm is "+"-joined parts (e.g. "mean+cosine+prox"), each some node config overrides on top
+# of the shipped defaults; "default" is the defaults alone.
+PARTS: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "fedavg": ("swarm.optimizer=none", "training.lr_schedule=constant", "training.prox_mu=0"),
+    "mean": ("swarm.merge=mean",), "median": ("swarm.merge=median",), "trimmed": ("swarm.merge=trimmed",),
+    "constant": ("training.lr_schedule=constant",), "cosine": ("training.lr_schedule=cosine",),
+    "prox": ("training.prox_mu=0.1",), "prox1": ("training.prox_mu=1.0",), "noprox": ("training.prox_mu=0",),
+    "plain": ("swarm.optimizer=none",), "momentum": ("swarm.optimizer=momentum",),
+    "adam": ("swarm.optimizer=adam",), "yogi": ("swarm.optimizer=yogi",),
+    "lsgd": ("training.optimizer=sgd",), "ladam": ("training.optimizer=adam",),
+    "logreg": ("model.kind=logreg",),
+    "ep2": ("training.epochs=2",), "ep5": ("training.epochs=5",), "wd": ("training.weight_decay=0.001",),
+}
+
+
+def arm_overrides(arm: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for part in arm.split("+"):
+        if part.startswith("slr"):  # slr0.1: the swarm optimiser's step size
+            out.append(f"swarm.server_lr={part[3:]}")
+            continue
+        if part.startswith("lr") and part[2:].replace(".", "").isdigit():  # lr0.1: local learning rate
+            out.append(f"training.lr={part[2:]}")
+            continue
+        if part not in PARTS:
+            raise ValueError(f"unknown arm part {part!r}; known: {', '.join(PARTS)}, slr<value>")
+        out.extend(PARTS[part])
+    return tuple(out)
+
+
+def _pred(learner, weights, x: np.ndarray) -> np.ndarray:
+    """P(class 1) of `weights` on raw rows x, scaled with the learner's (swarm) scaler."""
+    import torch
+
+    learner.set_weights(weights)
+    with torch.no_grad():
+        logits = learner.model(torch.from_numpy(learner.scaler.transform(x)))
+    return torch.softmax(logits.double(), dim=1)[:, 1].numpy()
+
+
+def _score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    from node.training import roc_auc
+
+    eps = 1e-7
+    loss = float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
+    return {"accuracy": float(np.mean((p >= 0.5) == y)), "auc": roc_auc(y, p), "loss": loss}
+
+
+def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
+    """The swarm's model after each round, scored on pooled validation and pooled test rows."""
+    from node.merge import rule_by_name
+    from node.preprocess import FeatureStats
+    from node.swarmopt import optimizer_by_name
+
+    setups = B.node_setups(replace(plan, rounds=rounds))
+    learners = [s.learner for s in setups]
+    # what every node computes from the float32 statistics blobs it receives
+    parts = [FeatureStats.from_tensors(l.local_stats().to_tensors()) for l in learners]
+    stats = FeatureStats.robust_combine(parts)
+    for l in learners:
+        l.set_scaling(stats)
+    config = setups[0].config
+    rule = rule_by_name(config.swarm.merge)
+    opt = optimizer_by_name(config.swarm.optimizer, learners[0].shapes, config.swarm.server_lr)
+    weights = learners[0].weights()
+    val_x = np.concatenate([l.val_rows.x for l in learners])
+    val_y = np.concatenate([l.val_rows.y for l in learners])
+    test_x = np.concatenate([l.data.test.x for l in learners])
+    test_y = np.concatenate([l.data.test.y for l in learners])
+    curve = []
+    for r in range(1, rounds + 1):
+        weights = opt.step(weights, rule.merge(B.local_updates(setups, weights, r)))
+        curve.append({"round": r, "val": _score(val_y, _pred(learners[0], weights, val_x)),
+                      "test": _score(test_y, _pred(learners[0], weights, test_x))})
+    return {"final": curve[-1], "curve": curve}
+
+
+def central_and_alone(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
+    from node.models import build_model
+    from node.preprocess import FeatureStats, Scaler
+    from node.training import train_local
+
+    import torch
+
+    setups = B.node_setups(replace(plan, rounds=rounds))
+    c = setups[0].config
+    t = c.training
+    epochs = rounds * t.epochs
+    test_x = np.concatenate([s.learner.data.test.x for s in setups])
+    test_y = np.concatenate([s.learner.data.test.y for s in setups])
+
+    def fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        scaler = Scaler.from_stats(FeatureStats.of(x))
+        model = build_model(c.model.kind, x.shape[1], 2, hidden=c.model.hidden, seed=c.swarm.seed)
+        train_local(model, scaler.transform(x), y, epochs=epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
+                    optimizer=t.optimizer, weight_decay=t.weight_decay)
+        with torch.no_grad():
+            p = torch.softmax(model(torch.from_numpy(scaler.transform(test_x))).double(), 1)[:, 1].numpy()
+        return _score(test_y, p)
+
+    central = fit(np.concatenate([s.learner.fit_rows.x for s in setups]),
+                  np.concatenate([s.learner.fit_rows.y for s in setups]))
+    alone = {s.name: fit(s.learner.fit_rows.x, s.learner.fit_rows.y) for s in setups}
+    return {"central": central, "alone": alone}
+
+
+def heart_plan(seed: int, model: str, overrides: tuple[str, ...]) -> B.SwarmPlan:
+    from node.datadir import read_data_dir
+
+    data = read_data_dir(HEART_SPLIT)
+    return B.SwarmPlan(nodes=len(data.hospitals), data=data, model=model, seed=seed, out=Path("/tmp/quality"),
+                       node_overrides=overrides)
+
+
+def bc_plan(seed: int, model: str, overrides: tuple[str, ...]) -> B.SwarmPlan:
+    return B.SwarmPlan(nodes=8, dataset="breast_cancer", partition="dirichlet", alpha=0.1, model=model, seed=seed,
+                       out=Path("/tmp/quality"), node_overrides=overrides)
+
+
+def run(arms: list[str], models: list[str], rounds_list: list[int], seeds: list[int], bc_seeds: list[int],
+        bc_rounds: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"heart": {}, "breast_cancer": {}}
+    for model in models:
+        for rounds in rounds_list if seeds else []:
+            key = f"{model} {rounds} rounds"
+            cell = results["heart"][key] = {"baselines": [], "arms": {a: [] for a in arms}}
+            for seed in seeds:
+                cell["baselines"].append(central_and_alone(heart_plan(seed, model, ()), rounds))
+                for arm in arms:
+                    out = swarm(heart_plan(seed, model, arm_overrides(arm)), rounds)
+                    cell["arms"][arm].append(out)
+                    B.say(f"heart {key} seed {seed} {arm}: test acc {out['final']['test']['accuracy']:.3f} "
+                          f"auc {out['final']['test']['auc']:.3f} (val loss {out['final']['val']['loss']:.3f}); "
+                          f"central {cell['baselines'][-1]['central']['accuracy']:.3f}")
+        if not bc_seeds:
+            continue
+        key = f"{model} {bc_rounds} rounds"
+        cell = results["breast_cancer"][key] = {a: [] for a in arms}
+        for seed in bc_seeds:
+            for arm in arms:
+                out = swarm(bc_plan(seed, model, arm_overrides(arm)), bc_rounds)
+                cell[arm].append(out)
+                B.say(f"breast cancer {key} seed {seed} {arm}: test acc {out['final']['test']['accuracy']:.3f}")
+    return results
+
+
+def _ms(values: list[float]) -> str:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return f"{100 * np.mean(vals):.1f} ± {100 * np.std(vals):.1f}" if vals else "n/a"
+
+
+def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
+    lines = ["# Learning quality on hospital files", "",
+             f"Command: `{meta['command']}`; {meta['seconds']:.0f} s. Mean ± std over seeds, percent.", "",
+             "## Heart (node/data/heart_split), all 254 test rows pooled", "",
+             "| model, rounds | arm | swarm acc | swarm AUC | min acc over rounds (2nd half) | val loss | "
+             "central acc | central AUC | alone acc (mean of 4) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key, cell in results["heart"].items():
+        central = [b["central"]["accuracy"] for b in cell["baselines"]]
+        central_auc = [b["central"]["auc"] for b in cell["baselines"]]
+        alone = [float(np.mean([v["accuracy"] for v in b["alone"].values()])) for b in cell["baselines"]]
+        for arm, outs in cell["arms"].items():
+            half = [min(c["test"]["accuracy"] for c in o["curve"][len(o["curve"]) // 2:]) for o in outs]
+            lines.append(f"| {key} | {arm} | {_ms([o['final']['test']['accuracy'] for o in outs])} | "
+                         f"{_ms([o['final']['test']['auc'] for o in outs])} | {_ms(half)} | "
+                         f"{np.mean([o['final']['val']['loss'] for o in outs]):.3f} | {_ms(central)} | "
+                         f"{_ms(central_auc)} | {_ms(alone)} |")
+    lines += ["", "## Breast cancer, Dirichlet 0.1, 8 nodes (all test rows pooled)", "",
+              "| model, rounds | arm | mean acc | per seed | lowest |", "|---|---|---|---|---|"]
+    for key, cell in results["breast_cancer"].items():
+        for arm, outs in cell.items():
+            accs = [o["final"]["test"]["accuracy"] for o in outs]
+            lines.append(f"| {key} | {arm} | {_ms(accs)} | {', '.join(f'{100 * a:.1f}' for a in accs)} | "
+                         f"{100 * min(accs):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = B.bench_arguments(__doc__, "/tmp/quality", "1 seed, 10 rounds, mlp only")
+    ap.add_argument("--arms", default="default", help=f"comma-separated; each +-joined parts of {', '.join(PARTS)}")
+    ap.add_argument("--models", default="mlp,logreg")
+    ap.add_argument("--rounds", default="10,50")
+    ap.add_argument("--seeds", type=int, default=3, help="heart seeds (breast cancer: --bc-seeds)")
+    ap.add_argument("--bc-seeds", type=int, default=5)
+    ap.add_argument("--bc-rounds", type=int, default=30)
+    ap.add_argument("--only", choices=("heart", "breast_cancer"), help="run one data set")
+    args = ap.parse_args(argv)
+    B.quiet()
+    import torch
+
+    torch.set_num_threads(1)
+    started = time.monotonic()
+    arms = args.arms.split(",")
+    try:
+        [arm_overrides(a) for a in arms]
+    except ValueError as exc:
+        ap.error(str(exc))
+    if args.quick:
+        results = run(arms, ["mlp"], [10], [0], [0], 10)
+    else:
+        heart_seeds = [] if args.only == "breast_cancer" else list(range(args.seeds))
+        bc_seeds = [] if args.only == "heart" else list(range(args.bc_seeds))
+        results = run(arms, args.models.split(","), [int(r) for r in args.rounds.split(",")], heart_seeds,
+                      bc_seeds, args.bc_rounds)
+    meta = {"command": "python -m scripts.bench.quality " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "seconds": time.monotonic() - started, "machine": B.machine()}
+    md = markdown(results, meta)
+    publish(Path(args.out), "quality", {"meta": meta, "results": results}, md)
+    print(md)
+    B.say(f"benchmark done: {args.out}/quality.md, {args.out}/quality.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
