@@ -1,7 +1,7 @@
 """Each scenario learns: its nodes' learners, built from the launcher's own node configs, run a few
 rounds of the swarm's arithmetic (train, merge with the configured rule from the round's model)
 without the network, and the result beats chance and, where the README's table says so, local-only
-training. The full protocol runs in tests/e2e/test_scenarios.py."""
+training. The full protocol runs in tests/e2e/test_scenario_swarms.py."""
 
 from __future__ import annotations
 
