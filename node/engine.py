@@ -296,11 +296,6 @@ class SwarmNode:
             delta = await self._train(r)
         await self.behaviour.each_round(r, self._attack_context())
         out = await self._own_update(r, delta)
-        if self._outvoted(r - 1):
-            with timer("merge"):
-                # Round r-1's vote rides on this commit: merge what we missed first, or we would
-                # vote on a merge we no longer hold and be counted as a deviant rater.
-                await self._rejoin_consensus(r - 1)
         with timer("commit"):
             epsilon = self.learner.epsilon_spent  # cumulative, this round's training included
             committed = out is not None and self.behaviour.commits and await self.duties.commit(r, out.digest, epsilon)
@@ -390,17 +385,6 @@ class SwarmNode:
             self._adopt(r, bundle)
             self._checkpoint()
             self.log.warning("round %d: a majority attested model %s, not ours: continuing from theirs", r, choice[:10])
-
-    def _outvoted(self, r: int) -> bool:
-        """Most peers that announced a round-r model announced one other than ours: we likely
-        missed an update they merged. (A lone peer announcing another model does not count: that
-        is the usual trace of a member whose update reached nobody, and retrying its fetch
-        before every commit would cost each round seconds.)"""
-        ours = self.exchange.latest_offer("model")
-        announced = [a.digest for a in self.inbox.get("model", r).values()]
-        if ours is None or ours.round != r or not announced:
-            return False
-        return 2 * sum(d != ours.digest for d in announced) > len(announced)
 
     def _peers_agree(self, r: int, ours: str) -> bool:
         """Every peer heard from announced `ours` as its round-r model."""

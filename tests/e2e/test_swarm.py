@@ -193,6 +193,9 @@ class _SkewsRoundTwo:
     def __init__(self, rule) -> None:
         self.rule, self.calls = rule, 0
 
+    def at(self, base):
+        return self  # the node binds its rule to the round's start (the `best` rule needs it)
+
     def merge(self, updates):
         self.calls += 1
         merged = self.rule.merge(updates)
