@@ -54,6 +54,10 @@ from .rundir import RunFolder
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
 SETTLE_SECONDS = 5.0  # after the last round's deadline, how long to wait for peers' final models
 ATTESTATION_POLL_SECONDS = 0.5
+# Before round 1, the share of `swarm.stats_timeout` given to members not yet heard from or
+# connected: the node processes of one launch come up seconds apart on a loaded machine, and
+# one that misses the statistics pools a different scaling until the first round's consensus.
+STARTUP_SHARE = 0.25
 
 
 class NodeError(RuntimeError):
@@ -262,8 +266,9 @@ class SwarmNode:
         await self.exchange.announce("stats", 0, blob, self.learner.announced_samples, "f32", until=deadline)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_for_swarm_ahead)
-            collected = await self.exchange.collect("stats", 0, self.stats_intake, deadline,
-                                                    stop=lambda: self._swarm_ahead)
+            collected = await self.exchange.collect(
+                "stats", 0, self.stats_intake, deadline, self._alive,
+                grace=STARTUP_SHARE * self.config.swarm.stats_timeout, stop=lambda: self._swarm_ahead)
             nursery.cancel_scope.cancel()
         if self._swarm_ahead:
             self.log.info("the swarm is already past round 1: catching up instead of pooling statistics")
@@ -272,6 +277,15 @@ class SwarmNode:
         self.stats = FeatureStats.robust_combine(parts)
         self.learner.set_scaling(self.stats)
         self.log.info("input scaling agreed from %d nodes' sums and counts", len(parts))
+
+    def _alive(self) -> set[str]:
+        """Members heard from (any announcement) or connected to this node now.
+
+        The statistics phase waits for these: for every member until all are in, otherwise for
+        the live ones, and at least STARTUP_SHARE x `stats_timeout` from its start for nodes still
+        coming up; a registered member whose node never started does not cost the whole
+        `stats_timeout` (the never-heard rule of `_awaited`, before round 1)."""
+        return self.inbox.senders() | set(self.host.peers())
 
     # ------------------------------------------------------------------ names
 

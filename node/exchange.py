@@ -34,6 +34,7 @@ ReleaseFor = Callable[[str, int], Release | None]
 # per 1.5 s per kind, 8 node processes on 2 cores spent 2-3 s of each round on it.
 REANNOUNCE_SECONDS = 1.0
 MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
+AWAITED_POLL_SECONDS = 0.5  # how often `collect` re-asks a changing awaited set (nothing pokes on a disconnect)
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
 RELEASE_RETRY_SECONDS = 0.2  # ... or that was held back because our commitment was not seen yet
 # One source's try: a few seconds plus the blob at a slow 5 MB/s (loopback does 70-160 MB/s).
@@ -176,7 +177,7 @@ class Exchange:
         raise Rejected("no source delivered it before the round's deadline")
 
     async def collect(self, kind: str, round_no: int, intake: BlobIntake[T], deadline: float,
-                      awaited: set[str] | None = None, grace: float = 0.0,
+                      awaited: set[str] | Callable[[], set[str]] | None = None, grace: float = 0.0,
                       stop: Callable[[], bool] = lambda: False) -> dict[str, T]:
         """Fetch and admit peers' blobs of (kind, round); accepted blobs are relayed.
 
@@ -184,18 +185,25 @@ class Exchange:
         either in or failed; then, while some member is still missing, `grace` seconds more for
         latecomers (a member coming back after an absence); and never past `stop()` or the
         deadline. Every fetch ends by the deadline, so a stalling peer cannot hold the node.
+        `awaited` may be a function: then it is asked again at every check (and at least every
+        AWAITED_POLL_SECONDS), for a set that changes while collecting (who is alive).
         """
         results: dict[str, T] = {}
         tried: set[str] = set()
         done: set[str] = set()
         members = set(self.peers)  # fixed for the run (loaded at start)
-        waiting_for = members if awaited is None else awaited & members
+        ask = (lambda: members) if awaited is None else (lambda: awaited) if isinstance(awaited, set) else awaited
+        poll = AWAITED_POLL_SECONDS if callable(awaited) else math.inf
+
+        def waiting_for() -> set[str]:
+            return ask() & members
+
         grace_end = math.inf
 
         async def take(ann: Announcement) -> None:
             # A peer not waited for gets the grace period, not the round: one that announces and
             # never serves would otherwise hold every round to its deadline.
-            until = deadline if ann.sender in waiting_for else min(deadline, trio.current_time() + max(grace, 1.0))
+            until = deadline if ann.sender in waiting_for() else min(deadline, trio.current_time() + max(grace, 1.0))
             try:
                 fetched = await self.fetch_accepted(ann, intake, retry_until=until)
                 if fetched is not None:
@@ -209,7 +217,7 @@ class Exchange:
             return [a for s, a in self.inbox.get(kind, round_no).items() if s not in tried]
 
         def settled() -> bool:
-            return (waiting_for | tried) <= done
+            return (waiting_for() | tried) <= done
 
         def finished() -> bool:
             now = trio.current_time()
@@ -224,11 +232,14 @@ class Exchange:
                     grace_end = trio.current_time() + grace
                 if finished():
                     break
+                # Unsettled, it waits for a fetch to finish (that pokes the inbox) or, with an
+                # awaited function, for the awaited set to shrink (nothing pokes: polled).
+                wake = grace_end if settled() else trio.current_time() + poll
                 await self.inbox.wait_until(
                     lambda: finished() or bool(fresh()) or (settled() and grace_end == math.inf),
-                    min(deadline, grace_end))
+                    min(deadline, wake))
             nursery.cancel_scope.cancel()  # only fetches cut off by the deadline or `stop()` remain
-        late = sorted(waiting_for - set(results))
+        late = sorted(waiting_for() - set(results))
         if late:
             self.log.info("%s r%d: no valid %s from %s", kind, round_no, kind, ", ".join(map(self.name, late)))
         return results

@@ -47,23 +47,26 @@ PARTS: dict[str, tuple[str, ...]] = {
     "plain": ("swarm.optimizer=none",), "momentum": ("swarm.optimizer=momentum",),
     "adam": ("swarm.optimizer=adam",), "yogi": ("swarm.optimizer=yogi",),
     "lsgd": ("training.optimizer=sgd",), "ladam": ("training.optimizer=adam",),
-    "logreg": ("model.kind=logreg",),
-    "ep2": ("training.epochs=2",), "ep5": ("training.epochs=5",), "wd": ("training.weight_decay=0.001",),
+    "logreg": ("model.kind=logreg",), "mlp": ("model.kind=mlp",),
+}
+# A part made of one of these prefixes and a number sets that setting: "lr0.1", "wd0.001", "ep5".
+VALUED: dict[str, str] = {
+    "slr": "swarm.server_lr", "lr": "training.lr", "wd": "training.weight_decay", "ep": "training.epochs",
+    "bs": "training.batch_size", "vf": "data.validation_fraction", "h": "model.hidden",
 }
 
 
 def arm_overrides(arm: str) -> tuple[str, ...]:
     out: list[str] = []
     for part in arm.split("+"):
-        if part.startswith("slr"):  # slr0.1: the swarm optimiser's step size
-            out.append(f"swarm.server_lr={part[3:]}")
-            continue
-        if part.startswith("lr") and part[2:].replace(".", "").isdigit():  # lr0.1: local learning rate
-            out.append(f"training.lr={part[2:]}")
-            continue
-        if part not in PARTS:
-            raise ValueError(f"unknown arm part {part!r}; known: {', '.join(PARTS)}, slr<value>")
-        out.extend(PARTS[part])
+        prefix = part.rstrip("0123456789.")
+        if part in PARTS:
+            out.extend(PARTS[part])
+        elif prefix in VALUED and part[len(prefix):] and part[len(prefix):].replace(".", "", 1).isdigit():
+            out.append(f"{VALUED[prefix]}={part[len(prefix):]}")
+        else:
+            raise ValueError(f"unknown arm part {part!r}; known: {', '.join(PARTS)}, or "
+                             f"{', '.join(VALUED)} followed by a number")
     return tuple(out)
 
 
