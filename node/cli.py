@@ -1,6 +1,6 @@
 """The `medswarm` command: run a whole local swarm or one hospital's node; deploy or audit a ledger.
 
-    medswarm swarm [--nodes 4 | --data DIR] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
+    medswarm swarm [--nodes 4 | --data DIR] [--rounds 10] [--merge trimmed] [--in-process] [--out runs/x]
     medswarm swarm --scenario ecg-rhythm|ecg-anomaly|evaluation-layer|wearable [options that override it]
     medswarm node --config node.toml [--set section.key=value ...]
     medswarm evaluate RUN [--csv rows.csv] [--out DIR]     medswarm export RUN --out DIR
@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import trio
 
-from .config import ConfigError, choices, load_config
+from .config import ConfigError, SwarmConfig, TrainingConfig, choices, load_config
 from .logs import setup_logging
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
@@ -261,7 +261,7 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
     swarm.add_argument("--alpha", type=float, default=0.5,
                        help="Dirichlet concentration for --partition dirichlet (smaller: more skewed)")
     swarm.add_argument("--model", choices=choices()["model.kind"], default="mlp", help="model every node trains")
-    swarm.add_argument("--merge", choices=choices()["swarm.merge"], default="median",
+    swarm.add_argument("--merge", choices=choices()["swarm.merge"], default=SwarmConfig.merge,
                        help="rule that merges the round's updates on every node")
     swarm.add_argument("--epochs", type=int, default=1, help="local epochs per round")
     swarm.add_argument("--round-timeout", type=float, default=30.0,
@@ -272,7 +272,8 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
                        help="ETH taken from a member's bond per proven offence (near-copy, free ride, false vote)")
     swarm.add_argument("--referee", action="store_true",
                        help="also run the sponsor's referee node, whose vote decides rounds the members split")
-    swarm.add_argument("--lr", type=float, default=0.01, help="local learning rate (training.optimizer, Adam by default)")
+    swarm.add_argument("--lr", type=float, default=TrainingConfig.lr,
+                       help="local learning rate (of training.optimizer: SGD by default)")
     swarm.add_argument("--seed", type=int, default=0, help="seed for data splits, model init and training")
     swarm.add_argument("--attack", action="append", default=[], metavar="NODE=KIND",
                        help="make node NODE misbehave: scale, signflip, zero or copy (robustness experiments)")

@@ -31,7 +31,8 @@ from incentive.keys import load_key, write_key
 from incentive.ledger import Ledger, PrivacyTerms
 from p2p.identity import peer_id_for_key_file
 
-from .config import DataConfig, DpConfig, NodeConfig, config_from_mapping, dump_config
+from .config import (DataConfig, DpConfig, NodeConfig, SwarmConfig, TrainingConfig, config_from_mapping,
+                     dump_config)
 from .datadir import DataDir
 from .datasets import DATASETS, HEART_HOSPITALS
 from .report import SwarmReport, write_report
@@ -60,9 +61,9 @@ class SwarmPlan:
     partition: str = "iid"
     alpha: float = 0.5
     model: str = "mlp"
-    merge: str = "median"
+    merge: str = SwarmConfig.merge
     epochs: int = 1
-    lr: float = 0.01
+    lr: float = TrainingConfig.lr
     codec: str = "f32"
     round_timeout: float = 30.0  # the task's round duration: how long a round waits for stragglers
     pool_eth: float = 10.0

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 import trio
+from trio.testing import MockClock
 
 from incentive.ledger import Member, RoundState
 from node.exchange import Exchange
 from node.inbox import Inbox
 from node.logs import node_logger
 from node.reveal import REREAD_SECONDS, RevealRule
+from p2p.announce import Announcement
 from p2p.codec import digest
 
 
@@ -100,3 +102,42 @@ def test_update_bytes_go_only_to_members_that_committed_or_after_the_window() ->
     trio.run(asks)
     assert answers == [True, False, False, True, True, False, True]
     assert reads == [4, 4, 5, 5]
+
+
+def test_collect_with_an_alive_set_waits_for_who_is_alive_not_for_the_deadline() -> None:
+    """The statistics phase's rule (engine `_alive`): wait for every member that is heard from or
+    connected, at least `grace`; a member that never comes up costs nothing past that."""
+    p1, p2, p3 = ("12D3KooW" + c * 44 for c in "BCD")
+    members = {p: Member(address=f"0x{i:040x}", peer_id=p, name=f"hospital-{i}", active=True, index=i)
+               for i, p in enumerate((p1, p2, p3), 1)}
+    exchange = Exchange(_Host(), Inbox(), "s", lambda: members, node_logger(__name__, "t"), max_blob=1 << 20)
+    alive: set[str] = set()
+
+    async def fetch_accepted(ann, intake, retry_until):
+        return b"blob", ann.sender
+
+    exchange.fetch_accepted = fetch_accepted  # what the blobs hold is not this test's concern
+
+    def announce(sender: str) -> None:
+        exchange.inbox.add(Announcement(swarm="s", round=0, kind="stats", digest=digest(sender.encode()), size=4,
+                                        samples=5, codec="f32", sender=sender))
+
+    async def peers_come_up() -> None:
+        await trio.sleep(1)
+        alive.add(p1)  # connected; its statistics follow a moment later
+        await trio.sleep(1)
+        announce(p1)
+        await trio.sleep(2)  # within the grace: p2 is seen now, so it is waited for past it
+        alive.add(p2)
+        await trio.sleep(3)
+        announce(p2)  # p3 never comes up
+
+    async def main() -> tuple[dict, float]:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(peers_come_up)
+            got = await exchange.collect("stats", 0, None, trio.current_time() + 100, lambda: set(alive), grace=5)
+            return got, trio.current_time()
+
+    got, ended = trio.run(main, clock=MockClock(autojump_threshold=0))
+    assert got == {p1: p1, p2: p2}
+    assert ended == 7  # p2's arrival, not the 100 s deadline (a fixed empty awaited set: the grace, 5, without p2)
