@@ -10,7 +10,8 @@ RUNS=${BENCH_RUNS:-runs/bench}
 mkdir -p "$OUT"
 start=$(date +%s)
 "$PY" -m scripts.bench.learning --out "$OUT" --runs "$RUNS/learning" "$@"
-"$PY" -m scripts.bench.quality --out "$OUT" --runs "$RUNS/quality" --arms default,lsgd+lr0.1,lsgd+lr0.1+mean,lsgd+lr0.1+trimmed "$@"
+"$PY" -m scripts.bench.quality --out "$OUT" --runs "$RUNS/quality" --arms default,mean,median,ladam+lr0.01+median "$@"
+"$PY" -m scripts.bench.heartswarm --out "$OUT" --runs "$RUNS/heartswarm" "$@"
 "$PY" -m scripts.bench.systems --out "$OUT" --runs "$RUNS/systems" "$@"
 "$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"
 "$PY" -m scripts.bench.contribution --out "$OUT" --runs "$RUNS/contribution" "$@"
@@ -26,7 +27,7 @@ secs=$(( $(date +%s) - start ))
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  for part in learning quality systems robustness contribution incentives compression sampling chainreads scenarios privacy; do
+  for part in learning quality heartswarm systems robustness contribution incentives compression sampling chainreads scenarios privacy; do
     sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
     echo
   done
@@ -34,6 +35,6 @@ secs=$(( $(date +%s) - start ))
 echo "{\"suite_seconds\": $secs, \"args\": \"$*\"}" > "$OUT/suite.json"
 if [[ " $* " != *" --quick "* ]]; then  # the README's plots come from full runs only
   mkdir -p docs/img
-  cp "$OUT/learning_curves.png" "$OUT/systems_phases.png" "$OUT/scenarios.png" "$OUT/privacy.png" docs/img/
+  cp "$OUT/learning_curves.png" "$OUT/heartswarm.png" "$OUT/systems_phases.png" "$OUT/scenarios.png" "$OUT/privacy.png" docs/img/
 fi
 echo "benchmarks done in ${secs}s: $OUT/summary.md"

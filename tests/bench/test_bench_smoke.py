@@ -130,6 +130,18 @@ def test_bench_quality_quick(tmp_path: Path) -> None:
     assert "| mlp 10 rounds | default |" in (out / "quality.md").read_text()
 
 
+def test_bench_heartswarm_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.heartswarm", tmp_path)
+    data = json.loads((out / "heartswarm.json").read_text())
+    cell = data["results"]["3"]
+    swarm = cell["swarm"][0]
+    assert swarm["metrics"]["n"] == 254 and _prob(swarm["metrics"]["accuracy"]) and _prob(swarm["metrics"]["roc_auc"])
+    assert swarm["audit_ok"] is True and len(swarm["curve"]) == 3 and all(_prob(a) for a in swarm["curve"])
+    assert _prob(cell["central"][0]["accuracy"])
+    assert set(cell["alone"][0]) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
+    assert (out / "heartswarm.png").stat().st_size > 10_000
+
+
 def test_bench_compression_quick(tmp_path: Path) -> None:
     out = _run("scripts.bench.compression", tmp_path)
     data = json.loads((out / "compression.json").read_text())

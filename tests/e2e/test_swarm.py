@@ -23,7 +23,7 @@ from node.launcher import LocalSwarm, SwarmPlan
 from node.rundir import RunFolder
 from node.runtime import build_node
 from node.report import SwarmReport
-from tests.e2e.swarms import anvil_or_skip, quiet, wait_for_round
+from tests.e2e.swarms import anvil_or_skip, one_row_each, quiet, wait_for_round
 
 
 @pytest.mark.anvil
@@ -96,19 +96,23 @@ def _in_process(out: Path, **kw) -> SwarmReport:
 
 
 @pytest.fixture(scope="module")
-def honest_run(tmp_path_factory: pytest.TempPathFactory) -> SwarmReport:
-    return _in_process(tmp_path_factory.mktemp("honest"))
+def honest_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[SwarmReport, Path]:
+    out = tmp_path_factory.mktemp("honest")
+    return _in_process(out), out
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", ["scale", "signflip", "zero", "copy"])
 def test_misbehaving_node_under_median_changes_little_and_earns_least(
-        tmp_path: Path, honest_run: SwarmReport, attack: str) -> None:
+        tmp_path: Path, honest_run: tuple[SwarmReport, Path], attack: str) -> None:
+    honest_run, honest_dir = honest_run
     attacked = _in_process(tmp_path / attack, attacks={3: attack})
 
     honest_acc = [r.test_accuracy for r in honest_run.rows[:3]]
     attacked_acc = [r.test_accuracy for r in attacked.rows[:3]]
-    assert abs(sum(attacked_acc) / 3 - sum(honest_acc) / 3) <= 0.02
+    # The median of four averages the two middle values, which may be the attacker's: each honest
+    # node may score one of its ~35 test rows differently, no more (tests/e2e/test_hostile.py).
+    assert abs(sum(attacked_acc) / 3 - sum(honest_acc) / 3) <= one_row_each(honest_run, honest_dir, range(3)) + 1e-9
     attacker, good = attacked.rows[3], attacked.rows[:3]
     assert all(attacker.contribution < row.contribution for row in good)
     assert all(attacker.payout_wei < row.payout_wei for row in good)

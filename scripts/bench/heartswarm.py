@@ -1,0 +1,161 @@
+"""The heart hospitals as a real swarm: 4 node processes on anvil vs central training vs each alone.
+
+    .venv/bin/python -m scripts.bench.heartswarm [--seeds 3] [--rounds 10,50] [--model logreg] [--quick]
+
+For each round count and seed, `medswarm swarm --data node/data/heart_split` runs the four
+hospitals (node/data/heart_split: 486 train / 254 test rows, the FLamby-style split) as four node
+processes on an anvil chain with the shipped settings, and `medswarm evaluate RUN --csv <each
+hospital's test file>` scores the swarm's final model on all 254 test rows pooled: those are the
+swarm's figures. The per-round curve is the nodes' own test accuracies (their metrics rows),
+weighted by their test rows. Central training (one model on every hospital's training rows) and
+each hospital alone come from `scripts.bench.quality` (same learners, same rows, same settings,
+trained for rounds x epochs epochs), scored on the same 254 rows.
+
+Every run must finish within RUN_SECONDS; one that does not is reported as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scripts.bench import harness as B
+from scripts.bench.output import publish
+from scripts.bench.quality import HEART_SPLIT, central_and_alone, heart_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_SECONDS = 300.0
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "node.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=RUN_SECONDS)
+
+
+def swarm_run(run_dir: Path, rounds: int, seed: int, model: str) -> dict[str, Any]:
+    """One `medswarm swarm` of node processes, then `medswarm evaluate` on all test files pooled."""
+    started = time.monotonic()
+    done = _cli("swarm", "--data", str(HEART_SPLIT), "--model", model, "--rounds", str(rounds), "--seed", str(seed),
+                "--out", str(run_dir))
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"medswarm swarm failed ({done.returncode}): {done.stderr[-2000:]}")
+    tests = sorted(HEART_SPLIT.glob("*_test.csv"))
+    evaluated = _cli("evaluate", str(run_dir), *[a for t in tests for a in ("--csv", str(t))],
+                     "--out", str(run_dir / "evaluation"))
+    if evaluated.returncode != 0:
+        raise RuntimeError(f"medswarm evaluate failed ({evaluated.returncode}): {evaluated.stderr[-2000:]}")
+    metrics = json.loads((run_dir / "evaluation" / "evaluation.json").read_text())["metrics"]
+    report = json.loads((run_dir / "report.json").read_text())
+    return {"seconds": seconds, "metrics": metrics, "evaluate_output": evaluated.stdout,
+            "audit_ok": report.get("audit_ok"), "curve": pooled_curve(run_dir)}
+
+
+def pooled_curve(run_dir: Path) -> list[float]:
+    """Test accuracy after each round over all nodes' test rows (each node scores its own rows)."""
+    from node.rundir import RunFolder
+
+    per_node = []
+    for folder in sorted(p for p in run_dir.iterdir() if RunFolder(p).metrics.exists()):
+        rows = RunFolder(folder).read_metrics()
+        n = RunFolder(folder).read_summary()["test_rows"]
+        per_node.append([(r["test_accuracy"] * n, n) for r in rows])
+    rounds = min(len(rows) for rows in per_node)
+    return [sum(node[r][0] for node in per_node) / sum(node[r][1] for node in per_node) for r in range(rounds)]
+
+
+def run(rounds_list: list[int], seeds: list[int], model: str, runs: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for rounds in rounds_list:
+        cell = results[str(rounds)] = {"swarm": [], "central": [], "alone": []}
+        for seed in seeds:
+            out = swarm_run(runs / f"{model}-r{rounds}-s{seed}", rounds, seed, model)
+            base = central_and_alone(heart_plan(seed, model, ()), rounds)
+            cell["swarm"].append(out)
+            cell["central"].append(base["central"])
+            cell["alone"].append(base["alone"])
+            B.say(f"{rounds} rounds seed {seed}: swarm acc {out['metrics']['accuracy']:.3f} auc "
+                  f"{out['metrics']['roc_auc']:.3f} ({out['seconds']:.0f} s); central {base['central']['accuracy']:.3f}")
+    return results
+
+
+def _ms(values: list[float]) -> str:
+    return f"{100 * np.mean(values):.1f} ± {100 * np.std(values):.1f}"
+
+
+def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
+    hospitals = sorted(next(iter(results.values()))["alone"][0])
+    lines = ["# The heart hospitals as a swarm of node processes", "",
+             f"Command: `{meta['command']}`; {meta['seconds']:.0f} s. Model {meta['model']}, shipped settings "
+             f"otherwise; {meta['seeds']} seeds, mean ± std, percent, all 254 test rows pooled.", "",
+             "| rounds | swarm acc | swarm AUC | central acc | central AUC | "
+             + " | ".join(f"{h} alone acc" for h in hospitals) + " | run (s) |",
+             "|---|---|---|---|---|" + "---|" * len(hospitals) + "---|"]
+    for rounds, cell in results.items():
+        lines.append(
+            f"| {rounds} | {_ms([s['metrics']['accuracy'] for s in cell['swarm']])} | "
+            f"{_ms([s['metrics']['roc_auc'] for s in cell['swarm']])} | {_ms([c['accuracy'] for c in cell['central']])} | "
+            f"{_ms([c['auc'] for c in cell['central']])} | "
+            + " | ".join(_ms([a[h]['accuracy'] for a in cell['alone']]) for h in hospitals)
+            + f" | {np.mean([s['seconds'] for s in cell['swarm']]):.0f} |")
+    first = next(iter(results.values()))["swarm"][0]
+    lines += ["", "`medswarm evaluate` of the first run:", "", "```", first["evaluate_output"].strip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for rounds, cell in results.items():
+        curves = np.array([s["curve"] for s in cell["swarm"]])
+        x = np.arange(1, curves.shape[1] + 1)
+        ax.plot(x, 100 * curves.mean(axis=0), label=f"swarm, {rounds} rounds (mean of {len(curves)} seeds)")
+        ax.fill_between(x, 100 * curves.min(axis=0), 100 * curves.max(axis=0), alpha=0.2)
+        ax.axhline(100 * np.mean([c["accuracy"] for c in cell["central"]]), ls="--", lw=1, color="grey")
+    longest = max(results, key=int)
+    alone = np.mean([np.mean([v["accuracy"] for v in a.values()]) for a in results[longest]["alone"]])
+    ax.axhline(100 * alone, ls=":", color="black", label=f"a hospital alone ({longest} epochs, mean of 4)")
+    ax.plot([], [], ls="--", color="grey", label="central training (same rows, epochs = rounds)")
+    ax.set_xlabel("round")
+    ax.set_ylabel("test accuracy, 254 pooled rows (%)")
+    ax.set_title("Heart hospitals: 4 node processes on anvil")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = B.bench_arguments(__doc__, "/tmp/heartswarm", "1 seed, 3 rounds")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--rounds", default="10,50")
+    ap.add_argument("--model", default="logreg", help="logreg: lower validation loss than mlp on these rows "
+                                                      "(scripts.bench.quality)")
+    args = ap.parse_args(argv)
+    B.quiet()
+    started = time.monotonic()
+    rounds_list, seeds = ([3], [0]) if args.quick else ([int(r) for r in args.rounds.split(",")],
+                                                        list(range(args.seeds)))
+    results = run(rounds_list, seeds, args.model, Path(args.runs))
+    meta = {"command": "python -m scripts.bench.heartswarm " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "seconds": time.monotonic() - started, "model": args.model, "seeds": len(seeds), "machine": B.machine()}
+    md = markdown(results, meta)
+    publish(Path(args.out), "heartswarm", {"meta": meta, "results": results}, md,
+            lambda out: plot(results, out / "heartswarm.png"))
+    print(md)
+    B.say(f"benchmark done: {args.out}/heartswarm.md, {args.out}/heartswarm.json, {args.out}/heartswarm.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
