@@ -11,12 +11,16 @@ weighted by their test rows. Central training (one model on every hospital's tra
 each hospital alone come from `scripts.bench.quality` (same learners, same rows, same settings,
 trained for rounds x epochs epochs), scored on the same 254 rows.
 
-Every run must finish within RUN_SECONDS; one that does not is reported as failed.
+Every run must finish within RUN_SECONDS; one that does not is reported as failed. "run (s)" is the
+launcher's own time for the run (chain, deployment, rounds, settling, audit). A run folder that
+already holds a finished, evaluated run (run.json) is read back, not run again.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from scripts.bench import harness as B
-from scripts.bench.output import publish
+from scripts.bench.output import publish, write_json
 from scripts.bench.quality import HEART_SPLIT, central_and_alone, heart_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,27 +38,47 @@ RUN_SECONDS = 300.0
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "node.cli", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=RUN_SECONDS)
+    """`medswarm ARGS`; past RUN_SECONDS it is interrupted like Ctrl-C (the launcher then stops its
+    node processes and its chain, which run in sessions of their own), and killed if it lingers."""
+    proc = subprocess.Popen([sys.executable, "-m", "node.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=RUN_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        err = f"interrupted after {RUN_SECONDS:.0f} s\n" + err
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def swarm_run(run_dir: Path, rounds: int, seed: int, model: str) -> dict[str, Any]:
-    """One `medswarm swarm` of node processes, then `medswarm evaluate` on all test files pooled."""
-    started = time.monotonic()
+def swarm_run(run_dir: Path, rounds: int, seed: int, model: str) -> dict[str, Any] | None:
+    """One `medswarm swarm` of node processes, then `medswarm evaluate` on all test files pooled;
+    None if the run failed (said on the terminal; the run's folder keeps its logs). A run whose
+    folder already holds a finished, evaluated run is read back instead of run again."""
+    if (run_dir / "evaluation" / "evaluation.json").exists() and (run_dir / "run.json").exists():
+        B.say(f"{run_dir}: already run, reading it back")
+        return json.loads((run_dir / "run.json").read_text())
     done = _cli("swarm", "--data", str(HEART_SPLIT), "--model", model, "--rounds", str(rounds), "--seed", str(seed),
                 "--out", str(run_dir))
-    seconds = time.monotonic() - started
     if done.returncode != 0:
-        raise RuntimeError(f"medswarm swarm failed ({done.returncode}): {done.stderr[-2000:]}")
+        B.say(f"{run_dir}: medswarm swarm failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        return None
     tests = sorted(HEART_SPLIT.glob("*_test.csv"))
     evaluated = _cli("evaluate", str(run_dir), *[a for t in tests for a in ("--csv", str(t))],
                      "--out", str(run_dir / "evaluation"))
     if evaluated.returncode != 0:
-        raise RuntimeError(f"medswarm evaluate failed ({evaluated.returncode}): {evaluated.stderr[-2000:]}")
+        B.say(f"{run_dir}: medswarm evaluate failed ({evaluated.returncode}): {evaluated.stderr.strip()[-500:]}")
+        return None
     metrics = json.loads((run_dir / "evaluation" / "evaluation.json").read_text())["metrics"]
     report = json.loads((run_dir / "report.json").read_text())
-    return {"seconds": seconds, "metrics": metrics, "evaluate_output": evaluated.stdout,
-            "audit_ok": report.get("audit_ok"), "curve": pooled_curve(run_dir)}
+    result = {"seconds": report["seconds"], "metrics": metrics, "evaluate_output": evaluated.stdout,
+              "audit_ok": report.get("audit_ok"), "curve": pooled_curve(run_dir)}
+    write_json(run_dir / "run.json", result)
+    return result
 
 
 def pooled_curve(run_dir: Path) -> list[float]:
@@ -77,9 +101,12 @@ def run(rounds_list: list[int], seeds: list[int], model: str, runs: Path) -> dic
         for seed in seeds:
             out = swarm_run(runs / f"{model}-r{rounds}-s{seed}", rounds, seed, model)
             base = central_and_alone(heart_plan(seed, model, ()), rounds)
-            cell["swarm"].append(out)
             cell["central"].append(base["central"])
             cell["alone"].append(base["alone"])
+            if out is None:
+                cell.setdefault("failed", []).append(seed)
+                continue
+            cell["swarm"].append(out)
             B.say(f"{rounds} rounds seed {seed}: swarm acc {out['metrics']['accuracy']:.3f} auc "
                   f"{out['metrics']['roc_auc']:.3f} ({out['seconds']:.0f} s); central {base['central']['accuracy']:.3f}")
     return results
@@ -103,7 +130,8 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
             f"{_ms([s['metrics']['roc_auc'] for s in cell['swarm']])} | {_ms([c['accuracy'] for c in cell['central']])} | "
             f"{_ms([c['auc'] for c in cell['central']])} | "
             + " | ".join(_ms([a[h]['accuracy'] for a in cell['alone']]) for h in hospitals)
-            + f" | {np.mean([s['seconds'] for s in cell['swarm']]):.0f} |")
+            + f" | {np.mean([s['seconds'] for s in cell['swarm']]):.0f} |"
+            + (f" failed: seed(s) {cell['failed']}" if cell.get("failed") else ""))
     first = next(iter(results.values()))["swarm"][0]
     lines += ["", "`medswarm evaluate` of the first run:", "", "```", first["evaluate_output"].strip(), "```"]
     return "\n".join(lines) + "\n"
@@ -143,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
                                                       "(scripts.bench.quality)")
     args = ap.parse_args(argv)
     B.quiet()
+    import torch
+
+    torch.set_num_threads(1)  # the baselines' small models; more threads only contend with the node processes
     started = time.monotonic()
     rounds_list, seeds = ([3], [0]) if args.quick else ([int(r) for r in args.rounds.split(",")],
                                                         list(range(args.seeds)))

@@ -30,7 +30,13 @@ from tests.e2e.swarms import anvil_or_skip, one_row_each, quiet, wait_for_round
 @pytest.mark.slow
 def test_four_hospital_processes_on_anvil(tmp_path: Path) -> None:
     anvil_or_skip()
-    plan = SwarmPlan(nodes=4, rounds=10, out=tmp_path / "run", round_timeout=30)
+    # Local Adam at 0.01, the optimiser this test's swarm-above-local check was set with: on these
+    # per-hospital test rows local-only training is strong (Switzerland's are 94% positive), and
+    # with the default local SGD the swarm's mean over the four is 0.5-2 points below it for the
+    # mlp (seeds 0 and 1, in process); the swarm's figures at the defaults are README's
+    # "Learning quality" (scripts/bench/heartswarm.py).
+    plan = SwarmPlan(nodes=4, rounds=10, out=tmp_path / "run", round_timeout=30, lr=0.01,
+                     node_overrides=("training.optimizer=adam",))
     report = LocalSwarm(plan, say=quiet).run()
 
     assert all(row.finished for row in report.rows)
