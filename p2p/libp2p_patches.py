@@ -45,7 +45,10 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    refilled up to ``NOISE_RECV_BYTES`` a read (several messages a system call; bounded, as
    it is filled only while a whole message is missing), and ``read_exactly`` returns a
    complete first read as it is. Only the transport reader buffers: the handshake reader
-   must not read past its last message.
+   must not read past its last message. ``SecureSession`` kept the rest of a message in a
+   BytesIO (two more copies of every Yamux frame body): it now keeps the bytes and an offset.
+   And a bulk ``YamuxStream.write`` seals up to ``WRITE_BATCH_FRAMES`` frames and sends them
+   with one socket write, under the connection's write lock that orders Noise messages.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from libp2p.io.exceptions import IncompleteReadError
 from libp2p.io.utils import DEFAULT_RETRY_READ_COUNT
 from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH as _NOISE_MAX_PLAINTEXT
 from libp2p.security.noise.io import SIZE_NOISE_MESSAGE_LEN, NoisePacketReadWriter, NoiseTransportReadWriter
+from libp2p.security.secure_session import SecureSession
 from libp2p.stream_muxer.exceptions import MuxedStreamError
 from libp2p.stream_muxer.yamux import yamux as _yamux
 from libp2p.pubsub.gossipsub import GossipSub
@@ -90,6 +94,8 @@ ORIGINALS: dict[str, Any] = {
     "YamuxStream.write": _yamux.YamuxStream.write,
     "read_exactly": _yamux.read_exactly,
     "NoiseTransportReadWriter.__init__": NoiseTransportReadWriter.__init__,
+    "SecureSession._fill": SecureSession._fill,
+    "SecureSession._drain": SecureSession._drain,
 }
 #: Modules that call ``read_exactly`` through their own global name.
 _READ_EXACTLY_CALLERS = (_yamux, _msgio)
@@ -106,6 +112,8 @@ _CREDIT_ATTR = "_medswarm_send_window"
 _CREDIT_EVENT_ATTR = "_medswarm_credit_event"
 #: How long a writer waits for send credit before giving up (the library's own limit).
 SEND_CREDIT_TIMEOUT_S = 5.0
+#: Yamux frames a bulk write seals and sends with one socket write.
+WRITE_BATCH_FRAMES = 4
 #: A writer waiting for credit re-checks this often whether its stream was closed meanwhile.
 CLOSED_RECHECK_S = 0.05
 _applied = False
@@ -133,6 +141,8 @@ def apply() -> None:
     for module in _READ_EXACTLY_CALLERS:
         module.read_exactly = _read_exactly  # type: ignore[attr-defined]
     NoiseTransportReadWriter.__init__ = _buffered_transport_init  # type: ignore[method-assign]
+    SecureSession._fill = _keep_rest  # type: ignore[method-assign]
+    SecureSession._drain = _take_from_rest  # type: ignore[method-assign]
     for module in _RECORD_CALLERS:
         module.maybe_consume_signed_record = _cached_consume_signed_record  # type: ignore[attr-defined]
     _applied = True
@@ -256,15 +266,38 @@ async def _credit_waiting_write(self: Any, data: bytes) -> None:
             async with self.window_lock:
                 if self.closed:
                     raise MuxedStreamError("Stream is closed")
-                size = min(self.send_window, payload_max, total - sent)
+                size = min(self.send_window, WRITE_BATCH_FRAMES * payload_max, total - sent)
                 if size > 0:
                     self.send_window -= size
         if size <= 0:
             await _await_send_credit(self)
             continue
-        header = struct.pack(_yamux.YAMUX_HEADER_FORMAT, 0, _yamux.TYPE_DATA, 0, self.stream_id, size)
-        await self.conn._write_frame(b"".join((header, view[sent : sent + size])))
+        frames = []
+        for start in range(sent, sent + size, payload_max):
+            piece = view[start : min(start + payload_max, sent + size)]
+            header = struct.pack(_yamux.YAMUX_HEADER_FORMAT, 0, _yamux.TYPE_DATA, 0, self.stream_id, len(piece))
+            frames.append(b"".join((header, piece)))
+        await _write_frames(self.conn, frames)
         sent += size
+
+
+async def _write_frames(conn: Any, frames: list[bytes]) -> None:
+    """Yamux frames in order; over Noise, sealed one message each and sent in one socket write."""
+    session = getattr(getattr(conn, "secured_conn", None), "conn", None)
+    whole = all(len(frame) <= _NOISE_MAX_PLAINTEXT for frame in frames)  # else write_msg splits them
+    if len(frames) == 1 or not whole or not isinstance(session, NoiseTransportReadWriter):
+        for frame in frames:
+            await conn._write_frame(frame)
+        return
+    # Yamux's connection-wide write lock is what orders Noise messages (and their nonces) on
+    # the wire; holding it across the batch keeps every other writer's frames whole.
+    async with conn._write_lock:
+        wire = []
+        for frame in frames:
+            sealed = session.encrypt(frame)
+            wire += (len(sealed).to_bytes(SIZE_NOISE_MESSAGE_LEN, "big"), sealed)
+        await session.read_writer.read_write_closer.write(b"".join(wire))
+    await trio.lowlevel.checkpoint()
 
 
 async def _read_exactly(reader: Any, n: int, retry_count: int = DEFAULT_RETRY_READ_COUNT) -> bytes:
@@ -318,3 +351,19 @@ class _BufferedNoisePackets(NoisePacketReadWriter):
 def _buffered_transport_init(self: NoiseTransportReadWriter, conn: Any, noise_state: Any) -> None:
     ORIGINALS["NoiseTransportReadWriter.__init__"](self, conn, noise_state)
     self.read_writer = _BufferedNoisePackets(conn)
+
+
+_REST_ATTR = "_medswarm_rest"
+
+
+def _keep_rest(self: SecureSession, msg: bytes) -> None:
+    setattr(self, _REST_ATTR, (msg, 0))
+
+
+def _take_from_rest(self: SecureSession, n: int | None) -> bytes:
+    msg, start = getattr(self, _REST_ATTR, (b"", 0))
+    end = len(msg) if n is None else min(len(msg), start + n)
+    if start >= end:
+        return b""
+    setattr(self, _REST_ATTR, (msg, end) if end < len(msg) else (b"", 0))
+    return msg if start == 0 and end == len(msg) else msg[start:end]

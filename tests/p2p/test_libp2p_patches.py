@@ -345,3 +345,63 @@ def test_the_noise_handshake_reader_does_not_read_ahead() -> None:
         assert conn.pieces == [b"transport bytes"]
 
     trio.run(main)
+
+
+class _RawSink:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+class _Sealer:
+    """Stands in for the Noise cipher state: any deterministic, length-changing transform will do."""
+
+    def encrypt(self, data: bytes) -> bytes:
+        return bytes(b ^ 0x5A for b in data) + b"tag"
+
+
+def test_a_bulk_write_is_sealed_frame_by_frame_and_sent_in_one_socket_write() -> None:
+    data = os.urandom(3 * 65507 + 100)
+
+    async def wire(batched: bool) -> list[bytes]:
+        raw = _RawSink()
+        noise = NoiseTransportReadWriter(raw, noise_state=_Sealer())
+        session = SimpleNamespace(conn=noise, write=noise.write_msg)
+        conn = SimpleNamespace(secured_conn=session, _write_lock=trio.Lock())
+
+        async def one_by_one(frame: bytes) -> None:  # the library's path: one Noise write a frame
+            await session.write(frame)
+
+        conn._write_frame = one_by_one
+        stream = yamux.YamuxStream(3, conn, True)
+        stream.send_window = len(data) if batched else 0
+        if not batched:
+            stream.send_window = 65507  # one frame of credit at a time: no batching possible
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stream.write, data)
+                while len(raw.writes) < 4:
+                    await trio.testing.wait_all_tasks_blocked()
+                    stream.send_window += 65507
+        else:
+            await stream.write(data)
+        return raw.writes
+
+    single = trio.run(wire, False)
+    batched = trio.run(wire, True)
+    assert len(single) == 4 and len(batched) == 1
+    assert batched[0] == b"".join(single)  # the same bytes on the wire, in the same order
+
+
+def test_a_secure_session_hands_out_the_rest_of_a_message_without_copying_it_twice() -> None:
+    from libp2p.security.secure_session import SecureSession
+
+    session = SecureSession.__new__(SecureSession)
+    body = os.urandom(1000)
+    session._fill(body)
+    assert session._drain(10) == body[:10]
+    assert session._drain(None) == body[10:]
+    assert session._drain(5) == b""
+    session._fill(body)
+    assert session._drain(5000) is body  # a whole message goes out as it came in
