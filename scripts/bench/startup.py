@@ -12,7 +12,9 @@ For each it gives wall seconds since the process started and the CPU seconds (us
 too, CPU time much less so. Repeated ``--repeats`` times on fresh tasks; medians reported.
 A ``python -X importtime`` run of the node's imports gives the import time per package.
 
-    .venv/bin/python -m scripts.bench.startup [--repeats 3] [--out reports/bench]
+    .venv/bin/python -m scripts.bench.startup [--quick] [--repeats 3] [--out reports/bench] [--runs runs/bench/startup]
+
+``--quick``: one start of the two nodes. Node logs stay in --runs (a temporary folder if not given).
 
 Writes startup.json and startup.md into --out.
 """
@@ -124,21 +126,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="MedSwarm node start-up benchmark")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="reports/bench")
+    ap.add_argument("--runs", help="folder for the node runs (default: a temporary one)")
+    ap.add_argument("--quick", action="store_true", help="one start")
     args = ap.parse_args(argv)
+    repeats = 1 if args.quick else args.repeats
     load_before = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
     with Anvil() as anvil, tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeats):
-            rows += one_start(anvil, Path(tmp) / f"start{i}")
-            B.say(f"start {i + 1}/{args.repeats}: " + "; ".join(
+        runs = Path(args.runs).resolve() if args.runs else Path(tmp)
+        for i in range(repeats):
+            rows += one_start(anvil, runs / f"start{i}")
+            B.say(f"start {i + 1}/{repeats}: " + "; ".join(
                 f"{r['node']} ready {r.get('ready_s', float('nan')):.2f} s" for r in rows[-2:]))
     imports = import_breakdown()
     summary = {k: _median(rows, k) for k in ("ready_s", "ready_cpu_s", "round1_s", "round1_cpu_s", "round1_train_s")}
-    meta = {"repeats": args.repeats, "samples": len(rows), "load_before": load_before,
+    meta = {"repeats": repeats, "samples": len(rows), "load_before": load_before,
             "load_after": os.getloadavg()[0], "machine": B.machine()}
     text = markdown(summary, imports, meta)
     publish(Path(args.out), "startup", {"meta": meta, "summary": summary, "starts": rows, "imports": imports}, text)
     print(text)
+    B.say(f"startup benchmark done: {args.out}/startup.json, startup.md")
     return 0
 
 

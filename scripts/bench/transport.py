@@ -10,7 +10,9 @@ The ceiling the mandatory work sets is printed next to it: a fetch must decrypt 
 (Noise's ChaCha20-Poly1305, 64 KiB messages) and hash it (keccak256, the on-chain commitment);
 their rates on this machine bound the fetch however little the transport costs.
 
-    .venv/bin/python -m scripts.bench.transport [--sizes 4,16,64] [--repeats 5] [--out reports/bench]
+    .venv/bin/python -m scripts.bench.transport [--quick] [--sizes 4,16,64] [--repeats 5] [--out reports/bench]
+
+``--quick``: one 1 MiB pair, a smoke run of a few seconds.
 
 Writes transport.json and transport.md into --out.
 """
@@ -97,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="4,16,64", help="blob sizes in MiB, comma-separated")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default="reports/bench")
+    ap.add_argument("--quick", action="store_true", help="one 1 MiB pair")
+    ap.add_argument("--runs", help="unused (no run folders); accepted like every benchmark's")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.sizes, args.repeats = "1", 1
     sizes = [int(s) * MiB for s in args.sizes.split(",")]
     load_before = os.getloadavg()[0]
     tcp: dict[int, list[float]] = {size: [] for size in sizes}
@@ -116,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(rows, crypto, meta)
     publish(Path(args.out), "transport", {"meta": meta, "rows": rows, "crypto_Bps": crypto}, text)
     print(text)
+    B.say(f"transport benchmark done: {args.out}/transport.json, transport.md")
     return 0
 
 
