@@ -48,11 +48,6 @@ TIMEOUT_S = 120.0
 NODE_IMPORTS = "import node.cli; from node import runtime"
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def one_start(anvil: Anvil, folder: Path) -> list[dict[str, Any]]:
     """Provision a fresh 2-node task, start both node processes, time each one's milestones."""
     swarm = LocalSwarm(SwarmPlan(nodes=2, rounds=2, out=folder), say=lambda _line: None)
@@ -71,9 +66,9 @@ def one_start(anvil: Anvil, folder: Path) -> list[dict[str, Any]]:
                 text = logs[name].read_text() if logs[name].exists() else ""
                 now = time.monotonic()
                 if "ready_s" not in row and READY in text:
-                    row["ready_s"], row["ready_cpu_s"] = now - started[name], _cpu_seconds(procs[name].pid)
+                    row["ready_s"], row["ready_cpu_s"] = now - started[name], B.process_cpu_seconds(procs[name].pid)
                 if "round1_s" not in row and ROUND_1.search(text):
-                    row["round1_s"], row["round1_cpu_s"] = now - started[name], _cpu_seconds(procs[name].pid)
+                    row["round1_s"], row["round1_cpu_s"] = now - started[name], B.process_cpu_seconds(procs[name].pid)
                 if procs[name].poll() is not None and "round1_s" not in row:
                     raise RuntimeError(f"node {name} exited early; see {logs[name]}")
             time.sleep(POLL_S)

@@ -34,18 +34,11 @@ import trio
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from p2p.codec import keccak256
-from p2p.host import HostConfig, SwarmHost
 from scripts.bench import harness as B
 from scripts.bench.output import publish
-from scripts.bench.p2p import MiB, tcp_throughput
-from scripts.bench.peer_process import PeerProcess
+from scripts.bench.p2p import MiB, serving_peer, tcp_throughput
 
 NOISE_PLAINTEXT = 65519
-
-
-def _process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _fetch_rates(tmp: Path, sizes: list[int], rounds: int, tcp_rates: dict[int, list[float]],
@@ -55,29 +48,23 @@ async def _fetch_rates(tmp: Path, sizes: list[int], rounds: int, tcp_rates: dict
     ``cpu`` receives CPU milliseconds per MB: the fetching process (hashing thread included),
     the serving process, and this process during the plain-TCP transfer.
     """
-    server = PeerProcess(tmp / "server.key", serve=sizes, name="server", quiet=True)
-    try:
-        host = SwarmHost(HostConfig(key_file=tmp / "client.key"), name="client")
-        async with host.run():
-            await host.connect(server.addr)
-            await host.fetch(server.peer_id, server.ready["digests"][str(sizes[0])])  # warm-up
-            rates: dict[int, list[float]] = {size: [] for size in sizes}
-            for size in sizes:
-                digest = server.ready["digests"][str(size)]
-                for _ in range(rounds):
-                    mine, theirs = time.process_time(), _process_cpu_s(server.proc.pid)
-                    started = time.perf_counter()
-                    data = await host.fetch(server.peer_id, digest)
-                    rates[size].append(size / (time.perf_counter() - started))
-                    cpu["fetcher"][size].append(1e9 * (time.process_time() - mine) / size)
-                    cpu["server"][size].append(1e9 * (_process_cpu_s(server.proc.pid) - theirs) / size)
-                    assert len(data) == size
-                    mine = time.process_time()
-                    tcp_rates[size].append(await trio.to_thread.run_sync(functools.partial(tcp_throughput, size, 1, zero_copy=False)))
-                    cpu["tcp_client"][size].append(1e9 * (time.process_time() - mine) / size)
-            return rates
-    finally:
-        server.stop()
+    async with serving_peer(tmp, sizes) as (host, server):
+        rates: dict[int, list[float]] = {size: [] for size in sizes}
+        for size in sizes:
+            digest = server.ready["digests"][str(size)]
+            for _ in range(rounds):
+                mine, theirs = time.process_time(), B.process_cpu_seconds(server.proc.pid)
+                started = time.perf_counter()
+                data = await host.fetch(server.peer_id, digest)
+                rates[size].append(size / (time.perf_counter() - started))
+                cpu["fetcher"][size].append(1e9 * (time.process_time() - mine) / size)
+                cpu["server"][size].append(1e9 * (B.process_cpu_seconds(server.proc.pid) - theirs) / size)
+                assert len(data) == size
+                mine = time.process_time()
+                tcp = functools.partial(tcp_throughput, size, 1, zero_copy=False)
+                tcp_rates[size].append(await trio.to_thread.run_sync(tcp))
+                cpu["tcp_client"][size].append(1e9 * (time.process_time() - mine) / size)
+        return rates
 
 
 def crypto_rates(size: int = 16 * MiB) -> dict[str, float]:
