@@ -30,11 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
-# Opacus is imported inside the functions that use it: importing it pulls in torch.distributed
-# and scipy.stats (1 s and more of a node's start-up), which a node without DP never needs.
+# Opacus is imported inside the functions that use it (after `warmup.finish()`, see node.warmup):
+# importing it pulls in torch.distributed and scipy.stats (1 s and more of a node's start-up),
+# which a node without DP never needs.
 
 from incentive.ledger import PrivacyTerms, epsilon_milli
 
+from . import warmup
 from .training import OPTIMIZERS, TrainStats, _tensor_x
 
 __all__ = ["ACCOUNTANTS", "BudgetExhausted", "DpPlan", "DpSgd", "calibrate_noise", "epsilon_spent", "plan_for", "privacy_conflict"]
@@ -74,6 +76,7 @@ def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta
     (RDP over `orders`; None: Opacus's default orders)."""
     if steps <= 0:
         return 0.0
+    warmup.finish()
     from opacus.accountants import create_accountant  # deferred: see the note above the imports
 
     acc = create_accountant(accountant)
@@ -104,6 +107,7 @@ def plan_for(*, n_rows: int, batch_size: int, epochs: int, rounds: int, epsilon:
 @functools.lru_cache(maxsize=256)
 def calibrate_noise(epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp") -> float:
     """The smallest noise multiplier (to 0.01 in epsilon) whose epsilon after `steps` fits `epsilon`."""
+    warmup.finish()
     from opacus.accountants.utils import get_noise_multiplier  # deferred: see the note above the imports
 
     extra = {"alphas": list(RDP_ORDERS)} if accountant == "rdp" else {}
@@ -156,6 +160,7 @@ class DpSgd:
         yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
         gen = torch.Generator().manual_seed(seed)
         noise = torch.Generator().manual_seed(seed ^ 0x5EED_D1FF)
+        warmup.finish()
         from opacus.grad_sample import GradSampleModule  # deferred: see the note above the imports
         from opacus.optimizers import DPOptimizer
 

@@ -4,8 +4,9 @@ Every ``torch.optim`` optimiser imports ``torch._dynamo`` on its first ``add_par
 ``step`` (torch 2.13 guards them against tracing, even when nothing is ever compiled): 1.1-1.4 s
 of CPU on an idle core, paid inside round 1's training. Started once the node's own imports
 are done, a daemon thread imports it while the node joins the task, starts its host and waits
-for its peers, which is mostly waiting on sockets. If training comes first, its import simply
-waits for the thread's (Python's per-module import lock); nothing is imported twice.
+for its peers, which is mostly waiting on sockets. Code that imports torch machinery itself
+(the first optimiser, Opacus) calls :func:`finish` first: two threads importing overlapping
+module graphs at once can deadlock on Python's per-module import locks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import importlib
 import logging
 import threading
 
-__all__ = ["FIRST_ROUND_MODULES", "start"]
+__all__ = ["FIRST_ROUND_MODULES", "finish", "start"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,12 @@ def start() -> threading.Thread:
         _started = threading.Thread(target=_import_all, name="warm-imports", daemon=True)
         _started.start()
     return _started
+
+
+def finish() -> None:
+    """Wait until the warm-up imports are done (at once if none was started)."""
+    if _started is not None:
+        _started.join()
 
 
 def _import_all() -> None:

@@ -22,3 +22,13 @@ def test_a_node_without_dp_never_imports_opacus_and_warms_up_dynamo_in_the_backg
     warmed = _modules_after("from node import warmup\nthread = warmup.start()\n"
                             "assert warmup.start() is thread\nthread.join()")
     assert "torch._dynamo" in warmed
+
+
+def test_training_waits_for_the_warm_up_before_its_optimiser_imports() -> None:
+    # The first optimiser imports torch._dynamo itself; it must not race the warm-up thread.
+    code = ("import threading, numpy as np, torch\nfrom node import warmup, training\n"
+            "thread = warmup.start()\n"
+            "training.train_local(torch.nn.Linear(3, 2), np.zeros((4, 3), np.float32), np.array([0, 1, 0, 1]),"
+            " epochs=1, batch_size=2, lr=0.1, seed=0)\n"
+            "assert not thread.is_alive()")
+    _modules_after(code)
