@@ -39,6 +39,7 @@ __all__ = ["FLAGGED", "ChainDuties", "NotTakingPart", "PendingScores", "is_refer
 
 T = TypeVar("T")
 FINALIZE_POLL_SECONDS = 1.0
+REOPEN_POLL_SECONDS = 1.0
 
 
 def on_trio_clock(unix_time: float) -> float:
@@ -167,20 +168,41 @@ class ChainDuties:
 
     # ------------------------------------------------------------------ writes
 
-    async def commit(self, r: int, update_digest: str, epsilon: float = 0.0) -> bool:
-        """Put round r's digest on chain (with the vote on the previous round, and this node's
-        cumulative DP epsilon, 0 without DP); False if refused.
+    async def commit(self, r: int, update_digest: str, epsilon: float = 0.0, *, with_vote: bool = True) -> bool:
+        """Put round r's digest on chain (with the vote on the previous round unless `with_vote`
+        is False, and this node's cumulative DP epsilon, 0 without DP); False if refused. A vote
+        held back waits for `flush` (after `revise` or `reattest`).
 
         Raises ChainOutage when the chain stayed away longer than the node's patience.
         """
-        pending, self._pending = self._pending, None
-        future = self._writer.submit(f"commit r{r}", partial(self._send_commit, r, update_digest, pending, epsilon))
-        try:
-            await wait_future(future)
-            return True
-        except LedgerError as exc:
-            self._log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
-        return False
+        pending, self._pending = (self._pending, None) if with_vote else (None, self._pending)
+        reopen_until: float | None = None
+        while True:
+            future = self._writer.submit(f"commit r{r}", partial(self._send_commit, r, update_digest, pending, epsilon))
+            try:
+                await wait_future(future)
+                return True
+            except LedgerError as exc:
+                if exc.error == "RoundNotOpen":
+                    reopen_until = reopen_until or await self._below_quorum_until(r - 1)
+                    if reopen_until and time.time() < reopen_until:
+                        pending = None  # sent alone before the commit was refused
+                        await trio.sleep(REOPEN_POLL_SECONDS)
+                        continue
+                self._log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
+                return False
+
+    async def _below_quorum_until(self, r: int) -> float:
+        """Round r + 1 is not open because round r missed its quorum: the contract opens it once
+        round r's deadline has passed on chain (that round earns nothing). Until when (wall clock)
+        to keep trying: the deadline plus a round, since a dev chain's clock strays from the wall
+        clock (eth-tester's runs ahead; an idle chain's latest block lags). 0 if round r never began."""
+        state = await self.round_state(r) if r >= 1 else None
+        if state is None or not state.deadline:
+            return 0.0
+        self._log.warning("round %d has %d committer(s), below the quorum: round %d opens when it ends",
+                          r, len(state.committers), r + 1)
+        return state.deadline + (state.deadline - state.start)
 
     def round_done(self, r: int, committed: bool, scores: dict[str, int], model: str) -> None:
         """Round r is merged into `model`: the vote (vector and attestation) waits for the next
@@ -196,6 +218,14 @@ class ChainDuties:
         if self._pending is None or self._pending.round != r:
             return False
         self._pending = PendingScores(r, dict(scores), model)
+        return True
+
+    def reattest(self, r: int, model: str) -> bool:
+        """Attest `model` (the swarm's, just adopted) in the vote on round r if it has not been
+        sent yet; the score vector stays. True when the new attestation will be the one sent."""
+        if self._pending is None or self._pending.round != r:
+            return False
+        self._pending = PendingScores(r, self._pending.scores, model)
         return True
 
     def referee_vote(self, r: int, scores: dict[str, int], model: str | None) -> "Future[None]":
