@@ -4,6 +4,8 @@ each one runs (`medswarm swarm --scenario NAME`).
 Data sets here (all offline; see each module for where the data comes from and its licence):
 - "ecg_rhythm" / "ecg_anomaly": physiokit ECG segments, hospitals with different class mixes and
   noise levels; five rhythm/morphology classes, or normal against abnormal (`node.scenarios.ecg`).
+- "ecg_sites": the five classes at two kinds of hospital (rhythm clinics, chest-pain units), each
+  seeing the other kind's classes only rarely: the split for grouping similar sites.
 - "watch": seglearn's real smartwatch exercise recordings, one person per node, starting from a
   model trained on people outside the swarm (`node.scenarios.watch`).
 
@@ -31,7 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ECG_FRAMINGS: dict[str, str] = {"ecg_rhythm": "rhythm", "ecg_anomaly": "anomaly"}
+ECG_FRAMINGS: dict[str, str] = {"ecg_rhythm": "rhythm", "ecg_anomaly": "anomaly", "ecg_sites": "rhythm"}
+ECG_MIXES: dict[str, str] = {"ecg_sites": "sites"}  # the others: Dirichlet mixes (node.scenarios.ecg.MIXES)
 SCENARIO_DATASETS: tuple[str, ...] = (*ECG_FRAMINGS, "watch")
 
 
@@ -69,7 +72,8 @@ def load_scenario_data(config: DataConfig) -> NodeData:
         name, classes = f"subject{subject}", len(watch.CLASSES)
     else:
         framing = ECG_FRAMINGS[config.dataset]
-        x, y = ecg.hospital_segments(config.node_index, config.n_nodes, config.alpha, config.seed)
+        x, y = ecg.hospital_segments(config.node_index, config.n_nodes, config.alpha, config.seed,
+                                     mixes=ECG_MIXES.get(config.dataset, "dirichlet"))
         y = ecg.frame(y, framing)
         name, classes = f"hospital{config.node_index}", len(ecg.CLASSES) if framing == "rhythm" else 2
     shard = RawShard(np.ascontiguousarray(x, dtype=np.float32), y, _feature_names(x.shape[1]))
@@ -106,6 +110,7 @@ class Scenario:
     node_settings: tuple[str, ...] = ()  # section.key=value for every node
     data: str = ""  # where the data comes from, and its licence
     compare: tuple[str, ...] = field(default_factory=tuple)  # merge rules the benchmark compares
+    groups: tuple[int, ...] = (1,)  # group counts the benchmark compares (1: one swarm model)
 
 
 _WATCH_DATA = ("real: seglearn 1.2.5 smartwatch exercise recordings (BSD-3-Clause), 10 subjects; "
@@ -134,6 +139,12 @@ SCENARIOS: dict[str, Scenario] = {
         {"nodes": 4, "rounds": 6, "dataset": "watch", "model": "cnn1d", "lr": 0.003, "merge": "mean"},
         ("model.hidden=16", "model.channels=6", "training.batch_size=32", "training.personalise_epochs=5"),
         _WATCH_DATA, ("mean",)),
+    "ecg-groups": Scenario(
+        "Grouping of similar sites: ECG at rhythm clinics and chest-pain units (each sees the other kind's "
+        "classes only rarely); the swarm groups alike hospitals by their round-1 updates, one model per group",
+        {"nodes": 4, "rounds": 8, "dataset": "ecg_sites", "model": "cnn1d", "alpha": 1.0, "lr": 0.005,
+         "epochs": 2, "merge": "mean", "groups": 2},
+        ("model.hidden=32", "training.batch_size=16", "training.optimizer=adam"), _ECG_DATA, ("mean",), (2, 1)),
 }
 
 
