@@ -25,6 +25,10 @@ from scripts.bench import harness as B
 from scripts.bench.output import publish
 
 WHERE = ("node_mean", "pooled", "published")
+# The chain closes a round this long after its first commit. Rounds end as soon as every update is
+# in, so this costs nothing on a quiet machine; under a load average of 12 on 2 cores, 60 s let
+# round 1 miss its quorum (every node trained alone, heard 0 updates).
+ROUND_TIMEOUT = 180.0
 
 
 def _evaluate(model, x: np.ndarray, y: np.ndarray) -> float:
@@ -120,7 +124,7 @@ def run_scenario(name: str, seeds: list[int], changes: dict, runs: Path, merges:
     per_seed = []
     for seed in seeds:
         plan = B.SwarmPlan(**{**scenario.plan, **changes}, seed=seed,
-                           in_process=True, round_timeout=60.0, node_overrides=scenario.node_settings,
+                           in_process=True, round_timeout=ROUND_TIMEOUT, node_overrides=scenario.node_settings,
                            out=runs / f"{name}-s{seed}")
         row: dict = {"seed": seed}
         for merge, groups in ((m, g) for m in merges or scenario.compare for g in scenario.groups):
@@ -218,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = B.bench_arguments(__doc__, "runs/bench/scenarios", "one seed, 2 nodes, 2 rounds, ecg-anomaly only")
     ap.add_argument("--scenario", action="append", choices=tuple(SCENARIOS), help="(repeatable) default: all")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed", type=int, action="append", default=[], help="(repeatable) run these seeds instead")
     ap.add_argument("--rounds", type=int, default=None, help="override each scenario's rounds")
     ap.add_argument("--merge", action="append", default=[], help="(repeatable) merge rules to run instead of "
                                                                   "each scenario's own list")
@@ -226,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # "evaluation-layer" is ecg-rhythm with the best rule, which the ecg-rhythm table compares already
     names = ["ecg-anomaly"] if args.quick else (args.scenario or ["ecg-rhythm", "ecg-anomaly", "wearable", "ecg-groups"])
-    seeds = [0] if args.quick else list(range(args.seeds))
+    seeds = [0] if args.quick else (args.seed or list(range(args.seeds)))
     changes = {"nodes": 2, "rounds": 2} if args.quick else ({"rounds": args.rounds} if args.rounds else {})
     results = {n: run_scenario(n, seeds, changes, Path(args.runs), tuple(args.merge)) for n in names}
     seconds = time.monotonic() - started
