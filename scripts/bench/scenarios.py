@@ -117,9 +117,52 @@ def swarm_elsewhere(run: B.SwarmRun) -> dict[str, float | None]:
             "published": float(np.mean(published_scores)) if published_scores else None}
 
 
-def run_scenario(name: str, seeds: list[int], changes: dict, runs: Path, merges: tuple[str, ...] = ()) -> dict:
+def replayed(plan: B.SwarmPlan) -> dict:
+    """The swarm's arithmetic in one process, without the network and the chain: the nodes' own
+    learners and input scaling, round 1 merged for all, the groups (`swarm.groups` > 1) from round
+    1's updates by `node.grouping`, then each group's updates merged into its model, as every
+    honest node computes them. Machine load cannot drop updates here (it did in the launcher runs
+    at a load average of 12-22 on 2 cores). Scored like `swarm_elsewhere`."""
+    import torch
+
+    from node.grouping import Grouping, group_updates
+    from node.learner import Split, add
+    from node.merge import rule_by_name
+    from node.preprocess import FeatureStats
+
+    torch.set_num_threads(1)
+    setups = B.node_setups(plan)
+    stats = FeatureStats.robust_combine([s.learner.local_stats() for s in setups])
+    for s in setups:
+        s.learner.set_scaling(stats)
+    rule = rule_by_name(plan.merge)
+    start = setups[0].learner.weights()
+    first = B.local_updates(setups, start, 1)
+    grouping = group_updates(first, plan.groups) if plan.groups > 1 else Grouping((tuple(sorted(s.name for s in setups)),))
+    models = {g: add(start, rule.at(start).merge(first)) for g in grouping.groups}
+    for r in range(2, plan.rounds + 1):
+        for g in grouping.groups:
+            members = [s for s in setups if s.name in g]
+            models[g] = add(models[g], rule.at(models[g]).merge(B.local_updates(members, models[g], r)))
+    final = {s.name: models[grouping.group_of(s.name)] for s in setups}
+    pooled = Split(np.concatenate([s.learner.test.x for s in setups]), np.concatenate([s.learner.test.y for s in setups]))
+    published = published_set(setups[0].config.data)
+    own = {s.name: s.learner.evaluate(final[s.name], s.learner.test).accuracy for s in setups}
+    row = {"node_mean": float(np.mean(list(own.values()))), "per_node": own,
+           "pooled": float(np.mean([setups[0].learner.evaluate(w, pooled).accuracy for w in final.values()])),
+           "published": None, "groups": [list(g) for g in grouping.groups] if plan.groups > 1 else [],
+           "heard": "all (replayed)"}
+    if published is not None:
+        split = Split(setups[0].learner.scaler.transform(published.x), published.y)
+        row["published"] = float(np.mean([setups[0].learner.evaluate(w, split).accuracy for w in final.values()]))
+    return row
+
+
+def run_scenario(name: str, seeds: list[int], changes: dict, runs: Path, merges: tuple[str, ...] = (),
+                 replay: bool = False) -> dict:
     """Every merge rule the scenario compares (or `merges`), local-only and central, per seed;
-    `changes` are SwarmPlan fields that override the scenario's."""
+    `changes` are SwarmPlan fields that override the scenario's; `replay`: the swarm's arithmetic
+    in one process (`replayed`) instead of launcher runs."""
     scenario = SCENARIOS[name]
     per_seed = []
     for seed in seeds:
@@ -129,6 +172,11 @@ def run_scenario(name: str, seeds: list[int], changes: dict, runs: Path, merges:
         row: dict = {"seed": seed}
         for merge, groups in ((m, g) for m in merges or scenario.compare for g in scenario.groups):
             arm = merge if groups == 1 else f"{merge}_grouped"
+            if replay:
+                row[f"swarm_{arm}"] = replayed(B.plan_with(plan, merge=merge, groups=groups))
+                B.say(f"{name} seed {seed} {arm} (replayed): groups {row[f'swarm_{arm}']['groups']}, "
+                      f"own {row[f'swarm_{arm}']['node_mean']:.3f}, pooled {row[f'swarm_{arm}']['pooled']:.3f}")
+                continue
             run = B.run_swarm(B.plan_with(plan, merge=merge, groups=groups, out=plan.out / arm),
                               f"{name} {arm} seed {seed}", read_chain=False)
             done = {n: s for n, s in run.summaries.items() if s}
@@ -223,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario", action="append", choices=tuple(SCENARIOS), help="(repeatable) default: all")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--seed", type=int, action="append", default=[], help="(repeatable) run these seeds instead")
+    ap.add_argument("--replay", action="store_true", help="the swarm's arithmetic in one process, no network or "
+                                                          "chain (immune to machine load)")
     ap.add_argument("--rounds", type=int, default=None, help="override each scenario's rounds")
     ap.add_argument("--merge", action="append", default=[], help="(repeatable) merge rules to run instead of "
                                                                   "each scenario's own list")
@@ -233,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     names = ["ecg-anomaly"] if args.quick else (args.scenario or ["ecg-rhythm", "ecg-anomaly", "wearable", "ecg-groups"])
     seeds = [0] if args.quick else (args.seed or list(range(args.seeds)))
     changes = {"nodes": 2, "rounds": 2} if args.quick else ({"rounds": args.rounds} if args.rounds else {})
-    results = {n: run_scenario(n, seeds, changes, Path(args.runs), tuple(args.merge)) for n in names}
+    results = {n: run_scenario(n, seeds, changes, Path(args.runs), tuple(args.merge), args.replay) for n in names}
     seconds = time.monotonic() - started
     meta = {"command": "python -m scripts.bench.scenarios " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seconds": seconds, "machine": B.machine()}
