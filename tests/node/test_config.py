@@ -47,6 +47,9 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["swarm.compression_fraction=1.5"], "swarm.compression_fraction: must lie in (0, 1]"),
     (["swarm.compression=ternary"], "swarm.compression: ternary updates need a merge rule that keeps whole vectors"),
     (["swarm.compression=topk", "swarm.merge=trimmed"], "swarm.compression: topk updates need"),
+    (["swarm.groups=0"], "swarm.groups: must be positive"),
+    (["swarm.groups=65"], "swarm.groups: at most 64"),
+    (["swarm.groups=2", "swarm.rounds=1"], "swarm.groups: groups form from round 1's updates"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
