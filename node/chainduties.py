@@ -182,7 +182,7 @@ class ChainDuties:
             self._log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
         return False
 
-    def round_done(self, r: int, committed: bool, scores: dict[str, int], model: str) -> None:
+    def round_done(self, r: int, committed: bool, scores: dict[str, int], model: str | None) -> None:
         """Round r is merged into `model`: the vote (vector and attestation) waits for the next
         commit (the chain takes votes only from the round's committers); round r - 1 may now be
         finalized, if its last vote did not already do it."""

@@ -1,10 +1,12 @@
-"""What the end-to-end tests share: skipping without anvil, silence, and waiting for a round."""
+"""What the end-to-end tests share: skipping without anvil, silence, waiting for a round, and running
+in-process nodes side by side."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
+import trio
 
 from incentive.anvil import ToolMissing, anvil_binary
 from node.config import NodeConfig
@@ -28,3 +30,19 @@ def wait_for_round(swarm: LocalSwarm, config: NodeConfig, round_no: int, timeout
     while len(swarm.metrics(config)) < round_no:
         assert time.monotonic() < deadline, f"{config.name} did not reach round {round_no}"
         time.sleep(0.2)
+
+
+def run_all(nodes) -> list[dict]:
+    """Run in-process nodes side by side on one trio loop; their summaries, in finishing order."""
+    summaries: list[dict] = []
+
+    async def run(node) -> None:
+        summaries.append(await node.run())
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for node in nodes:
+                nursery.start_soon(run, node)
+
+    trio.run(main)
+    return summaries

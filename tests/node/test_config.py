@@ -47,6 +47,10 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["swarm.compression_fraction=1.5"], "swarm.compression_fraction: must lie in (0, 1]"),
     (["swarm.compression=ternary"], "swarm.compression: ternary updates need a merge rule that keeps whole vectors"),
     (["swarm.compression=topk", "swarm.merge=trimmed"], "swarm.compression: topk updates need"),
+    (["swarm.exchange_all_up_to=0"], "swarm.exchange_all_up_to: must lie in 1..255"),
+    (["swarm.exchange_all_up_to=256"], "swarm.exchange_all_up_to: must lie in 1..255"),
+    (["swarm.partners=-1"], "swarm.partners: must lie in 0..63"),
+    (["swarm.partners=64"], "swarm.partners: must lie in 0..63"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
