@@ -39,6 +39,7 @@ from scripts.bench.systems import analyse
 
 MODEL = "logreg"
 PARAMS = 62  # logreg on breast cancer: 30 inputs x 2 classes + 2 biases
+STARTUP_WAIT = 300  # seconds the nodes wait for each other's statistics before round 1
 
 
 def load() -> float:
@@ -48,7 +49,9 @@ def load() -> float:
 def process_run(nodes: int, rounds: int, runs: Path, timeout: float) -> dict:
     label = f"growth-n{nodes}"
     plan = B.SwarmPlan(nodes=nodes, rounds=rounds, dataset="breast_cancer", partition="iid", model=MODEL,
-                       out=runs / label, round_timeout=timeout)
+                       out=runs / label, round_timeout=timeout,
+                       # 32 processes importing torch on 2 busy cores take a while to come up
+                       node_overrides=(f"swarm.stats_timeout={STARTUP_WAIT}",))
     before = load()
     run = B.run_swarm(plan, label)
     after = load()
