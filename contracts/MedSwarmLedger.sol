@@ -14,7 +14,8 @@ pragma solidity ^0.8.28;
 ///   MAX_MEMBERS (64) distinct member addresses per deployment; a member keeps its slot index for
 ///   life. Every loop is bounded by 64; withdraw, refund, bond and reclaimStake contain no loop.
 /// - Round deadline = timestamp of the round's first commit + the task's round duration. Round
-///   r > 1 opens (takes its first commit) only once round r - 1 has `quorum` committers. A
+///   r > 1 opens (takes its first commit) only once round r - 1 has `quorum` committers, or once
+///   round r - 1's deadline passed without them (that round earns nothing; the task goes on). A
 ///   round's bookkeeping lives in a ring of RING round words per task (index round % RING), so
 ///   a round reuses the slot of round r - RING instead of paying for a fresh one: a round can only
 ///   take the slot once round r - RING and the round whose votes share that word are finalized
@@ -352,8 +353,9 @@ contract MedSwarmLedger {
     /// @notice Rounds are numbered from 1.
     /// @param round the round given
     error InvalidRound(uint256 round);
-    /// @notice A commit to a round whose previous round has fewer than `quorum` committers: no
-    /// member may open (and start the clock of) rounds the swarm has not reached.
+    /// @notice A commit to a round whose previous round has not started, or has fewer than
+    /// `quorum` committers and is still open: no member may open (and start the clock of) rounds
+    /// the swarm has not reached.
     /// @param round the round given
     error RoundNotOpen(uint256 round);
     /// @notice A round's word would recycle the word of an older round that is not finalized yet.
@@ -1087,11 +1089,7 @@ contract MedSwarmLedger {
         uint256 start = _start(w);
         if (start == 0) {
             Task storage t = _openTask(taskId);
-            // Opening round r needs a quorum in round r - 1, so one member cannot start the
-            // clocks of future rounds and have the others' commits expire before they get there.
-            if (round > 1 && _popcount(_committed(_word(ring, taskId, round - 1))) < t.quorum) {
-                revert RoundNotOpen(round);
-            }
+            if (round > 1) _checkOpens(ring, taskId, round, t.quorum);
             w |= (block.timestamp << _START_SHIFT) | (uint256(t.roundDuration) << _DURATION_SHIFT);
             if (t.staked) w |= _STAKED_BIT;
         } else {
@@ -1103,6 +1101,19 @@ contract MedSwarmLedger {
         if (w & bit != 0) revert AlreadyCommitted(msg.sender, round);
         if (w & _STAKED_BIT != 0 && !_accounts[taskId][idx].bonded) revert NotBonded(msg.sender);
         return w | bit;
+    }
+
+    /// @dev Round `round` may open once round - 1 has `quorum` committers, so one member cannot
+    /// start the clocks of rounds the swarm has not reached and have the others' commits expire
+    /// before they get there; or once round - 1 is over without its quorum (its deadline passed),
+    /// so that a round nobody could complete (slow starters, a member that stalled the others)
+    /// costs that round's credit, not the rest of the task.
+    function _checkOpens(uint256[RING] storage ring, uint256 taskId, uint256 round, uint256 quorum) private view {
+        uint256 prev = _word(ring, taskId, round - 1);
+        uint256 start = _start(prev);
+        if (start == 0) revert RoundNotOpen(round);
+        if (_popcount(_committed(prev)) >= quorum) return;
+        if (block.timestamp < start + ((prev >> _DURATION_SHIFT) & _MASK32)) revert RoundNotOpen(round);
     }
 
     /// @dev Check and record a commit's cumulative epsilon against the task's budget. Costs

@@ -331,14 +331,18 @@ def transact(
             "nonce": w3.eth.get_transaction_count(account.address, "pending"),
             "chainId": w3.eth.chain_id,
         }
+        # Estimated on the pending block: it carries the chain's clock (anvil), while the latest
+        # block of an idle chain is stamped in the past and would refuse what a deadline allows.
+        # eth-tester refuses the tag.
+        block = None if is_eth_tester(w3) else "pending"
         try:
             if call is not None:
-                estimate = call.estimate_gas(params)
+                estimate = call.estimate_gas(params, block_identifier=block)
                 params["gas"] = int(estimate * GAS_MARGIN) + 10_000
                 tx = call.build_transaction(params)
             else:
                 tx = {**params, **(data or {})}
-                tx["gas"] = int(w3.eth.estimate_gas({k: v for k, v in tx.items() if k != "nonce"}) * GAS_MARGIN)
+                tx["gas"] = int(w3.eth.estimate_gas({k: v for k, v in tx.items() if k != "nonce"}, block) * GAS_MARGIN)
                 tx.setdefault("maxFeePerGas", w3.eth.gas_price * 2 + w3.eth.max_priority_fee)
                 tx.setdefault("maxPriorityFeePerGas", w3.eth.max_priority_fee)
         except Exception as exc:

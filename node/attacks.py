@@ -127,8 +127,10 @@ class Copy(Behaviour):
     noise = 1e-6
 
     async def update_blob(self, r: int, delta: Tensors, ctx: Context) -> bytes:
+        # Patient: up to half the round for a peer's announcement (a peer whose commit is still
+        # being mined is not late), leaving the other half to commit its own before the deadline.
         await ctx.inbox.wait_until(lambda: bool(ctx.inbox.get("update", r)),
-                                   trio.current_time() + min(2.0, ctx.round_duration / 4))
+                                   trio.current_time() + ctx.round_duration / 2)
         for ann in ctx.inbox.get("update", r).values():
             try:
                 return await ctx.host.fetch(ann.sender, ann.digest, max_bytes=ctx.exchange.max_blob)

@@ -167,20 +167,40 @@ class ChainDuties:
 
     # ------------------------------------------------------------------ writes
 
-    async def commit(self, r: int, update_digest: str, epsilon: float = 0.0) -> bool:
-        """Put round r's digest on chain (with the vote on the previous round, and this node's
-        cumulative DP epsilon, 0 without DP); False if refused.
+    async def commit(self, r: int, update_digest: str, epsilon: float = 0.0, *, with_vote: bool = True) -> bool:
+        """Put round r's digest on chain (with the vote on the previous round unless `with_vote`
+        is False, and this node's cumulative DP epsilon, 0 without DP); False if refused. A vote
+        held back waits for `flush` (after `revise` or `reattest`).
 
         Raises ChainOutage when the chain stayed away longer than the node's patience.
         """
-        pending, self._pending = self._pending, None
-        future = self._writer.submit(f"commit r{r}", partial(self._send_commit, r, update_digest, pending, epsilon))
-        try:
-            await wait_future(future)
-            return True
-        except LedgerError as exc:
-            self._log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
+        pending, self._pending = (self._pending, None) if with_vote else (None, self._pending)
+        for attempt in (1, 2):
+            future = self._writer.submit(f"commit r{r}", partial(self._send_commit, r, update_digest, pending, epsilon))
+            try:
+                await wait_future(future)
+                return True
+            except LedgerError as exc:
+                if exc.error == "RoundNotOpen" and attempt == 1 and await self._wait_out_round(r - 1):
+                    pending = None  # sent alone before the commit was refused
+                    continue
+                self._log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
+                break
         return False
+
+    async def _wait_out_round(self, r: int) -> bool:
+        """Round r + 1 is not open: if round r missed its quorum, wait until its deadline has
+        passed (the contract then opens the next round; that round earns nothing) and say True."""
+        if r < 1:
+            return False
+        state = await self.round_state(r)
+        if not state.deadline:
+            return False
+        self._log.warning("round %d has %d committer(s), below the quorum: round %d opens when it ends",
+                          r, len(state.committers), r + 1)
+        # A dev chain's clock is the latest block's: a second of slack covers the rounding.
+        await trio.sleep_until(on_trio_clock(state.deadline + 1.0))
+        return True
 
     def round_done(self, r: int, committed: bool, scores: dict[str, int], model: str | None) -> None:
         """Round r is merged into `model`: the vote (vector and attestation) waits for the next
@@ -196,6 +216,14 @@ class ChainDuties:
         if self._pending is None or self._pending.round != r:
             return False
         self._pending = PendingScores(r, dict(scores), model)
+        return True
+
+    def reattest(self, r: int, model: str) -> bool:
+        """Attest `model` (the swarm's, just adopted) in the vote on round r if it has not been
+        sent yet; the score vector stays. True when the new attestation will be the one sent."""
+        if self._pending is None or self._pending.round != r:
+            return False
+        self._pending = PendingScores(r, self._pending.scores, model)
         return True
 
     def referee_vote(self, r: int, scores: dict[str, int], model: str | None) -> "Future[None]":

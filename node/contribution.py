@@ -58,7 +58,9 @@ agree too (same numpy build; not tested); the small projections go through LAPAC
 bits may differ, which moves a score only if a value sits within ~1e-12 of a rounding or
 threshold boundary (PINV_RCOND keeps the choice of directions away from such boundaries). The
 caller must pass the same sets: the updates the swarm's attested merge used, not whatever this
-node happened to receive.
+node happened to receive; as `previous`, the engine passes round r-1's updates less the ones that
+round flagged (a stale copy is no basis to judge this round's work against: it added an old
+direction to the projection and cost the member it resembled part of its share).
 """
 
 from __future__ import annotations

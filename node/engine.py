@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ class SwarmNode:
         self._first_round = 1  # the first round this process runs (later after a restart or a late start)
         self._merged: MergeRecord | None = None
         self._previous: MergeRecord | None = None  # the merge before `_merged`, the scores' basis
+        self._flagged: dict[int, set[str]] = {}  # the last two scored rounds -> the senders flagged
         self._swarm_ahead = False  # a model past round 0 is attested on chain: catch up, do not pool
         self.fanout: int | None = None  # partners per node in a sampled swarm (None: all-to-all)
         self.draws = PartnerDraws(lambda r: self.duties.read(
@@ -374,9 +376,14 @@ class SwarmNode:
             delta = await self._train(r)
         await self.behaviour.each_round(r, self._attack_context())
         out = await self._own_update(r, delta)
+        # Most peers announced another round r-1 model than ours: a late update or the majority's
+        # model may yet change our vote on r-1, so it goes alone after the rejoin below rather
+        # than with this commit (where it would make this node a deviant of r-1).
+        hold = await self._model_disputed(r - 1)
         with timer("commit"):
             epsilon = self.learner.epsilon_spent  # cumulative, this round's training included
-            committed = out is not None and self.behaviour.commits and await self.duties.commit(r, out.digest, epsilon)
+            committed = (out is not None and self.behaviour.commits
+                         and await self.duties.commit(r, out.digest, epsilon, with_vote=not hold))
         deadline = await self.duties.round_deadline(r, self.round_duration)
         me = self.ledger.account.address.lower()
         sampled = self.fanout is not None
@@ -408,6 +415,8 @@ class SwarmNode:
                              "but the chain credits nobody for this round", r, len(updates), self.quorum)
         with timer("merge"):
             await self._rejoin_consensus(r - 1)
+            if hold:
+                self.duties.flush()
             start = self.weights
             self._opt_before = self.swarm_opt.state()
             if updates:
@@ -478,6 +487,23 @@ class SwarmNode:
             self._adopt(r, bundle)
             self._checkpoint()
             self.log.warning("round %d: a majority attested model %s, not ours: continuing from theirs", r, choice[:10])
+            if self.duties.reattest(r, choice):  # our vote, not sent yet, vouches for the model we now hold
+                self.log.info("round %d: vote attests the adopted model", r)
+
+    async def _model_disputed(self, r: int) -> bool:
+        """More peers announced one other round-r model than hold ours (this node included): ours
+        is likely the odd one out, to be re-merged or replaced by the majority's. Waits a little
+        (`absent_wait` of the round) for the models of the peers whose round-r updates it merged.
+        Never in a sampled swarm: every node's model is its own."""
+        ours = self.exchange.latest_offer("model")
+        if self.fanout is not None or r < 1 or ours is None or ours.round != r or self._merged is None:
+            return False
+        merged_from = {u.sender for u in self._merged.updates} - {self.host.peer_id}
+        await self.inbox.wait_until(lambda: merged_from <= set(self.inbox.get("model", r)),
+                                    trio.current_time() + self.config.swarm.absent_wait * self.round_duration)
+        counts = Counter(a.digest.lower() for a in self.inbox.get("model", r).values())
+        agree = 1 + counts.pop(ours.digest.lower(), 0)
+        return max(counts.values(), default=0) > agree
 
     def _peers_agree(self, r: int, ours: str) -> bool:
         """Every peer heard from announced `ours` as its round-r model."""
@@ -568,7 +594,11 @@ class SwarmNode:
         vector: dict[str, int] = {}
         if record.updates:
             prev = self._previous
-            previous = list(prev.updates) if prev is not None and prev.round == record.round - 1 else []
+            # Round r-1's flagged updates (near-copies, free riders) are no basis: a stale copy
+            # would add an old direction that honest round-r work is then judged against.
+            struck = self._flagged.get(record.round - 1, set())
+            previous = ([u for u in prev.updates if u.sender not in struck]
+                        if prev is not None and prev.round == record.round - 1 else [])
             previous_merged = self.score_rule.merge(previous) if previous else None
             try:
                 report = self.contribution(record.updates, previous, previous_merged, self.score_rule)
@@ -576,6 +606,8 @@ class SwarmNode:
                 self.log.warning("round %d: no score vector (%s)", record.round, exc)
             else:
                 vector = {s: (FLAGGED if s in report.flags else v) for s, v in report.scores.items()}
+                self._flagged = {r: f for r, f in self._flagged.items() if r >= record.round - 1}
+                self._flagged[record.round] = set(report.flags)
                 for sender, reason in sorted(report.flags.items()):
                     self.log.info("round %d: %s flagged (%s)", record.round, self._name(sender), reason)
         return self.behaviour.vote(vector, self._attack_context())

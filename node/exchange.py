@@ -186,7 +186,10 @@ class Exchange:
         Waits for every awaited peer (default: all) and every peer that announced so far to be
         either in or failed; then, while some member is still missing, `grace` seconds more for
         latecomers (a member coming back after an absence); and never past `stop()` or the
-        deadline. Every fetch ends by the deadline, so a stalling peer cannot hold the node.
+        deadline. Every fetch ends by the deadline, so a stalling peer cannot hold the node. A
+        peer that already announced a later round gets the grace period too, not the round: an
+        honest one served this round's blob before it could move on, and one that never serves
+        it would otherwise hold this node to the deadline while the next round's clock runs.
         With `senders`, only their blobs are fetched (a sampled swarm's drawn partners).
         """
         results: dict[str, T] = {}
@@ -213,7 +216,7 @@ class Exchange:
             return [a for s, a in self.inbox.get(kind, round_no).items() if s not in tried and s in members]
 
         def settled() -> bool:
-            return (waiting_for | tried) <= done
+            return (waiting_for | tried) - self.inbox.ahead(kind, round_no) <= done
 
         def finished() -> bool:
             now = trio.current_time()

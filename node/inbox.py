@@ -49,6 +49,10 @@ class Inbox:
         """Rounds with at least one announcement of `kind`, newest first."""
         return sorted((r for (k, r), slot in self._slots.items() if k == kind and slot), reverse=True)
 
+    def ahead(self, kind: str, round: int) -> set[str]:
+        """The senders that announced `kind` for a round after `round`: they have moved on."""
+        return {sender for (k, r), slot in self._slots.items() if k == kind and r > round for sender in slot}
+
     def latest_round(self, kind: str) -> int:
         rounds = [r for (k, r), slot in self._slots.items() if k == kind and slot]
         return max(rounds, default=0)

@@ -22,7 +22,6 @@ from incentive.chain import connect
 from node.launcher import LocalSwarm, SwarmPlan
 from node.rundir import RunFolder
 from node.runtime import build_node
-from node.report import SwarmReport
 from tests.e2e.swarms import anvil_or_skip, quiet, run_all, wait_for_round
 
 
@@ -87,36 +86,6 @@ def test_killed_node_is_left_out_then_resumes_from_its_checkpoint(tmp_path: Path
     assert len({s["model_digest"] for s in summaries}) == 1
     assert report.audit_ok, report.audit_mismatches
     assert sum(row.payout_wei for row in report.rows) + report.dust_wei == report.pool_wei
-
-
-def _in_process(out: Path, **kw) -> SwarmReport:
-    plan = SwarmPlan(nodes=4, rounds=6, dataset="breast_cancer", merge="median", in_process=True,
-                     out=out, round_timeout=8, **kw)
-    return LocalSwarm(plan, say=quiet).run()
-
-
-@pytest.fixture(scope="module")
-def honest_run(tmp_path_factory: pytest.TempPathFactory) -> SwarmReport:
-    return _in_process(tmp_path_factory.mktemp("honest"))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("attack", ["scale", "signflip", "zero", "copy"])
-def test_misbehaving_node_under_median_changes_little_and_earns_least(
-        tmp_path: Path, honest_run: SwarmReport, attack: str) -> None:
-    attacked = _in_process(tmp_path / attack, attacks={3: attack})
-
-    honest_acc = [r.test_accuracy for r in honest_run.rows[:3]]
-    attacked_acc = [r.test_accuracy for r in attacked.rows[:3]]
-    assert abs(sum(attacked_acc) / 3 - sum(honest_acc) / 3) <= 0.02
-    attacker, good = attacked.rows[3], attacked.rows[:3]
-    assert all(attacker.contribution < row.contribution for row in good)
-    assert all(attacker.payout_wei < row.payout_wei for row in good)
-    assert attacked.audit_ok and honest_run.audit_ok
-    if attack in ("zero", "copy"):
-        assert attacker.contribution == 0
-    if attack in ("zero", "copy"):  # the winning vector flags a free rider and a stale copy (no stake: slashed 0)
-        assert attacker.flagged and not any(row.flagged or row.deviant for row in good)
 
 
 @pytest.mark.slow
@@ -206,6 +175,7 @@ class _SkewsRoundTwo:
 @pytest.mark.parametrize("rounds", [4, 2], ids=["drift-mid-run", "drift-in-last-round"])
 def test_a_node_whose_model_drifted_rejoins_the_majority(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, rounds: int) -> None:
+    caplog.set_level(logging.INFO, logger="node.engine")
     swarm, configs, nodes = _three_in_process(tmp_path, rounds=rounds)
     nodes[2].rule = _SkewsRoundTwo(nodes[2].rule)
     summaries = run_all(nodes)
@@ -216,6 +186,13 @@ def test_a_node_whose_model_drifted_rejoins_the_majority(
     assert len({s["model_digest"] for s in summaries}) == 1
     if rounds == 2:
         assert summaries[0]["model_digest"] == digests[0][1]
+    else:
+        # Its round 2 vote, held back from its round 3 commit while the models disagreed, went
+        # out attesting the adopted model: it is not a deviant of a round it merged honestly.
+        ledger, task = nodes[0].ledger, configs[0].chain.task_id
+        outcome = ledger.round_state(task, 2).outcome
+        assert outcome is not None and outcome.status == "credited" and outcome.deviants == ()
+        assert "round 2: vote attests the adopted model" in caplog.text
 
 
 @pytest.mark.slow

@@ -193,6 +193,23 @@ def test_nobody_opens_a_round_before_the_previous_one_has_a_quorum():
     assert dep.admin.round_state(task, 3).deadline == 0
 
 
+def test_a_round_that_expired_below_its_quorum_does_not_end_the_task():
+    dep = make_deployment()
+    task = dep.new_task(quorum=3, duration=60)
+    for i in (0, 1):  # two of a quorum of three: round 1 can never be credited
+        dep.members[i].commit(task, 1, digest_of("slow start", i))
+    with pytest.raises(LedgerError, match="RoundNotOpen"):  # round 1 is still open: wait for it
+        dep.members[0].commit(task, 2, digest_of(2, 0))
+    advance_time(dep.w3, 61)
+    with pytest.raises(LedgerError, match="RoundNotOpen"):  # round 2 never started: 3 stays shut
+        dep.members[0].commit(task, 3, digest_of(3, 0))
+    vector = {0: 3000, 1: 3000, 2: 4000}  # round 1 is over: round 2 opens and, with its quorum, earns
+    run_round(dep, task, 2, {i: vector for i in range(3)}, committers=[0, 1, 2])
+    assert dep.admin.round_state(task, 2).deadline > dep.admin.round_state(task, 1).deadline
+    assert [dep.admin.contribution(task, dep.addr(i)) for i in range(3)] == [3000, 3000, 4000]
+    assert audit(dep.w3, dep.admin.address).ok
+
+
 def test_commit_and_vote_on_an_older_round_takes_two_events():
     dep = make_deployment(n_members=2)
     task = dep.new_task(quorum=2)
