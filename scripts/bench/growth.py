@@ -71,7 +71,8 @@ def process_run(nodes: int, rounds: int, runs: Path, timeout: float) -> dict:
         "bytes_in_per_node_round": base["bytes_in_per_node_round"],
         "summed_peak_rss_mb": sum(run.peak_rss.values()) / 2**20 if run.peak_rss else None,
         "gas_per_node_round": base["gas_per_node_round_amortised"],
-        "every_round_complete": complete and all(c == 0 for c in run.exit_codes.values()),
+        # complete: every node recorded and committed every round, exited 0 and merged every update it expected
+        "every_round_complete": complete and missed == 0 and all(c == 0 for c in run.exit_codes.values()),
         "missed_updates": missed, "credited_rounds": credited,
         "exit_codes": run.exit_codes, "load_before": before, "load_after": after, "seconds": run.seconds,
     }
