@@ -39,6 +39,7 @@ __all__ = ["FLAGGED", "ChainDuties", "NotTakingPart", "PendingScores", "is_refer
 
 T = TypeVar("T")
 FINALIZE_POLL_SECONDS = 1.0
+REOPEN_POLL_SECONDS = 1.0
 
 
 def on_trio_clock(unix_time: float) -> float:
@@ -175,32 +176,33 @@ class ChainDuties:
         Raises ChainOutage when the chain stayed away longer than the node's patience.
         """
         pending, self._pending = (self._pending, None) if with_vote else (None, self._pending)
-        for attempt in (1, 2):
+        reopen_until: float | None = None
+        while True:
             future = self._writer.submit(f"commit r{r}", partial(self._send_commit, r, update_digest, pending, epsilon))
             try:
                 await wait_future(future)
                 return True
             except LedgerError as exc:
-                if exc.error == "RoundNotOpen" and attempt == 1 and await self._wait_out_round(r - 1):
-                    pending = None  # sent alone before the commit was refused
-                    continue
+                if exc.error == "RoundNotOpen":
+                    reopen_until = reopen_until or await self._below_quorum_until(r - 1)
+                    if reopen_until and time.time() < reopen_until:
+                        pending = None  # sent alone before the commit was refused
+                        await trio.sleep(REOPEN_POLL_SECONDS)
+                        continue
                 self._log.warning("round %d: commit refused on chain (%s); update not shared", r, exc.error)
-                break
-        return False
+                return False
 
-    async def _wait_out_round(self, r: int) -> bool:
-        """Round r + 1 is not open: if round r missed its quorum, wait until its deadline has
-        passed (the contract then opens the next round; that round earns nothing) and say True."""
-        if r < 1:
-            return False
-        state = await self.round_state(r)
-        if not state.deadline:
-            return False
+    async def _below_quorum_until(self, r: int) -> float:
+        """Round r + 1 is not open because round r missed its quorum: the contract opens it once
+        round r's deadline has passed on chain (that round earns nothing). Until when (wall clock)
+        to keep trying: the deadline plus a round, since a dev chain's clock strays from the wall
+        clock (eth-tester's runs ahead; an idle chain's latest block lags). 0 if round r never began."""
+        state = await self.round_state(r) if r >= 1 else None
+        if state is None or not state.deadline:
+            return 0.0
         self._log.warning("round %d has %d committer(s), below the quorum: round %d opens when it ends",
                           r, len(state.committers), r + 1)
-        # A dev chain's clock is the latest block's: a second of slack covers the rounding.
-        await trio.sleep_until(on_trio_clock(state.deadline + 1.0))
-        return True
+        return state.deadline + (state.deadline - state.start)
 
     def round_done(self, r: int, committed: bool, scores: dict[str, int], model: str | None) -> None:
         """Round r is merged into `model`: the vote (vector and attestation) waits for the next

@@ -1,7 +1,7 @@
 """The `medswarm` command: run a whole local swarm or one hospital's node; deploy or audit a ledger.
 
     medswarm swarm [--nodes 4 | --data DIR] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
-    medswarm swarm --scenario ecg-rhythm|ecg-anomaly|evaluation-layer|wearable [options that override it]
+    medswarm swarm --scenario ecg-rhythm|ecg-anomaly|evaluation-layer|wearable|ecg-groups [options that override it]
     medswarm node --config node.toml [--set section.key=value ...]
     medswarm evaluate RUN [--csv rows.csv] [--out DIR]     medswarm export RUN --out DIR
     medswarm deploy --rpc URL (--admin-key FILE | --dev-admin) [--members members.json] [--out deployed.json]
@@ -83,7 +83,8 @@ def _swarm(args: argparse.Namespace) -> int:
     plan = SwarmPlan(nodes=len(data.hospitals) if data else args.nodes, rounds=args.rounds, dataset=args.dataset, partition=args.partition,
                      alpha=args.alpha, model=args.model, merge=args.merge, epochs=args.epochs, lr=args.lr,
                      round_timeout=args.round_timeout, pool_eth=args.pool, stake_eth=args.stake,
-                     slash_eth=args.slash, referee=args.referee, seed=args.seed, attacks=attacks,
+                     slash_eth=args.slash, referee=args.referee, groups=args.groups, seed=args.seed,
+                     attacks=attacks,
                      out=out, state_file=Path(args.state) if args.state else None,
                      in_process=args.in_process, node_overrides=tuple(args.set), data=data)
     setup_logging("swarm", logging.DEBUG if args.verbose else logging.WARNING)
@@ -274,6 +275,8 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
                        help="ETH taken from a member's bond per proven offence (near-copy, free ride, false vote)")
     swarm.add_argument("--referee", action="store_true",
                        help="also run the sponsor's referee node, whose vote decides rounds the members split")
+    swarm.add_argument("--groups", type=int, default=1,
+                       help="group similar sites by their round-1 updates and train one model per group (1: one model)")
     swarm.add_argument("--lr", type=float, default=0.01, help="local learning rate (training.optimizer, Adam by default)")
     swarm.add_argument("--seed", type=int, default=0, help="seed for data splits, model init and training")
     swarm.add_argument("--attack", action="append", default=[], metavar="NODE=KIND",

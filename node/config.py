@@ -96,6 +96,9 @@ class SwarmConfig:
     attack: str = "none"  # a hostile behaviour from node.attacks, for robustness experiments only
     attack_factor: float = 100.0
     attack_partners: tuple[str, ...] = ()  # names of the members a `collude` node favours
+    # > 1: from round 2 each node merges only its group's updates, the groups clustered from
+    # round 1's updates alike on every node (node.grouping); 1: one swarm model
+    groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,7 @@ def choices() -> dict[str, tuple[str, ...]]:
 
 POSITIVE = {
     "data.n_nodes", "data.alpha", "model.hidden", "model.channels", "training.epochs", "training.batch_size",
-    "training.lr", "dp.max_grad_norm", "swarm.rounds", "swarm.stats_timeout", "swarm.absent_after", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
+    "training.lr", "dp.max_grad_norm", "swarm.rounds", "swarm.stats_timeout", "swarm.absent_after", "swarm.groups", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
 }
 
 
@@ -309,6 +312,10 @@ def _check_ranges(config: NodeConfig) -> None:
         raise ConfigError("swarm.exchange_all_up_to: must lie in 1..255 (a number of members)")
     if not 0 <= config.swarm.partners <= 63:
         raise ConfigError("swarm.partners: must lie in 0..63 (0: ceil(log2 n) partners)")
+    if config.swarm.groups > 64:
+        raise ConfigError("swarm.groups: at most 64 (a ledger has at most 64 members)")
+    if config.swarm.groups > 1 and config.swarm.rounds < 2:
+        raise ConfigError("swarm.groups: groups form from round 1's updates, so a grouped swarm needs 2 or more rounds")
     if not 0.0 <= config.swarm.absent_wait <= 1.0:
         raise ConfigError("swarm.absent_wait: must lie between 0 and 1 (a share of the round's duration)")
     if not 0.0 <= config.dp.delta < 1.0:

@@ -34,7 +34,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 HEART_CSV = DATA_DIR / "heart_disease_uci.csv"
 HEART_HOSPITALS: tuple[str, ...] = ("Cleveland", "Hungary", "Switzerland", "VA Long Beach")
 # The scenario data sets (ECG, watch) live in node.scenarios.
-DATASETS: tuple[str, ...] = ("heart", "breast_cancer", "csv", "ecg_rhythm", "ecg_anomaly", "watch")
+DATASETS: tuple[str, ...] = ("heart", "breast_cancer", "csv", "ecg_rhythm", "ecg_anomaly", "ecg_sites", "watch")
 PARTITIONS: tuple[str, ...] = ("iid", "dirichlet")
 MISSING_TOKENS: frozenset[str] = frozenset({"", "?", "na", "nan", "null", "none"})
 DEFAULT_TEST_FRACTION = 0.25

@@ -28,14 +28,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from opacus.accountants import create_accountant
-from opacus.accountants.utils import get_noise_multiplier
-from opacus.grad_sample import GradSampleModule
-from opacus.optimizers import DPOptimizer
 from torch import nn
+
+# Opacus is imported inside the functions that use it (after `warmup.finish()`, see node.warmup):
+# importing it pulls in torch.distributed and scipy.stats (1 s and more of a node's start-up),
+# which a node without DP never needs.
 
 from incentive.ledger import PrivacyTerms, epsilon_milli
 
+from . import warmup
 from .training import OPTIMIZERS, TrainStats, _tensor_x
 
 __all__ = ["ACCOUNTANTS", "BudgetExhausted", "DpPlan", "DpSgd", "calibrate_noise", "epsilon_spent", "plan_for", "privacy_conflict"]
@@ -75,6 +76,9 @@ def epsilon_spent(noise_multiplier: float, sample_rate: float, steps: int, delta
     (RDP over `orders`; None: Opacus's default orders)."""
     if steps <= 0:
         return 0.0
+    warmup.finish()
+    from opacus.accountants import create_accountant  # deferred: see the note above the imports
+
     acc = create_accountant(accountant)
     acc.history = [(noise_multiplier, sample_rate, steps)]
     extra = {"alphas": list(orders)} if accountant == "rdp" and orders is not None else {}
@@ -103,6 +107,9 @@ def plan_for(*, n_rows: int, batch_size: int, epochs: int, rounds: int, epsilon:
 @functools.lru_cache(maxsize=256)
 def calibrate_noise(epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str = "rdp") -> float:
     """The smallest noise multiplier (to 0.01 in epsilon) whose epsilon after `steps` fits `epsilon`."""
+    warmup.finish()
+    from opacus.accountants.utils import get_noise_multiplier  # deferred: see the note above the imports
+
     extra = {"alphas": list(RDP_ORDERS)} if accountant == "rdp" else {}
     return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
                                       steps=steps, accountant=accountant, epsilon_tolerance=0.01, **extra))
@@ -153,6 +160,10 @@ class DpSgd:
         yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
         gen = torch.Generator().manual_seed(seed)
         noise = torch.Generator().manual_seed(seed ^ 0x5EED_D1FF)
+        warmup.finish()
+        from opacus.grad_sample import GradSampleModule  # deferred: see the note above the imports
+        from opacus.optimizers import DPOptimizer
+
         gsm = GradSampleModule(model)
         base = (torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay) if optimizer == "adam"
                 else torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay))

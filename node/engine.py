@@ -6,7 +6,11 @@ collects its peers' updates through the incoming pipeline until the awaited ones
 round's chain deadline passes, merges them with the configured rule, computes the round's checkable
 score vector from exactly the updates it merged (`node.contribution`: every honest node gets the
 same integers, flagged near-copies and free riders marked FLAGGED), hands that vote and its
-model's attestation to the chain duties, and checkpoints. Before round 1 the swarm agrees on input scaling from shared sums and counts; a
+model's attestation to the chain duties, and checkpoints. With `swarm.groups` > 1 the members are
+grouped by round 1's updates alike on every node, and from round 2 every node merges each group's
+updates into that group's model (`node.grouping`): it trains on its own group's model, while the
+state it attests holds every group's, so the chain's consensus works as for one model, and the
+score vector still covers every committed update. Before round 1 the swarm agrees on input scaling from shared sums and counts; a
 node that starts late or restarts adopts the newest model a majority attested on chain. The
 pieces live next door: `pipeline`, `exchange`, `chainduties`, `consensus`, `records`, `rundir`.
 
@@ -45,6 +49,7 @@ from .contribution import contribution_by_name
 from .dp import BudgetExhausted, privacy_conflict
 from .evaluation import EvaluationLayer, ValidationMismatch
 from .exchange import Exchange
+from .grouping import GroupModels, Grouping, group_updates
 from .inbox import Inbox
 from .learner import Learner, Tensors
 from .logs import node_logger
@@ -59,6 +64,7 @@ from .reveal import RevealRule
 from .rundir import RunFolder
 from .sampled import SCORES, PartnerDraws, assemble, encode_sheet, sampled_fanout, sheet_intake
 
+GROUPING_ROUND = 1  # swarm.groups > 1: the members are grouped by this round's updates
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
 SETTLE_SECONDS = 5.0  # after the last round's deadline, how long to wait for peers' final models
 ATTESTATION_POLL_SECONDS = 0.5
@@ -96,6 +102,10 @@ class SwarmNode:
         self.round = 0
         self.stats: FeatureStats | None = None
         self.weights: Tensors = learner.weights()
+        model_shapes: dict[str, tuple[int, ...]] = dict(learner.shapes)
+        if config.swarm.groups > 1:
+            self.weights = GroupModels(config.swarm.groups).replicate(self.weights)
+            model_shapes = GroupModels(config.swarm.groups).shapes(learner.shapes)
         self._last_heard: dict[str, int] = {}  # peer id -> last round whose update of it was merged
         self._first_round = 1  # the first round this process runs (later after a restart or a late start)
         self._merged: MergeRecord | None = None
@@ -105,12 +115,15 @@ class SwarmNode:
         self.fanout: int | None = None  # partners per node in a sampled swarm (None: all-to-all)
         self.draws = PartnerDraws(lambda r: self.duties.read(
             f"read round {r}'s opening block", partial(ledger.round_opening_block, self.task, r)), self.task)
+        self.grouping: Grouping | None = None  # swarm.groups > 1: the groups, from round GROUPING_ROUND's updates
+        # swarm.groups > 1: the state is every group's model (node.grouping), `weights` all of them
+        self.group_models = GroupModels(config.swarm.groups) if config.swarm.groups > 1 else None
         self.duties = ChainDuties(ledger, writer, self.task, lambda: self.members, self.run_folder, self.log)
         n = learner.data.n_features
         # how the merged update moves the model; its state travels in the model bundle
-        self.swarm_opt = optimizer_by_name(config.swarm.optimizer, learner.shapes, config.swarm.server_lr)
+        self.swarm_opt = optimizer_by_name(config.swarm.optimizer, model_shapes, config.swarm.server_lr)
         self._opt_before: Tensors = self.swarm_opt.state()  # the state before the latest merge's step
-        self._bundle_shapes = bundle_shapes(learner.shapes, n, self.swarm_opt.state_shapes())
+        self._bundle_shapes = bundle_shapes(model_shapes, n, self.swarm_opt.state_shapes())
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
         self.commitments = CommitmentBook(lambda r: self.duties.read(
@@ -186,6 +199,9 @@ class SwarmNode:
             raise NodeError(f"task {self.task}: {conflict}")
         trainers = len(self._trainers())
         self.fanout = sampled_fanout(trainers, task.exchange.exchange_all_up_to, task.exchange.partners)
+        if self.fanout is not None and self.config.swarm.groups > 1:
+            raise NodeError(f"task {self.task}: a sampled swarm ({trainers} members) cannot also form groups "
+                            f"(swarm.groups = {self.config.swarm.groups}): no node sees every member's update")
         if self.fanout is not None and self.referee:
             raise NodeError(f"task {self.task}: a sampled swarm ({trainers} members, all-to-all up to "
                             f"{task.exchange.exchange_all_up_to}) cannot have a referee: it sees no one set of updates")
@@ -219,7 +235,51 @@ class SwarmNode:
         (the weight of weighted rules such as mean) is scaled by its reputation (10000 = 1)."""
         if self._reputation:
             updates = reweighted(updates, {p: score / 10000 for p, score in self._reputation.items()})
-        return self.rule.at(start).merge(updates)
+        models = self.group_models
+        if models is None:
+            return self.rule.at(start).merge(updates)
+        if self.grouping is None:  # before the groups form: one merge, and every group's model takes it
+            return models.replicate(self.rule.at(models.copy(start, 0)).merge(updates))
+        merged = []
+        for i in range(models.count):
+            base = models.copy(start, i)
+            group = self.grouping.groups[i] if i < len(self.grouping.groups) else ()
+            mine = [u for u in updates if u.sender in group]
+            merged.append(self.rule.at(base).merge(mine) if mine else {k: np.zeros_like(v) for k, v in base.items()})
+        return models.join(merged)
+
+    # ------------------------------------------------------------------ grouping of similar sites
+
+    def _own(self, weights: Tensors) -> Tensors:
+        """The model this node trains and tests: the swarm's, or its own group's in a grouped swarm."""
+        if self.group_models is None:
+            return weights
+        return self.group_models.copy(weights, self._group_index())
+
+    def _group_index(self) -> int:
+        """This node's group; the first one when the grouping round had no update of its own (it
+        missed round 1): it follows that group's model and its updates join no group's merge."""
+        if self.grouping is None:
+            return 0
+        return next((i for i, g in enumerate(self.grouping.groups) if self.host.peer_id in g), 0)
+
+    def _form_groups(self, r: int) -> None:
+        """Before round GROUPING_ROUND + 1's merge: group the members by the updates merged in the
+        grouping round (after any late ones were merged in), the same way on every node."""
+        groups = self.config.swarm.groups
+        record = self._merged
+        if groups <= 1 or self.grouping is not None or r != GROUPING_ROUND + 1:
+            return
+        if record is None or record.round != GROUPING_ROUND or not record.updates:
+            self.log.warning("round %d: no round-%d updates to group by: no groups, every group's model "
+                             "stays where round %d left it", r, GROUPING_ROUND, GROUPING_ROUND)
+            self.grouping = Grouping(())
+        else:
+            self.grouping = group_updates(record.updates, groups)
+        self.run_folder.write_grouping(self._task_key, self.grouping.to_lists(), self._group_index())
+        self.log.info("groups from round %d's updates: %s", GROUPING_ROUND, " | ".join(
+            ", ".join(self._name(p) for p in g) for g in self.grouping.groups))
+
 
     @property
     def peers(self) -> dict[str, Member]:
@@ -248,6 +308,8 @@ class SwarmNode:
             self.log.warning("%s; starting afresh", exc)
             ckpt = None
         if ckpt is not None:
+            if (saved := self.run_folder.read_grouping(self._task_key)) is not None:
+                self.grouping = Grouping.from_lists(saved[0])
             self._adopt(ckpt.round, ckpt.tensors)
             self.log.info("resumed from checkpoint at round %d", ckpt.round)
             await self.duties.reconcile_scores_log(ckpt.round)
@@ -263,8 +325,8 @@ class SwarmNode:
         weights, stats = split_bundle(bundle)
         self.swarm_opt.load(optimizer_state(bundle))
         self.learner.set_scaling(stats)
-        self.learner.set_weights(weights)
         self.weights, self.stats, self.round = weights, stats, round_no
+        self.learner.set_weights(self._own(weights))
 
     async def _catch_up(self) -> None:
         """If the swarm is ahead of us, adopt its newest model that a majority attested on chain."""
@@ -417,11 +479,12 @@ class SwarmNode:
             await self._rejoin_consensus(r - 1)
             if hold:
                 self.duties.flush()
+            self._form_groups(r)
             start = self.weights
             self._opt_before = self.swarm_opt.state()
             if updates:
                 self.weights = self.swarm_opt.step(start, self._merge(start, updates))
-            self.learner.set_weights(self.weights)
+            self.learner.set_weights(self._own(self.weights))
         self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
             scores = await trio.to_thread.run_sync(self._vote, self._merged)
@@ -435,7 +498,7 @@ class SwarmNode:
             if r == cfg.rounds:  # no next commit will carry the attestation: the settling needs it now
                 self.duties.flush()
             await self.exchange.announce("model", r, bundle_blob, self.learner.announced_samples, "f32")
-        report = self.recorder.round(r, self.weights, committed, received,
+        report = self.recorder.round(r, self._own(self.weights), committed, received,
                                      len(self.peers) if partners is None else len(partners), scores, timer)
         self.log.info(report.line(cfg.rounds))
 
@@ -517,7 +580,7 @@ class SwarmNode:
         self._merged = MergeRecord(r, record.start, record.updates + late)
         self.swarm_opt.load(self._opt_before)
         self.weights = self.swarm_opt.step(record.start, self._merge(record.start, self._merged.updates))
-        self.learner.set_weights(self.weights)
+        self.learner.set_weights(self._own(self.weights))
         blob = self._checkpoint()
         # The vote follows the merge: if it has not gone out yet, it covers the late updates too.
         scores = await trio.to_thread.run_sync(self._vote, self._merged)
@@ -629,9 +692,12 @@ class SwarmNode:
         return summary
 
     def _summary(self) -> dict[str, Any]:
-        summary = self.recorder.summary(self.weights, self.round, self.config.training.epochs * self.config.swarm.rounds,
+        grouped = {}
+        if self.grouping is not None and self.grouping.groups:
+            grouped = {"group": sorted(self._name(p) for p in self.grouping.groups[self._group_index()])}
+        summary = self.recorder.summary(self._own(self.weights), self.round, self.config.training.epochs * self.config.swarm.rounds,
                                         name=self.config.name, peer_id=self.host.peer_id,
-                                        address=self.ledger.account.address)
+                                        address=self.ledger.account.address, **grouped)
         self.log.info("done: %d rounds, swarm test accuracy %.3f (local only %.3f), model %s", self.round,
                       summary["test_accuracy"], summary["local_only_accuracy"], summary["model_digest"][:12])
         return summary

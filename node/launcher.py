@@ -70,6 +70,7 @@ class SwarmPlan:
     stake_eth: float = 0.0  # what each member bonds for the task (0: no stake)
     slash_eth: float = 0.0  # taken from a bond per proven offence (at most the stake)
     referee: bool = False  # the sponsor runs a referee node, whose vote decides split rounds
+    groups: int = 1  # > 1: group similar sites from round 1's updates, one model per group (node.grouping)
     seed: int = 0
     attacks: dict[int, str] = field(default_factory=dict)  # node index -> attack kind
     # node index -> the node whose data it holds too: a second identity of one institution (a sybil)
@@ -93,6 +94,9 @@ class SwarmPlan:
         if self.dataset == "heart" and self.parts > len(HEART_HOSPITALS):
             raise ValueError(f"the heart data set has {len(HEART_HOSPITALS)} hospitals; asked for {self.parts} "
                              f"nodes with data of their own")
+        if self.groups < 1 or (self.groups > 1 and self.referee):
+            raise ValueError("groups must be at least 1, and a grouped swarm has no referee (the referee "
+                             "attests one model for all members)")
         if self.rounds < 1 or self.pool_eth <= 0 or self.round_timeout <= 0:
             raise ValueError("rounds, pool and round timeout must be positive")
         if not 0 <= self.slash_eth <= self.stake_eth:
@@ -131,7 +135,7 @@ class SwarmPlan:
             "data": self._data_section(i),
             "model": {"kind": self.model},
             "training": {"epochs": self.epochs, "lr": self.lr, "seed": self.seed},
-            "swarm": {"rounds": self.rounds, "merge": self.merge, "codec": self.codec,
+            "swarm": {"rounds": self.rounds, "merge": self.merge, "codec": self.codec, "groups": self.groups,
                       "seed": self.seed, "attack": self.attacks.get(i, "none"),
                       "attack_partners": [self.node_name(j) for j, kind in sorted(self.attacks.items())
                                           if kind == self.attacks.get(i) and j != i]},

@@ -106,7 +106,7 @@ class Recorder:
         self._bytes_mark = (self._exchange.bytes_in, self._host.bytes_served)
         return report
 
-    def summary(self, weights: Tensors, rounds: int, local_epochs: int, **identity: str) -> dict[str, Any]:
+    def summary(self, weights: Tensors, rounds: int, local_epochs: int, **identity: Any) -> dict[str, Any]:
         """The node's final figures (swarm model and a local-only model on its test rows)."""
         final = self._learner.evaluate(weights, self._learner.test)
         local = self._learner.local_only(local_epochs)

@@ -34,6 +34,7 @@ class NodeRow:
     slashed_wei: int = 0
     personalised_accuracy: float | None = None  # the swarm model with this node's own output layer
     epsilon: dict[int, float] = field(default_factory=dict)  # round -> cumulative DP epsilon committed on chain
+    group: tuple[str, ...] = ()  # a grouped swarm: the members (names) whose model this node shares
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ class SwarmReport:
                 finished=summary is not None,
                 flagged=tuple(flagged.get(address, ())), deviant=tuple(deviant.get(address, ())),
                 slashed_wei=slashed.get(address, 0), epsilon=epsilon.get(address, {}),
-                personalised_accuracy=summary.get("personalised_accuracy") if summary else None))
+                personalised_accuracy=summary.get("personalised_accuracy") if summary else None,
+                group=tuple(summary.get("group", ())) if summary else ()))
         pool = int(task.received) if task.closed else int(plan.pool_eth * WEI_PER_ETH)
         plan_dict = {k: _plain(v) for k, v in vars(plan).items()}
         return cls(plan=plan_dict, contract=prov.contract, task_id=prov.task_id, rows=tuple(rows),
@@ -137,7 +139,14 @@ class SwarmReport:
         lines.append(f"pool {self.pool_wei} wei = payouts {self.pool_wei - self.dust_wei} + dust {self.dust_wei}")
         if self.rounds:
             lines.append("rounds: " + ", ".join(f"{status} {_span(rs)}" for status, rs in sorted(self.rounds.items())))
-        lines.append(f"final models: {len(digests)} distinct digest(s) across {len(self.rows)} nodes")
+        groups = sorted({r.group for r in self.rows if r.group})
+        if groups:
+            lines.append("groups (from round 1's updates, one model each): "
+                         + " | ".join(", ".join(g) for g in groups))
+            lines.append(f"final models: {len(digests)} distinct digest(s) across {len(self.rows)} nodes in "
+                         f"{len(groups)} group(s)")
+        else:
+            lines.append(f"final models: {len(digests)} distinct digest(s) across {len(self.rows)} nodes")
         if self.failed_nodes:
             lines.append(f"FAILED: {', '.join(self.failed_nodes)} did not finish (see their node.log)")
         lines.append("audit: " + ("chain history consistent with contract state" if self.audit_ok

@@ -68,9 +68,15 @@ class RunFolder:
     def checkpoint_meta(self) -> Path:
         return self.path / "checkpoint.json"
 
+    @property
+    def grouping(self) -> Path:
+        """A grouped swarm's groups (peer ids), kept so a restarted node merges with its group."""
+        return self.path / "grouping.json"
+
     def run_files(self) -> tuple[Path, ...]:
         """What a run leaves behind (keys and config excluded): stale once the chain is new."""
-        return (self.metrics, self.scores, self.summary, self.log, self.checkpoint_blob, self.checkpoint_meta)
+        return (self.metrics, self.scores, self.summary, self.log, self.checkpoint_blob, self.checkpoint_meta,
+                self.grouping)
 
     # ------------------------------------------------------------------ writers
 
@@ -97,7 +103,24 @@ class RunFolder:
         self.create()
         return write_checkpoint(self.checkpoint_blob, self.checkpoint_meta, ckpt, task)
 
+    def write_grouping(self, task: str, groups: list[list[str]], own: int) -> None:
+        """The groups (peer ids) of `task`'s grouped swarm and the index of this node's own."""
+        self.create()
+        tmp = self.grouping.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"task": task, "groups": groups, "own": own}))
+        tmp.replace(self.grouping)
+
     # ------------------------------------------------------------------ readers
+
+    def read_grouping(self, task: str) -> tuple[list[list[str]], int] | None:
+        """The groups written for `task` and this node's group index, or None (no file, or another
+        task's)."""
+        if not self.grouping.exists():
+            return None
+        saved = json.loads(self.grouping.read_text())
+        if not isinstance(saved, dict) or saved.get("task") != task or not isinstance(saved.get("own"), int):
+            return None
+        return saved.get("groups"), saved["own"]
 
     def read_metrics(self) -> list[dict[str, Any]]:
         return read_jsonl(self.metrics)

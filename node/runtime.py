@@ -23,6 +23,7 @@ from .config import NodeConfig
 from .datasets import DataError, load_node_data
 from .engine import SwarmNode
 from .learner import Learner
+from . import warmup
 
 
 class StartupError(RuntimeError):
@@ -32,6 +33,7 @@ class StartupError(RuntimeError):
 def build_node(config: NodeConfig, w3: Web3 | None = None) -> SwarmNode:
     """A ready-to-run node; `w3` lets several in-process nodes share one eth-tester chain."""
     torch.set_num_threads(1)  # several nodes share the machine's cores: one thread each keeps them fair
+    warmup.start()  # round 1's optimiser imports, while the node reads data, joins and dials
     try:
         data = load_node_data(config.data)
     except (DataError, ValueError, OSError) as exc:

@@ -21,6 +21,7 @@ from .bundle import BUNDLE_MAX_ABS, split_bundle
 from .checkpoint import CheckpointError, read_checkpoint
 from .config import NodeConfig, load_config
 from .datasets import HEART_ZERO_IS_MISSING, Schema, node_schema
+from .grouping import GroupModels
 from .models import build_model, load_numpy_state
 from .portable import ARRAYS_FILE, FORMAT, SPEC_FILE, VERSION, PortableModel
 from .preprocess import Scaler
@@ -77,6 +78,9 @@ class TrainedModel:
             raise RunError(f"{folder}: no checkpoint yet (the node has not finished a round)")
         try:
             weights, stats = split_bundle(ckpt.tensors)
+            if (groups := GroupModels.of(weights)) is not None:  # a grouped swarm: this node's group's model
+                saved = run.read_grouping(task)
+                weights = groups.copy(weights, saved[1] if saved else 0)
         except (ValueError, CheckpointError) as exc:
             raise RunError(f"{folder}: the checkpoint is not a model bundle ({exc})") from None
         return cls(config, node_schema(config.data), weights, Scaler.from_stats(stats), ckpt.round, folder)

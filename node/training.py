@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import warmup
+
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
@@ -76,6 +78,7 @@ def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, 
                          f"weight_decay={weight_decay}")
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need matching, non-empty x and y, got {len(x)} and {len(y)} rows")
+    warmup.finish()  # the optimiser imports torch._dynamo: not while the warm-up thread does
     started = time.perf_counter()
     xt = _tensor_x(x)
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))

@@ -34,12 +34,28 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    second one 17 bytes): twice the length prefixes, AEAD calls and socket reads per frame.
    Fix: cap Yamux frames at one Noise message (``MAX_MESSAGE_SIZE = 65519``). Blob
    throughput on loopback went from about 72 to 95 MB/s (python -m scripts.bench.p2p).
+8. ``YamuxStream.write`` waits for send credit by polling the window every 10 ms. A blob
+   sender exhausts the 256 KiB window in a few ms, so it slept most of the time (blob
+   throughput 15-30 MB/s). Fix: ``send_window`` becomes a property that wakes the waiting
+   writer the moment a WINDOW_UPDATE raises it; the writer also stops copying each frame's
+   payload out of the caller's buffer before joining it to the header.
+9. The Noise transport reads each message with two socket reads (its 2-byte length, then
+   its body), each a trio checkpoint and a system call, and ``read_exactly`` copies even
+   a read that returned everything at once. Fix: the transport reader keeps a buffer
+   refilled up to ``NOISE_RECV_BYTES`` a read (several messages a system call; bounded, as
+   it is filled only while a whole message is missing), and ``read_exactly`` returns a
+   complete first read as it is. Only the transport reader buffers: the handshake reader
+   must not read past its last message. ``SecureSession`` kept the rest of a message in a
+   BytesIO (two more copies of every Yamux frame body): it now keeps the bytes and an offset.
+   And a bulk ``YamuxStream.write`` seals up to ``WRITE_BATCH_FRAMES`` frames and sends them
+   with one socket write, under the connection's write lock that orders Noise messages.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import struct
 import logging
 import os
 import time
@@ -48,7 +64,13 @@ from typing import Any
 
 import trio
 from libp2p.peer.id import ID
+from libp2p.io import msgio as _msgio
+from libp2p.io.exceptions import IncompleteReadError
+from libp2p.io.utils import DEFAULT_RETRY_READ_COUNT
 from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH as _NOISE_MAX_PLAINTEXT
+from libp2p.security.noise.io import SIZE_NOISE_MESSAGE_LEN, NoisePacketReadWriter, NoiseTransportReadWriter
+from libp2p.security.secure_session import SecureSession
+from libp2p.stream_muxer.exceptions import MuxedStreamError
 from libp2p.stream_muxer.yamux import yamux as _yamux
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pb import rpc_pb2
@@ -69,7 +91,16 @@ ORIGINALS: dict[str, Any] = {
     "yamux._yamux_release_on_read": _yamux._yamux_release_on_read,
     "maybe_consume_signed_record": _pubsub.maybe_consume_signed_record,
     "yamux.MAX_MESSAGE_SIZE": _yamux.MAX_MESSAGE_SIZE,
+    "YamuxStream.write": _yamux.YamuxStream.write,
+    "read_exactly": _yamux.read_exactly,
+    "NoiseTransportReadWriter.__init__": NoiseTransportReadWriter.__init__,
+    "SecureSession._fill": SecureSession._fill,
+    "SecureSession._drain": SecureSession._drain,
 }
+#: Modules that call ``read_exactly`` through their own global name.
+_READ_EXACTLY_CALLERS = (_yamux, _msgio)
+#: Upper bound of one socket read of the Noise transport reader.
+NOISE_RECV_BYTES = 256 * 2**10
 #: Modules that call ``maybe_consume_signed_record`` through their own global name.
 _RECORD_CALLERS = (_pubsub, _gossipsub, _floodsub)
 #: How long identical record bytes from a peer are trusted without a new signature check
@@ -77,6 +108,14 @@ _RECORD_CALLERS = (_pubsub, _gossipsub, _floodsub)
 RECORD_RECHECK_S = 600.0
 _accepted_records: "weakref.WeakKeyDictionary[Any, dict[ID, tuple[bytes, float]]]" = weakref.WeakKeyDictionary()
 _LOCK_ATTR = "_medswarm_write_lock"
+_CREDIT_ATTR = "_medswarm_send_window"
+_CREDIT_EVENT_ATTR = "_medswarm_credit_event"
+#: How long a writer waits for send credit before giving up (the library's own limit).
+SEND_CREDIT_TIMEOUT_S = 5.0
+#: Yamux frames a bulk write seals and sends with one socket write.
+WRITE_BATCH_FRAMES = 4
+#: A writer waiting for credit re-checks this often whether its stream was closed meanwhile.
+CLOSED_RECHECK_S = 0.05
 _applied = False
 
 
@@ -97,6 +136,13 @@ def apply() -> None:
     if "PY_YAMUX_RELEASE_ON_READ" not in os.environ:
         _yamux._yamux_release_on_read = lambda: False
     _yamux.MAX_MESSAGE_SIZE = min(_yamux.MAX_MESSAGE_SIZE, _NOISE_MAX_PLAINTEXT)
+    _yamux.YamuxStream.send_window = property(_send_window, _set_send_window)  # type: ignore[assignment]
+    _yamux.YamuxStream.write = _credit_waiting_write  # type: ignore[method-assign]
+    for module in _READ_EXACTLY_CALLERS:
+        module.read_exactly = _read_exactly  # type: ignore[attr-defined]
+    NoiseTransportReadWriter.__init__ = _buffered_transport_init  # type: ignore[method-assign]
+    SecureSession._fill = _keep_rest  # type: ignore[method-assign]
+    SecureSession._drain = _take_from_rest  # type: ignore[method-assign]
     for module in _RECORD_CALLERS:
         module.maybe_consume_signed_record = _cached_consume_signed_record  # type: ignore[attr-defined]
     _applied = True
@@ -181,3 +227,143 @@ def _cached_consume_signed_record(msg: rpc_pb2.RPC, host: Any, peer_id: ID) -> b
     else:
         accepted.pop(peer_id, None)
     return ok
+
+
+def _send_window(stream: Any) -> int:
+    return stream.__dict__.get(_CREDIT_ATTR, 0)
+
+
+def _set_send_window(stream: Any, value: int) -> None:
+    grew = value > stream.__dict__.get(_CREDIT_ATTR, 0)
+    stream.__dict__[_CREDIT_ATTR] = value
+    if grew and (event := stream.__dict__.pop(_CREDIT_EVENT_ATTR, None)) is not None:
+        event.set()
+
+
+async def _await_send_credit(stream: Any) -> None:
+    """Return once ``stream`` has send credit or is closed; MuxedStreamError after the timeout."""
+    with trio.move_on_after(SEND_CREDIT_TIMEOUT_S):
+        while True:
+            # The event exists before the check, so credit granted after it wakes us.
+            event = stream.__dict__.setdefault(_CREDIT_EVENT_ATTR, trio.Event())
+            if stream.send_window > 0 or stream.closed:
+                return
+            with trio.move_on_after(CLOSED_RECHECK_S):
+                await event.wait()
+    raise MuxedStreamError("Timed out waiting for window update after 5 seconds.")
+
+
+@functools.wraps(ORIGINALS["YamuxStream.write"])
+async def _credit_waiting_write(self: Any, data: bytes) -> None:
+    view = memoryview(data).cast("B")
+    total, sent = len(view), 0
+    payload_max = _yamux.MAX_MESSAGE_SIZE - _yamux.HEADER_SIZE
+    while sent < total:
+        size = 0
+        async with self.rw_lock.write_lock():
+            if self.send_closed:
+                raise MuxedStreamError("Stream is closed for sending")
+            async with self.window_lock:
+                if self.closed:
+                    raise MuxedStreamError("Stream is closed")
+                size = min(self.send_window, WRITE_BATCH_FRAMES * payload_max, total - sent)
+                if size > 0:
+                    self.send_window -= size
+        if size <= 0:
+            await _await_send_credit(self)
+            continue
+        frames = []
+        for start in range(sent, sent + size, payload_max):
+            piece = view[start : min(start + payload_max, sent + size)]
+            header = struct.pack(_yamux.YAMUX_HEADER_FORMAT, 0, _yamux.TYPE_DATA, 0, self.stream_id, len(piece))
+            frames.append(b"".join((header, piece)))
+        await _write_frames(self.conn, frames)
+        sent += size
+
+
+async def _write_frames(conn: Any, frames: list[bytes]) -> None:
+    """Yamux frames in order; over Noise, sealed one message each and sent in one socket write."""
+    session = getattr(getattr(conn, "secured_conn", None), "conn", None)
+    whole = all(len(frame) <= _NOISE_MAX_PLAINTEXT for frame in frames)  # else write_msg splits them
+    if len(frames) == 1 or not whole or not isinstance(session, NoiseTransportReadWriter):
+        for frame in frames:
+            await conn._write_frame(frame)
+        return
+    # Yamux's connection-wide write lock is what orders Noise messages (and their nonces) on
+    # the wire; holding it across the batch keeps every other writer's frames whole.
+    async with conn._write_lock:
+        wire = []
+        for frame in frames:
+            sealed = session.encrypt(frame)
+            wire += (len(sealed).to_bytes(SIZE_NOISE_MESSAGE_LEN, "big"), sealed)
+        await session.read_writer.read_write_closer.write(b"".join(wire))
+    await trio.lowlevel.checkpoint()
+
+
+async def _read_exactly(reader: Any, n: int, retry_count: int = DEFAULT_RETRY_READ_COUNT) -> bytes:
+    data = await reader.read(n)
+    if len(data) == n:
+        return data
+    buffer = bytearray(data)
+    for _ in range(retry_count):
+        if len(buffer) >= n:
+            break
+        buffer.extend(await reader.read(n - len(buffer)))
+    if len(buffer) < n:
+        raise IncompleteReadError(
+            f"Connection closed during read operation: expected {n} bytes but received {len(buffer)} bytes",
+            expected_bytes=n, received_bytes=len(buffer),
+        )
+    return bytes(buffer)
+
+
+class _BufferedNoisePackets(NoisePacketReadWriter):
+    """Noise transport messages (2-byte big-endian length + body) cut from a read buffer."""
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        self._pending = bytearray()
+
+    async def read_msg(self) -> bytes:
+        pending = self._pending
+        await self._fill(SIZE_NOISE_MESSAGE_LEN)
+        end = SIZE_NOISE_MESSAGE_LEN + int.from_bytes(pending[:SIZE_NOISE_MESSAGE_LEN], "big")
+        await self._fill(end)
+        with memoryview(pending) as view:
+            msg = bytes(view[SIZE_NOISE_MESSAGE_LEN:end])
+        del pending[:end]
+        return msg
+
+    async def _fill(self, need: int) -> None:
+        """Read until at least ``need`` bytes are buffered; IncompleteReadError at EOF."""
+        while len(self._pending) < need:
+            chunk = await self.read_write_closer.read(NOISE_RECV_BYTES)
+            if not chunk:
+                raise IncompleteReadError(
+                    f"Connection closed during read operation: expected {need} bytes but "
+                    f"received {len(self._pending)} bytes",
+                    expected_bytes=need, received_bytes=len(self._pending),
+                )
+            self._pending.extend(chunk)
+
+
+@functools.wraps(ORIGINALS["NoiseTransportReadWriter.__init__"])
+def _buffered_transport_init(self: NoiseTransportReadWriter, conn: Any, noise_state: Any) -> None:
+    ORIGINALS["NoiseTransportReadWriter.__init__"](self, conn, noise_state)
+    self.read_writer = _BufferedNoisePackets(conn)
+
+
+_REST_ATTR = "_medswarm_rest"
+
+
+def _keep_rest(self: SecureSession, msg: bytes) -> None:
+    setattr(self, _REST_ATTR, (msg, 0))
+
+
+def _take_from_rest(self: SecureSession, n: int | None) -> bytes:
+    msg, start = getattr(self, _REST_ATTR, (b"", 0))
+    end = len(msg) if n is None else min(len(msg), start + n)
+    if start >= end:
+        return b""
+    setattr(self, _REST_ATTR, (msg, end) if end < len(msg) else (b"", 0))
+    return msg if start == 0 and end == len(msg) else msg[start:end]

@@ -19,15 +19,14 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import trio
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF
 
-from Crypto.Hash import keccak
-
-from p2p.codec import digest as keccak_digest
+from p2p.codec import digest as keccak_digest, keccak256
 
 __all__ = [
     "PROTOCOL_ID", "BadResponse", "BlobServer", "BlobTooLarge", "DigestMismatch", "FetchError",
@@ -43,6 +42,9 @@ OK, NOT_FOUND, BAD_REQUEST, REFUSED, NOT_RELEASED = 0, 1, 2, 3, 4
 WRITE_CHUNK = 1 * 2**20
 #: Upper bound of one ``stream.read`` call on the fetching side.
 READ_CHUNK = 4 * 2**20
+#: The fetcher hands received bytes to the hashing thread in pieces of at least this size
+#: (smaller pieces cost more in hand-overs than they overlap).
+HASH_PIECE = 256 * 2**10
 
 logger = logging.getLogger(__name__)
 
@@ -97,15 +99,21 @@ class _EOF(Exception):
     pass
 
 
-async def _read_exactly(
-    stream: Any, n: int, max_chunk: int, on_chunk: Callable[[bytes], Any] | None = None
-) -> bytearray:
-    """Read exactly ``n`` bytes (each read bounded by ``max_chunk``); _EOF if the stream ends.
-
-    ``on_chunk`` sees every piece as it arrives (the fetcher hashes while the bytes are
-    still in cache, instead of a second pass over the whole blob).
-    """
+async def _read_exactly(stream: Any, n: int, max_chunk: int) -> bytearray:
+    """Read exactly ``n`` bytes (each read bounded by ``max_chunk``); _EOF if the stream ends."""
     buf = bytearray(n)
+    await _read_into(stream, buf, max_chunk)
+    return buf
+
+
+async def _read_into(
+    stream: Any, buf: bytearray, max_chunk: int, on_progress: Callable[[int], Any] | None = None
+) -> None:
+    """Fill ``buf`` from the stream (each read bounded by ``max_chunk``); _EOF if the stream ends.
+
+    ``on_progress`` is told after every read how many leading bytes of ``buf`` are final.
+    """
+    n = len(buf)
     view = memoryview(buf)
     got = 0
     while got < n:
@@ -120,9 +128,45 @@ async def _read_exactly(
             raise _EOF(f"read returned {size} bytes, asked for at most {n - got}")
         view[got : got + size] = chunk
         got += size
-        if on_chunk is not None:
-            on_chunk(chunk)
-    return buf
+        if on_progress is not None:
+            on_progress(got)
+
+
+class _BehindHasher:
+    """keccak256 of a buffer as it fills, computed in a worker thread one piece behind the
+    reader: keccak releases the GIL, so verification overlaps with the event loop receiving
+    and decrypting the next frames instead of adding its time to the fetch.
+
+    One worker thread for the process keeps each hasher's pieces in order (FIFO) and bounds the
+    CPU that concurrent fetches spend on hashing to one core.
+    """
+
+    _worker: ThreadPoolExecutor | None = None
+
+    def __init__(self, buffer: memoryview) -> None:
+        self._buffer = buffer
+        self._hasher = keccak256()
+        self._hashed = 0
+        self._last: Future[None] | None = None
+
+    @classmethod
+    def _pool(cls) -> ThreadPoolExecutor:
+        if cls._worker is None:
+            cls._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blob-keccak")
+        return cls._worker
+
+    def received(self, upto: int) -> None:
+        """Bytes ``[0, upto)`` of the buffer are final; hash them once a piece has gathered."""
+        if upto - self._hashed >= HASH_PIECE or upto == len(self._buffer):
+            piece = self._buffer[self._hashed : upto]
+            self._last = self._pool().submit(self._hasher.update, piece)
+            self._hashed = upto
+
+    async def hexdigest(self) -> str:
+        """The digest of the whole buffer, once every piece is hashed."""
+        if self._last is not None:
+            await trio.to_thread.run_sync(self._last.result, abandon_on_cancel=True)
+        return self._hasher.hexdigest()
 
 
 async def read_blob(stream: Any, digest: str, max_bytes: int) -> bytes:
@@ -148,15 +192,16 @@ async def read_blob(stream: Any, digest: str, max_bytes: int) -> bytes:
         raise BadResponse(f"unknown status {status}")
     if length > max_bytes:
         raise BlobTooLarge(f"peer announced {length} bytes for {digest}, limit is {max_bytes}")
-    hasher = keccak.new(digest_bits=256)
+    buf = bytearray(length)
+    hasher = _BehindHasher(memoryview(buf))
     try:
-        data = await _read_exactly(stream, length, READ_CHUNK, hasher.update)
+        await _read_into(stream, buf, READ_CHUNK, hasher.received)
     except _EOF as exc:
         raise BadResponse(f"truncated blob: {exc}") from None
-    got = "0x" + hasher.hexdigest()
+    got = "0x" + await hasher.hexdigest()
     if got != digest:
         raise DigestMismatch(f"asked for {digest}, received {length} bytes hashing to {got}")
-    return bytes(data)
+    return bytes(buf)
 
 
 class BlobServer:

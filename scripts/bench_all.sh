@@ -20,13 +20,15 @@ start=$(date +%s)
 "$PY" -m scripts.bench.chainreads --out "$OUT" --runs "$RUNS/chainreads" "$@"
 "$PY" -m scripts.bench.scenarios --out "$OUT" --runs "$RUNS/scenarios" "$@"
 "$PY" -m scripts.bench.privacy --out "$OUT" "$@"
+"$PY" -m scripts.bench.transport --out "$OUT" --runs "$RUNS/transport" "$@"
+"$PY" -m scripts.bench.startup --out "$OUT" --runs "$RUNS/startup" "$@"
 secs=$(( $(date +%s) - start ))
 {
   echo "# MedSwarm benchmarks"
   echo
   echo "Reproduce: \`scripts/bench_all.sh $*\` (whole suite: ${secs} s on $(nproc) CPUs, $(date -u +%Y-%m-%d))."
   echo
-  for part in learning quality systems robustness contribution incentives compression sampling chainreads scenarios privacy; do
+  for part in learning quality systems robustness contribution incentives compression sampling chainreads scenarios privacy transport startup; do
     sed 's/^# /## /; s/^## /### /' "$OUT/$part.md" | sed '1s/^### /## /'
     echo
   done

@@ -7,7 +7,11 @@ morphology presets; it needs no download. Each hospital gets 3-second lead-I seg
     0 sinus rhythm (SR), 1 atrial fibrillation (AFIB), 2 anterior STEMI, 3 LBBB, 4 LAHB
 
 Non-IID like real sites: hospital i's class mix is a seeded Dirichlet(alpha) draw, and its noise
-level rises with its index (a clean cardiology lab to a noisy ambulance feed). Two framings share
+level rises with its index (a clean cardiology lab to a noisy ambulance feed). The "sites" mixes
+(`site_mix`) give two kinds of hospital instead, alternating by index: rhythm clinics (mostly sinus
+rhythm, atrial fibrillation, LAHB) and chest-pain units (mostly sinus rhythm, STEMI, LBBB); each
+sees the other kind's classes only rarely (a few segments each), the strongly non-IID split on
+which grouping similar sites is measured. Two framings share
 the segments: "ecg_rhythm" keeps the five classes, "ecg_anomaly" is normal (SR) against abnormal
 (every other class), the anomaly-detection task of peer-to-peer ECG monitoring.
 
@@ -45,6 +49,9 @@ VALIDATION_PER_CLASS = 40
 NOISE_RANGE = (0.2, 1.4)  # noise multiplier of the first and the last hospital
 VALIDATION_NOISE = 0.8
 GENERATOR_VERSION = 1  # bump when the generation changes: it keys the cache
+# The two kinds of hospital of the "sites" mixes: each kind's main classes, in equal shares
+SITE_KINDS: tuple[tuple[int, ...], ...] = ((0, 1, 4), (0, 2, 3))
+SITE_RARE_SHARE = 0.08  # share of a site's rows that a seeded Dirichlet(1) spreads over all classes
 
 
 @contextmanager
@@ -102,24 +109,45 @@ def hospital_mix(index: int, n_hospitals: int, alpha: float, seed: int) -> np.nd
     return np.random.default_rng([seed, 52391, index]).dirichlet(np.full(len(CLASSES), alpha))
 
 
+def site_mix(index: int, n_hospitals: int, alpha: float, seed: int) -> np.ndarray:
+    """Hospital `index`'s class shares in the "sites" mixes: its kind's main classes (kind =
+    index modulo the number of kinds) in Dirichlet(alpha x 1) shares, plus SITE_RARE_SHARE
+    spread over every class by a seeded Dirichlet(1) draw."""
+    if not 0 <= index < n_hospitals:
+        raise ValueError(f"hospital index must be 0..{n_hospitals - 1}, got {index}")
+    if not alpha > 0:
+        raise ValueError(f"alpha must be positive, got {alpha}")
+    rng = np.random.default_rng([seed, 40813, index])
+    main = SITE_KINDS[index % len(SITE_KINDS)]
+    mix = SITE_RARE_SHARE * rng.dirichlet(np.ones(len(CLASSES)))
+    mix[list(main)] += (1.0 - SITE_RARE_SHARE) * rng.dirichlet(np.full(len(main), alpha))
+    return mix
+
+
+MIXES = {"dirichlet": hospital_mix, "sites": site_mix}
+
+
 def hospital_noise(index: int, n_hospitals: int) -> float:
     lo, hi = NOISE_RANGE
     return lo if n_hospitals == 1 else lo + (hi - lo) * index / (n_hospitals - 1)
 
 
 def hospital_segments(index: int, n_hospitals: int, alpha: float = 0.5, seed: int = 0,
-                      rows: int = ROWS_PER_HOSPITAL) -> tuple[np.ndarray, np.ndarray]:
+                      rows: int = ROWS_PER_HOSPITAL, mixes: str = "dirichlet") -> tuple[np.ndarray, np.ndarray]:
     """All segments of one hospital (x float32 (rows, SEGMENT), y int64 five-class labels).
 
     Every class present gets at least 4 segments, so each one shows up on both sides of a
-    stratified train/test split; the rest follow the hospital's Dirichlet mix.
+    stratified train/test split; the rest follow the hospital's mix (`MIXES[mixes]`).
     """
-    mix = hospital_mix(index, n_hospitals, alpha, seed)
+    if mixes not in MIXES:
+        raise ValueError(f"unknown ECG class mixes {mixes!r}; expected one of {tuple(MIXES)}")
+    mix = MIXES[mixes](index, n_hospitals, alpha, seed)
     counts = np.floor(mix * rows).astype(int)
     counts[(counts > 0) & (counts < 4)] = 4
     counts[int(np.argmax(mix))] += max(0, rows - int(counts.sum()))
     noise = hospital_noise(index, n_hospitals)
-    key = f"ecg-v{GENERATOR_VERSION}-h{index}of{n_hospitals}-a{alpha:g}-s{seed}-r{rows}"
+    kind = "" if mixes == "dirichlet" else f"-{mixes}"
+    key = f"ecg-v{GENERATOR_VERSION}{kind}-h{index}of{n_hospitals}-a{alpha:g}-s{seed}-r{rows}"
     arrays = cached_arrays(key, lambda: _segments(counts, noise, [seed, 7213, index]))
     return arrays["x"], arrays["y"]
 

@@ -26,6 +26,7 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -62,6 +63,12 @@ def bench_arguments(doc: str | None, runs: str, quick: str) -> argparse.Argument
     ap.add_argument("--runs", default=runs, help="where the swarm runs keep their node folders")
     ap.add_argument("--quick", action="store_true", help=quick)
     return ap
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine() -> dict[str, Any]:

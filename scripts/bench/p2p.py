@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -94,26 +96,34 @@ def tcp_throughput(size: int, repeats: int, *, zero_copy: bool) -> float:
         proc.wait()
 
 
-async def p2p_throughput(tmp: Path, sizes: list[int], repeats: int) -> dict[int, float]:
+@asynccontextmanager
+async def serving_peer(tmp: Path, sizes: list[int]) -> AsyncIterator[tuple[SwarmHost, Peer]]:
+    """A host in this process, connected to a peer process that serves blobs of ``sizes``
+    (one fetch done already, so connection set-up is not timed)."""
     server = Peer(tmp / "server.key", serve=sizes, name="server", quiet=True)
     try:
         host = SwarmHost(HostConfig(key_file=tmp / "client.key"), name="client")
         async with host.run():
             await host.connect(server.addr)
             await host.fetch(server.peer_id, server.ready["digests"][str(sizes[0])])  # warm-up
-            results: dict[int, float] = {}
-            for size in sizes:
-                dg = server.ready["digests"][str(size)]
-                best = 0.0
-                for _ in range(repeats):
-                    t0 = time.perf_counter()
-                    data = await host.fetch(server.peer_id, dg)
-                    best = max(best, size / (time.perf_counter() - t0))
-                    assert len(data) == size
-                results[size] = best
-            return results
+            yield host, server
     finally:
         server.stop()
+
+
+async def p2p_throughput(tmp: Path, sizes: list[int], repeats: int) -> dict[int, float]:
+    async with serving_peer(tmp, sizes) as (host, server):
+        results: dict[int, float] = {}
+        for size in sizes:
+            dg = server.ready["digests"][str(size)]
+            best = 0.0
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                data = await host.fetch(server.peer_id, dg)
+                best = max(best, size / (time.perf_counter() - t0))
+                assert len(data) == size
+            results[size] = best
+        return results
 
 
 def latency(tmp: Path, n: int, rounds: int, settle: float = 2.0, interval: float = 1.0) -> dict[str, float]:

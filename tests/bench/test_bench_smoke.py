@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -172,3 +174,23 @@ def test_bench_privacy_quick(tmp_path: Path) -> None:
         assert _prob(heart["3"][key]["mean"]) and _prob(heart["inf"][key]["mean"])
     assert 0 < heart["3"]["max_epsilon_spent"] <= 3.0 and heart["inf"]["max_epsilon_spent"] == 0.0
     assert (out / "privacy.png").stat().st_size > 0
+
+
+def test_bench_transport_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.transport", tmp_path)
+    data = json.loads((out / "transport.json").read_text())
+    (row,) = data["rows"]
+    assert row["size_mib"] == 1 and row["p2p_MBps"] > 0 and row["tcp_MBps"] > 0
+    assert math.isclose(row["ratio"], row["p2p_MBps_all"][0] / row["tcp_MBps_all"][0])
+    assert data["crypto_Bps"]["keccak256"] > 0 and data["crypto_Bps"]["chacha20poly1305_decrypt"] > 0
+
+
+@pytest.mark.anvil
+def test_bench_startup_quick(tmp_path: Path) -> None:
+    out = _run("scripts.bench.startup", tmp_path)
+    data = json.loads((out / "startup.json").read_text())
+    assert [s["node"] for s in data["starts"]] == ["cleveland", "hungary"]
+    for start in data["starts"]:  # ready comes before round 1 ends, in wall and in CPU time
+        assert 0 < start["ready_s"] < start["round1_s"] and 0 < start["ready_cpu_s"] <= start["round1_cpu_s"]
+        assert start["round1_train_s"] > 0
+    assert data["imports"]["process_s"] > 0 and "torch" in data["imports"]["by_package_s"]

@@ -33,3 +33,29 @@ def test_evaluation_layer_scenario_runs_as_processes_on_anvil(tmp_path: Path, ca
         assert summary["rounds"] == 2 and 0.0 <= summary["test_accuracy"] <= 1.0
         log = (out / name / "node.log").read_text()
         assert "validation-set digest" not in log  # the task named this node's published set
+
+
+@pytest.mark.anvil
+@pytest.mark.slow
+def test_grouped_scenario_runs_as_processes_on_anvil(tmp_path: Path, capsys) -> None:
+    """Four hospital processes group themselves by their round-1 updates, each the same way (the
+    two kinds of hospital), train one model per group from round 2, and still agree on one swarm
+    state (every group's model) and one score vector: every round is credited on chain."""
+    anvil_or_skip()
+    out = tmp_path / "run"
+    code = main(["swarm", "--scenario", "ecg-groups", "--rounds", "2", "--round-timeout", "30", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["audit_ok"] is True
+    assert report["rounds"] == {"credited": [1, 2]}, report["rounds"]  # no split: the groups vote alike
+    rows = {r["name"]: r for r in report["nodes"]}
+    assert all(r["finished"] for r in rows.values())
+    assert {n: tuple(r["group"]) for n, r in rows.items()} == {
+        "node0": ("node0", "node2"), "node2": ("node0", "node2"),
+        "node1": ("node1", "node3"), "node3": ("node1", "node3")}
+    assert rows["node0"]["model_digest"] == rows["node2"]["model_digest"] != rows["node1"]["model_digest"]
+    assert rows["node1"]["model_digest"] == rows["node3"]["model_digest"]
+    states = {(out / n / "checkpoint.bin").read_bytes() for n in rows}
+    assert len(states) == 1  # the state every node attested holds both groups' models
+    assert "groups (from round 1's updates, one model each): node0, node2 | node1, node3" in printed

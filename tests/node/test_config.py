@@ -51,6 +51,9 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["swarm.exchange_all_up_to=256"], "swarm.exchange_all_up_to: must lie in 1..255"),
     (["swarm.partners=-1"], "swarm.partners: must lie in 0..63"),
     (["swarm.partners=64"], "swarm.partners: must lie in 0..63"),
+    (["swarm.groups=0"], "swarm.groups: must be positive"),
+    (["swarm.groups=65"], "swarm.groups: at most 64"),
+    (["swarm.groups=2", "swarm.rounds=1"], "swarm.groups: groups form from round 1's updates"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):

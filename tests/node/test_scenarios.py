@@ -127,3 +127,16 @@ def test_the_report_shows_personalised_accuracy_when_nodes_have_it() -> None:
     table = report(row("subject4", 0.75), row("subject5", 0.95)).table()
     assert "personalised (output layer fine-tuned on own rows): subject4 75.0%, subject5 95.0%; mean 85.0%" in table
     assert "personalised" not in report(row("a", None)).table()
+
+
+def test_site_mixes_alternate_two_kinds_of_hospital() -> None:
+    """ecg_sites: even hospitals are rhythm clinics, odd ones chest-pain units; each holds the other
+    kind's classes only within the rare share, and every class at least a little."""
+    for i in range(4):
+        mix = ecg.site_mix(i, 4, 1.0, seed=3)
+        rare = [c for c in range(len(ecg.CLASSES)) if c not in ecg.SITE_KINDS[i % 2]]
+        assert mix.sum() == pytest.approx(1.0) and np.all(mix > 0)
+        assert mix[rare].sum() <= ecg.SITE_RARE_SHARE + 1e-12
+    assert np.array_equal(ecg.site_mix(1, 4, 1.0, seed=3), ecg.site_mix(1, 4, 1.0, seed=3))
+    with pytest.raises(ValueError):
+        ecg.hospital_segments(0, 4, mixes="clusters")

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import trio
+import trio.testing
 from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
@@ -236,3 +237,171 @@ def test_a_yamux_frame_fits_one_noise_message(tmp, monkeypatch: pytest.MonkeyPat
     assert split_frames(unpatched) >= 15  # nearly every 64 KiB frame went out as two messages
     assert split_frames(patched) == 0
     assert sum(1 for n in patched if n == NOISE_MAX) == len(blob) // (NOISE_MAX - yamux.HEADER_SIZE)
+
+
+class _FrameSink:
+    """Stands in for a Yamux connection: records the frames a stream writes."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    async def _write_frame(self, data: bytes) -> None:
+        self.frames.append(bytes(data))
+
+
+def test_a_writer_waiting_for_send_credit_wakes_when_the_window_opens() -> None:
+    async def frames_written_once_credit_arrives(write) -> list[bytes]:
+        sink = _FrameSink()
+        stream = yamux.YamuxStream(1, sink, True)
+        stream.send_window = 0
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write, stream, b"x" * 100)
+            await trio.testing.wait_all_tasks_blocked()
+            stream.send_window += 100  # what handle_incoming does with a WINDOW_UPDATE
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        return sink.frames
+
+    # The clock stands still, so a writer that polls on a timer never sees the credit.
+    library = trio.run(frames_written_once_credit_arrives, ORIGINALS["YamuxStream.write"], clock=trio.testing.MockClock())
+    assert library == []
+    frames = trio.run(frames_written_once_credit_arrives, yamux.YamuxStream.write, clock=trio.testing.MockClock())
+    assert len(frames) == 1 and frames[0][yamux.HEADER_SIZE:] == b"x" * 100
+
+
+def test_a_writer_without_credit_gives_up_after_the_timeout() -> None:
+    async def main() -> None:
+        stream = yamux.YamuxStream(1, _FrameSink(), True)
+        stream.send_window = 0
+        with pytest.raises(yamux.MuxedStreamError, match="window update"):
+            await stream.write(b"x")
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+class _Pieces:
+    """A reader that returns queued pieces (b"" once they run out: the peer closed)."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = list(pieces)
+        self.reads = 0
+
+    async def read(self, n: int | None = None) -> bytes:
+        self.reads += 1
+        if not self.pieces:
+            return b""
+        piece = self.pieces.pop(0)
+        if n is not None and len(piece) > n:
+            piece, rest = piece[:n], piece[n:]
+            self.pieces.insert(0, rest)
+        return piece
+
+
+def test_read_exactly_returns_a_complete_read_as_is_and_assembles_partial_ones() -> None:
+    async def main() -> None:
+        whole = os.urandom(1000)
+        assert await yamux.read_exactly(_Pieces(whole), 1000) is whole  # no copy
+        assert await yamux.read_exactly(_Pieces(whole[:10], whole[10:600], whole[600:]), 1000) == whole
+        with pytest.raises(yamux.IncompleteReadError) as info:
+            await yamux.read_exactly(_Pieces(whole[:300]), 1000)
+        assert (info.value.expected_bytes, info.value.received_bytes) == (1000, 300)
+
+    trio.run(main)
+
+
+def _noise_packet(body: bytes) -> bytes:
+    return len(body).to_bytes(2, "big") + body
+
+
+def test_noise_transport_reads_several_messages_a_socket_read() -> None:
+    bodies = [os.urandom(n) for n in (0, 70, 65535, 5)]
+    wire = b"".join(map(_noise_packet, bodies))
+
+    async def main() -> None:
+        conn = _Pieces(wire[:40_000], wire[40_000:])
+        reader = NoiseTransportReadWriter(conn, noise_state=None).read_writer
+        assert [await reader.read_msg() for _ in bodies] == bodies
+        assert conn.reads == 2  # the library: two reads a message, eight here
+        for cut in (1, 50):  # the peer closes inside the length prefix / inside the body
+            partial = _Pieces(_noise_packet(b"y" * 100)[:cut])
+            with pytest.raises(yamux.IncompleteReadError) as info:
+                await NoiseTransportReadWriter(partial, noise_state=None).read_writer.read_msg()
+            assert info.value.received_bytes == cut
+        with pytest.raises(yamux.IncompleteReadError) as clean:
+            await NoiseTransportReadWriter(_Pieces(), noise_state=None).read_writer.read_msg()
+        assert clean.value.is_clean_close
+
+    trio.run(main)
+
+
+def test_the_noise_handshake_reader_does_not_read_ahead() -> None:
+    # Bytes after the handshake's last message belong to the transport reader built next.
+    from libp2p.security.noise.io import NoiseHandshakeReadWriter
+
+    async def main() -> None:
+        conn = _Pieces(_noise_packet(b"hello") + b"transport bytes")
+        reader = NoiseHandshakeReadWriter(conn, noise_state=None).read_writer
+        assert await reader.read_msg() == b"hello"
+        assert conn.pieces == [b"transport bytes"]
+
+    trio.run(main)
+
+
+class _RawSink:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+class _Sealer:
+    """Stands in for the Noise cipher state: any deterministic, length-changing transform will do."""
+
+    def encrypt(self, data: bytes) -> bytes:
+        return bytes(b ^ 0x5A for b in data) + b"tag"
+
+
+def test_a_bulk_write_is_sealed_frame_by_frame_and_sent_in_one_socket_write() -> None:
+    data = os.urandom(3 * 65507 + 100)
+
+    async def wire(batched: bool) -> list[bytes]:
+        raw = _RawSink()
+        noise = NoiseTransportReadWriter(raw, noise_state=_Sealer())
+        session = SimpleNamespace(conn=noise, write=noise.write_msg)
+        conn = SimpleNamespace(secured_conn=session, _write_lock=trio.Lock())
+
+        async def one_by_one(frame: bytes) -> None:  # the library's path: one Noise write a frame
+            await session.write(frame)
+
+        conn._write_frame = one_by_one
+        stream = yamux.YamuxStream(3, conn, True)
+        stream.send_window = len(data) if batched else 0
+        if not batched:
+            stream.send_window = 65507  # one frame of credit at a time: no batching possible
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stream.write, data)
+                while len(raw.writes) < 4:
+                    await trio.testing.wait_all_tasks_blocked()
+                    stream.send_window += 65507
+        else:
+            await stream.write(data)
+        return raw.writes
+
+    single = trio.run(wire, False)
+    batched = trio.run(wire, True)
+    assert len(single) == 4 and len(batched) == 1
+    assert batched[0] == b"".join(single)  # the same bytes on the wire, in the same order
+
+
+def test_a_secure_session_hands_out_the_rest_of_a_message_without_copying_it_twice() -> None:
+    from libp2p.security.secure_session import SecureSession
+
+    session = SecureSession.__new__(SecureSession)
+    body = os.urandom(1000)
+    session._fill(body)
+    assert session._drain(10) == body[:10]
+    assert session._drain(None) == body[10:]
+    assert session._drain(5) == b""
+    session._fill(body)
+    assert session._drain(5000) is body  # a whole message goes out as it came in
