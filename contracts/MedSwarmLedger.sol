@@ -61,6 +61,10 @@ pragma solidity ^0.8.28;
 ///   (PrivacyBudgetExceeded) or below what the member reported before (EpsilonDecreased). The
 ///   contract cannot check that a node's training really spent what it reports: the record is
 ///   the node's signed, public claim, which auditors compare with the task's terms.
+/// - Exchange terms: the task fixes at creation how members exchange updates (ExchangeTerms: the
+///   wire codec, the fraction a sparse codec keeps, and above which swarm size each member merges
+///   with a few drawn partners instead of everyone). The contract only records them; nodes read
+///   them with taskTerms and refuse to join with other settings.
 /// - Pull payments, checks-effects-interactions and a (transient) reentrancy guard on every
 ///   function that sends ETH. Every state change emits one event carrying enough data to rebuild
 ///   the history from logs alone (slot indices map to addresses through MemberRegistered).
@@ -131,6 +135,19 @@ contract MedSwarmLedger {
         uint8 accountant;
     }
 
+    /// @notice How a task's members exchange updates, fixed at creation.
+    /// @param codec the updates' wire codec (0 f32, 1 f16, 2 q8, 3 sparse16, 4 ternary)
+    /// @param compressionBps the share of entries a sparse codec (3, 4) keeps, in basis points
+    /// (1..10000); 0 for the dense codecs
+    /// @param exchangeAllUpTo up to this many training members every member merges every update
+    /// @param partners above it, how many drawn peers each member merges with (0: ceil(log2 n))
+    struct ExchangeTerms {
+        uint8 codec;
+        uint16 compressionBps;
+        uint8 exchangeAllUpTo;
+        uint8 partners;
+    }
+
     struct MemberInfo {
         uint8 index;
         bool registered;
@@ -156,9 +173,13 @@ contract MedSwarmLedger {
         // slot 3
         uint128 settledReceived; // received at the last dust claim
         uint128 dustClaimed;
-        // slot 4
+        // slot 4 (the exchange terms fill the rest of the stake's slot: no extra slot to write)
         uint96 stake;
         uint96 slash;
+        uint8 codec;
+        uint16 compressionBps;
+        uint8 exchangeAllUpTo;
+        uint8 partners;
         // slot 5
         bytes32 validationDigest;
         // slots 6..13: eight uint32 contributions per word (slot j: word j / 8, bits 32 * (j % 8))
@@ -253,6 +274,10 @@ contract MedSwarmLedger {
     /// @notice A task's differential-privacy terms, fixed at creation (see PrivacyTerms).
     event PrivacyTermsSet(
         uint256 indexed taskId, uint32 epsilonMilli, uint64 deltaE18, uint32 noiseMilli, uint32 clipMilli, uint8 accountant
+    );
+    /// @notice A task's exchange terms, fixed at creation (see ExchangeTerms).
+    event ExchangeTermsSet(
+        uint256 indexed taskId, uint8 codec, uint16 compressionBps, uint8 exchangeAllUpTo, uint8 partners
     );
     /// @notice A round was finalized.
     /// @param status CREDITED, BELOW_QUORUM or SPLIT
@@ -423,6 +448,9 @@ contract MedSwarmLedger {
     /// @notice Privacy terms out of range (delta >= 1, an unknown accountant, or DP parameters
     /// without a budget).
     error InvalidPrivacyTerms();
+    /// @notice Exchange terms out of range (an unknown codec, a sparse codec without a kept share
+    /// in 1..10000 basis points, a dense codec with one, or more partners than MAX_MEMBERS - 1).
+    error InvalidExchangeTerms();
 
     modifier onlyAdmin() {
         if (msg.sender != admin) revert NotAdmin(msg.sender);
@@ -487,6 +515,7 @@ contract MedSwarmLedger {
     /// as the referee in rounds it does not commit in
     /// @param validationDigest keccak256 of the validation set the sponsor publishes (zero: none)
     /// @param privacy the task's privacy budget and DP-SGD parameters (all zero: none)
+    /// @param exchange the updates' codec and who merges with whom (see ExchangeTerms)
     /// @return taskId the new task's id (ids start at 1)
     function createTask(
         uint16 quorum,
@@ -496,7 +525,8 @@ contract MedSwarmLedger {
         uint96 slash,
         address referee,
         bytes32 validationDigest,
-        PrivacyTerms calldata privacy
+        PrivacyTerms calldata privacy,
+        ExchangeTerms calldata exchange
     ) external onlyAdmin returns (uint256 taskId) {
         if (quorum == 0 || quorum > MAX_MEMBERS) revert InvalidQuorum(quorum);
         if (roundDuration == 0) revert InvalidRoundDuration(roundDuration);
@@ -505,6 +535,7 @@ contract MedSwarmLedger {
             privacy.deltaE18 >= 1e18 || privacy.accountant > 1
                 || (privacy.epsilonMilli == 0 && (privacy.deltaE18 | privacy.noiseMilli | privacy.clipMilli) != 0)
         ) revert InvalidPrivacyTerms();
+        _checkExchange(exchange);
         taskId = ++taskCount;
         Task storage t = _tasks[taskId];
         t.quorum = uint8(quorum);
@@ -513,9 +544,14 @@ contract MedSwarmLedger {
         t.staked = stake != 0;
         t.stake = stake;
         t.slash = slash;
+        t.codec = exchange.codec;
+        t.compressionBps = exchange.compressionBps;
+        t.exchangeAllUpTo = exchange.exchangeAllUpTo;
+        t.partners = exchange.partners;
         t.validationDigest = validationDigest;
         t.modelId = modelId;
         _announce(taskId, t);
+        emit ExchangeTermsSet(taskId, exchange.codec, exchange.compressionBps, exchange.exchangeAllUpTo, exchange.partners);
         if (privacy.epsilonMilli != 0) {
             t.privacy = privacy;
             emit PrivacyTermsSet(
@@ -853,13 +889,22 @@ contract MedSwarmLedger {
     /// @return referee the node whose vote decides (address(0): none)
     /// @return validationDigest keccak256 of the sponsor's validation set (zero: none)
     /// @return slashedTotal wei slashed into the pool so far
+    /// @return exchange the updates' codec and who merges with whom, fixed at creation
     function taskTerms(uint256 taskId)
         external
         view
-        returns (uint256 stake, uint256 slash, address referee, bytes32 validationDigest, uint256 slashedTotal)
+        returns (
+            uint256 stake,
+            uint256 slash,
+            address referee,
+            bytes32 validationDigest,
+            uint256 slashedTotal,
+            ExchangeTerms memory exchange
+        )
     {
         Task storage t = _task(taskId);
-        return (t.stake, t.slash, t.referee, t.validationDigest, t.slashedTotal);
+        exchange = ExchangeTerms(t.codec, t.compressionBps, t.exchangeAllUpTo, t.partners);
+        return (t.stake, t.slash, t.referee, t.validationDigest, t.slashedTotal, exchange);
     }
 
     /// @notice A round's state, while its round words are kept (the last RING rounds or so).
@@ -1217,6 +1262,15 @@ contract MedSwarmLedger {
     }
 
     /// @dev Emits TaskCreated from storage (createTask has too many parameters for the stack).
+    /// @dev Reverts InvalidExchangeTerms unless the codec is known and a kept share goes with
+    /// exactly the sparse codecs (3 sparse16, 4 ternary).
+    function _checkExchange(ExchangeTerms calldata e) private pure {
+        bool sparse = e.codec == 3 || e.codec == 4;
+        if (
+            e.codec > 4 || e.compressionBps > 10000 || sparse != (e.compressionBps != 0) || e.partners >= MAX_MEMBERS
+        ) revert InvalidExchangeTerms();
+    }
+
     function _announce(uint256 taskId, Task storage t) private {
         emit TaskCreated(taskId, t.quorum, t.roundDuration, t.stake, t.slash, t.referee, t.validationDigest, t.modelId);
     }

@@ -89,6 +89,7 @@ class TaskHistory:
     referee: str | None = None
     validation_digest: str | None = None
     privacy: dict[str, int] | None = None  # the PrivacyTermsSet event's terms (None: no DP budget)
+    exchange: tuple[int, ...] = ()  # the ExchangeTermsSet event's terms
     epsilons: dict[str, int] = field(default_factory=dict)  # member -> latest cumulative milli-epsilon
     fundings: list[tuple[str, int]] = field(default_factory=list)
     pool: int = 0  # funding plus slashed stake
@@ -291,6 +292,10 @@ class _Rebuild:
         self.tasks[a["taskId"]].privacy = {k: a[k] for k in ("epsilonMilli", "deltaE18", "noiseMilli", "clipMilli",
                                                                "accountant")}
 
+    def on_ExchangeTermsSet(self, a: Any) -> None:
+        self.tasks[a["taskId"]].exchange = tuple(a[k] for k in ("codec", "compressionBps", "exchangeAllUpTo",
+                                                                "partners"))
+
     def on_Committed(self, a: Any) -> None:
         self._commit(a["taskId"], a["round"], a["member"], a["digest"], a["epsilonMilli"])
         self.check(f"slot of {a['member']}", self.slots.get(a["index"]), a["member"])
@@ -444,12 +449,13 @@ def _cross_check(rb: _Rebuild, w3: Web3, contract: Any) -> int:
     expected_balance = 0
     for t, th in rb.tasks.items():
         q, dur, pool, revenue, total, closed, paid, dust_claimed, model = f.taskInfo(t).call()
-        stake, slash, referee, validation, slashed = f.taskTerms(t).call()
+        stake, slash, referee, validation, slashed, exchange = f.taskTerms(t).call()
         check(f"task {t} parameters", (th.quorum, th.round_duration, th.model_id, th.stake, th.slash),
               (q, dur, model, stake, slash))
         terms = tuple((th.privacy or {}).get(k, 0) for k in ("epsilonMilli", "deltaE18", "noiseMilli", "clipMilli",
                                                               "accountant"))
         check(f"task {t} privacy terms", terms, tuple(f.privacyTerms(t).call()))
+        check(f"task {t} exchange terms", th.exchange, tuple(exchange))
         check(f"task {t} accounts", (th.pool, th.revenue, th.total, th.closed, sum(th.withdrawals.values()),
                                      th.dust_claimed, th.slashed),
               (pool, revenue, total, closed, paid, dust_claimed, slashed))

@@ -18,7 +18,7 @@ from typing import Sequence
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from incentive.ledger import Ledger, PrivacyTerms
+from incentive.ledger import ExchangeTerms, Ledger, PrivacyTerms
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class TaskPlan:
     referee: str | None = None  # the sponsor's scoring node, whose vote decides
     validation_digest: str | None = None  # keccak256 of the validation set the sponsor publishes
     privacy: PrivacyTerms | None = None  # the DP budget and parameters every commit is held to
+    exchange: ExchangeTerms = ExchangeTerms()  # the updates' codec and who merges with whom
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def deploy_ledger(
     if task is not None:
         task_id = ledger.create_task(quorum=task.quorum, model_id=task.model_id, round_duration=task.round_duration,
                                      stake=task.stake, slash=task.slash, referee=task.referee,
-                                     validation_digest=task.validation_digest, privacy=task.privacy)
+                                     validation_digest=task.validation_digest, privacy=task.privacy,
+                                     exchange=task.exchange)
         if task.fund:
             (ledger.with_account(sponsor) if sponsor else ledger).fund(task_id, task.fund)
         logger.info("task %d opened on %s with a pool of %d wei", task_id, ledger.address, task.fund)

@@ -245,6 +245,11 @@ class InvalidPrivacyTerms(ContractError):
     """Privacy terms out of range (delta >= 1, an unknown accountant, or DP parameters without a budget)."""
 
 
+class InvalidExchangeTerms(ContractError):
+    """Exchange terms out of range (an unknown codec, a sparse codec without a kept share, a dense one
+    with a share, or 64 partners or more)."""
+
+
 ERROR_CLASSES: dict[str, type[ContractError]] = {cls.error: cls for cls in ContractError.__subclasses__()}
 
 _ERROR_STRING = bytes.fromhex("08c379a0")

@@ -136,6 +136,35 @@ class PrivacyTerms:
         return cls(eps / 1000, delta / 10**18, noise / 1000, clip / 1000, ACCOUNTANT_CODES[accountant])
 
 
+CODEC_NAMES = ("f32", "f16", "q8", "sparse16", "ternary")  # ExchangeTerms.codec, as p2p.codec numbers them
+SPARSE_CODECS = ("sparse16", "ternary")  # the codecs that keep a share of the entries
+ALL_TO_ALL_DEFAULT = 16
+
+
+@dataclass(frozen=True)
+class ExchangeTerms:
+    """How a task's members exchange updates, as fixed on chain: the wire codec, the share of
+    entries a sparse codec keeps, and above which number of training members each one merges
+    with `partners` drawn peers (0: ceil(log2 n)) instead of with everyone."""
+
+    codec: str = "f32"
+    compression_fraction: float = 0.0  # sparse codecs only, (0, 1]; 0 for the dense ones
+    exchange_all_up_to: int = ALL_TO_ALL_DEFAULT
+    partners: int = 0
+
+    def encode(self) -> tuple[int, int, int, int]:
+        """The contract's ExchangeTerms tuple (the share in basis points)."""
+        if self.codec not in CODEC_NAMES:
+            raise ValueError(f"unknown codec {self.codec!r}; expected one of {CODEC_NAMES}")
+        return (CODEC_NAMES.index(self.codec), round(self.compression_fraction * 10000), self.exchange_all_up_to,
+                self.partners)
+
+    @classmethod
+    def decode(cls, raw: Sequence[int]) -> "ExchangeTerms":
+        codec, bps, all_up_to, partners = (int(v) for v in raw)
+        return cls(CODEC_NAMES[codec], bps / 10000, all_up_to, partners)
+
+
 @dataclass(frozen=True)
 class TaskInfo:
     """A task's parameters and accounts."""
@@ -156,6 +185,7 @@ class TaskInfo:
     validation_digest: str | None = None
     revenue: int = 0
     privacy: PrivacyTerms | None = None  # the task's DP budget (None: none)
+    exchange: ExchangeTerms = ExchangeTerms()  # the updates' codec and who merges with whom
 
 
 def _hex32(digest: str | bytes) -> bytes:
@@ -448,15 +478,17 @@ class Ledger:
         referee: str | None = None,
         validation_digest: str | None = None,
         privacy: PrivacyTerms | None = None,
+        exchange: ExchangeTerms = ExchangeTerms(),
     ) -> int:
         """Create a task; returns its id. `stake` (wei each member bonds, 0: none), `slash` (wei
         per offence), `referee` (the sponsor's scoring node, whose vote decides),
-        `validation_digest` (keccak256 of the published validation set) and `privacy` (the DP
-        budget every commit is checked against) are optional."""
+        `validation_digest` (keccak256 of the published validation set), `privacy` (the DP
+        budget every commit is checked against) and `exchange` (codec and partner draws; default
+        float32, all-to-all up to 16 members) are optional."""
         referee_address = "0x" + "00" * 20 if referee is None else to_checksum_address(referee)
         terms = (0, 0, 0, 0, 0) if privacy is None else privacy.encode()
         receipt = self.transact("createTask", quorum, model_id, round_duration, stake, slash, referee_address,
-                                _model32(validation_digest), terms)
+                                _model32(validation_digest), terms, exchange.encode())
         return int(self._event(receipt, "TaskCreated")["taskId"])
 
     def close_task(self, task_id: int) -> None:
@@ -576,6 +608,12 @@ class Ledger:
         """{member: digest ("0x" + 64 lowercase hex)} committed in a round, in commit order (from events)."""
         return {ev["args"]["member"]: _hex(ev["args"]["digest"]) for ev in self._commit_events(task_id, round)}
 
+    def round_opening_block(self, task_id: int, round: int) -> str | None:
+        """Hash ("0x" + 64 hex) of the block holding the round's first commit; None while nobody
+        committed. Public, and fixed once the round opens (partner draws are seeded with it)."""
+        events = self._commit_events(task_id, round)
+        return _hex(events[0]["blockHash"]) if events else None
+
     def epsilons(self, task_id: int, round: int) -> dict[str, float]:
         """{member: cumulative epsilon} each committer of a round reported with its commit (from events)."""
         return {ev["args"]["member"]: ev["args"]["epsilonMilli"] / 1000 for ev in self._commit_events(task_id, round)}
@@ -688,12 +726,12 @@ class Ledger:
     def task(self, task_id: int) -> TaskInfo:
         """A task's parameters and accounts."""
         q, dur, pool, revenue, total, closed, paid, dust_claimed, model = self._call("taskInfo", task_id)
-        stake, slash, referee, validation, _slashed = self._call("taskTerms", task_id)
+        stake, slash, referee, validation, _slashed, exchange = self._call("taskTerms", task_id)
         unclaimed, _claimed = self._call("dust", task_id)
         info = TaskInfo(task_id, q, model, dur, pool, total, closed, unclaimed, paid, dust_claimed, stake, slash,
                         None if int(referee, 16) == 0 else to_checksum_address(referee),
                         None if validation == bytes(32) else _hex(validation), revenue,
-                        PrivacyTerms.decode(self._call("privacyTerms", task_id)))
+                        PrivacyTerms.decode(self._call("privacyTerms", task_id)), ExchangeTerms.decode(exchange))
         self._tasks[task_id] = info
         return info
 

@@ -204,7 +204,7 @@ class ChainDuties:
                           r, len(state.committers), r + 1)
         return state.deadline + (state.deadline - state.start)
 
-    def round_done(self, r: int, committed: bool, scores: dict[str, int], model: str) -> None:
+    def round_done(self, r: int, committed: bool, scores: dict[str, int], model: str | None) -> None:
         """Round r is merged into `model`: the vote (vector and attestation) waits for the next
         commit (the chain takes votes only from the round's committers); round r - 1 may now be
         finalized, if its last vote did not already do it."""

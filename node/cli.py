@@ -175,14 +175,16 @@ def _deploy(args: argparse.Namespace) -> int:
     from incentive.deploy import TaskPlan, deploy_ledger, read_members
     from incentive.errors import LedgerError
     from incentive.keys import KeyFileError, load_key
-    from incentive.ledger import PrivacyTerms
+    from incentive.ledger import ExchangeTerms, PrivacyTerms
 
     setup_logging("deploy", logging.DEBUG if args.verbose else logging.WARNING)
     privacy = None if not args.epsilon else PrivacyTerms(args.epsilon, args.delta, args.noise_multiplier,
                                                          args.max_grad_norm, args.accountant)
     task = None if args.no_task else TaskPlan(args.quorum, args.model_id, args.round_duration, args.fund,
                                               stake=args.stake, slash=args.slash, referee=args.referee,
-                                              validation_digest=args.validation_digest, privacy=privacy)
+                                              validation_digest=args.validation_digest, privacy=privacy,
+                                              exchange=ExchangeTerms(args.codec, args.compression_fraction,
+                                                                     args.exchange_all_up_to, args.partners))
     try:  # MembersFileError is a ValueError, as are web3's complaints about an address
         w3 = connect(args.rpc)
         admin = Account.from_key(dev_keys(w3, 1)[0]) if args.dev_admin else load_key(args.admin_key)
@@ -329,6 +331,14 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
     deploy.add_argument("--noise-multiplier", type=float, default=0.0, help="least DP-SGD noise (0: node calibrates)")
     deploy.add_argument("--max-grad-norm", type=float, default=0.0, help="largest clipping norm (0: node's choice)")
     deploy.add_argument("--accountant", choices=("rdp", "prv"), default="rdp")
+    deploy.add_argument("--codec", default="f32", help="the updates' wire codec, fixed for the task: f32, f16, q8, "
+                                                       "sparse16 or ternary (the nodes' swarm.codec/compression must "
+                                                       "give it)")
+    deploy.add_argument("--compression-fraction", type=float, default=0.0,
+                        help="share of entries the sparse codecs (sparse16, ternary) keep; 0 for the dense ones")
+    deploy.add_argument("--exchange-all-up-to", type=int, default=16,
+                        help="up to this many members everyone merges every update; above, drawn partners")
+    deploy.add_argument("--partners", type=int, default=0, help="partners per member above that (0: ceil(log2 n))")
     deploy.add_argument("--no-task", action="store_true", help="deploy and register only")
     deploy.add_argument("--out", type=Path, help="write {address, task_id, chain_id, ...} as JSON here")
     deploy.set_defaults(func=_deploy)

@@ -93,6 +93,8 @@ class SwarmConfig:
     privacy: str = "none"  # the update pipeline's privacy stage (node.pipeline.PRIVACY)
     compression: str = "none"  # the update pipeline's compression stage (node.pipeline.COMPRESSION)
     compression_fraction: float = 0.01  # topk | ternary: share of each tensor's entries sent per round
+    exchange_all_up_to: int = 16  # up to this many training members every node merges every update...
+    partners: int = 0  # ...above it, each merges with this many chain-drawn peers (0: ceil(log2 n))
     seed: int = 0  # shared by every node: the initial model
     attack: str = "none"  # a hostile behaviour from node.attacks, for robustness experiments only
     attack_factor: float = 100.0
@@ -308,6 +310,11 @@ def _check_ranges(config: NodeConfig) -> None:
         # coordinate-wise rule keeps a coordinate only where most nodes sent it: learning stalls.
         raise ConfigError(f"swarm.compression: {config.swarm.compression} updates need a merge rule that keeps "
                           f"whole vectors (geomedian or mean), not {config.swarm.merge}")
+    # Both are fixed in the task's terms on chain, as uint8 (node.terms); 64 members at most.
+    if not 1 <= config.swarm.exchange_all_up_to <= 255:
+        raise ConfigError("swarm.exchange_all_up_to: must lie in 1..255 (a number of members)")
+    if not 0 <= config.swarm.partners <= 63:
+        raise ConfigError("swarm.partners: must lie in 0..63 (0: ceil(log2 n) partners)")
     if config.swarm.groups > 64:
         raise ConfigError("swarm.groups: at most 64 (a ledger has at most 64 members)")
     if config.swarm.groups > 1 and config.swarm.rounds < 2:

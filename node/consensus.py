@@ -125,6 +125,6 @@ class ModelConsensus:
             fetched = await self._exchange.fetch_accepted(announced[pid], self._updates,
                                                           retry_until=trio.current_time() + LATE_FETCH_SECONDS)
             if fetched is not None:
-                self._exchange.relay("update", r, fetched[0], announced[pid].digest)
+                self._exchange.relay("update", r, fetched[0], announced[pid].digest, pid)
                 late.append(fetched[1])
         return late

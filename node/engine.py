@@ -13,6 +13,11 @@ state it attests holds every group's, so the chain's consensus works as for one 
 score vector still covers every committed update. Before round 1 the swarm agrees on input scaling from shared sums and counts; a
 node that starts late or restarts adopts the newest model a majority attested on chain. The
 pieces live next door: `pipeline`, `exchange`, `chainduties`, `consensus`, `records`, `rundir`.
+
+Above `swarm.exchange_all_up_to` training members the swarm is sampled (`node.sampled`): each
+node collects and merges only its chain-drawn partners' updates, publishes its partners' scores,
+votes the vector every node assembles from those sheets, and attests no model (models differ per
+node, so there is no swarm model to rejoin).
 """
 
 from __future__ import annotations
@@ -53,9 +58,11 @@ from .pipeline import COMPRESSION, PRIVACY, BlobIntake, Outgoing, Rejected, Upda
 from .preprocess import STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, Recorder
 from .swarmopt import optimizer_by_name
+from .terms import exchange_conflict, exchange_terms
 from .referee import referee_rounds
 from .reveal import RevealRule
 from .rundir import RunFolder
+from .sampled import SCORES, PartnerDraws, assemble, encode_sheet, sampled_fanout, sheet_intake
 
 GROUPING_ROUND = 1  # swarm.groups > 1: the members are grouped by this round's updates
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
@@ -65,6 +72,9 @@ ATTESTATION_POLL_SECONDS = 0.5
 # connected: the node processes of one launch come up seconds apart on a loaded machine, and
 # one that misses the statistics pools a different scaling until the first round's consensus.
 STARTUP_SHARE = 0.25
+# Sampled swarm: how long after the round's deadline to wait for the committers' score sheets
+# (each comes right after its author's merge; the author's collection ends by the deadline).
+SHEET_WAIT_SHARE = 0.25
 
 
 class NodeError(RuntimeError):
@@ -106,6 +116,9 @@ class SwarmNode:
         self._previous: MergeRecord | None = None  # the merge before `_merged`, the scores' basis
         self._flagged: dict[int, set[str]] = {}  # the last two scored rounds -> the senders flagged
         self._swarm_ahead = False  # a model past round 0 is attested on chain: catch up, do not pool
+        self.fanout: int | None = None  # partners per node in a sampled swarm (None: all-to-all)
+        self.draws = PartnerDraws(lambda r: self.duties.read(
+            f"read round {r}'s opening block", partial(ledger.round_opening_block, self.task, r)), self.task)
         self.grouping: Grouping | None = None  # swarm.groups > 1: the groups, from round GROUPING_ROUND's updates
         # swarm.groups > 1: the state is every group's model (node.grouping), `weights` all of them
         self.group_models = GroupModels(config.swarm.groups) if config.swarm.groups > 1 else None
@@ -119,9 +132,11 @@ class SwarmNode:
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
         self.commitments = CommitmentBook(lambda r: self.duties.read(
             f"read round {r} commitments", partial(ledger.commitments, self.task, r)))
-        self.reveal = RevealRule(self.duties.round_state, lambda: self.members, self.log, lambda: self.referee)
+        self.reveal = RevealRule(self.duties.round_state, lambda: self.members, self.log, lambda: self.referee,
+                                 drew=self._drew)
         self.exchange = Exchange(host, self.inbox, config.p2p.swarm, self._trainers, self.log, max_blob,
-                                 release_for=lambda kind, r: self.reveal.for_round(r) if kind == "update" else None)
+                                 release_for=lambda kind, r, author: self.reveal.for_round(r, author)
+                                 if kind == "update" else None)
         swarm = config.swarm
         self.pipeline = UpdatePipeline(learner.shapes, max_blob, swarm.codec, self._committed,
                                        privacy=stage_by_name(PRIVACY, swarm.privacy),
@@ -129,6 +144,7 @@ class SwarmNode:
                                                                  fraction=swarm.compression_fraction))
         self.stats_intake = BlobIntake(stats_shapes(n), max_blob, lambda ann, t: FeatureStats.from_tensors(t),
                                        max_abs=STATS_MAX_ABS)
+        self.sheets: BlobIntake[dict[str, int]] | None = None  # a sampled swarm's score sheets
         model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t,
                                                        max_abs=BUNDLE_MAX_ABS)
         self.behaviour = behaviour_by_name(swarm.attack, swarm.attack_factor)
@@ -183,6 +199,20 @@ class SwarmNode:
                       task.round_duration, self.pipeline.describe())
         if (conflict := privacy_conflict(task.privacy, self.learner.dp)) is not None:
             raise NodeError(f"task {self.task}: {conflict}")
+        if (conflict := exchange_conflict(task.exchange, exchange_terms(self.config.swarm))) is not None:
+            raise NodeError(f"task {self.task}: {conflict}")
+        trainers = len(self._trainers())
+        self.fanout = sampled_fanout(trainers, task.exchange.exchange_all_up_to, task.exchange.partners)
+        if self.fanout is not None and self.config.swarm.groups > 1:
+            raise NodeError(f"task {self.task}: a sampled swarm ({trainers} members) cannot also form groups "
+                            f"(swarm.groups = {self.config.swarm.groups}): no node sees every member's update")
+        if self.fanout is not None and self.referee:
+            raise NodeError(f"task {self.task}: a sampled swarm ({trainers} members, all-to-all up to "
+                            f"{task.exchange.exchange_all_up_to}) cannot have a referee: it sees no one set of updates")
+        if self.fanout is not None:
+            self.sheets = sheet_intake(self._addresses(), self._sheet_from_committer)
+            self.log.info("sampled exchange: %d training members (all-to-all up to %d): each merges with %d "
+                          "chain-drawn partners a round", trainers, task.exchange.exchange_all_up_to, self.fanout)
         if (dp := self.learner.dp) is not None:
             mine = self.ledger.account.address
             reported = await self.duties.read("read this node's epsilon", partial(self.ledger.epsilon_of, self.task, mine))
@@ -362,6 +392,57 @@ class SwarmNode:
             self.reveal.note_committed(ann.round, address)
         return on_chain
 
+    # ------------------------------------------------------------------ the sampled swarm (node.sampled)
+
+    def _addresses(self) -> list[str]:
+        """The training members' addresses (lower case, sorted): who is drawn, and a sheet's lanes."""
+        return sorted(m.address.lower() for m in self._trainers().values())
+
+    def _peer_of(self) -> dict[str, str]:
+        return {m.address.lower(): pid for pid, m in self.members.items()}
+
+    async def _drawn(self, r: int, of: str = "", by: str = "") -> set[str]:
+        """Peer ids: the partners member `of` (address) merges in round r, or the members that
+        drew member `by`; empty while round r is not open."""
+        draw = await self.draws.draw(r, self._addresses(), self.fanout or 0)
+        if draw is None:
+            return set()
+        peer = self._peer_of()
+        chosen = draw.partners.get(of, ()) if of else draw.receivers(by)
+        return {peer[a] for a in chosen if a in peer}
+
+    async def _drew(self, r: int, asker: str, author: str) -> bool:
+        """Whether `asker` merges `author`'s round-r update (always, in an all-to-all swarm)."""
+        if self.fanout is None:
+            return True
+        asking = self.members.get(asker)
+        return asking is not None and author in await self._drawn(r, of=asking.address.lower())
+
+    async def _sheet_from_committer(self, ann: Announcement) -> None:
+        """Only a member that committed the round may report on its partners."""
+        if await self.commitments.digest(ann.round, self.members[ann.sender].address) is None:
+            raise Rejected(f"a round {ann.round} score sheet from a member without a round {ann.round} commitment")
+
+    async def _sampled_vote(self, r: int, local: dict[str, int], deadline: float) -> dict[str, int]:
+        """Publish this node's partners' lanes of `local` and return the vector assembled from every
+        committer's sheet (peer id -> score or FLAGGED)."""
+        assert self.sheets is not None
+        me = self.ledger.account.address.lower()
+        partners = await self._drawn(r, of=me)
+        address = {pid: m.address.lower() for pid, m in self.members.items()}
+        mine = {address[p]: v for p, v in local.items() if p in partners}
+        until = deadline + SHEET_WAIT_SHARE * self.round_duration
+        await self.exchange.announce(SCORES, r, encode_sheet(mine, self._addresses()), 0, "f32", until=until)
+        # Every member still taking part is waited for, not only those that committed so far: a
+        # slower one may commit after this node's collection began, and its sheet counts too.
+        sheets = await self.exchange.collect(SCORES, r, self.sheets, until, self._awaited(r, quiet=True))
+        committers = {a.lower() for a in (await self.duties.round_state(r)).committers}
+        peer = self._peer_of()
+        draw = await self.draws.draw(r, self._addresses(), self.fanout or 0)
+        assert draw is not None  # this node committed: the round is open
+        vector = assemble(draw, {address[p]: s for p, s in sheets.items()} | {me: mine}, committers)
+        return {peer[a]: v for a, v in vector.items() if a in peer}
+
     # ------------------------------------------------------------------ one round
 
     async def _run_round(self, r: int) -> None:
@@ -380,10 +461,14 @@ class SwarmNode:
             committed = (out is not None and self.behaviour.commits
                          and await self.duties.commit(r, out.digest, epsilon, with_vote=not hold))
         deadline = await self.duties.round_deadline(r, self.round_duration)
+        me = self.ledger.account.address.lower()
+        sampled = self.fanout is not None
         if out is not None and (committed or not self.behaviour.commits):
             with timer("share"):
+                # In a sampled swarm only the members that drew this node fetch its update.
+                wanted = frozenset(await self._drawn(r, by=me)) if sampled else None
                 await self.exchange.announce("update", r, out.blob, out.update.samples, self.pipeline.codec,
-                                             until=deadline)
+                                             until=deadline, wanted_by=wanted)
             if not self.behaviour.serves:
                 self.host.unserve(out.digest)
         with timer("collect"):
@@ -392,12 +477,16 @@ class SwarmNode:
             # closed: it collects nothing now, and the next round's rejoin (missed updates, or
             # the model a majority attested) brings it back to the swarm's model.
             received = {}
+            partners = await self._drawn(r, of=me) if sampled else None
             if committed:
-                received = await self.exchange.collect("update", r, self.pipeline, deadline, self._awaited(r),
-                                                       grace=cfg.absent_wait * self.round_duration)
+                awaited = self._awaited(r) if partners is None else self._awaited(r) & partners
+                received = await self.exchange.collect("update", r, self.pipeline, deadline, awaited,
+                                                       grace=cfg.absent_wait * self.round_duration, senders=partners)
         self._last_heard.update({p: r for p in received})
+        if sampled:  # a member this node did not draw is alive when it announced its update
+            self._last_heard.update({p: r for p in self.inbox.get("update", r) if p in self.peers})
         updates = ([out.update] if committed else []) + [received[k] for k in sorted(received)]
-        if len(updates) < self.quorum:
+        if len(updates) < self.quorum and not sampled:
             self.log.warning("round %d: %d update(s), below the task's quorum of %d: merged anyway, "
                              "but the chain credits nobody for this round", r, len(updates), self.quorum)
         with timer("merge"):
@@ -413,17 +502,21 @@ class SwarmNode:
         self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
             scores = await trio.to_thread.run_sync(self._vote, self._merged)
+            if sampled and committed:
+                scores = await self._sampled_vote(r, scores, deadline)
         self.round = r
         with timer("checkpoint"):
             bundle_blob = self._checkpoint()
-            self.duties.round_done(r, committed, scores, digest(bundle_blob))
+            # a sampled swarm has no one model to attest: each node's differs (zero attestation)
+            self.duties.round_done(r, committed, scores, None if sampled else digest(bundle_blob))
             if r == cfg.rounds:  # no next commit will carry the attestation: the settling needs it now
                 self.duties.flush()
             await self.exchange.announce("model", r, bundle_blob, self.learner.announced_samples, "f32")
-        report = self.recorder.round(r, self._own(self.weights), committed, len(received), len(self.peers), scores, timer)
+        report = self.recorder.round(r, self._own(self.weights), committed, received,
+                                     len(self.peers) if partners is None else len(partners), scores, timer)
         self.log.info(report.line(cfg.rounds))
 
-    def _awaited(self, r: int) -> set[str]:
+    def _awaited(self, r: int, quiet: bool = False) -> set[str]:
         """Peers waited for in round r: those heard from within the last `absent_after` rounds.
 
         A member that died, never started or commits without serving would otherwise hold every
@@ -438,7 +531,7 @@ class SwarmNode:
         awaited = {p for p in self.peers
                    if p in alive and r - self._last_heard.get(p, self._first_round - 1) <= window}
         gone = sorted(set(self.peers) - awaited)
-        if gone:
+        if gone and not quiet:
             self.log.info("round %d: not waiting for %s (no update merged for %d rounds, or never heard from)",
                           r, ", ".join(map(self._name, gone)), window)
         return awaited
@@ -449,8 +542,11 @@ class SwarmNode:
         Nothing to do while every peer announces our model. Otherwise first redo the merge with
         any update committed on chain for round r that this node missed but can still fetch from
         a peer; then, if a majority of r's committers attested a different model on chain, adopt
-        that one. Attestations still on their way are polled for until `until`.
+        that one. Attestations still on their way are polled for until `until`. A sampled swarm
+        has no swarm model: nothing to do.
         """
+        if self.fanout is not None:
+            return
         ours = self.exchange.latest_offer("model")
         if r < 1 or ours is None or ours.round != r:
             return
@@ -474,9 +570,10 @@ class SwarmNode:
     async def _model_disputed(self, r: int) -> bool:
         """More peers announced one other round-r model than hold ours (this node included): ours
         is likely the odd one out, to be re-merged or replaced by the majority's. Waits a little
-        (`absent_wait` of the round) for the models of the peers whose round-r updates it merged."""
+        (`absent_wait` of the round) for the models of the peers whose round-r updates it merged.
+        Never in a sampled swarm: every node's model is its own."""
         ours = self.exchange.latest_offer("model")
-        if r < 1 or ours is None or ours.round != r or self._merged is None:
+        if self.fanout is not None or r < 1 or ours is None or ours.round != r or self._merged is None:
             return False
         merged_from = {u.sender for u in self._merged.updates} - {self.host.peer_id}
         await self.inbox.wait_until(lambda: merged_from <= set(self.inbox.get("model", r)),
@@ -517,6 +614,8 @@ class SwarmNode:
         deadline (a peer still collecting finishes by then). While some peer announced a final
         model other than ours, it keeps serving ours a little longer: that peer may need it.
         """
+        if self.fanout is not None:  # no swarm model to join (node.sampled)
+            return
         r = self.round
         state = await self.duties.round_state(r)
         committers = {a.lower() for a in state.committers}

@@ -25,8 +25,8 @@ from .inbox import Inbox
 from .pipeline import BlobIntake, Rejected
 
 T = TypeVar("T")
-# Who may have a blob of (kind, round) yet; None = every member (see node.reveal).
-ReleaseFor = Callable[[str, int], Release | None]
+# Who may have a blob of (kind, round, the peer id of its author) yet; None = every member (node.reveal).
+ReleaseFor = Callable[[str, int, str], Release | None]
 
 # Gossip has no history for late subscribers and can lose a message, so a node re-publishes an
 # update or statistics announcement until every peer has fetched the blob or the round is over.
@@ -47,13 +47,14 @@ class Offer:
 
     ann: Announcement
     until: float  # trio time; after it no peer can still use the blob in its round
+    wanted_by: frozenset[str] | None = None  # the peers that will fetch it (None: every peer)
 
 
 class Exchange:
     """Offers this node's blobs and fetches its peers' (one per node, on the node's trio loop)."""
 
     def __init__(self, host: SwarmHost, inbox: Inbox, swarm: str, members: Callable[[], dict[str, Member]],
-                 log: logging.LoggerAdapter, max_blob: int, release_for: ReleaseFor = lambda kind, r: None) -> None:
+                 log: logging.LoggerAdapter, max_blob: int, release_for: ReleaseFor = lambda kind, r, owner: None) -> None:
         self.host = host
         self.inbox = inbox
         self.swarm = swarm
@@ -79,17 +80,18 @@ class Exchange:
         return offers[-1].ann if offers else None
 
     async def announce(self, kind: str, round_no: int, blob: bytes, samples: int, codec: str,
-                       until: float = math.inf) -> str:
-        """Serve `blob`, announce it, and keep offering it until `until` (see `reannounce_forever`).
+                       until: float = math.inf, wanted_by: frozenset[str] | None = None) -> str:
+        """Serve `blob`, announce it, and keep offering it until `until` while one of `wanted_by`
+        (default: every peer) lacks it (see `reannounce_forever`).
 
         The previous blob of each kind stays served and offered too: a slow peer may still be
         fetching last round's update when this node has moved on.
         """
-        blob_digest = self.host.serve(blob, release=self._release_for(kind, round_no))
+        blob_digest = self.host.serve(blob, release=self._release_for(kind, round_no, self.host.peer_id))
         ann = Announcement(swarm=self.swarm, round=round_no, kind=kind, digest=blob_digest,
                            size=len(blob), samples=samples, codec=codec, sender=self.host.peer_id)
         offers = self.offers.setdefault(kind, [])
-        offers.append(Offer(ann, until))
+        offers.append(Offer(ann, until, wanted_by))
         while len(offers) > 2:
             self._release(offers.pop(0).ann.digest)
         await self.host.publish(ann)
@@ -107,7 +109,8 @@ class Exchange:
                     if kind == "model":  # the newest only, now and then
                         due = offer is offers[-1] and ticks % MODEL_REANNOUNCE_TICKS == 0
                     else:
-                        due = now <= offer.until and bool(set(self.peers) - self.host.fetched_by(offer.ann.digest))
+                        wanting = set(self.peers) if offer.wanted_by is None else offer.wanted_by
+                        due = now <= offer.until and bool(wanting - self.host.fetched_by(offer.ann.digest))
                     if due:
                         await self.host.publish(offer.ann)
 
@@ -178,7 +181,7 @@ class Exchange:
 
     async def collect(self, kind: str, round_no: int, intake: BlobIntake[T], deadline: float,
                       awaited: set[str] | Callable[[], set[str]] | None = None, grace: float = 0.0,
-                      stop: Callable[[], bool] = lambda: False) -> dict[str, T]:
+                      stop: Callable[[], bool] = lambda: False, senders: set[str] | None = None) -> dict[str, T]:
         """Fetch and admit peers' blobs of (kind, round); accepted blobs are relayed.
 
         Waits for every awaited peer (default: all) and every peer that announced so far to be
@@ -190,11 +193,12 @@ class Exchange:
         it would otherwise hold this node to the deadline while the next round's clock runs.
         `awaited` may be a function: then it is asked again at every check (and at least every
         AWAITED_POLL_SECONDS), for a set that changes while collecting (who is alive).
+        With `senders`, only their blobs are fetched (a sampled swarm's drawn partners).
         """
         results: dict[str, T] = {}
         tried: set[str] = set()
         done: set[str] = set()
-        members = set(self.peers)  # fixed for the run (loaded at start)
+        members = set(self.peers) if senders is None else set(self.peers) & senders  # fixed for the call
         ask = (lambda: members) if awaited is None else (lambda: awaited) if isinstance(awaited, set) else awaited
         poll = AWAITED_POLL_SECONDS if callable(awaited) else math.inf
 
@@ -211,13 +215,13 @@ class Exchange:
                 fetched = await self.fetch_accepted(ann, intake, retry_until=until)
                 if fetched is not None:
                     blob, results[ann.sender] = fetched
-                    self.relay(kind, round_no, blob, ann.digest)
+                    self.relay(kind, round_no, blob, ann.digest, ann.sender)
             finally:
                 done.add(ann.sender)
                 self.inbox.poke()
 
         def fresh() -> list[Announcement]:
-            return [a for s, a in self.inbox.get(kind, round_no).items() if s not in tried]
+            return [a for s, a in self.inbox.get(kind, round_no).items() if s not in tried and s in members]
 
         def settled() -> bool:
             return (waiting_for() | tried) - self.inbox.ahead(kind, round_no) <= done
@@ -247,10 +251,11 @@ class Exchange:
             self.log.info("%s r%d: no valid %s from %s", kind, round_no, kind, ", ".join(map(self.name, late)))
         return results
 
-    def relay(self, kind: str, r: int, blob: bytes, verified_digest: str) -> None:
-        """Serve a peer's verified blob of round r too, until round r + 2 (see `fetch_blob`), under
-        the same release rule as its sender's copy."""
-        self._relayed.setdefault(r, []).append(self.host.serve(blob, verified_digest, self._release_for(kind, r)))
+    def relay(self, kind: str, r: int, blob: bytes, verified_digest: str, owner: str) -> None:
+        """Serve a peer's (`owner`'s) verified blob of round r too, until round r + 2 (see
+        `fetch_blob`), under the same release rule as its sender's copy."""
+        self._relayed.setdefault(r, []).append(self.host.serve(blob, verified_digest,
+                                                               self._release_for(kind, r, owner)))
         for old in [k for k in self._relayed if k < r - 1]:
             for d in self._relayed.pop(old):
                 self._release(d)

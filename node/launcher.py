@@ -35,6 +35,7 @@ from .config import (DataConfig, DpConfig, NodeConfig, SwarmConfig, TrainingConf
                      dump_config)
 from .datadir import DataDir
 from .datasets import DATASETS, HEART_HOSPITALS
+from .terms import exchange_terms
 from .report import SwarmReport, write_report
 from .rundir import RunFolder
 from .scenarios import published_set
@@ -212,12 +213,13 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
     quorum = max(2, plan.nodes // 2 + 1)
     dataset = "csv" if plan.data is not None else plan.dataset
     published = published_set(DataConfig(dataset=plan.dataset))
+    first = plan.node_config(0, run_dir, "", "", 1, "", ())  # the task's terms follow the nodes' settings
     task = TaskPlan(quorum=quorum, model_id=f"{dataset}/{plan.model}",
                     round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH),
                     stake=stake, slash=int(plan.slash_eth * WEI_PER_ETH),
                     referee=referee.address if referee else None,
                     validation_digest=None if published is None else published.digest,
-                    privacy=privacy_terms(plan.node_config(0, run_dir, "", "", 1, "", ()).dp))
+                    privacy=privacy_terms(first.dp), exchange=exchange_terms(first.swarm))
     members = [NewMember(s.address, s.peer_id, s.name) for s in seats + ([referee] if referee else [])]
     deployed = deploy_ledger(w3, admin, members, task, sponsor=sponsor)
     say(f"ledger deployed at {deployed.address}")

@@ -8,7 +8,7 @@ round; `PhaseTimer` adds up wall-clock seconds per phase (train, commit, share, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
@@ -52,6 +52,7 @@ class RoundReport:
     phases: dict[str, float]
     chain: str
     epsilon: float = 0.0  # this node's cumulative DP epsilon after the round (0 without DP)
+    merged: tuple[str, ...] = ()  # the peers whose updates were merged, by name
 
     def line(self, rounds: int) -> str:
         phases = " ".join(f"{k} {v:.2f}s" for k, v in self.phases.items())
@@ -85,21 +86,22 @@ class Recorder:
         self._name = name
         self._bytes_mark = (0, 0)  # byte counters when the last round was reported
 
-    def round(self, r: int, weights: Tensors, committed: bool, heard: int, expected: int,
+    def round(self, r: int, weights: Tensors, committed: bool, heard: Collection[str], expected: int,
               scores: Mapping[str, int], timer: PhaseTimer) -> RoundReport:
         val = self._learner.evaluate(weights, self._learner.val)
         test = self._learner.evaluate(weights, self._learner.test)
         status = self._duties.status()
         report = RoundReport(
             round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
-            test_auc=test.auc, heard=heard, expected=expected, committed=committed,
+            test_auc=test.auc, heard=len(heard), expected=expected, committed=committed,
             bytes_in=self._exchange.bytes_in - self._bytes_mark[0],
             bytes_out=self._host.bytes_served - self._bytes_mark[1],
             model_digest=weights_digest(weights),
             scores={self._name(p): s for p, s in scores.items()},
             dropped={self._name(p): str(n) for p, n in self._exchange.strikes.items()},
             phases={k: round(v, 4) for k, v in {**timer.seconds, "chain": status.busy_seconds}.items()},
-            chain=status.describe(), epsilon=round(self._learner.epsilon_spent, 4))
+            chain=status.describe(), epsilon=round(self._learner.epsilon_spent, 4),
+            merged=tuple(sorted(map(self._name, heard))))
         self._run.append_metrics(asdict(report))
         self._bytes_mark = (self._exchange.bytes_in, self._host.bytes_served)
         return report

@@ -6,7 +6,9 @@ So the bytes of a round-r update, this node's own or one it relays, go only to a
 own round-r commitment is on chain, or to any member once the round's commit window has closed
 (nothing can be committed for round r any more), and to the task's referee, which commits
 nothing and is paid nothing. Copying is then limited to old work, which the
-contribution rule recognises (`node.contribution`). One chain read answers every peer of a round;
+contribution rule recognises (`node.contribution`). In a sampled swarm (`node.sampled`) an
+update goes, before the window closes, only to committed members whose public draw includes its
+author: a member has no use for (and no claim on) the updates it does not merge. One chain read answers every peer of a round;
 the answer is cached, since a commitment once made stays made.
 """
 
@@ -42,18 +44,20 @@ class RevealRule:
 
     def __init__(self, round_state: Callable[[int], Awaitable[RoundState]],
                  members: Callable[[], dict[str, Member]], log: logging.LoggerAdapter,
-                 referee: Callable[[], str | None] = lambda: None) -> None:
+                 referee: Callable[[], str | None] = lambda: None,
+                 drew: Callable[[int, str, str], Awaitable[bool]] | None = None) -> None:
         self._round_state = round_state
+        self._drew = drew  # (r, asker, author) -> asker merges author's round-r update; None: everyone
         self._members = members
         self._referee = referee
         self._log = log
         self._rounds: dict[int, _RoundView] = {}
 
-    def for_round(self, r: int) -> Release:
-        """The rule for round r's update bytes (as p2p.host.SwarmHost.serve takes it)."""
+    def for_round(self, r: int, author: str) -> Release:
+        """The rule for `author`'s round r update bytes (as p2p.host.SwarmHost.serve takes it)."""
 
         async def released(peer_id: str) -> bool:
-            return await self.released(r, peer_id)
+            return await self.released(r, peer_id, author)
 
         return released
 
@@ -62,8 +66,9 @@ class RevealRule:
         view = self._rounds.setdefault(r, _RoundView())
         view.committers = view.committers | {address.lower()}
 
-    async def released(self, r: int, peer_id: str) -> bool:
-        """True when `peer_id` is a member that committed for round r, or round r's window closed."""
+    async def released(self, r: int, peer_id: str, author: str = "") -> bool:
+        """True when `peer_id` is a member that committed for round r (and, in a sampled swarm,
+        drew `author`), or round r's window closed."""
         member = self._members().get(peer_id)
         if member is None:
             return False
@@ -75,6 +80,10 @@ class RevealRule:
         if not self._open_to(view, member):
             self._log.info("round %d update held back from %s: no round %d commitment of theirs on chain yet",
                            r, member.name, r)
+            return False
+        if self._drew is not None and not self._closed(view) and not await self._drew(r, peer_id, author):
+            self._log.info("round %d update held back from %s: the round's draw did not give it this update",
+                           r, member.name)
             return False
         return True
 
@@ -92,9 +101,12 @@ class RevealRule:
         self._forget_before(r - 3)
 
     @staticmethod
-    def _open_to(view: _RoundView, member: Member) -> bool:
-        closed = view.deadline > 0 and time.time() >= view.deadline
-        return closed or member.address.lower() in view.committers
+    def _closed(view: _RoundView) -> bool:
+        return view.deadline > 0 and time.time() >= view.deadline
+
+    @classmethod
+    def _open_to(cls, view: _RoundView, member: Member) -> bool:
+        return cls._closed(view) or member.address.lower() in view.committers
 
     def _forget_before(self, r: int) -> None:
         for old in [k for k in self._rounds if k < r]:

@@ -119,10 +119,12 @@ class SwarmRun:
     peak_rss: dict[str, int] = field(default_factory=dict)  # bytes, from wait4 (process mode)
     vmhwm: dict[str, int] = field(default_factory=dict)  # bytes, last VmHWM seen while alive
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # user + system, from wait4 (process mode)
+    cpu_at_round1: dict[str, float] = field(default_factory=dict)  # the same when round 1's metrics line appeared
 
 
 class MeasuredSwarm(LocalSwarm):
-    """LocalSwarm plus reaping with rusage (peak RSS) and a read of the ledger's transactions."""
+    """LocalSwarm plus reaping with rusage (peak RSS, CPU time) and a read of the ledger's transactions."""
 
     WAIT_LIMIT = 900.0
 
@@ -132,6 +134,8 @@ class MeasuredSwarm(LocalSwarm):
         self.peak_rss: dict[str, int] = {}
         self.vmhwm: dict[str, int] = {}
         self.exit_codes: dict[str, int | None] = {}
+        self.cpu_seconds: dict[str, float] = {}
+        self.cpu_at_round1: dict[str, float] = {}  # start-up, statistics and round 1: taken out of the steady cost
         self.txs: list[ChainTx] = []
 
     def wait_for_nodes(self, configs, timeout: float | None = None) -> None:
@@ -141,7 +145,12 @@ class MeasuredSwarm(LocalSwarm):
         live = self.processes()
         shown = 0
         while live and time.monotonic() < deadline:
+            by_name = {c.name: c for c in configs}
             for name, proc in list(live.items()):
+                if name not in self.cpu_at_round1 and name in by_name and self.metrics(by_name[name]):
+                    cpu = read_cpu_seconds(proc.pid)
+                    if cpu is not None:
+                        self.cpu_at_round1[name] = cpu
                 hwm = read_vmhwm(proc.pid)
                 if hwm:
                     self.vmhwm[name] = max(self.vmhwm.get(name, 0), hwm)
@@ -154,6 +163,7 @@ class MeasuredSwarm(LocalSwarm):
                     self.exit_codes[name] = proc.returncode
                     if usage is not None:
                         self.peak_rss[name] = usage.ru_maxrss * 1024  # KiB on Linux
+                        self.cpu_seconds[name] = usage.ru_utime + usage.ru_stime
                     del live[name]
             shown = self._progress_line(configs, shown)
             time.sleep(0.2)
@@ -169,6 +179,16 @@ class MeasuredSwarm(LocalSwarm):
         if self.read_chain:
             self.txs = ledger_transactions(w3, prov)
         return report
+
+
+def read_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a live process used so far; None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
 
 
 def read_vmhwm(pid: int) -> int | None:
@@ -222,7 +242,8 @@ def run_swarm(plan: SwarmPlan, label: str = "", read_chain: bool = True) -> Swar
         metrics[name] = folder.read_metrics()
         summaries[name] = folder.read_summary()
     return SwarmRun(plan, seconds, report.to_json(), names, metrics, summaries, swarm.txs,
-                    dict(swarm.peak_rss), dict(swarm.vmhwm), dict(swarm.exit_codes))
+                    dict(swarm.peak_rss), dict(swarm.vmhwm), dict(swarm.exit_codes), dict(swarm.cpu_seconds),
+                    dict(swarm.cpu_at_round1))
 
 
 # --------------------------------------------------------------------------- models, data, baselines

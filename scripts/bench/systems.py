@@ -37,8 +37,9 @@ def params_for(hidden: int, n_features: int = N_FEATURES, n_classes: int = 2) ->
     return parameter_count(build_model("mlp", n_features, n_classes, hidden=hidden))
 
 
-def analyse(run: B.SwarmRun, hidden: int) -> dict:
-    """Per-round costs of one run, averaged over nodes and steady rounds (2..R, or 1 if R == 1)."""
+def analyse(run: B.SwarmRun, hidden: int, params: int | None = None) -> dict:
+    """Per-round costs of one run, averaged over nodes and steady rounds (2..R, or 1 if R == 1);
+    `params` defaults to the mlp of width `hidden`."""
     n, rounds = run.plan.nodes, run.plan.rounds
     steady = set(range(2, rounds + 1)) or {1}
     rows = []  # (round, node, phases with per-round chain busy time, bytes)
@@ -63,7 +64,7 @@ def analyse(run: B.SwarmRun, hidden: int) -> dict:
                   for rs in per_round.values()]
     bytes_in = [r[3] for r in st if r[3] is not None]
     bytes_out = [r[4] for r in st if r[4] is not None]
-    params = params_for(hidden)
+    params = params or params_for(hidden)
     raw = 4 * params
     node_txs = run.txs
     gas_total = sum(t.gas for t in node_txs)

@@ -1,5 +1,5 @@
-"""What the end-to-end tests share: skipping without anvil, silence, waiting for a round, and what
-one test row is worth."""
+"""What the end-to-end tests share: skipping without anvil, silence, waiting for a round, running
+in-process nodes side by side, and what one test row is worth."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+import trio
 
 from incentive.anvil import ToolMissing, anvil_binary
 from node.config import NodeConfig
@@ -40,3 +41,19 @@ def one_row_each(report: SwarmReport, run_dir: Path, nodes: Sequence[int]) -> fl
     their test accuracies can take (breast cancer over 4 nodes: 1/35 or 1/36, about 0.028)."""
     counts = [RunFolder(run_dir / report.rows[i].name).read_summary()["test_rows"] for i in nodes]
     return sum(1 / n for n in counts) / len(counts)
+
+
+def run_all(nodes) -> list[dict]:
+    """Run in-process nodes side by side on one trio loop; their summaries, in finishing order."""
+    summaries: list[dict] = []
+
+    async def run(node) -> None:
+        summaries.append(await node.run())
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            for node in nodes:
+                nursery.start_soon(run, node)
+
+    trio.run(main)
+    return summaries

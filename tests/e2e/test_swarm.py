@@ -22,7 +22,7 @@ from incentive.chain import connect
 from node.launcher import LocalSwarm, SwarmPlan
 from node.rundir import RunFolder
 from node.runtime import build_node
-from tests.e2e.swarms import anvil_or_skip, quiet, wait_for_round
+from tests.e2e.swarms import anvil_or_skip, quiet, run_all, wait_for_round
 
 
 @pytest.mark.anvil
@@ -184,7 +184,7 @@ def test_a_node_whose_model_drifted_rejoins_the_majority(
     caplog.set_level(logging.INFO, logger="node.engine")
     swarm, configs, nodes = _three_in_process(tmp_path, rounds=rounds)
     nodes[2].rule = _SkewsRoundTwo(nodes[2].rule)
-    summaries = _run_all(nodes)
+    summaries = run_all(nodes)
     digests = [[row["model_digest"] for row in swarm.metrics(c)] for c in configs]
     assert digests[2][1] != digests[0][1] == digests[1][1]  # round 2: node 2 drifted
     assert "round 2: a majority attested model" in caplog.text
@@ -210,7 +210,7 @@ def test_an_update_its_author_will_not_serve_to_a_peer_arrives_through_another(
     server = nodes[2].host._server  # fault injection: node 2 refuses node 0's blob requests
     allowed = server._is_allowed
     server._is_allowed = lambda peer: peer != shunned and allowed(peer)
-    summaries = _run_all(nodes)
+    summaries = run_all(nodes)
 
     assert [row["heard"] for row in swarm.metrics(configs[0])] == [2, 2, 2]
     for r in range(3):  # every node merged all three updates: one model each round
@@ -226,21 +226,6 @@ def _three_in_process(tmp_path: Path, rounds: int):
     w3 = connect("eth-tester")
     _, configs = swarm.prepare(w3, "eth-tester")
     return swarm, configs, [build_node(c, w3=w3) for c in configs]
-
-
-def _run_all(nodes) -> list[dict]:
-    summaries: list[dict] = []
-
-    async def run(node) -> None:
-        summaries.append(await node.run())
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            for node in nodes:
-                nursery.start_soon(run, node)
-
-    trio.run(main)
-    return summaries
 
 
 @pytest.mark.slow

@@ -61,9 +61,9 @@ def test_an_update_sent_again_in_a_later_round_stays_served() -> None:
 def test_a_relayed_blob_seen_again_stays_served_and_old_ones_go() -> None:
     host = _Host()
     exchange = _exchange(host)
-    exchange.relay("update", 1, b"once", digest(b"once"))
+    exchange.relay("update", 1, b"once", digest(b"once"), "author")
     for r in range(1, 5):
-        exchange.relay("update", r, b"zeros", digest(b"zeros"))
+        exchange.relay("update", r, b"zeros", digest(b"zeros"), "author")
     assert host.served == {digest(b"zeros")}
 
 
@@ -85,7 +85,7 @@ def test_update_bytes_go_only_to_members_that_committed_or_after_the_window() ->
     answers: list[bool] = []
 
     async def asks() -> None:
-        release = rule.for_round(4)
+        release = rule.for_round(4, "author")
         answers.append(await release("peer1"))  # committed: yes, from one read
         chain["committers"] = (members["peer1"].address, members["peer2"].address.upper())
         answers.append(await release("peer2"))  # committed just now, but the last read is too recent
@@ -94,10 +94,10 @@ def test_update_bytes_go_only_to_members_that_committed_or_after_the_window() ->
         answers.append(await release("peer2"))  # read again: its commit is there
         rule.note_committed(4, members["peer3"].address)  # learnt while verifying peer3's update
         answers.append(await release("peer3"))  # no read
-        answers.append(await rule.for_round(5)("peer1"))  # another round: not committed there
+        answers.append(await rule.for_round(5, "author")("peer1"))  # another round: not committed there
         chain["deadline"] = time.time() - 1  # round 5's commit window closed: everyone may have it
         await trio.sleep(REREAD_SECONDS)
-        answers.append(await rule.for_round(5)("peer2"))
+        answers.append(await rule.for_round(5, "author")("peer2"))
 
     trio.run(asks)
     assert answers == [True, False, False, True, True, False, True]
