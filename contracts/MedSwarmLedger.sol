@@ -40,6 +40,8 @@ pragma solidity ^0.8.28;
 ///   a committing member votes as a member there).
 /// - Stake: with stake > 0, a member bonds exactly `stake` before committing; each offence
 ///   moves min(slash, remaining bond) into the pool; reclaimStake returns the rest after close.
+///   The member's slot also notes the task of its latest bond, so that a commit there (which
+///   reads that slot anyway) checks the bond without reading the task's account.
 /// - Payouts: received = pool + revenue paid after close. Member i is entitled to
 ///   floor(received * c_i / total) cumulatively and withdraws the difference to what it already
 ///   took. Dust = received - sum of entitlements, claimed by the admin with claimDust. Because the
@@ -116,6 +118,8 @@ contract MedSwarmLedger {
     uint256 private constant _STAKED_BIT = 1 << 240;
     uint256 private constant _CLOSED_BIT = 1 << 241;
     uint256 private constant _LANE_MASK = 0xFFFF;
+    // _vote's voter when the caller is no active member (slot indices run below MAX_MEMBERS)
+    uint256 private constant _NO_SLOT = type(uint256).max;
     // _verdict's answers
     uint256 private constant _WON = 0;
     uint256 private constant _NO_WINNER = 1;
@@ -149,9 +153,13 @@ contract MedSwarmLedger {
     }
 
     struct MemberInfo {
+        // slot 0: what every commit reads anyway
         uint8 index;
         bool registered;
         bool active;
+        // the task of the member's latest bond (task ids count from 1, far below 2**64): a commit
+        // in that task finds the bond here instead of in the task's account, a cold read
+        uint64 bondTask;
         string peerId;
         string name;
     }
@@ -694,7 +702,8 @@ contract MedSwarmLedger {
     /// @notice Bond the task's stake (exactly `stake` wei, once per task, while the task is open).
     /// @param taskId an open task with a stake
     function bond(uint256 taskId) external payable {
-        uint256 idx = _activeIndex(msg.sender);
+        MemberInfo storage m = _activeMember(msg.sender);
+        uint256 idx = m.index;
         Task storage t = _openTask(taskId);
         uint256 stake = t.stake;
         if (stake == 0) revert NoStake(taskId);
@@ -703,6 +712,7 @@ contract MedSwarmLedger {
         if (a.bonded) revert AlreadyBonded(msg.sender);
         a.bonded = true;
         a.bond = uint96(stake);
+        m.bondTask = uint64(taskId);
         emit Bonded(taskId, msg.sender, stake);
     }
 
@@ -713,9 +723,10 @@ contract MedSwarmLedger {
     /// @param epsilonMilli the member's cumulative DP epsilon after this update, in 1/1000
     /// (0: not reported); at most the task's budget, never below the member's previous one
     function commit(uint256 taskId, uint32 round, bytes32 digest, uint32 epsilonMilli) external {
-        uint256 idx = _activeIndex(msg.sender);
+        MemberInfo storage m = _activeMember(msg.sender);
+        uint256 idx = m.index;
         uint256[RING] storage ring = _rings[taskId];
-        ring[round % RING] = _commit(ring, taskId, round, digest, idx);
+        ring[round % RING] = _commit(ring, taskId, round, digest, idx, m.bondTask);
         _spendPrivacy(taskId, idx, epsilonMilli);
         emit Committed(taskId, round, msg.sender, uint8(idx), digest, epsilonMilli);
     }
@@ -731,7 +742,8 @@ contract MedSwarmLedger {
     /// @param model keccak256 of the merged model held after `round` (zero: no attestation)
     /// @param rows the packed score vector, self included
     function vote(uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) external {
-        _voteAlone(_openTask(taskId), taskId, round, model, rows);
+        MemberInfo storage m = _members[msg.sender];
+        _voteAlone(_openTask(taskId), taskId, round, model, rows, m.active ? m.index : _NO_SLOT);
     }
 
     /// @notice One transaction per node per round: commit to `round` and vote on `voteRound`
@@ -753,20 +765,21 @@ contract MedSwarmLedger {
         bytes32 model,
         uint256[] calldata rows
     ) external {
-        uint256 idx = _activeIndex(msg.sender);
+        MemberInfo storage m = _activeMember(msg.sender);
+        uint256 idx = m.index;
         // _commit checks that the task exists and is open (from the round word when it can).
         Task storage t = _tasks[taskId];
         uint256[RING] storage ring = _rings[taskId];
-        uint256 w = _commit(ring, taskId, round, digest, idx);
+        uint256 w = _commit(ring, taskId, round, digest, idx, m.bondTask);
         _spendPrivacy(taskId, idx, epsilonMilli);
         if (uint256(voteRound) + 1 == round) {
             // The vote's event goes first: the vote may finalize the round (RoundFinalized after it).
             emit CommittedAndVoted(taskId, voteRound, msg.sender, digest, epsilonMilli, model, rows);
-            ring[round % RING] = _vote(t, taskId, voteRound, model, rows, w);
+            ring[round % RING] = _vote(t, taskId, voteRound, model, rows, w, idx);
         } else {
             ring[round % RING] = w;
             emit Committed(taskId, round, msg.sender, uint8(idx), digest, epsilonMilli);
-            _voteAlone(t, taskId, voteRound, model, rows);
+            _voteAlone(t, taskId, voteRound, model, rows, idx);
         }
     }
 
@@ -1076,8 +1089,17 @@ contract MedSwarmLedger {
     // ---------------------------------------------------------------- internals
     /// @dev The round word of `round` with slot `idx`'s commit added (not stored). The round's
     /// first commit reads the task's slot (exists, open, quorum) and copies what later commits
-    /// check into the word: round duration, stake flag (closeTask sets the closed flag).
-    function _commit(uint256[RING] storage ring, uint256 taskId, uint32 round, bytes32 digest, uint256 idx)
+    /// check into the word: round duration, stake flag (closeTask sets the closed flag). In a
+    /// staked task the member has bonded if `bondTask` (its latest bond's task) is this task, or
+    /// else if its account here says so.
+    function _commit(
+        uint256[RING] storage ring,
+        uint256 taskId,
+        uint32 round,
+        bytes32 digest,
+        uint256 idx,
+        uint256 bondTask
+    )
         private
         view
         returns (uint256 w)
@@ -1099,7 +1121,7 @@ contract MedSwarmLedger {
         }
         uint256 bit = 1 << idx;
         if (w & bit != 0) revert AlreadyCommitted(msg.sender, round);
-        if (w & _STAKED_BIT != 0 && !_accounts[taskId][idx].bonded) revert NotBonded(msg.sender);
+        if (w & _STAKED_BIT != 0 && bondTask != taskId && !_accounts[taskId][idx].bonded) revert NotBonded(msg.sender);
         return w | bit;
     }
 
@@ -1130,21 +1152,30 @@ contract MedSwarmLedger {
     }
 
     /// @dev A vote whose word (that of round + 1) is not being written anyway.
-    function _voteAlone(Task storage t, uint256 taskId, uint32 round, bytes32 model, uint256[] calldata rows) private {
-        uint256[RING] storage ring = _rings[taskId];
-        uint256 next = uint256(round) + 1;
+    function _voteAlone(
+        Task storage t,
+        uint256 taskId,
+        uint32 round,
+        bytes32 model,
+        uint256[] calldata rows,
+        uint256 voter
+    ) private {
+        uint256 next = _claim(_rings[taskId], taskId, uint256(round) + 1);
         emit Voted(taskId, round, msg.sender, model, rows); // first: the vote may finalize the round
-        ring[next % RING] = _vote(t, taskId, round, model, rows, _claim(ring, taskId, next));
+        next = _vote(t, taskId, round, model, rows, next, voter);
+        _rings[taskId][(uint256(round) + 1) % RING] = next;
     }
 
     /// @dev Records a vote on `round` into `next`, the (claimed) word of round + 1, and returns it.
+    /// `voter` is the caller's slot if it is an active member, else _NO_SLOT.
     function _vote(
         Task storage t,
         uint256 taskId,
         uint32 round,
         bytes32 model,
         uint256[] calldata rows,
-        uint256 next
+        uint256 next,
+        uint256 voter
     ) private returns (uint256) {
         if (rows.length > 4) revert TooManyRows(rows.length);
         uint256 w = _word(_rings[taskId], taskId, round);
@@ -1154,16 +1185,15 @@ contract MedSwarmLedger {
         if (committed == 0) revert RoundNotStarted(taskId, round);
         _checkLanes(rows, committed);
         bytes32 h = keccak256(abi.encode(round, model, rows));
-        MemberInfo storage m = _members[msg.sender];
         // A committer's vote never needs the task's slot; only a non-committer may be the referee
         // (a referee that committed in the round votes as a member).
-        if (m.active && (committed >> m.index) & 1 != 0) {
-            next = _countVote(taskId, round, h, m.index, next);
+        if (voter != _NO_SLOT && (committed >> voter) & 1 != 0) {
+            next = _countVote(taskId, round, h, voter, next);
         } else if (msg.sender == t.referee) {
             if (_refereeVotes[taskId][round] != bytes32(0)) revert AlreadyVoted(msg.sender);
             _refereeVotes[taskId][round] = h;
         } else {
-            if (!m.active) revert NotMember(msg.sender);
+            if (voter == _NO_SLOT) revert NotMember(msg.sender);
             revert NotCommitted(msg.sender);
         }
         if (_voted(next) == committed) _finalizeIfWon(t, taskId, round, w, next, h, rows);
@@ -1405,10 +1435,9 @@ contract MedSwarmLedger {
         return (t.contributions[j >> 3] >> ((j & 7) << 5)) & _MASK32;
     }
 
-    function _activeIndex(address who) private view returns (uint256) {
-        MemberInfo storage m = _members[who];
+    function _activeMember(address who) private view returns (MemberInfo storage m) {
+        m = _members[who];
         if (!m.active) revert NotMember(who);
-        return m.index;
     }
 
     function _task(uint256 taskId) private view returns (Task storage t) {

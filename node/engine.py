@@ -97,7 +97,7 @@ class SwarmNode:
         self.evaluation = EvaluationLayer.for_node(config, learner)
         self.rule = self.evaluation.rule
         self.contribution = contribution_by_name(config.swarm.contribution)
-        self.score_rule = rule_by_name(config.swarm.merge)  # the scores' reference merge (same rule)
+        self.score_rule = rule_by_name(config.swarm.merge)  # round r-1's merged update, as the scores' basis
         self.inbox = Inbox()
         self.members: dict[str, Member] = {}
         self.referee: str | None = None  # the task's referee (lower-case address): votes, never trains
@@ -678,7 +678,7 @@ class SwarmNode:
                         if prev is not None and prev.round == record.round - 1 else [])
             previous_merged = self.score_rule.merge(previous) if previous else None
             try:
-                report = self.contribution(record.updates, previous, previous_merged, self.score_rule)
+                report = self.contribution(record.updates, previous, previous_merged)
             except ValueError as exc:
                 self.log.warning("round %d: no score vector (%s)", record.round, exc)
             else:

@@ -12,6 +12,8 @@ swarm's robust input scaling and the median merge: no libp2p, no chain. Per sett
 - honest rounds scored: how many honest updates were flagged (must be 0) or scored 0;
 - attacks, one at a time in the last node's place (its honest update is what it would have sent):
   each attack's flag rate, and how often it scored below every honest update;
+- one member's updates left out of the scores (the same training; as when it never serves or
+  sends a copy): the largest loss of another member's share of the pool (the issue's bound is 10 %);
 - heart: Switzerland's mean share, and what its update adds: accuracy and loss on Switzerland's
   test patients of the final swarm model trained with and without it.
 
@@ -154,7 +156,7 @@ def public_validation(setups: list[B.NodeSetup]) -> tuple[Any, np.ndarray, np.nd
             np.concatenate([s.learner.val.y for s in setups]))
 
 
-def score_rounds(rounds: list[Round], rule: MergeRule, seed: int,
+def score_rounds(rounds: list[Round], seed: int,
                  validation: tuple[Any, np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Honest scores of every round, and every attack in the last node's place from round 2 on."""
     rng = np.random.default_rng([seed, 2718])
@@ -167,7 +169,7 @@ def score_rounds(rounds: list[Round], rule: MergeRule, seed: int,
         before = rounds[r - 1] if r else None
         public = PublicValidation(validation[0], now.start, validation[1], validation[2]) if validation else None
         report = checkable_scores(now.updates, before.updates if before else [],
-                                  before.merged if before else None, rule, validation=public)
+                                  before.merged if before else None, validation=public)
         honest_flags += len(report.flags)
         honest_zero += sum(1 for v in report.scores.values() if v == 0)
         for s, v in report.scores.items():
@@ -181,7 +183,7 @@ def score_rounds(rounds: list[Round], rule: MergeRule, seed: int,
             sent = list(now.updates)
             bad = sent[attacker].sender
             sent[attacker] = Update(tensors, sent[attacker].samples, bad)
-            rep = checkable_scores(sent, before.updates, before.merged, rule, validation=public)
+            rep = checkable_scores(sent, before.updates, before.merged, validation=public)
             # a concurrent copy's source colludes with the attacker: it is not among the honest
             colluder = now.updates[0].sender if name.startswith("concurrent") else None
             honest = [v for s, v in rep.scores.items() if s not in (bad, colluder)]
@@ -199,6 +201,32 @@ def score_rounds(rounds: list[Round], rule: MergeRule, seed: int,
             row["honest_min_share"].append(min(honest) if honest else 0)
     return {"honest_shares": honest_shares, "honest_flags": honest_flags, "honest_zero_scores": honest_zero,
             "honest_measures": measured, "attacks": per_attack}
+
+
+def payout_shares(rounds: list[Round], missing: str | None = None) -> dict[str, float]:
+    """Each sender's share of the scores summed over the rounds (how the pool is split), with
+    `missing`'s updates left out of every round's scoring (as when it never serves, or sends a
+    copy or nothing)."""
+    totals: dict[str, int] = {}
+    for r, now in enumerate(rounds):
+        previous = [u for u in rounds[r - 1].updates if u.sender != missing] if r else []
+        report = checkable_scores([u for u in now.updates if u.sender != missing], previous,
+                                  rounds[r - 1].merged if r else None)
+        for who, v in report.scores.items():
+            totals[who] = totals.get(who, 0) + v
+    total = sum(totals.values())
+    return {who: v / total if total else 0.0 for who, v in totals.items()}
+
+
+def missing_member(rounds: list[Round]) -> dict[str, float]:
+    """Per member left out of the scores: the largest loss (%) of another member's share against
+    the run where every update is scored (the issue's bound: 10 %)."""
+    full = payout_shares(rounds)
+    out = {}
+    for who in full:
+        without = payout_shares(rounds, missing=who)
+        out[who] = max((100.0 * (full[o] - without[o]) / full[o] for o in without if full[o] > 0), default=0.0)
+    return out
 
 
 def switzerland(plan: SwarmPlan, full: list[B.NodeSetup], rounds: int, rule: MergeRule) -> dict[str, float]:
@@ -227,10 +255,11 @@ def run(setting: str, plan: SwarmPlan, seeds: list[int], rounds: int) -> dict[st
         setups, trained = honest_rounds(seeded, rounds, rule)
         for k, v in geometry(trained).items():
             result["geometry"].setdefault(k, []).extend(v)
-        row = score_rounds(trained, rule, seed)
+        row = score_rounds(trained, seed)
         for k, v in row["honest_measures"].items():
             result["geometry"].setdefault(k, []).extend(v)
-        row["with_validation"] = score_rounds(trained, rule, seed, public_validation(setups))
+        row["with_validation"] = score_rounds(trained, seed, public_validation(setups))
+        row["missing_member"] = missing_member(trained)
         if plan.dataset == "heart":
             row["switzerland"] = switzerland(seeded, setups, rounds, rule)
         result["seeds"].append(row)
@@ -273,6 +302,8 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     out = {"geometry": {k: {"min": min(v), "median": float(np.median(v)), "p99": float(np.quantile(v, 0.99)),
                             "max": max(v)} for k, v in result["geometry"].items() if v},
            VARIANTS[0]: _score_summary(seeds), VARIANTS[1]: _score_summary([r["with_validation"] for r in seeds])}
+    # the largest loss of any member's share, over seeds, when one member's updates are not scored
+    out["missing_member"] = {who: max(r["missing_member"][who] for r in seeds) for who in seeds[0]["missing_member"]}
     if "switzerland" in seeds[0]:
         out["switzerland"] = {k: B.mean_std([r["switzerland"][k] for r in seeds]) for k in seeds[0]["switzerland"]}
     return out
@@ -307,6 +338,10 @@ def markdown(summaries: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
                              f"{a['below_every_honest']}/{a['rounds']} | {a['mean_share']:.0f} | "
                              f"{a['mean_honest_min']:.0f} | {a['honest_flagged_with_it']} | "
                              f"{' '.join(f'{r}:{c}' for r, c in sorted(a['missed_rounds'].items())) or '-'} |")
+    lines += ["", "## One member's updates not scored (same training): the others' largest share loss", "",
+              "| setting | missing member: largest loss of another member's share over seeds (%) |", "|---|---|"]
+    for setting, s in summaries.items():
+        lines.append(f"| {setting} | " + ", ".join(f"{w} {v:.1f}" for w, v in s["missing_member"].items()) + " |")
     swiss = [(k, s["switzerland"]) for k, s in summaries.items() if "switzerland" in s]
     if swiss:
         lines += ["", "## Switzerland: what leaving its update out costs its own patients", "",

@@ -36,7 +36,7 @@ def rounds(heart) -> list[Round]:
 
 def score(now: Round, before: Round | None, updates: list[Update] | None = None, **kw) -> ContributionReport:
     return checkable_scores(now.updates if updates is None else updates, before.updates if before else [],
-                            before.merged if before else None, MEDIAN, **kw)
+                            before.merged if before else None, **kw)
 
 
 def replaced(now: Round, index: int, tensors: dict[str, np.ndarray], sender: str | None = None) -> list[Update]:
@@ -73,7 +73,7 @@ def test_same_report_whatever_the_order_or_the_arrays(rounds) -> None:
         rng.shuffle(ups)
         rng.shuffle(prev)
         merged = {k: before.merged[k].copy() for k in reversed(list(before.merged))}
-        assert checkable_scores(ups, prev, merged, MEDIAN) == expected
+        assert checkable_scores(ups, prev, merged) == expected
 
 
 def _hex_report(report: ContributionReport) -> dict:
@@ -95,7 +95,7 @@ def test_a_separate_process_with_other_thread_settings_computes_the_same_bits(ro
 import json, sys
 import numpy as np
 from node.contribution import checkable_scores
-from node.merge import Update, rule_by_name
+from node.merge import Update
 from node.scoring import MAX_SCORE
 data = np.load(sys.argv[1])
 groups = {}
@@ -105,7 +105,7 @@ for key in data.files:
 ups = [Update(t, n, s) for (kind, s, n), t in groups.items() if kind == "now"]
 prev = [Update(t, n, s) for (kind, s, n), t in groups.items() if kind == "before"]
 merged = next(t for (kind, _, _), t in groups.items() if kind == "merged")
-r = checkable_scores(ups[::-1], prev, merged, rule_by_name("median"))
+r = checkable_scores(ups[::-1], prev, merged)
 print(json.dumps({"scores": r.scores, "flags": r.flags,
                   "measures": {s: {k: float(v).hex() for k, v in m.items()} for s, m in r.measures.items()}}))
 """
@@ -205,13 +205,13 @@ def test_honest_updates_are_never_flagged(plan: SwarmPlan) -> None:
 
 
 @pytest.mark.parametrize("rule", ["mean", "trimmed", "geomedian"])
-def test_any_merge_rule_serves_as_reference(rule: str) -> None:
+def test_rounds_merged_by_any_rule_score_cleanly(rule: str) -> None:
     """Under the mean the r-1 merged update lies in the span of the r-1 updates: no trouble."""
     merge = rule_by_name(rule)
     _, trained = honest_rounds(SwarmPlan(nodes=4, dataset="heart", model="mlp", merge=rule), 3, merge)
     for r, now in enumerate(trained):
         before = trained[r - 1] if r else None
-        args = (now.updates, before.updates if before else [], before.merged if before else None, merge)
+        args = (now.updates, before.updates if before else [], before.merged if before else None)
         report = checkable_scores(*args)
         assert report.flags == {} and min(report.scores.values()) > 0
         assert checkable_scores(*args) == report
@@ -242,13 +242,13 @@ def test_unusable_input_is_a_clear_value_error(rounds) -> None:
     name = sorted(now.updates[0].tensors)[0]
     bad_shape = {**now.updates[1].tensors, name: np.zeros((1, 2), np.float32)}
     with pytest.raises(ValueError, match="no updates"):
-        checkable_scores([], [], None, MEDIAN)
+        checkable_scores([], [], None)
     with pytest.raises(ValueError, match=f"{name} has shape"):
         score(now, before, replaced(now, 1, bad_shape))
     with pytest.raises(ValueError, match="'s round r-1 update: .* has shape"):
-        checkable_scores(now.updates, replaced(before, 0, bad_shape), before.merged, MEDIAN)
+        checkable_scores(now.updates, replaced(before, 0, bad_shape), before.merged)
     with pytest.raises(ValueError, match="merged update: .*shape"):
-        checkable_scores(now.updates, before.updates, bad_shape, MEDIAN)
+        checkable_scores(now.updates, before.updates, bad_shape)
     with pytest.raises(ValueError, match="tensor names"):
         score(now, before, replaced(now, 1, {"w": np.ones(3, np.float32)}))
     with pytest.raises(ValueError, match="more than one update"):
