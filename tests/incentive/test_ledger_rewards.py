@@ -57,6 +57,30 @@ def test_stake_is_required_bonded_slashed_and_reclaimed():
     assert audit(dep.w3, dep.admin.address).ok
 
 
+def test_a_commit_finds_every_bond_of_its_member_and_no_other():
+    """A member's slot notes only its latest bond; commits in a task it bonded earlier read the
+    task's account instead, and a bond in another task never stands in for this one."""
+    dep = make_deployment()
+    first, second, unbonded = (dep.new_task(stake=1000, slash=600) for _ in range(3))
+    for task in (first, second):
+        for m in dep.members:
+            m.bond(task)
+    for task in (first, second):  # second: the latest bond; first: read from the account
+        run_round(dep, task, 1, honest([10, 20, 30, 40]))
+        assert [dep.admin.contribution(task, dep.addr(i)) for i in range(4)] == [10, 20, 30, 40]
+    with pytest.raises(LedgerError, match="NotBonded"):  # the round's first commit
+        dep.members[0].commit(unbonded, 1, "0x" + "11" * 32)
+    dep.members[1].bond(unbonded)
+    dep.members[1].commit(unbonded, 1, "0x" + "22" * 32)
+    with pytest.raises(LedgerError, match="NotBonded"):  # a later commit, member 0's latest bond elsewhere
+        dep.members[0].commit(unbonded, 1, "0x" + "11" * 32)
+    with pytest.raises(LedgerError, match="NotBonded"):
+        dep.members[0].commit_and_vote(unbonded, 1, "0x" + "11" * 32, 0, [], [], model=None)
+    dep.members[0].bond(unbonded)
+    dep.members[0].commit(unbonded, 1, "0x" + "11" * 32)
+    assert audit(dep.w3, dep.admin.address).ok
+
+
 def test_revenue_in_instalments_splits_exactly_as_one_deposit():
     dep = make_deployment(n_members=7)
     once, parts = closed_task(dep, AWKWARD), closed_task(dep, AWKWARD)

@@ -17,7 +17,8 @@ from node.contribution import (CONTRIBUTIONS, ContributionReport, PublicValidati
 from node.launcher import SwarmPlan
 from node.merge import Update, rule_by_name
 from node.scoring import MAX_SCORE
-from scripts.bench.contribution import Round, attacks, honest_rounds, public_validation, scaled, with_noise
+from scripts.bench.contribution import (Round, attacks, honest_rounds, missing_member, payout_shares, public_validation,
+                                        scaled, with_noise)
 
 ROOT = Path(__file__).resolve().parents[2]
 MEDIAN = rule_by_name("median")
@@ -221,6 +222,28 @@ def test_switzerland_earns_in_every_round(rounds) -> None:
     """94% prevalence, a direction the other hospitals lack: its update is honest and earns."""
     for r, now in enumerate(rounds):
         assert score(now, rounds[r - 1] if r else None).scores["switzerland"] > 500
+
+
+def test_a_missing_member_does_not_take_the_others_shares(rounds) -> None:
+    """One hospital's updates left out of every round's scores (it never serves, or sends a copy or
+    nothing): no other hospital loses more than 10% of its share of the three rounds. Under the
+    coordinate median of the kept updates, the reference before, each lost 24-37% here."""
+    losses = missing_member(rounds)
+    assert set(losses) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
+    assert max(losses.values()) <= 10.0, losses
+    full, without = payout_shares(rounds), payout_shares(rounds, missing="va-long-beach")
+    assert "va-long-beach" not in without and without["switzerland"] >= 0.9 * full["switzerland"]
+
+
+def test_scaling_an_update_up_does_not_take_the_others_scores(rounds) -> None:
+    """The reference clips every update to the median norm: a member that sends its honest update
+    x5 (within the norm tolerance) leaves every other member at least 90% of its score."""
+    now, before = rounds[2], rounds[1]
+    honest_run = score(now, before).scores
+    for i, u in enumerate(now.updates):
+        report = score(now, before, replaced(now, i, scaled(u.tensors, 5.0)))
+        assert report.flags == {}
+        assert all(report.scores[s] >= 0.9 * v for s, v in honest_run.items() if s != u.sender), (u.sender, report.scores)
 
 
 def test_public_validation_is_optional_and_recorded(heart) -> None:
