@@ -30,8 +30,10 @@ the product of
   last) explain, up to STRUCTURE_FULL; honest updates are gradients of one model on related data,
   a random vector is not (this separates them only with thousands of parameters, not dozens);
 - size: min(1, (NORM_TOLERANCE x median norm / norm)^2), so a x100 update keeps 0.36%;
-- redundancy: concurrent pairs between REDUNDANT_COS and COPY_COS (a copy with just enough noise
-  to escape the flag) lose their quality linearly, both of them.
+- redundancy: concurrent pairs of unflagged updates between REDUNDANT_COS and COPY_COS (a copy
+  with just enough noise to escape the flag) lose their quality linearly, both of them. A flagged
+  update counts in no pair: a stale copy of a member's previous update resembles that member's
+  new work (|cos| up to 0.996 on heart mlp) and cost it up to 88% of a round's score (issue 10).
 The reference is the clipped mean of the kept updates (unflagged, not a repeat): each scaled
 down to at most their median norm, all weighted equally, whatever the task's merge rule. No
 kept update weighs more than 1/k of the reference or is longer than the median norm in it, so a
@@ -289,7 +291,10 @@ class _Rows:
             # alone in round 1 there is nothing to compare with: no evidence against the update
             m["structure_factor"] = min(1.0, m["explained"] / STRUCTURE_FULL) if basis else 1.0
             m["size_factor"] = min(1.0, (NORM_TOLERANCE * self.median / self.norms[i]) ** 2)
-            m["redundancy_factor"] = min(1.0, max(0.0, (COPY_COS - m["concurrent_cos"]) / (COPY_COS - REDUNDANT_COS)))
+            # only pairs of updates that both stay: a flagged update earns nothing already, and a
+            # stale copy of a member's previous update must not make that member's new work redundant
+            m["redundant_cos"] = max((abs(self.cos(i, j)) for j in unflagged if j != i), default=0.0)
+            m["redundancy_factor"] = min(1.0, max(0.0, (COPY_COS - m["redundant_cos"]) / (COPY_COS - REDUNDANT_COS)))
             out[self.senders[i]] = (max(0.0, m["novelty"]) * m["structure_factor"] * m["size_factor"]
                                     * m["redundancy_factor"])
         return out

@@ -235,6 +235,19 @@ def test_a_missing_member_does_not_take_the_others_shares(rounds) -> None:
     assert "va-long-beach" not in without and without["switzerland"] >= 0.9 * full["switzerland"]
 
 
+def test_a_flagged_stale_copy_costs_the_member_it_copied_nothing(rounds) -> None:
+    """VA Long Beach re-sends Switzerland's previous update: flagged, and every other member scores
+    exactly as if VA Long Beach had sent nothing (its own new work resembles its previous update,
+    |cos| ~0.99, so the copy used to make Switzerland's work look redundant)."""
+    now, before = rounds[2], rounds[1]
+    swiss = next(u for u in before.updates if u.sender == "switzerland")
+    copied = score(now, before, replaced(now, 3, swiss.tensors))
+    absent = score(now, before, [u for u in now.updates if u.sender != "va-long-beach"])
+    assert set(copied.flags) == {"va-long-beach"} and "switzerland's round r-1 update" in copied.flags["va-long-beach"]
+    assert copied.measures["switzerland"]["concurrent_cos"] > 0.95  # it does resemble Switzerland's new work
+    assert {s: v for s, v in copied.scores.items() if s != "va-long-beach"} == absent.scores
+
+
 def test_scaling_an_update_up_does_not_take_the_others_scores(rounds) -> None:
     """The reference clips every update to the median norm: a member that sends its honest update
     x5 (within the norm tolerance) leaves every other member at least 90% of its score."""
