@@ -33,15 +33,15 @@ the product of
 - redundancy: concurrent pairs of unflagged updates between REDUNDANT_COS and COPY_COS (a copy
   with just enough noise to escape the flag) lose their quality linearly, both of them. A flagged
   update counts in no pair: a stale copy of a member's previous update resembles that member's
-  new work (|cos| up to 0.996 on heart mlp) and cost it up to 88% of a round's score (issue 10).
+  new work (|cos| up to 0.996 on heart mlp) and cost it up to 88% of its quality in a round.
 The reference is the clipped mean of the kept updates (unflagged, not a repeat): each scaled
 down to at most their median norm, all weighted equally, whatever the task's merge rule. No
 kept update weighs more than 1/k of the reference or is longer than the median norm in it, so a
 member that is missing, flagged or free riding takes only its own part with it, not the
-coordinates where an outlier's work would have been the median. Sample counts are claims, so they weigh nothing here; the clip keeps a
-large update (x5, within NORM_TOLERANCE) from owning the reference, so scaling up earns nothing
-beyond what the median norm would. Measured against the coordinate median of the kept updates,
-the reference before, on the same trained rounds (3 seeds x 6 rounds of heart mlp and logreg and
+coordinates where an outlier's work would have been the median. Sample counts are claims, so
+they weigh nothing here; the clip keeps a large update (x5, within NORM_TOLERANCE) from owning
+the reference, so scaling up earns nothing beyond what the median norm would. Measured against
+the coordinate median of the kept updates, the reference before, on the same trained rounds (3 seeds x 6 rounds of heart mlp and logreg and
 of breast cancer Dirichlet 0.1 mlp and logreg, the contribution benchmark's attacks; issue 10's
 closing note has the method):
 - the median of three takes one update per coordinate, so with one of the four heart hospitals'

@@ -17,8 +17,8 @@ from node.contribution import (CONTRIBUTIONS, ContributionReport, PublicValidati
 from node.launcher import SwarmPlan
 from node.merge import Update, rule_by_name
 from node.scoring import MAX_SCORE
-from scripts.bench.contribution import (Round, attacks, honest_rounds, missing_member, payout_shares, public_validation,
-                                        scaled, with_noise)
+from scripts.bench.contribution import (Round, attacks, honest_rounds, missing_member, payout_shares,
+                                        public_validation, scaled, with_noise)
 
 ROOT = Path(__file__).resolve().parents[2]
 MEDIAN = rule_by_name("median")
@@ -256,7 +256,8 @@ def test_scaling_an_update_up_does_not_take_the_others_scores(rounds) -> None:
     for i, u in enumerate(now.updates):
         report = score(now, before, replaced(now, i, scaled(u.tensors, 5.0)))
         assert report.flags == {}
-        assert all(report.scores[s] >= 0.9 * v for s, v in honest_run.items() if s != u.sender), (u.sender, report.scores)
+        others = {s: v for s, v in honest_run.items() if s != u.sender}
+        assert all(report.scores[s] >= 0.9 * v for s, v in others.items()), (u.sender, report.scores)
 
 
 def test_public_validation_is_optional_and_recorded(heart) -> None:
