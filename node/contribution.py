@@ -41,9 +41,9 @@ member that is missing, flagged or free riding takes only its own part with it, 
 coordinates where an outlier's work would have been the median. Sample counts are claims, so
 they weigh nothing here; the clip keeps a large update (x5, within NORM_TOLERANCE) from owning
 the reference, so scaling up earns nothing beyond what the median norm would. Measured against
-the coordinate median of the kept updates, the reference before, on the same trained rounds (3 seeds x 6 rounds of heart mlp and logreg and
-of breast cancer Dirichlet 0.1 mlp and logreg, the contribution benchmark's attacks; issue 10's
-closing note has the method):
+the coordinate median of the kept updates, the reference before, on the same trained rounds
+(3 seeds x 6 rounds of heart mlp and logreg and of breast cancer Dirichlet 0.1 mlp and logreg,
+the contribution benchmark's attacks; issue 10's closing note has the method):
 - the median of three takes one update per coordinate, so with one of the four heart hospitals'
   updates missing, Switzerland's (the outlier, 94% prevalence) rarely is the one: it lost 12-43%
   of its share when VA Long Beach's update was left out (mlp), and leaving out any one hospital
