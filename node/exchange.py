@@ -31,8 +31,14 @@ ReleaseFor = Callable[[str, int, str], Release | None]
 # Gossip has no history for late subscribers and can lose a message, so a node re-publishes an
 # update or statistics announcement until every peer has fetched the blob or the round is over.
 # Re-publishing blindly was costly: each copy costs every peer a signature check, and at one
-# per 1.5 s per kind, 8 node processes on 2 cores spent 2-3 s of each round on it.
+# per 1.5 s per kind, 8 node processes on 2 cores spent 2-3 s of each round on it. And every
+# node's copies reach every node, so a swarm of N pays N^2 checks per repeat: the pause between
+# repeats of one offer doubles from REANNOUNCE_SECONDS up to one second per
+# REANNOUNCE_PEERS_PER_SECOND peers (1 s up to 4 peers, as before; 3.75 s at 16 nodes, 7.75 s
+# at 32), at most REANNOUNCE_MAX_SECONDS.
 REANNOUNCE_SECONDS = 1.0
+REANNOUNCE_PEERS_PER_SECOND = 4
+REANNOUNCE_MAX_SECONDS = 8.0
 MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
 AWAITED_POLL_SECONDS = 0.5  # how often `collect` re-asks a changing awaited set (nothing pokes on a disconnect)
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
@@ -66,6 +72,7 @@ class Exchange:
         self.strikes: dict[str, int] = {}  # peer id -> inputs dropped
         self.bytes_in = 0  # blob bytes fetched from peers, all kinds
         self._relayed: dict[int, list[str]] = {}  # round -> digests of peers' blobs this node serves
+        self._repeats: dict[Announcement, tuple[float, float]] = {}  # offer -> (next repeat due, pause after it)
 
     @property
     def peers(self) -> dict[str, Member]:
@@ -98,21 +105,35 @@ class Exchange:
         return blob_digest
 
     async def reannounce_forever(self) -> None:
-        """Repeat each offer while some peer still lacks its blob (merged models: now and then)."""
+        """Repeat each offer while some peer still lacks its blob, less often the longer it lasts
+        and the larger the swarm (merged models: now and then)."""
         ticks = 0
         while True:
             await trio.sleep(REANNOUNCE_SECONDS)
             ticks += 1
             now = trio.current_time()
+            live = {offer.ann for offers in self.offers.values() for offer in offers}
+            self._repeats = {a: v for a, v in self._repeats.items() if a in live}
             for kind, offers in self.offers.items():
                 for offer in offers:
                     if kind == "model":  # the newest only, now and then
                         due = offer is offers[-1] and ticks % MODEL_REANNOUNCE_TICKS == 0
                     else:
                         wanting = set(self.peers) if offer.wanted_by is None else offer.wanted_by
-                        due = now <= offer.until and bool(wanting - self.host.fetched_by(offer.ann.digest))
+                        due = (now <= offer.until and bool(wanting - self.host.fetched_by(offer.ann.digest))
+                               and self._repeat_due(offer.ann, now, len(wanting)))
                     if due:
                         await self.host.publish(offer.ann)
+
+    def _repeat_due(self, ann: Announcement, now: float, peers: int) -> bool:
+        """Whether `ann`'s next repeat is due now; if so, the one after waits twice as long (up to
+        a pause that grows with the number of peers it is for, see REANNOUNCE_PEERS_PER_SECOND)."""
+        due, pause = self._repeats.get(ann, (now, REANNOUNCE_SECONDS))
+        if now < due:
+            return False
+        longest = min(REANNOUNCE_MAX_SECONDS, max(REANNOUNCE_SECONDS, peers / REANNOUNCE_PEERS_PER_SECOND))
+        self._repeats[ann] = (now + pause, min(2 * pause, longest))
+        return True
 
     async def fetch_blob(self, ann: Announcement) -> bytes:
         """Fetch `ann`'s blob from its sender or, failing that, from any other member holding it.

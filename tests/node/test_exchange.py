@@ -141,3 +141,34 @@ def test_collect_with_an_alive_set_waits_for_who_is_alive_not_for_the_deadline()
     got, ended = trio.run(main, clock=MockClock(autojump_threshold=0))
     assert got == {p1: p1, p2: p2}
     assert ended == 7  # p2's arrival, not the 100 s deadline (a fixed empty awaited set: the grace, 5, without p2)
+
+
+def _publish_times(peers: int, seconds: float, fetched_at: float = float("inf")) -> list[float]:
+    """When an update offered at time 0 is published again, to `peers` peers none of which fetches
+    it (or all of which have it from `fetched_at` on)."""
+    host = _Host()
+    times: list[float] = []
+    names = {f"peer{i}": Member(f"0x{i:040x}", f"peer{i}", f"n{i}", True, i) for i in range(peers)}
+    exchange = Exchange(host, Inbox(), "s", lambda: names, node_logger(__name__, "t"), max_blob=1 << 20)
+
+    async def publish(ann) -> None:
+        times.append(round(trio.current_time()))
+
+    host.publish = publish  # type: ignore[method-assign]
+    host.fetched_by = lambda d: frozenset(names) if trio.current_time() >= fetched_at else frozenset()  # type: ignore[attr-defined]
+
+    async def run() -> None:
+        await exchange.announce("update", 1, b"update", 5, "f32", until=seconds)
+        with trio.move_on_after(seconds + 1):
+            await exchange.reannounce_forever()
+
+    trio.run(run, clock=MockClock(autojump_threshold=0))
+    return times[1:]  # the first is the announcement itself
+
+
+def test_repeats_of_an_offer_back_off_with_the_size_of_the_swarm() -> None:
+    assert _publish_times(3, 10) == list(range(1, 11))  # a small swarm: every second, as before
+    assert _publish_times(3, 10, fetched_at=4.5) == [1, 2, 3, 4]  # ... until every peer has it
+    big = _publish_times(31, 40)
+    assert big == [1, 2, 4, 8, 16, 24, 32, 40]  # pauses double up to 31 / 4 s (8 s ticks)
+    assert len(_publish_times(15, 40)) < len(_publish_times(7, 40)) < 40
