@@ -18,7 +18,7 @@ from typing import TypeVar
 import trio
 
 from incentive.ledger import LedgerError, Member
-from p2p.announce import Announcement
+from p2p.announce import INLINE_MAX_BYTES, Announcement
 from p2p.host import FetchError, FetchTimeout, NotReleased, Release, SwarmHost
 
 from .inbox import Inbox
@@ -73,6 +73,7 @@ class Exchange:
         self.bytes_in = 0  # blob bytes fetched from peers, all kinds
         self._relayed: dict[int, list[str]] = {}  # round -> digests of peers' blobs this node serves
         self._repeats: dict[Announcement, tuple[float, float]] = {}  # offer -> (next repeat due, pause after it)
+        self._reached: dict[Announcement, set[str]] = {}  # inline offer -> gossip peers when it went out
 
     @property
     def peers(self) -> dict[str, Member]:
@@ -92,17 +93,33 @@ class Exchange:
         (default: every peer) lacks it (see `reannounce_forever`).
 
         The previous blob of each kind stays served and offered too: a slow peer may still be
-        fetching last round's update when this node has moved on.
+        fetching last round's update when this node has moved on. A small blob that every
+        member may have at once travels inside its announcement (no peer fetches it).
         """
-        blob_digest = self.host.serve(blob, release=self._release_for(kind, round_no, self.host.peer_id))
-        ann = Announcement(swarm=self.swarm, round=round_no, kind=kind, digest=blob_digest,
-                           size=len(blob), samples=samples, codec=codec, sender=self.host.peer_id)
+        release = self._release_for(kind, round_no, self.host.peer_id)
+        blob_digest = self.host.serve(blob, release=release)
+        fields = dict(swarm=self.swarm, round=round_no, kind=kind, samples=samples, codec=codec,
+                      sender=self.host.peer_id)
+        if release is None and len(blob) <= INLINE_MAX_BYTES:
+            ann = Announcement.carrying(blob, **fields)
+        else:
+            ann = Announcement(**fields, digest=blob_digest, size=len(blob))  # type: ignore[arg-type]
         offers = self.offers.setdefault(kind, [])
         offers.append(Offer(ann, until, wanted_by))
         while len(offers) > 2:
             self._release(offers.pop(0).ann.digest)
-        await self.host.publish(ann)
+        await self._publish(ann)
         return blob_digest
+
+    async def _publish(self, ann: Announcement) -> None:
+        if ann.inline:
+            self._reached.setdefault(ann, set()).update(self.host.topic_peers())
+        await self.host.publish(ann)
+
+    def _holders(self, ann: Announcement) -> frozenset[str] | set[str]:
+        """Peers that have `ann`'s blob: those that fetched it or, for an inline blob, those
+        subscribed to the swarm's gossip when it went out (it reached them with the announcement)."""
+        return self._reached.get(ann, set()) if ann.inline else self.host.fetched_by(ann.digest)
 
     async def reannounce_forever(self) -> None:
         """Repeat each offer while some peer still lacks its blob, less often the longer it lasts
@@ -114,16 +131,17 @@ class Exchange:
             now = trio.current_time()
             live = {offer.ann for offers in self.offers.values() for offer in offers}
             self._repeats = {a: v for a, v in self._repeats.items() if a in live}
+            self._reached = {a: v for a, v in self._reached.items() if a in live}
             for kind, offers in self.offers.items():
                 for offer in offers:
                     if kind == "model":  # the newest only, now and then
                         due = offer is offers[-1] and ticks % MODEL_REANNOUNCE_TICKS == 0
                     else:
                         wanting = set(self.peers) if offer.wanted_by is None else offer.wanted_by
-                        due = (now <= offer.until and bool(wanting - self.host.fetched_by(offer.ann.digest))
+                        due = (now <= offer.until and bool(wanting - self._holders(offer.ann))
                                and self._repeat_due(offer.ann, now, len(wanting)))
                     if due:
-                        await self.host.publish(offer.ann)
+                        await self._publish(offer.ann)
 
     def _repeat_due(self, ann: Announcement, now: float, peers: int) -> bool:
         """Whether `ann`'s next repeat is due now; if so, the one after waits twice as long (up to
@@ -143,8 +161,11 @@ class Exchange:
         When a peer dies mid-round, the bytes that reached some nodes then reach all of them,
         and every node merges the same set. Each source gets a bounded try (`_from`), so a
         sender that stalls (paused, or hostile) costs seconds, not the round. Raises the
-        sender's error if nobody has the blob.
+        sender's error if nobody has the blob. An inline blob is there already (checked against
+        the digest when the announcement was parsed).
         """
+        if (inline := ann.blob) is not None:
+            return inline
         try:
             return await self._from(ann.sender, ann)
         except FetchError as exc:
