@@ -75,12 +75,6 @@ GOSSIP_PROTOCOLS = (PROTOCOL_ID_V11, PROTOCOL_ID)
 ANNOUNCEMENT_QUEUE = 1024
 CONNECT_TIMEOUT_S = 10.0
 BOOTSTRAP_BACKOFF_S = (0.25, 5.0)
-#: Two members that list each other dial each other at once, and py-libp2p then holds two
-#: connections to one peer: the pubsub stream of one replaces the other's, the peer drops out
-#: of the gossip mesh and GRAFTs back in. In a swarm of 16 nodes started together that churn
-#: never settled. So of two bootstrap peers the one with the smaller peer id dials, and the
-#: other waits this long for it (and dials itself only if it has not come: it may not list us).
-DIAL_DEFER_S = 10.0
 
 
 def topic_for_swarm(swarm: str) -> str:
@@ -246,19 +240,13 @@ class SwarmHost:
             return
         delay, max_delay = BOOTSTRAP_BACKOFF_S
         attempts = 0
-        defer = info.peer_id.to_base58() < self.peer_id  # the other one dials (DIAL_DEFER_S)
         while True:
             host = self._host
             if host is None:
                 return
-            if defer:
-                await self._wait_for_dial(info.peer_id)
-                defer = False
-                continue
             if host.get_network().connections.get(info.peer_id):
                 delay = BOOTSTRAP_BACKOFF_S[0]
                 await trio.sleep(1.0)
-                defer = info.peer_id.to_base58() < self.peer_id  # it dropped: again, the other one redials
                 continue
             attempts += 1
             try:
@@ -271,12 +259,6 @@ class SwarmHost:
                 log("bootstrap peer not reachable yet (attempt %d, retry in %.2f s): %s", attempts, delay, exc)
             await trio.sleep(delay)
             delay = min(delay * 2, max_delay)
-
-    async def _wait_for_dial(self, pid: ID) -> None:
-        """Up to DIAL_DEFER_S for `pid` to connect to us (returns at once when it has)."""
-        with trio.move_on_after(DIAL_DEFER_S):
-            while (host := self._host) is not None and not host.get_network().connections.get(pid):
-                await trio.sleep(0.25)
 
     # ------------------------------------------------------------------ announcements
     async def publish(self, ann: Announcement) -> None:

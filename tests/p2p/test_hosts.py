@@ -349,20 +349,3 @@ def test_mdns_finds_a_peer_with_no_bootstrap_list(tmp) -> None:
             assert (await collect(b, 1))[0].sender == a.peer_id
 
     run_trio(main, timeout=90)
-
-
-def test_two_members_listing_each_other_end_up_with_one_connection(tmp) -> None:
-    async def main() -> None:
-        ports = [_free_port(), _free_port()]
-        keys = [tmp / "a.key", tmp / "b.key"]
-        addrs = [f"/ip4/127.0.0.1/tcp/{p}/p2p/{peer_id_for_key_file(k)}" for p, k in zip(ports, keys)]
-        hosts = [SwarmHost(HostConfig(key_file=keys[i], listen=f"/ip4/127.0.0.1/tcp/{ports[i]}",
-                                      bootstrap=(addrs[1 - i],)), name=f"m{i}") for i in range(2)]
-        async with hosts[0].run(), hosts[1].run():
-            await wait_until(lambda: all(h.peers() for h in hosts), 10)
-            await trio.sleep(1.5)  # time enough for a second dial, if one side still made it
-            for h, other in zip(hosts, reversed(hosts)):
-                conns = h.libp2p_host.get_network().connections.get(ID.from_base58(other.peer_id))
-                assert len(conns) == 1, f"{h.name} holds {len(conns)} connections to {other.name}"
-
-    run_trio(main)
