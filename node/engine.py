@@ -49,7 +49,7 @@ from .contribution import contribution_by_name
 from .dp import BudgetExhausted, privacy_conflict
 from .evaluation import EvaluationLayer, ValidationMismatch
 from .exchange import Exchange
-from .grouping import GroupModels, Grouping, group_updates
+from .grouping import GROUP_COUNTS, GroupModels, Grouping
 from .inbox import Inbox
 from .learner import Learner, Tensors
 from .logs import node_logger
@@ -279,10 +279,11 @@ class SwarmNode:
                              "stays where round %d left it", r, GROUPING_ROUND, GROUPING_ROUND)
             self.grouping = Grouping(())
         else:
-            self.grouping = group_updates(record.updates, groups)
+            self.grouping = GROUP_COUNTS[self.config.swarm.group_count](record.updates, groups)
         self.run_folder.write_grouping(self._task_key, self.grouping.to_lists(), self._group_index())
-        self.log.info("groups from round %d's updates: %s", GROUPING_ROUND, " | ".join(
-            ", ".join(self._name(p) for p in g) for g in self.grouping.groups))
+        self.log.info("%d group(s) from round %d's updates (%s count, at most %d): %s", len(self.grouping.groups),
+                      GROUPING_ROUND, self.config.swarm.group_count, groups, " | ".join(
+                          ", ".join(self._name(p) for p in g) for g in self.grouping.groups))
 
 
     @property

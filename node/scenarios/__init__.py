@@ -110,7 +110,7 @@ class Scenario:
     node_settings: tuple[str, ...] = ()  # section.key=value for every node
     data: str = ""  # where the data comes from, and its licence
     compare: tuple[str, ...] = field(default_factory=tuple)  # merge rules the benchmark compares
-    groups: tuple[int, ...] = (1,)  # group counts the benchmark compares (1: one swarm model)
+    groups: tuple[int | str, ...] = (1,)  # group counts the benchmark compares (1: one swarm model; "auto")
 
 
 _WATCH_DATA = ("real: seglearn 1.2.5 smartwatch exercise recordings (BSD-3-Clause), 10 subjects; "
@@ -146,10 +146,11 @@ SCENARIOS: dict[str, Scenario] = {
         _WATCH_DATA, ("mean",)),
     "ecg-groups": Scenario(
         "Grouping of similar sites: ECG at rhythm clinics and chest-pain units (each sees the other kind's "
-        "classes only rarely); the swarm groups alike hospitals by their round-1 updates, one model per group",
+        "classes only rarely); the swarm groups alike hospitals by their round-1 updates (as many groups as "
+        "they show), one model per group",
         {"nodes": 4, "rounds": 8, "dataset": "ecg_sites", "model": "cnn1d", "alpha": 1.0, "lr": 0.005,
-         "epochs": 2, "merge": "mean", "groups": 2},
-        _ECG_SETTINGS, _ECG_DATA, ("mean",), (2, 1)),
+         "epochs": 2, "merge": "mean", "groups": "auto"},
+        _ECG_SETTINGS, _ECG_DATA, ("mean",), ("auto", 1)),
 }
 
 

@@ -16,7 +16,7 @@ from node.datasets import load_node_data
 from node.evaluation import EvaluationLayer
 from node.launcher import SwarmPlan
 from node.learner import Learner, Split, add
-from node.grouping import Grouping, group_updates
+from node.grouping import GROUP_COUNTS, Grouping
 from node.merge import Update, rule_by_name
 from node.preprocess import FeatureStats
 from node.scenarios import SCENARIOS, published_set, watch
@@ -24,7 +24,11 @@ from node.scenarios import SCENARIOS, published_set, watch
 
 def learners(name: str, **changes) -> tuple[SwarmPlan, list[Learner]]:
     scenario = SCENARIOS[name]
-    plan = SwarmPlan(**{**scenario.plan, **changes}, node_overrides=scenario.node_settings)
+    return plan_learners(SwarmPlan(**{**scenario.plan, **changes}, node_overrides=scenario.node_settings))
+
+
+def plan_learners(plan: SwarmPlan) -> tuple[SwarmPlan, list[Learner]]:
+    """The plan's nodes' learners, built from the launcher's own node configs, scaled alike."""
     out = []
     for i in range(plan.nodes):
         config = plan.node_config(i, Path("/nonexistent") / str(i), "", "http://127.0.0.1:1", 1,
@@ -98,19 +102,41 @@ def test_personalisation_changes_only_the_output_layer() -> None:
     assert [k for k, _ in model.named_parameters()][-2:] == ["head.weight", "head.bias"]
 
 
-def test_ecg_groups_every_node_groups_alike_and_grouped_beats_one_global_model() -> None:
-    """Round 1's updates group the hospitals by their kind (rhythm clinics 0 and 2, chest-pain
-    units 1 and 3) in whatever order a node received them; then one model per group fits each
-    hospital's own test rows better than one global model (as in the README's ecg-groups table)."""
+def first_updates(nodes: list[Learner]) -> tuple[dict[str, np.ndarray], list[Update]]:
     torch.set_num_threads(1)
-    plan, nodes = learners("ecg-groups", rounds=4)
     start = nodes[0].weights()
     first = []
     for i, learner in enumerate(nodes):
         learner.set_weights(start)
         first.append(Update(learner.train_update(1), len(learner.fit), f"n{i}"))
-    seen = {group_updates(list(order), plan.groups) for order in itertools.permutations(first)}
-    assert seen == {Grouping((("n0", "n2"), ("n1", "n3")))}
+    return start, first
+
+
+def groups_in_every_order(nodes: list[Learner], first: list[Update]) -> set[Grouping]:
+    """The groups every node's configured count (the scenario's: "auto", the silhouette) finds from
+    `first`, over every order the updates can arrive in."""
+    swarm = nodes[0].config.swarm
+    return {GROUP_COUNTS[swarm.group_count](list(order), swarm.groups) for order in itertools.permutations(first)}
+
+
+def test_auto_groups_find_one_group_in_iid_data() -> None:
+    """Four hospitals holding IID shares of the breast-cancer data: round 1's updates look alike
+    (silhouette of the best split 0.33, below SILHOUETTE_MIN), so every node keeps one group."""
+    plan, nodes = plan_learners(SwarmPlan(nodes=4, rounds=2, dataset="breast_cancer", partition="iid", epochs=2,
+                                          groups="auto"))
+    assert (nodes[0].config.swarm.groups, nodes[0].config.swarm.group_count) == (2, "silhouette")
+    _, first = first_updates(nodes)
+    assert groups_in_every_order(nodes, first) == {Grouping((("n0", "n1", "n2", "n3"),))}
+
+
+def test_ecg_groups_every_node_groups_alike_and_grouped_beats_one_global_model() -> None:
+    """Round 1's updates group the hospitals by their kind (rhythm clinics 0 and 2, chest-pain
+    units 1 and 3: the scenario's automatic count finds 2 groups) in whatever order a node received
+    them; then one model per group fits each hospital's own test rows better than one global model
+    (as in the README's ecg-groups table)."""
+    plan, nodes = learners("ecg-groups", rounds=4)
+    start, first = first_updates(nodes)
+    assert groups_in_every_order(nodes, first) == {Grouping((("n0", "n2"), ("n1", "n3")))}
 
     rule = rule_by_name(plan.merge)
 
