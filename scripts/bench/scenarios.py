@@ -215,11 +215,35 @@ def run_scenario(name: str, seeds: list[int], changes: dict, runs: Path, merges:
         row.update(baselines(plan))
         B.say(f"{name} seed {seed}: local {row['local']['node_mean']:.3f}, central {row['central']['node_mean']:.3f}")
         per_seed.append(row)
+    return summarised({"title": scenario.title, "data": scenario.data, "plan": {**scenario.plan, **changes},
+                       "node_settings": list(scenario.node_settings), "seeds": seeds}, per_seed)
+
+
+def summarised(result: dict, per_seed: list[dict]) -> dict:
+    """`result` with its seeds' rows, the methods they hold and each method's mean and std."""
     methods = [m for m in per_seed[0] if m.startswith("swarm_")] + ["local", "central"]
     summary = {m: {w: B.mean_std([r[m].get(w) for r in per_seed]) for w in WHERE} for m in methods}
-    return {"title": scenario.title, "data": scenario.data, "plan": {**scenario.plan, **changes},
-            "node_settings": list(scenario.node_settings), "seeds": seeds, "methods": methods,
-            "per_seed": per_seed, "summary": summary}
+    return {**result, "seeds": [r["seed"] for r in per_seed], "methods": methods, "per_seed": per_seed,
+            "summary": summary}
+
+
+def combined(paths: list[Path]) -> tuple[dict, list[dict]]:
+    """Earlier runs' results (scenarios.json files, e.g. one seed each, run apart when the machine
+    was quiet enough) as one: each scenario's per-seed rows together, summarised again; and the
+    runs' own meta (command, seconds)."""
+    import json
+
+    results: dict = {}
+    metas = []
+    for path in paths:
+        saved = json.loads(path.read_text())
+        metas.append(saved["meta"])
+        for name, res in saved["results"].items():
+            if name in results and res["plan"] != results[name]["plan"]:
+                raise SystemExit(f"{path}: {name} ran with another plan ({res['plan']})")
+            results.setdefault(name, {**res, "per_seed": []})["per_seed"] += res["per_seed"]
+    return ({name: summarised(res, sorted(res["per_seed"], key=lambda r: r["seed"])) for name, res in results.items()},
+            metas)
 
 
 LABELS = {"local": "local only", "central": "central (pooled)"}
@@ -240,6 +264,8 @@ def markdown(results: dict, meta: dict) -> str:
              "test rows together; \"published set\": on the task's published validation set (balanced classes); "
              "\"pooled validation rows\": on every node's validation rows (held back from fitting; settings are "
              "chosen on these and the published set, never on test rows).", ""]
+    if meta.get("combined"):
+        lines += ["Combining the runs of: " + "; ".join(f"`{c}`" for c in meta["combined"]), ""]
     for name, res in results.items():
         s = res["summary"]
         lines += [f"## {name}: {res['title']}", "", f"Data: {res['data']}. Plan: {res['plan']}, "
@@ -294,17 +320,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=None, help="override each scenario's rounds")
     ap.add_argument("--merge", action="append", default=[], help="(repeatable) merge rules to run instead of "
                                                                   "each scenario's own list")
+    ap.add_argument("--combine", action="append", default=[], type=Path, metavar="JSON",
+                    help="(repeatable) publish these earlier runs' scenarios.json as one table instead of running")
     args = ap.parse_args(argv)
     B.quiet()
     started = time.monotonic()
+    command = "python -m scripts.bench.scenarios " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.combine:
+        results, runs = combined(args.combine)
+        meta = {"command": command, "seconds": sum(m["seconds"] for m in runs), "machine": B.machine(),
+                "combined": [m["command"] for m in runs]}
+        publish(Path(args.out), "scenarios", {"meta": meta, "results": results}, markdown(results, meta),
+                lambda folder: plot(results, folder / "scenarios.png"))
+        return 0
     # "evaluation-layer" is ecg-rhythm with the best rule, which the ecg-rhythm table compares already
     names = ["ecg-anomaly"] if args.quick else (args.scenario or ["ecg-rhythm", "ecg-anomaly", "wearable", "ecg-groups"])
     seeds = [0] if args.quick else (args.seed or list(range(args.seeds)))
     changes = {"nodes": 2, "rounds": 2} if args.quick else ({"rounds": args.rounds} if args.rounds else {})
     results = {n: run_scenario(n, seeds, changes, Path(args.runs), tuple(args.merge), args.replay) for n in names}
     seconds = time.monotonic() - started
-    meta = {"command": "python -m scripts.bench.scenarios " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "seconds": seconds, "machine": B.machine()}
+    meta = {"command": command, "seconds": seconds, "machine": B.machine()}
     out = Path(args.out)
     publish(out, "scenarios", {"meta": meta, "results": results}, markdown(results, meta),
             lambda folder: plot(results, folder / "scenarios.png"))
