@@ -7,7 +7,8 @@ round's chain deadline passes, merges them with the configured rule, computes th
 score vector from exactly the updates it merged (`node.contribution`: every honest node gets the
 same integers, flagged near-copies and free riders marked FLAGGED), hands that vote and its
 model's attestation to the chain duties, and checkpoints. With `swarm.groups` > 1 the members are
-grouped by round 1's updates alike on every node, and from round 2 every node merges each group's
+grouped by round 1's updates alike on every node (into that many groups, or as many as the updates
+show with `swarm.group_count` "silhouette"), and from round 2 every node merges each group's
 updates into that group's model (`node.grouping`): it trains on its own group's model, while the
 state it attests holds every group's, so the chain's consensus works as for one model, and the
 score vector still covers every committed update. Before round 1 the swarm agrees on input scaling from shared sums and counts; a
