@@ -43,6 +43,10 @@ MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
 AWAITED_POLL_SECONDS = 0.5  # how often `collect` re-asks a changing awaited set (nothing pokes on a disconnect)
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
 RELEASE_RETRY_SECONDS = 0.2  # ... or that was held back because our commitment was not seen yet
+# Kinds whose small blobs travel inside their announcement (every node needs every one of them:
+# a swarm of N would otherwise open N^2 transfer streams). Not models: a node fetches another's
+# model only to adopt one the chain attested, and a model inline would go to every node each time.
+INLINE_KINDS = frozenset({"stats", "scores"})
 # One source's try: a few seconds plus the blob at a slow 5 MB/s (loopback does 70-160 MB/s).
 SOURCE_SECONDS, SOURCE_MIN_RATE = 5.0, 5e6
 
@@ -93,14 +97,15 @@ class Exchange:
         (default: every peer) lacks it (see `reannounce_forever`).
 
         The previous blob of each kind stays served and offered too: a slow peer may still be
-        fetching last round's update when this node has moved on. A small blob that every
-        member may have at once travels inside its announcement (no peer fetches it).
+        fetching last round's update when this node has moved on. A small blob of an
+        INLINE_KINDS kind that every member may have at once travels inside its announcement
+        (no peer fetches it).
         """
         release = self._release_for(kind, round_no, self.host.peer_id)
         blob_digest = self.host.serve(blob, release=release)
         fields = dict(swarm=self.swarm, round=round_no, kind=kind, samples=samples, codec=codec,
                       sender=self.host.peer_id)
-        if release is None and len(blob) <= INLINE_MAX_BYTES:
+        if kind in INLINE_KINDS and release is None and len(blob) <= INLINE_MAX_BYTES:
             ann = Announcement.carrying(blob, **fields)
         else:
             ann = Announcement(**fields, digest=blob_digest, size=len(blob))  # type: ignore[arg-type]

@@ -193,11 +193,12 @@ def test_a_small_unrestricted_blob_rides_in_its_announcement_and_needs_no_fetch(
     async def offers() -> bytes:
         await restricted.announce("scores", 3, b"sheet bytes", 0, "f32")
         await restricted.announce("update", 3, b"update bytes", 10, "f32")  # held back until peers commit
+        await restricted.announce("model", 3, b"model bytes", 10, "f32")  # fetched only to adopt it
         await restricted.announce("scores", 4, b"s" * 1025, 0, "f32")  # too large to ride along
         return await restricted.fetch_blob(published[0])  # no host.fetch on the fake: inline only
 
     assert trio.run(offers) == b"sheet bytes"
-    assert [a.blob for a in published] == [b"sheet bytes", None, None]
+    assert [a.blob for a in published] == [b"sheet bytes", None, None, None]
     assert published[0].digest == digest(b"sheet bytes") and published[0].size == 11
 
 
