@@ -87,6 +87,10 @@ class SwarmConfig:
     merge: str = "trimmed"
     optimizer: str = "none"  # how the merged update moves the model (node.swarmopt): none | momentum | adam | yogi
     server_lr: float = 0.0  # the swarm optimiser's step size; 0: its own default
+    # The model a run ends with (node.selection): last | best_val, the round's model of lowest pooled
+    # validation loss. Chosen by scripts/bench/quality.py on validation rows only (README "Learning
+    # quality"); a grouped or sampled swarm, with no one swarm model, ends on its last round's.
+    final_model: str = "best_val"
     reputation_weight: bool = False  # weighted merges (mean) scale each sender by its on-chain reputation
     contribution: str = "checkable"  # the swarm-wide, checkable score vote (node.contribution.CONTRIBUTIONS)
     codec: str = "f32"  # f32 | f16
@@ -181,6 +185,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .merge import RULES
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
+    from .selection import FINAL_MODELS
     from .swarmopt import SWARM_OPTIMIZERS
     from .training import LR_SCHEDULES, OPTIMIZERS
 
@@ -193,6 +198,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "dp.accountant": ACCOUNTANTS,
         "training.lr_schedule": LR_SCHEDULES,
         "swarm.optimizer": tuple(SWARM_OPTIMIZERS),
+        "swarm.final_model": tuple(FINAL_MODELS),
         "swarm.merge": tuple(RULES),
         "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,

@@ -38,7 +38,8 @@ from p2p.codec import CodecError, digest, encode_update
 from p2p.host import SwarmHost
 
 from .attacks import Context, behaviour_by_name
-from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, optimizer_state, split_bundle, stats_shapes
+from .bundle import (BUNDLE_MAX_ABS, bundle_shapes, model_bundle, optimizer_state, selection_state, split_bundle,
+                     stats_shapes)
 from .chainduties import FLAGGED, ChainDuties, on_trio_clock
 from .chainwriter import ChainWriter
 from .commitbook import CommitmentBook
@@ -57,6 +58,7 @@ from .merge import Update, reweighted, rule_by_name
 from .pipeline import COMPRESSION, PRIVACY, BlobIntake, Outgoing, Rejected, UpdatePipeline, stage_by_name
 from .preprocess import STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, Recorder
+from .selection import REPORT_SHAPES, decode_report, encode_report, final_model_by_name, pooled_loss
 from .swarmopt import optimizer_by_name
 from .terms import exchange_conflict, exchange_terms
 from .referee import referee_rounds
@@ -127,7 +129,11 @@ class SwarmNode:
         # how the merged update moves the model; its state travels in the model bundle
         self.swarm_opt = optimizer_by_name(config.swarm.optimizer, model_shapes, config.swarm.server_lr)
         self._opt_before: Tensors = self.swarm_opt.state()  # the state before the latest merge's step
-        self._bundle_shapes = bundle_shapes(model_shapes, n, self.swarm_opt.state_shapes())
+        # which model the run ends with (node.selection); its state travels in the bundle too
+        self.final = final_model_by_name(config.swarm.final_model, model_shapes)
+        self._final_before: Tensors = self.final.state()  # ... before the latest merge's choice
+        self._choosing = self.final.needs_reports  # False in a swarm without one swarm model (_load_members)
+        self._bundle_shapes = bundle_shapes(model_shapes, n, self.swarm_opt.state_shapes(), self.final.state_shapes())
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
         self.commitments = CommitmentBook(lambda r: self.duties.read(
@@ -145,6 +151,8 @@ class SwarmNode:
         self.stats_intake = BlobIntake(stats_shapes(n), max_blob, lambda ann, t: FeatureStats.from_tensors(t),
                                        max_abs=STATS_MAX_ABS)
         self.sheets: BlobIntake[dict[str, int]] | None = None  # a sampled swarm's score sheets
+        self.val_reports: BlobIntake[tuple[float, int]] = BlobIntake(REPORT_SHAPES, max_blob,
+                                                                     lambda ann, t: decode_report(t))
         model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t,
                                                        max_abs=BUNDLE_MAX_ABS)
         self.behaviour = behaviour_by_name(swarm.attack, swarm.attack_factor)
@@ -206,6 +214,11 @@ class SwarmNode:
         if self.fanout is not None and self.config.swarm.groups > 1:
             raise NodeError(f"task {self.task}: a sampled swarm ({trainers} members) cannot also form groups "
                             f"(swarm.groups = {self.config.swarm.groups}): no node sees every member's update")
+        if self.final.needs_reports and (self.fanout is not None or self.group_models is not None):
+            self._choosing = False
+            self.log.info("swarm.final_model %r: this swarm has no one swarm model to choose among (%s); the "
+                          "run ends on its last round's model", self.final.name,
+                          "sampled" if self.fanout is not None else "grouped")
         if self.fanout is not None and self.referee:
             raise NodeError(f"task {self.task}: a sampled swarm ({trainers} members, all-to-all up to "
                             f"{task.exchange.exchange_all_up_to}) cannot have a referee: it sees no one set of updates")
@@ -328,6 +341,7 @@ class SwarmNode:
     def _adopt(self, round_no: int, bundle: Tensors) -> None:
         weights, stats = split_bundle(bundle)
         self.swarm_opt.load(optimizer_state(bundle))
+        self.final.load(selection_state(bundle))
         self.learner.set_scaling(stats)
         self.weights, self.stats, self.round = weights, stats, round_no
         self.learner.set_weights(self._own(weights))
@@ -496,9 +510,11 @@ class SwarmNode:
             self._form_groups(r)
             start = self.weights
             self._opt_before = self.swarm_opt.state()
+            self._final_before = self.final.state()
             if updates:
                 self.weights = self.swarm_opt.step(start, self._merge(start, updates))
             self.learner.set_weights(self._own(self.weights))
+            await self._choose(r, updates, max(deadline, trio.current_time() + cfg.absent_wait * self.round_duration))
         self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
             scores = await trio.to_thread.run_sync(self._vote, self._merged)
@@ -515,6 +531,34 @@ class SwarmNode:
         report = self.recorder.round(r, self._own(self.weights), committed, received,
                                      len(self.peers) if partners is None else len(partners), scores, timer)
         self.log.info(report.line(cfg.rounds))
+
+    async def _choose(self, r: int, updates: list[Update], until: float, announce: bool = True) -> None:
+        """Offer round r's merged model to the final-model rule (node.selection): report this
+        node's validation loss on it, and pool the reports of the members whose updates were
+        merged (they merged the same model at about the same time; waited for until `until`).
+        Before the round's checkpoint, so the bundle it attests holds the choice. A node that
+        merges again (late updates) re-pools without announcing a second report."""
+        if not self._choosing or not updates:
+            return
+        me = self.host.peer_id
+        senders = {u.sender for u in updates}
+        own = await trio.to_thread.run_sync(self.learner.evaluate, self._own(self.weights), self.learner.val)
+        if announce and me in senders:
+            blob = encode_update(encode_report(own.loss, own.n), "f32")
+            await self.exchange.announce("val", r, blob, self.learner.announced_samples, "f32", until=until)
+        peers = senders - {me}
+        reports = await self.exchange.collect("val", r, self.val_reports, until, set(peers), senders=peers)
+        if me in senders:  # our own report as the peers decode it
+            reports[me] = decode_report(encode_report(own.loss, own.n))
+        if not reports:
+            return
+        loss = pooled_loss(reports)
+        if self.final.observe(r, self._own(self.weights), loss):
+            self.log.info("round %d: pooled validation loss %.4f over %d member(s): the best so far, now the "
+                          "final model", r, loss, len(reports))
+        else:
+            self.log.info("round %d: pooled validation loss %.4f over %d member(s) (best: round %d)",
+                          r, loss, len(reports), self.final.chosen_round)
 
     def _awaited(self, r: int, quiet: bool = False) -> set[str]:
         """Peers waited for in round r: those heard from within the last `absent_after` rounds.
@@ -595,6 +639,9 @@ class SwarmNode:
         self.swarm_opt.load(self._opt_before)
         self.weights = self.swarm_opt.step(record.start, self._merge(record.start, self._merged.updates))
         self.learner.set_weights(self._own(self.weights))
+        self.final.load(self._final_before)
+        await self._choose(r, self._merged.updates,
+                           trio.current_time() + self.config.swarm.absent_wait * self.round_duration, announce=False)
         blob = self._checkpoint()
         # The vote follows the merge: if it has not gone out yet, it covers the late updates too.
         scores = await trio.to_thread.run_sync(self._vote, self._merged)
@@ -693,8 +740,8 @@ class SwarmNode:
 
     def _checkpoint(self) -> bytes:
         assert self.stats is not None
-        bundle = Checkpoint(self.round, model_bundle(self.weights, self.stats, self.swarm_opt.state()),
-                            max_abs=BUNDLE_MAX_ABS)
+        bundle = Checkpoint(self.round, model_bundle(self.weights, self.stats, self.swarm_opt.state(),
+                                                     self.final.state()), max_abs=BUNDLE_MAX_ABS)
         return self.run_folder.save_checkpoint(bundle, self._task_key)
 
     def _referee_summary(self) -> dict[str, Any]:
@@ -709,9 +756,12 @@ class SwarmNode:
         grouped = {}
         if self.grouping is not None and self.grouping.groups:
             grouped = {"group": sorted(self._name(p) for p in self.grouping.groups[self._group_index()])}
-        summary = self.recorder.summary(self._own(self.weights), self.round, self.config.training.epochs * self.config.swarm.rounds,
+        final = self.final.final(self._own(self.weights))
+        summary = self.recorder.summary(final, self.round, self.config.training.epochs * self.config.swarm.rounds,
                                         name=self.config.name, peer_id=self.host.peer_id,
-                                        address=self.ledger.account.address, **grouped)
-        self.log.info("done: %d rounds, swarm test accuracy %.3f (local only %.3f), model %s", self.round,
-                      summary["test_accuracy"], summary["local_only_accuracy"], summary["model_digest"][:12])
+                                        address=self.ledger.account.address, final_model=self.final.name,
+                                        final_round=self.final.chosen_round or self.round, **grouped)
+        self.log.info("done: %d rounds, final model of round %d (%s), swarm test accuracy %.3f (local only %.3f), "
+                      "model %s", self.round, summary["final_round"], self.final.name, summary["test_accuracy"],
+                      summary["local_only_accuracy"], summary["model_digest"][:12])
         return summary

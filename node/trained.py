@@ -1,8 +1,9 @@
 """A finished run's model, read back from a node's run folder: to evaluate it or export it.
 
 `TrainedModel.from_run(folder)` reads the node's config (`node.toml`) and its checkpoint (the
-swarm's latest merged model with the input scaling agreed before round 1), and rebuilds the exact
-torch model the node evaluates. `export(folder)` writes it in the documented, pickle-free format
+swarm's latest attested bundle with the input scaling agreed before round 1), takes the run's final
+model from it (the last round's, or with `swarm.final_model = "best_val"` the one of lowest pooled
+validation loss, node.selection), and rebuilds the exact torch model the node evaluates. `export(folder)` writes it in the documented, pickle-free format
 that `node.portable` reads with numpy alone (docs/model-format.md).
 """
 
@@ -17,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .bundle import BUNDLE_MAX_ABS, split_bundle
+from .bundle import BUNDLE_MAX_ABS, selection_state, split_bundle
 from .checkpoint import CheckpointError, read_checkpoint
 from .config import NodeConfig, load_config
 from .datasets import HEART_ZERO_IS_MISSING, Schema, node_schema
@@ -26,6 +27,7 @@ from .models import build_model, load_numpy_state
 from .portable import ARRAYS_FILE, FORMAT, SPEC_FILE, VERSION, PortableModel
 from .preprocess import Scaler
 from .rundir import RunFolder
+from .selection import final_model_by_name
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +80,15 @@ class TrainedModel:
             raise RunError(f"{folder}: no checkpoint yet (the node has not finished a round)")
         try:
             weights, stats = split_bundle(ckpt.tensors)
+            final = final_model_by_name(config.swarm.final_model, {k: v.shape for k, v in weights.items()})
+            final.load(selection_state(ckpt.tensors))
+            round_no, weights = final.chosen_round or ckpt.round, final.final(weights)
             if (groups := GroupModels.of(weights)) is not None:  # a grouped swarm: this node's group's model
                 saved = run.read_grouping(task)
                 weights = groups.copy(weights, saved[1] if saved else 0)
         except (ValueError, CheckpointError) as exc:
             raise RunError(f"{folder}: the checkpoint is not a model bundle ({exc})") from None
-        return cls(config, node_schema(config.data), weights, Scaler.from_stats(stats), ckpt.round, folder)
+        return cls(config, node_schema(config.data), weights, Scaler.from_stats(stats), round_no, folder)
 
     @property
     def n_classes(self) -> int:

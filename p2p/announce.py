@@ -18,7 +18,8 @@ from p2p.flatjson import FlatJSONError, parse_flat_object
 
 __all__ = ["KINDS", "MAX_ANNOUNCEMENT_BYTES", "Announcement", "AnnouncementError"]
 
-KINDS = ("update", "model", "stats", "scores")  # scores: a partner-score sheet (node.sampled)
+# scores: a partner-score sheet (node.sampled); val: a validation-loss report (node.selection)
+KINDS = ("update", "model", "stats", "scores", "val")
 MAX_ANNOUNCEMENT_BYTES = 1024
 VERSION = 1
 _MAX_U63 = 2**63 - 1
