@@ -34,7 +34,10 @@ class DataConfig:
     feature_columns: tuple[str, ...] = ()  # csv: the input columns (default: every other column)
     # csv: one-hot columns with their agreed categories, "name=cat1|cat2|..." (same on every node)
     categorical_columns: tuple[str, ...] = ()
-    missing_values: tuple[str, ...] = ()  # csv: cell values meaning "missing", besides "", ?, NA, nan, null, none
+    # csv: cell values meaning "missing", besides "", ?, NA, nan, null, none; "column=value" for one
+    # column only (e.g. "chol=0": a cholesterol of 0 was not measured)
+    missing_values: tuple[str, ...] = ()
+    missing_indicators: tuple[str, ...] = ()  # csv: columns that get a 0/1 "column:missing" feature too
     test_csv: str = ""  # csv: the hospital's own test file; then nothing of csv_path is held out for testing
     seed: int = 0  # train/test split and partition seed
     test_fraction: float = 0.25  # share of rows held out for testing (csv: only without test_csv)

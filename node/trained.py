@@ -124,6 +124,10 @@ class TrainedModel:
                 entry["true"], entry["false"] = list(c.true_tokens), list(c.false_tokens)
             elif c.name in zero_missing:
                 entry["zero_is_missing"] = True
+            if c.missing:
+                entry["missing"] = list(c.missing)
+            if c.indicator:
+                entry["missing_indicator"] = True
             inputs.append(entry)
         label = self.config.data.label_column if self.config.data.dataset == "csv" else "label"
         return {
