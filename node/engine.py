@@ -74,6 +74,11 @@ ATTESTATION_POLL_SECONDS = 0.5
 # connected: the node processes of one launch come up seconds apart on a loaded machine, and
 # one that misses the statistics pools a different scaling until the first round's consensus.
 STARTUP_SHARE = 0.25
+# How long after its merge a node waits at least for the validation reports of the members it
+# merged (node.selection): they merged the same updates and report within moments, but a node
+# that pools without one holds another bundle than the rest and must then adopt the majority's.
+# Collection ends as soon as every report is in; the wait is spent only on a member lost meanwhile.
+REPORT_WAIT_SHARE = 0.5
 # Sampled swarm: how long after the round's deadline to wait for the committers' score sheets
 # (each comes right after its author's merge; the author's collection ends by the deadline).
 SHEET_WAIT_SHARE = 0.25
@@ -514,7 +519,7 @@ class SwarmNode:
             if updates:
                 self.weights = self.swarm_opt.step(start, self._merge(start, updates))
             self.learner.set_weights(self._own(self.weights))
-            await self._choose(r, updates, max(deadline, trio.current_time() + cfg.absent_wait * self.round_duration))
+            await self._choose(r, updates, max(deadline, trio.current_time() + REPORT_WAIT_SHARE * self.round_duration))
         self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
             scores = await trio.to_thread.run_sync(self._vote, self._merged)
@@ -640,8 +645,8 @@ class SwarmNode:
         self.weights = self.swarm_opt.step(record.start, self._merge(record.start, self._merged.updates))
         self.learner.set_weights(self._own(self.weights))
         self.final.load(self._final_before)
-        await self._choose(r, self._merged.updates,
-                           trio.current_time() + self.config.swarm.absent_wait * self.round_duration, announce=False)
+        await self._choose(r, self._merged.updates, trio.current_time() + REPORT_WAIT_SHARE * self.round_duration,
+                           announce=False)
         blob = self._checkpoint()
         # The vote follows the merge: if it has not gone out yet, it covers the late updates too.
         scores = await trio.to_thread.run_sync(self._vote, self._merged)

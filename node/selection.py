@@ -158,6 +158,14 @@ class BestValidation(FinalModel):
 FINAL_MODELS: dict[str, type[FinalModel]] = {cls.name: cls for cls in (LastModel, BestValidation)}
 
 
+def final_of(weights: Tensors, state: Mapping[str, np.ndarray], name: str) -> tuple[Tensors, int]:
+    """The final model of a checkpointed bundle (its last `weights` and its final-model `state`,
+    node.bundle `selection_state`) under rule `name`, and its round (0: the last round's)."""
+    rule = final_model_by_name(name, {k: v.shape for k, v in weights.items()})
+    rule.load(state)
+    return rule.final(weights), rule.chosen_round
+
+
 def final_model_by_name(name: str, shapes: Mapping[str, tuple[int, ...]]) -> FinalModel:
     try:
         return FINAL_MODELS[name](shapes)
@@ -166,4 +174,4 @@ def final_model_by_name(name: str, shapes: Mapping[str, tuple[int, ...]]) -> Fin
 
 
 __all__ = ["FINAL_MODELS", "BestValidation", "FinalModel", "LastModel", "decode_report", "encode_report",
-           "final_model_by_name", "pooled_loss"]
+           "final_model_by_name", "final_of", "pooled_loss"]

@@ -27,7 +27,7 @@ from .models import build_model, load_numpy_state
 from .portable import ARRAYS_FILE, FORMAT, SPEC_FILE, VERSION, PortableModel
 from .preprocess import Scaler
 from .rundir import RunFolder
-from .selection import final_model_by_name
+from .selection import final_of
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,8 @@ class TrainedModel:
             raise RunError(f"{folder}: no checkpoint yet (the node has not finished a round)")
         try:
             weights, stats = split_bundle(ckpt.tensors)
-            final = final_model_by_name(config.swarm.final_model, {k: v.shape for k, v in weights.items()})
-            final.load(selection_state(ckpt.tensors))
-            round_no, weights = final.chosen_round or ckpt.round, final.final(weights)
+            weights, chosen = final_of(weights, selection_state(ckpt.tensors), config.swarm.final_model)
+            round_no = chosen or ckpt.round
             if (groups := GroupModels.of(weights)) is not None:  # a grouped swarm: this node's group's model
                 saved = run.read_grouping(task)
                 weights = groups.copy(weights, saved[1] if saved else 0)
