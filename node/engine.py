@@ -138,6 +138,7 @@ class SwarmNode:
         self.final = final_model_by_name(config.swarm.final_model, model_shapes)
         self._final_before: Tensors = self.final.state()  # ... before the latest merge's choice
         self._choosing = self.final.needs_reports  # False in a swarm without one swarm model (_load_members)
+        self._reported: dict[tuple[int, str], tuple[float, int]] = {}  # (round, own peer id) -> the report sent
         self._bundle_shapes = bundle_shapes(model_shapes, n, self.swarm_opt.state_shapes(), self.final.state_shapes())
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
@@ -542,19 +543,22 @@ class SwarmNode:
         node's validation loss on it, and pool the reports of the members whose updates were
         merged (they merged the same model at about the same time; waited for until `until`).
         Before the round's checkpoint, so the bundle it attests holds the choice. A node that
-        merges again (late updates) re-pools without announcing a second report."""
+        merges again (late updates) re-pools the reports as they were sent, its own included, so
+        that it pools what every other node pools."""
         if not self._choosing or not updates:
             return
         me = self.host.peer_id
         senders = {u.sender for u in updates}
-        own = await trio.to_thread.run_sync(self.learner.evaluate, self._own(self.weights), self.learner.val)
+        if announce or (r, me) not in self._reported:
+            own = await trio.to_thread.run_sync(self.learner.evaluate, self._own(self.weights), self.learner.val)
+            self._reported = {(r, me): decode_report(encode_report(own.loss, own.n))}  # as the peers decode it
         if announce and me in senders:
-            blob = encode_update(encode_report(own.loss, own.n), "f32")
+            blob = encode_update(encode_report(*self._reported[(r, me)]), "f32")
             await self.exchange.announce("val", r, blob, self.learner.announced_samples, "f32", until=until)
         peers = senders - {me}
         reports = await self.exchange.collect("val", r, self.val_reports, until, set(peers), senders=peers)
-        if me in senders:  # our own report as the peers decode it
-            reports[me] = decode_report(encode_report(own.loss, own.n))
+        if me in senders:  # the report the peers pool: a merge redone later does not change it
+            reports[me] = self._reported[(r, me)]
         if not reports:
             return
         loss = pooled_loss(reports)
