@@ -74,10 +74,10 @@ ATTESTATION_POLL_SECONDS = 0.5
 # connected: the node processes of one launch come up seconds apart on a loaded machine, and
 # one that misses the statistics pools a different scaling until the first round's consensus.
 STARTUP_SHARE = 0.25
-# How long after its merge a node waits at least for the validation reports of the members it
-# merged (node.selection): they merged the same updates and report within moments, but a node
-# that pools without one holds another bundle than the rest and must then adopt the majority's.
-# Collection ends as soon as every report is in; the wait is spent only on a member lost meanwhile.
+# How long a node waits at most for a missing validation report of a member it merged
+# (node.selection): a node that pools without one holds another bundle than the rest and must then
+# adopt the majority's. Collection ends as soon as every report is in: reports of round r are
+# pooled at round r+1's merge, a round after they were sent; only the last round's are awaited.
 REPORT_WAIT_SHARE = 0.5
 # Sampled swarm: how long after the round's deadline to wait for the committers' score sheets
 # (each comes right after its author's merge; the author's collection ends by the deadline).
@@ -138,7 +138,7 @@ class SwarmNode:
         self.final = final_model_by_name(config.swarm.final_model, model_shapes)
         self._final_before: Tensors = self.final.state()  # ... before the latest merge's choice
         self._choosing = self.final.needs_reports  # False in a swarm without one swarm model (_load_members)
-        self._reported: dict[tuple[int, str], tuple[float, int]] = {}  # (round, own peer id) -> the report sent
+        self._reported: dict[int, tuple[float, int]] = {}  # round -> this node's validation report as sent
         self._bundle_shapes = bundle_shapes(model_shapes, n, self.swarm_opt.state_shapes(), self.final.state_shapes())
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
@@ -516,11 +516,17 @@ class SwarmNode:
             self._form_groups(r)
             start = self.weights
             self._opt_before = self.swarm_opt.state()
-            self._final_before = self.final.state()
+            # round r-1's model, what this round merges onto: its reports came a round ago
+            if self._merged is not None and self._merged.round == r - 1:
+                await self._choose(r - 1, start, self._merged.updates)
             if updates:
                 self.weights = self.swarm_opt.step(start, self._merge(start, updates))
             self.learner.set_weights(self._own(self.weights))
-            await self._choose(r, updates, max(deadline, trio.current_time() + REPORT_WAIT_SHARE * self.round_duration))
+            await self._report(r, updates, deadline)
+            self._final_before = self.final.state()
+            if r == cfg.rounds:  # no round r+1 pools the last round's reports: this one waits for them
+                await self._choose(r, self.weights, updates,
+                                   max(deadline, trio.current_time() + REPORT_WAIT_SHARE * self.round_duration))
         self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
             scores = await trio.to_thread.run_sync(self._vote, self._merged)
@@ -538,31 +544,39 @@ class SwarmNode:
                                      len(self.peers) if partners is None else len(partners), scores, timer)
         self.log.info(report.line(cfg.rounds))
 
-    async def _choose(self, r: int, updates: list[Update], until: float, announce: bool = True) -> None:
-        """Offer round r's merged model to the final-model rule (node.selection): report this
-        node's validation loss on it, and pool the reports of the members whose updates were
-        merged (they merged the same model at about the same time; waited for until `until`).
-        Before the round's checkpoint, so the bundle it attests holds the choice. A node that
-        merges again (late updates) re-pools the reports as they were sent, its own included, so
-        that it pools what every other node pools."""
+    async def _report(self, r: int, updates: list[Update], deadline: float) -> None:
+        """Announce this node's validation loss on its round-r merged model (node.selection), for
+        the members whose updates it merged; without waiting for theirs."""
+        me = self.host.peer_id
+        if not self._choosing or me not in {u.sender for u in updates}:
+            return
+        own = await trio.to_thread.run_sync(self.learner.evaluate, self._own(self.weights), self.learner.val)
+        self._reported = {r: decode_report(encode_report(own.loss, own.n))}  # as the peers decode it
+        peers = frozenset(u.sender for u in updates) - {me}  # re-announced only while one of them lacks it
+        await self.exchange.announce("val", r, encode_update(encode_report(own.loss, own.n), "f32"),
+                                     self.learner.announced_samples, "f32", until=deadline + self.round_duration,
+                                     wanted_by=peers)
+
+    async def _choose(self, r: int, model: Tensors, updates: list[Update], until: float | None = None) -> None:
+        """Offer round r's swarm model (`model`) to the final-model rule with the validation loss
+        pooled from the reports of the members whose round-r updates were merged into it, each as
+        it was sent (its own included), so every node that merged the same updates pools the same
+        numbers. Called at round r+1's merge, when the reports have long arrived (waiting at most
+        `REPORT_WAIT_SHARE` of a round for a missing one), and for the last round right after its
+        merge, waiting until `until` for reports still on their way."""
         if not self._choosing or not updates:
             return
         me = self.host.peer_id
         senders = {u.sender for u in updates}
-        if announce or (r, me) not in self._reported:
-            own = await trio.to_thread.run_sync(self.learner.evaluate, self._own(self.weights), self.learner.val)
-            self._reported = {(r, me): decode_report(encode_report(own.loss, own.n))}  # as the peers decode it
-        if announce and me in senders:
-            blob = encode_update(encode_report(*self._reported[(r, me)]), "f32")
-            await self.exchange.announce("val", r, blob, self.learner.announced_samples, "f32", until=until)
         peers = senders - {me}
+        until = until if until is not None else trio.current_time() + REPORT_WAIT_SHARE * self.round_duration
         reports = await self.exchange.collect("val", r, self.val_reports, until, set(peers), senders=peers)
-        if me in senders:  # the report the peers pool: a merge redone later does not change it
-            reports[me] = self._reported[(r, me)]
+        if me in senders and r in self._reported:
+            reports[me] = self._reported[r]
         if not reports:
             return
         loss = pooled_loss(reports)
-        if self.final.observe(r, self._own(self.weights), loss):
+        if self.final.observe(r, self._own(model), loss):
             self.log.info("round %d: pooled validation loss %.4f over %d member(s): the best so far, now the "
                           "final model", r, loss, len(reports))
         else:
@@ -648,9 +662,9 @@ class SwarmNode:
         self.swarm_opt.load(self._opt_before)
         self.weights = self.swarm_opt.step(record.start, self._merge(record.start, self._merged.updates))
         self.learner.set_weights(self._own(self.weights))
-        self.final.load(self._final_before)
-        await self._choose(r, self._merged.updates, trio.current_time() + REPORT_WAIT_SHARE * self.round_duration,
-                           announce=False)
+        if r == self.config.swarm.rounds:  # the last round's choice came from this merge: redo it
+            self.final.load(self._final_before)
+            await self._choose(r, self.weights, self._merged.updates)
         blob = self._checkpoint()
         # The vote follows the merge: if it has not gone out yet, it covers the late updates too.
         scores = await trio.to_thread.run_sync(self._vote, self._merged)

@@ -8,16 +8,18 @@ far, and that is the model the run ends with: the node's summary, `medswarm eval
 their number is fixed on chain).
 
 How the swarm agrees on it. Right after its round-r merge every node evaluates the merged model on
-its own validation rows and announces a tiny report (kind "val": mean loss, row count); it then
-pools the reports of the members whose round-r updates it merged (its own included) into one
-validation loss: a row-weighted mean with each member's row count clipped at 3x the median count
-(as `FeatureStats.robust_combine` clips counts), so a member claiming millions of rows cannot
-outweigh the others. If that loss is the lowest so far, the round-r model becomes the choice. This
-happens before the round's checkpoint, and the choice (round, loss, weights) is part of the model
-bundle every node checkpoints and attests on chain (node.bundle, prefix "b/"): nodes that merged
-the same updates and reports hold bit-identical bundles, and one that missed a report is the odd
-one out and adopts the bundle a majority attested, exactly as for a missed update. So every node
-ends with the same final model, the one inside the last attested bundle.
+its own validation rows and announces a tiny report (kind "val": mean loss, row count), without
+waiting for anyone's. At round r+1's merge, when those reports have long arrived, each node pools
+the reports of the members whose round-r updates it merged (its own included), each as it was
+sent, into one validation loss: a row-weighted mean with each member's row count clipped at 3x
+the median count (as `FeatureStats.robust_combine` clips counts), so a member claiming millions of
+rows cannot outweigh the others. If that loss is the lowest so far, the round-r model becomes the
+choice. The last round's reports are pooled right after its own merge (no round follows), waiting
+for them. The choice (round, loss, weights) is part of the model bundle every node checkpoints and
+attests on chain (node.bundle, prefix "b/"): nodes that merged the same updates and reports hold
+bit-identical bundles, and one that missed a report is the odd one out and adopts the bundle a
+majority attested, exactly as for a missed update. So every node ends with the same final model,
+the one inside the last attested bundle.
 
 A member may misreport its own validation loss; that can only pick another of the swarm's own
 attested models, never bring in a model of its own.
