@@ -10,10 +10,10 @@ tests/incentive/test_ledger_errors.py fails when these classes and the ABI's err
 from __future__ import annotations
 
 import ast
+import sys
 from typing import Any, Iterable
 
 from eth_abi import decode as abi_decode
-from eth_tester.exceptions import TransactionFailed
 from eth_utils import function_abi_to_4byte_selector, to_checksum_address
 from web3.exceptions import ContractLogicError
 
@@ -265,7 +265,16 @@ def _selector_table(abi: Iterable[dict[str, Any]]) -> dict[bytes, dict[str, Any]
 _LEDGER_ERRORS = _selector_table(ledger_artifact().abi)
 
 
-def revert_data(exc: TransactionFailed | ContractLogicError) -> bytes:
+def _revert_types() -> tuple[type[BaseException], ...]:
+    """The exception types a revert arrives as. eth-tester's is looked up, not imported: a node
+    on anvil never loads eth-tester (a tenth of its start-up imports), and no exception can be an
+    instance of a class whose module was never loaded."""
+    tester = sys.modules.get("eth_tester.exceptions")
+    failed = getattr(tester, "TransactionFailed", None)
+    return (ContractLogicError,) if failed is None else (ContractLogicError, failed)
+
+
+def revert_data(exc: BaseException) -> bytes:
     """The raw revert bytes a failed call carries, from either backend (empty if it has none).
 
     A JSON-RPC node (anvil) gives them as hex in `data` (some nodes nest it as {"data": hex}).
@@ -319,6 +328,6 @@ def decode_data(data: bytes, abi: Iterable[dict[str, Any]] | None = None) -> Led
 
 def decode_revert(exc: BaseException, abi: Iterable[dict[str, Any]] | None = None) -> LedgerError | None:
     """The LedgerError for a revert exception, or None if `exc` is not a contract revert."""
-    if not isinstance(exc, (TransactionFailed, ContractLogicError)):
+    if not isinstance(exc, _revert_types()):
         return None
     return decode_data(revert_data(exc), abi)

@@ -1,8 +1,13 @@
-"""Shared test set-up: each test starts from the logging configuration the session started with.
+"""Shared test set-up: each test starts from the logging configuration the session started with,
+and every test under tests/e2e and tests/bench is marked `slow`.
 
 `medswarm` commands run in-process by some tests call `node.logs.setup_logging`, which replaces
 the root handler and raises library loggers' levels; later tests that read `caplog` must not
 depend on which command ran before them.
+
+The `slow` mark is what scripts/test.sh splits on: those tests start node processes or whole
+benchmarks and time rounds against the wall clock, so they run one at a time after the rest has
+run on every core.
 """
 
 from __future__ import annotations
@@ -11,6 +16,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+
+_PROCESS_SUITES = ("e2e", "bench")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if item.path.parent.name in _PROCESS_SUITES and item.path.parent.parent.name == "tests":
+        item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
