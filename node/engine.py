@@ -569,8 +569,12 @@ class SwarmNode:
         me = self.host.peer_id
         senders = {u.sender for u in updates}
         peers = senders - {me}
-        until = until if until is not None else trio.current_time() + REPORT_WAIT_SHARE * self.round_duration
-        reports = await self.exchange.collect("val", r, self.val_reports, until, set(peers), senders=peers)
+        wait = REPORT_WAIT_SHARE * self.round_duration
+        until = until if until is not None else trio.current_time() + wait
+        # A member that announced its next report already is "ahead" to `collect`, which would then
+        # stop without its (older) report: the grace keeps the fetches going until all are in.
+        reports = await self.exchange.collect("val", r, self.val_reports, until, set(peers), grace=wait,
+                                              senders=peers)
         if me in senders and r in self._reported:
             reports[me] = self._reported[r]
         if not reports:

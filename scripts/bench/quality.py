@@ -38,10 +38,10 @@ from scripts.bench.output import publish
 HEART_SPLIT = Path(__file__).resolve().parents[2] / "node" / "data" / "heart_split"
 # The heart files' recommended settings (with `--model logreg`), chosen on validation rows only
 # (README "Learning quality", arm "heart"): a cholesterol of 0 (every Swiss row, a quarter of VA's)
-# read as missing with a 0/1 column saying so, and local SGD at 0.3. `medswarm swarm --data
+# read as missing with a 0/1 column saying so, local SGD at 0.3, and the best-validation final model. `medswarm swarm --data
 # node/data/heart_split --model logreg` takes them as `--set` options (scripts.bench.heartswarm).
 HEART_SETTINGS: tuple[str, ...] = ("training.lr=0.3", 'data.missing_values=["chol=0"]',
-                                   'data.missing_indicators=["chol"]')
+                                   'data.missing_indicators=["chol"]', "swarm.final_model=best_val")
 # An arm is "+"-joined parts (e.g. "mean+cosine+prox"), each some node config overrides on top
 # of the shipped defaults; "default" is the defaults alone.
 PARTS: dict[str, tuple[str, ...]] = {

@@ -28,7 +28,7 @@ ROUNDS = 6
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("final") / "run"
     plan = SwarmPlan(nodes=4, rounds=ROUNDS, data=read_data_dir(HEART_SPLIT), in_process=True, out=out,
-                     round_timeout=30, model="logreg", epochs=3)
+                     round_timeout=30, model="logreg", epochs=3, node_overrides=("swarm.final_model=best_val",))
     report = LocalSwarm(plan, say=quiet).run()
     assert all(r.finished for r in report.rows)
     return out
