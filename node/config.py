@@ -108,8 +108,10 @@ class SwarmConfig:
     attack_factor: float = 100.0
     attack_partners: tuple[str, ...] = ()  # names of the members a `collude` node favours
     # > 1: from round 2 each node merges only its group's updates, the groups clustered from
-    # round 1's updates alike on every node (node.grouping); 1: one swarm model
+    # round 1's updates alike on every node (node.grouping); 1: one swarm model. The swarm's state
+    # holds this many models; with group_count "silhouette" it is the most groups, not the number
     groups: int = 1
+    group_count: str = "fixed"  # fixed: exactly `groups` groups | silhouette: as many as the updates show
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .contribution import CONTRIBUTIONS
     from .datasets import DATASETS, HEART_HOSPITALS, PARTITIONS
     from .dp import ACCOUNTANTS
+    from .grouping import GROUP_COUNTS
     from .merge import RULES
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
@@ -204,6 +207,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "swarm.optimizer": tuple(SWARM_OPTIMIZERS),
         "swarm.final_model": tuple(FINAL_MODELS),
         "swarm.merge": tuple(RULES),
+        "swarm.group_count": tuple(GROUP_COUNTS),
         "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,
         "swarm.privacy": tuple(PRIVACY),

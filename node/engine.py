@@ -7,7 +7,8 @@ round's chain deadline passes, merges them with the configured rule, computes th
 score vector from exactly the updates it merged (`node.contribution`: every honest node gets the
 same integers, flagged near-copies and free riders marked FLAGGED), hands that vote and its
 model's attestation to the chain duties, and checkpoints. With `swarm.groups` > 1 the members are
-grouped by round 1's updates alike on every node, and from round 2 every node merges each group's
+grouped by round 1's updates alike on every node (into that many groups, or as many as the updates
+show with `swarm.group_count` "silhouette"), and from round 2 every node merges each group's
 updates into that group's model (`node.grouping`): it trains on its own group's model, while the
 state it attests holds every group's, so the chain's consensus works as for one model, and the
 score vector still covers every committed update. Before round 1 the swarm agrees on input scaling from shared sums and counts; a
@@ -50,7 +51,7 @@ from .contribution import contribution_by_name
 from .dp import BudgetExhausted, privacy_conflict
 from .evaluation import EvaluationLayer, ValidationMismatch
 from .exchange import Exchange
-from .grouping import GroupModels, Grouping, group_updates
+from .grouping import GROUP_COUNTS, GroupModels, Grouping
 from .inbox import Inbox
 from .learner import Learner, Tensors
 from .logs import node_logger
@@ -298,10 +299,11 @@ class SwarmNode:
                              "stays where round %d left it", r, GROUPING_ROUND, GROUPING_ROUND)
             self.grouping = Grouping(())
         else:
-            self.grouping = group_updates(record.updates, groups)
+            self.grouping = GROUP_COUNTS[self.config.swarm.group_count](record.updates, groups)
         self.run_folder.write_grouping(self._task_key, self.grouping.to_lists(), self._group_index())
-        self.log.info("groups from round %d's updates: %s", GROUPING_ROUND, " | ".join(
-            ", ".join(self._name(p) for p in g) for g in self.grouping.groups))
+        self.log.info("%d group(s) from round %d's updates (%s count, at most %d): %s", len(self.grouping.groups),
+                      GROUPING_ROUND, self.config.swarm.group_count, groups, " | ".join(
+                          ", ".join(self._name(p) for p in g) for g in self.grouping.groups))
 
 
     @property
