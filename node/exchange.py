@@ -43,10 +43,11 @@ MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
 AWAITED_POLL_SECONDS = 0.5  # how often `collect` re-asks a changing awaited set (nothing pokes on a disconnect)
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
 RELEASE_RETRY_SECONDS = 0.2  # ... or that was held back because our commitment was not seen yet
-# Kinds whose small blobs travel inside their announcement (every node needs every one of them:
-# a swarm of N would otherwise open N^2 transfer streams). Not models: a node fetches another's
+# Kinds whose small blobs travel inside their announcement (statistics, score sheets, validation
+# reports: every node needs every one of them, and a swarm of N would otherwise open N^2
+# transfer streams for a few hundred bytes each). Not models: a node fetches another's
 # model only to adopt one the chain attested, and a model inline would go to every node each time.
-INLINE_KINDS = frozenset({"stats", "scores"})
+INLINE_KINDS = frozenset({"stats", "scores", "val"})
 # One source's try: a few seconds plus the blob at a slow 5 MB/s (loopback does 70-160 MB/s).
 SOURCE_SECONDS, SOURCE_MIN_RATE = 5.0, 5e6
 

@@ -53,6 +53,7 @@ class RoundReport:
     chain: str
     epsilon: float = 0.0  # this node's cumulative DP epsilon after the round (0 without DP)
     merged: tuple[str, ...] = ()  # the peers whose updates were merged, by name
+    val_rows: int = 0  # the validation rows `val_loss` is the mean over
     # this round's gossip messages checked (first copies), own publishes, and blob fetches started
     gossip_in: int = 0
     gossip_out: int = 0
@@ -106,7 +107,7 @@ class Recorder:
             dropped={self._name(p): str(n) for p, n in self._exchange.strikes.items()},
             phases={k: round(v, 4) for k, v in {**timer.seconds, "chain": status.busy_seconds}.items()},
             chain=status.describe(), epsilon=round(self._learner.epsilon_spent, 4),
-            merged=tuple(sorted(map(self._name, heard))))
+            merged=tuple(sorted(map(self._name, heard))), val_rows=val.n)
         self._run.append_metrics(asdict(report))
         self._marks = now
         return report

@@ -24,7 +24,8 @@ from p2p.flatjson import FlatJSONError, parse_flat_object
 
 __all__ = ["INLINE_MAX_BYTES", "KINDS", "MAX_ANNOUNCEMENT_BYTES", "Announcement", "AnnouncementError"]
 
-KINDS = ("update", "model", "stats", "scores")  # scores: a partner-score sheet (node.sampled)
+# scores: a partner-score sheet (node.sampled); val: a validation-loss report (node.selection)
+KINDS = ("update", "model", "stats", "scores", "val")
 MAX_ANNOUNCEMENT_BYTES = 2048
 INLINE_MAX_BYTES = 1024  # base64 makes it at most 1368 characters, leaving room for the rest
 VERSION = 1

@@ -96,11 +96,12 @@ def _trained(setup, x: np.ndarray, y: np.ndarray, epochs: int):
 def swarm_elsewhere(run: B.SwarmRun) -> dict[str, float | None]:
     """Mean accuracy of the nodes' final models (in a grouped swarm, each its group's) on every
     node's test rows pooled and on the published validation set."""
-    from node.bundle import BUNDLE_MAX_ABS, split_bundle
+    from node.bundle import BUNDLE_MAX_ABS, selection_state, split_bundle
     from node.grouping import GroupModels
     from node.models import load_numpy_state
     from node.preprocess import Scaler
     from node.rundir import RunFolder
+    from node.selection import final_of
 
     task_key = f"{run.report['contract']}/{run.report['task_id']}"
     setups = B.node_setups(run.plan)
@@ -115,6 +116,7 @@ def swarm_elsewhere(run: B.SwarmRun) -> dict[str, float | None]:
         if ckpt is None:
             continue
         weights, stats = split_bundle(ckpt.tensors)
+        weights, _ = final_of(weights, selection_state(ckpt.tensors), s.config.swarm.final_model)
         if (groups := GroupModels.of(weights)) is not None:  # a grouped swarm: the node's group's model
             weights = groups.copy(weights, (folder.read_grouping(task_key) or ([], 0))[1])
         scaler = Scaler.from_stats(stats)
