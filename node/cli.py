@@ -232,6 +232,21 @@ class _OperatorError(Exception):
     """A mistake the operator can fix; printed as one line."""
 
 
+def _group_count(text: str) -> int | str:
+    """`--groups`: a count of groups, or "auto" (node.launcher.AUTO_GROUPS)."""
+    from .launcher import AUTO_GROUPS
+
+    if text == AUTO_GROUPS:
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of at least 1 or {AUTO_GROUPS!r}, got {text!r}")
+    return count
+
+
 def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
     """The command line; with a `scenario`, `medswarm swarm` defaults to that scenario's settings."""
     from .launcher import SPLITTABLE
@@ -275,8 +290,9 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
                        help="ETH taken from a member's bond per proven offence (near-copy, free ride, false vote)")
     swarm.add_argument("--referee", action="store_true",
                        help="also run the sponsor's referee node, whose vote decides rounds the members split")
-    swarm.add_argument("--groups", type=int, default=1,
-                       help="group similar sites by their round-1 updates and train one model per group (1: one model)")
+    swarm.add_argument("--groups", type=_group_count, default=1, metavar="N|auto",
+                       help="group similar sites by their round-1 updates and train one model per group (1: one "
+                            "model; auto: as many groups as the updates show, at most nodes/2)")
     swarm.add_argument("--lr", type=float, default=TrainingConfig.lr,
                        help="local learning rate (of training.optimizer: SGD by default)")
     swarm.add_argument("--seed", type=int, default=0, help="seed for data splits, model init and training")

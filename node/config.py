@@ -34,7 +34,10 @@ class DataConfig:
     feature_columns: tuple[str, ...] = ()  # csv: the input columns (default: every other column)
     # csv: one-hot columns with their agreed categories, "name=cat1|cat2|..." (same on every node)
     categorical_columns: tuple[str, ...] = ()
-    missing_values: tuple[str, ...] = ()  # csv: cell values meaning "missing", besides "", ?, NA, nan, null, none
+    # csv: cell values meaning "missing", besides "", ?, NA, nan, null, none; "column=value" for one
+    # column only (e.g. "chol=0": a cholesterol of 0 was not measured)
+    missing_values: tuple[str, ...] = ()
+    missing_indicators: tuple[str, ...] = ()  # csv: columns that get a 0/1 "column:missing" feature too
     test_csv: str = ""  # csv: the hospital's own test file; then nothing of csv_path is held out for testing
     seed: int = 0  # train/test split and partition seed
     test_fraction: float = 0.25  # share of rows held out for testing (csv: only without test_csv)
@@ -87,6 +90,11 @@ class SwarmConfig:
     merge: str = "trimmed"
     optimizer: str = "none"  # how the merged update moves the model (node.swarmopt): none | momentum | adam | yogi
     server_lr: float = 0.0  # the swarm optimiser's step size; 0: its own default
+    # The model a run ends with (node.selection): last | best_val, the round's model of lowest pooled
+    # validation loss. best_val did better on validation rows (scripts/bench/quality.py, README "The
+    # final model") but is not the default yet: its choice is part of the attested bundle, and under
+    # load a missed report splits the nodes' bundles (README); the heart files' settings turn it on.
+    final_model: str = "last"
     reputation_weight: bool = False  # weighted merges (mean) scale each sender by its on-chain reputation
     contribution: str = "checkable"  # the swarm-wide, checkable score vote (node.contribution.CONTRIBUTIONS)
     codec: str = "f32"  # f32 | f16
@@ -100,8 +108,10 @@ class SwarmConfig:
     attack_factor: float = 100.0
     attack_partners: tuple[str, ...] = ()  # names of the members a `collude` node favours
     # > 1: from round 2 each node merges only its group's updates, the groups clustered from
-    # round 1's updates alike on every node (node.grouping); 1: one swarm model
+    # round 1's updates alike on every node (node.grouping); 1: one swarm model. The swarm's state
+    # holds this many models; with group_count "silhouette" it is the most groups, not the number
     groups: int = 1
+    group_count: str = "fixed"  # fixed: exactly `groups` groups | silhouette: as many as the updates show
 
 
 @dataclass(frozen=True)
@@ -178,9 +188,11 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .contribution import CONTRIBUTIONS
     from .datasets import DATASETS, HEART_HOSPITALS, PARTITIONS
     from .dp import ACCOUNTANTS
+    from .grouping import GROUP_COUNTS
     from .merge import RULES
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
+    from .selection import FINAL_MODELS
     from .swarmopt import SWARM_OPTIMIZERS
     from .training import LR_SCHEDULES, OPTIMIZERS
 
@@ -193,7 +205,9 @@ def choices() -> dict[str, tuple[str, ...]]:
         "dp.accountant": ACCOUNTANTS,
         "training.lr_schedule": LR_SCHEDULES,
         "swarm.optimizer": tuple(SWARM_OPTIMIZERS),
+        "swarm.final_model": tuple(FINAL_MODELS),
         "swarm.merge": tuple(RULES),
+        "swarm.group_count": tuple(GROUP_COUNTS),
         "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,
         "swarm.privacy": tuple(PRIVACY),

@@ -60,7 +60,10 @@ class Column:
 
     kind "numeric": one float column. kind "categorical": one-hot over the fixed `categories`
     (missing -> NaN in every one-hot column). kind "boolean": one 0/1 column; tokens in `true_tokens`
-    give 1, in `false_tokens` give 0 (compared case-insensitively).
+    give 1, in `false_tokens` give 0 (compared case-insensitively). `missing`: cell values that mean
+    "missing" in this column only (lower case; e.g. "0" for a cholesterol the site did not measure),
+    besides the schema's. `indicator`: one more 0/1 column, "NAME:missing", 1 where the cell is
+    missing, so the model can learn from the absence itself (imputation alone hides it).
     """
 
     name: str
@@ -68,6 +71,8 @@ class Column:
     categories: tuple[str, ...] = ()
     true_tokens: tuple[str, ...] = ("true", "1", "yes", "y", "t")
     false_tokens: tuple[str, ...] = ("false", "0", "no", "n", "f")
+    missing: tuple[str, ...] = ()
+    indicator: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("numeric", "categorical", "boolean"):
@@ -77,16 +82,19 @@ class Column:
 
     @property
     def encoded_names(self) -> tuple[str, ...]:
-        if self.kind == "categorical":
-            return tuple(f"{self.name}={c}" for c in self.categories)
-        return (self.name,)
+        names = tuple(f"{self.name}={c}" for c in self.categories) if self.kind == "categorical" else (self.name,)
+        return names + ((f"{self.name}:missing",) if self.indicator else ())
 
     def encode(self, raw: str, where: str, missing: frozenset[str] = MISSING_TOKENS) -> list[float]:
         """Encode one raw cell; `where` names the file and row for error messages; a token in
-        `missing` (compared lower-case) is a missing value."""
+        `missing` or in the column's own `missing` (compared lower-case) is a missing value."""
         token = raw.strip()
-        if token.lower() in missing:
-            return [math.nan] * len(self.encoded_names)
+        if token.lower() in missing or token.lower() in self.missing:
+            width = len(self.encoded_names) - self.indicator
+            return [math.nan] * width + [1.0] * self.indicator
+        return self._present(token, raw, where) + [0.0] * self.indicator
+
+    def _present(self, token: str, raw: str, where: str) -> list[float]:
         if self.kind == "numeric":
             try:
                 value = float(token)
@@ -379,21 +387,44 @@ def breast_cancer_shards(n_nodes: int, seed: int = 0, partition: str = "iid", al
             for i, p in enumerate(parts)]
 
 
+def missing_spec(entries: Iterable[str], columns: Sequence[str], source: str = "data") -> tuple[
+        frozenset[str], dict[str, frozenset[str]]]:
+    """Parse `data.missing_values`: "TOKEN" means missing in every column, "COLUMN=TOKEN" in that
+    column only (e.g. "chol=0"). Returns (every column's tokens, {column: its own tokens})."""
+    everywhere: set[str] = set()
+    per_column: dict[str, set[str]] = {}
+    for entry in entries:
+        name, sep, token = entry.partition("=")
+        if not sep:
+            everywhere.add(entry.strip().lower())
+            continue
+        if name.strip() not in columns:
+            raise DataError(f"{source}: data.missing_values {entry!r:.60}: {name.strip()!r} is not a feature column")
+        per_column.setdefault(name.strip(), set()).add(token.strip().lower())
+    return frozenset(everywhere), {k: frozenset(v) for k, v in per_column.items()}
+
+
 def csv_schema(header: Sequence[str], label_column: str, feature_columns: Sequence[str] = (),
                categories: Mapping[str, Sequence[str]] | None = None,
-               missing: Iterable[str] = (), source: str = "data") -> Schema:
+               missing: Iterable[str] = (), source: str = "data", indicators: Iterable[str] = ()) -> Schema:
     """The encoding of a hospital's CSV: `feature_columns` in that order (default: every column
     but the label, in file order); those named in `categories` one-hot over the given category
-    list, the rest numeric. `missing` adds cell values that mean "missing" to `MISSING_TOKENS`."""
+    list, the rest numeric. `missing` adds cell values that mean "missing" to `MISSING_TOKENS`, in
+    every column or, as "COLUMN=TOKEN", in one (`missing_spec`); columns in `indicators` get a
+    missing-indicator column each."""
     categories = dict(categories or {})
     names = list(feature_columns) or [c for c in header if c != label_column]
-    unknown = sorted(set(categories) - set(names))
-    if unknown:
-        raise DataError(f"{source}: categorical columns {unknown[:5]} are not among the feature columns")
+    indicators = set(indicators)
+    for what, listed in (("categorical", categories), ("missing-indicator", indicators)):
+        unknown = sorted(set(listed) - set(names))
+        if unknown:
+            raise DataError(f"{source}: {what} columns {unknown[:5]} are not among the feature columns")
+    everywhere, per_column = missing_spec(missing, names, source)
     try:
-        columns = tuple(Column(n, "categorical", tuple(categories[n])) if n in categories else Column(n, "numeric")
+        columns = tuple(Column(n, "categorical" if n in categories else "numeric", tuple(categories.get(n, ())),
+                               missing=tuple(sorted(per_column.get(n, ()))), indicator=n in indicators)
                         for n in names)
-        return Schema(columns, MISSING_TOKENS | {m.strip().lower() for m in missing})
+        return Schema(columns, MISSING_TOKENS | everywhere)
     except ValueError as exc:  # no feature column, a feature named twice, repeated categories
         raise DataError(f"{source}: {exc}") from None
 
@@ -471,7 +502,8 @@ def node_schema(config: DataConfig) -> Schema:
     if config.dataset == "csv":
         header, _ = _read_csv(Path(config.csv_path))
         return csv_schema(header, config.label_column, config.feature_columns,
-                          categorical_spec(config.categorical_columns), config.missing_values, config.csv_path)
+                          categorical_spec(config.categorical_columns), config.missing_values, config.csv_path,
+                          config.missing_indicators)
     raise ValueError(f"data.dataset: unknown data set {config.dataset!r}; expected one of {DATASETS}")
 
 

@@ -7,7 +7,8 @@ round's chain deadline passes, merges them with the configured rule, computes th
 score vector from exactly the updates it merged (`node.contribution`: every honest node gets the
 same integers, flagged near-copies and free riders marked FLAGGED), hands that vote and its
 model's attestation to the chain duties, and checkpoints. With `swarm.groups` > 1 the members are
-grouped by round 1's updates alike on every node, and from round 2 every node merges each group's
+grouped by round 1's updates alike on every node (into that many groups, or as many as the updates
+show with `swarm.group_count` "silhouette"), and from round 2 every node merges each group's
 updates into that group's model (`node.grouping`): it trains on its own group's model, while the
 state it attests holds every group's, so the chain's consensus works as for one model, and the
 score vector still covers every committed update. Before round 1 the swarm agrees on input scaling from shared sums and counts; a
@@ -38,7 +39,8 @@ from p2p.codec import CodecError, digest, encode_update
 from p2p.host import SwarmHost
 
 from .attacks import Context, behaviour_by_name
-from .bundle import BUNDLE_MAX_ABS, bundle_shapes, model_bundle, optimizer_state, split_bundle, stats_shapes
+from .bundle import (BUNDLE_MAX_ABS, bundle_shapes, model_bundle, optimizer_state, selection_state, split_bundle,
+                     stats_shapes)
 from .chainduties import FLAGGED, ChainDuties, on_trio_clock
 from .chainwriter import ChainWriter
 from .commitbook import CommitmentBook
@@ -49,7 +51,7 @@ from .contribution import contribution_by_name
 from .dp import BudgetExhausted, privacy_conflict
 from .evaluation import EvaluationLayer, ValidationMismatch
 from .exchange import Exchange
-from .grouping import GroupModels, Grouping, group_updates
+from .grouping import GROUP_COUNTS, GroupModels, Grouping
 from .inbox import Inbox
 from .learner import Learner, Tensors
 from .logs import node_logger
@@ -57,6 +59,7 @@ from .merge import Update, reweighted, rule_by_name
 from .pipeline import COMPRESSION, PRIVACY, BlobIntake, Outgoing, Rejected, UpdatePipeline, stage_by_name
 from .preprocess import STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, Recorder
+from .selection import REPORT_SHAPES, decode_report, encode_report, final_model_by_name, pooled_loss
 from .swarmopt import optimizer_by_name
 from .terms import exchange_conflict, exchange_terms
 from .referee import referee_rounds
@@ -72,6 +75,11 @@ ATTESTATION_POLL_SECONDS = 0.5
 # connected: the node processes of one launch come up seconds apart on a loaded machine, and
 # one that misses the statistics pools a different scaling until the first round's consensus.
 STARTUP_SHARE = 0.25
+# How long a node waits at most for a missing validation report of a member it merged
+# (node.selection): a node that pools without one holds another bundle than the rest and must then
+# adopt the majority's. Collection ends as soon as every report is in: reports of round r are
+# pooled at round r+1's merge, a round after they were sent; only the last round's are awaited.
+REPORT_WAIT_SHARE = 0.5
 # Sampled swarm: how long after the round's deadline to wait for the committers' score sheets
 # (each comes right after its author's merge; the author's collection ends by the deadline).
 SHEET_WAIT_SHARE = 0.25
@@ -127,7 +135,12 @@ class SwarmNode:
         # how the merged update moves the model; its state travels in the model bundle
         self.swarm_opt = optimizer_by_name(config.swarm.optimizer, model_shapes, config.swarm.server_lr)
         self._opt_before: Tensors = self.swarm_opt.state()  # the state before the latest merge's step
-        self._bundle_shapes = bundle_shapes(model_shapes, n, self.swarm_opt.state_shapes())
+        # which model the run ends with (node.selection); its state travels in the bundle too
+        self.final = final_model_by_name(config.swarm.final_model, model_shapes)
+        self._final_before: Tensors = self.final.state()  # ... before the latest merge's choice
+        self._choosing = self.final.needs_reports  # False in a swarm without one swarm model (_load_members)
+        self._reported: dict[int, tuple[float, int]] = {}  # round -> this node's validation report as sent
+        self._bundle_shapes = bundle_shapes(model_shapes, n, self.swarm_opt.state_shapes(), self.final.state_shapes())
         raw = 4 * sum(int(np.prod(s)) for s in self._bundle_shapes.values())
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
         self.commitments = CommitmentBook(lambda r: self.duties.read(
@@ -145,6 +158,8 @@ class SwarmNode:
         self.stats_intake = BlobIntake(stats_shapes(n), max_blob, lambda ann, t: FeatureStats.from_tensors(t),
                                        max_abs=STATS_MAX_ABS)
         self.sheets: BlobIntake[dict[str, int]] | None = None  # a sampled swarm's score sheets
+        self.val_reports: BlobIntake[tuple[float, int]] = BlobIntake(REPORT_SHAPES, max_blob,
+                                                                     lambda ann, t: decode_report(t))
         model_intake: BlobIntake[Tensors] = BlobIntake(self._bundle_shapes, max_blob, lambda ann, t: t,
                                                        max_abs=BUNDLE_MAX_ABS)
         self.behaviour = behaviour_by_name(swarm.attack, swarm.attack_factor)
@@ -206,6 +221,11 @@ class SwarmNode:
         if self.fanout is not None and self.config.swarm.groups > 1:
             raise NodeError(f"task {self.task}: a sampled swarm ({trainers} members) cannot also form groups "
                             f"(swarm.groups = {self.config.swarm.groups}): no node sees every member's update")
+        if self.final.needs_reports and (self.fanout is not None or self.group_models is not None):
+            self._choosing = False
+            self.log.info("swarm.final_model %r: this swarm has no one swarm model to choose among (%s); the "
+                          "run ends on its last round's model", self.final.name,
+                          "sampled" if self.fanout is not None else "grouped")
         if self.fanout is not None and self.referee:
             raise NodeError(f"task {self.task}: a sampled swarm ({trainers} members, all-to-all up to "
                             f"{task.exchange.exchange_all_up_to}) cannot have a referee: it sees no one set of updates")
@@ -279,10 +299,11 @@ class SwarmNode:
                              "stays where round %d left it", r, GROUPING_ROUND, GROUPING_ROUND)
             self.grouping = Grouping(())
         else:
-            self.grouping = group_updates(record.updates, groups)
+            self.grouping = GROUP_COUNTS[self.config.swarm.group_count](record.updates, groups)
         self.run_folder.write_grouping(self._task_key, self.grouping.to_lists(), self._group_index())
-        self.log.info("groups from round %d's updates: %s", GROUPING_ROUND, " | ".join(
-            ", ".join(self._name(p) for p in g) for g in self.grouping.groups))
+        self.log.info("%d group(s) from round %d's updates (%s count, at most %d): %s", len(self.grouping.groups),
+                      GROUPING_ROUND, self.config.swarm.group_count, groups, " | ".join(
+                          ", ".join(self._name(p) for p in g) for g in self.grouping.groups))
 
 
     @property
@@ -328,6 +349,7 @@ class SwarmNode:
     def _adopt(self, round_no: int, bundle: Tensors) -> None:
         weights, stats = split_bundle(bundle)
         self.swarm_opt.load(optimizer_state(bundle))
+        self.final.load(selection_state(bundle))
         self.learner.set_scaling(stats)
         self.weights, self.stats, self.round = weights, stats, round_no
         self.learner.set_weights(self._own(weights))
@@ -496,9 +518,17 @@ class SwarmNode:
             self._form_groups(r)
             start = self.weights
             self._opt_before = self.swarm_opt.state()
+            # round r-1's model, what this round merges onto: its reports came a round ago
+            if self._merged is not None and self._merged.round == r - 1:
+                await self._choose(r - 1, start, self._merged.updates)
             if updates:
                 self.weights = self.swarm_opt.step(start, self._merge(start, updates))
             self.learner.set_weights(self._own(self.weights))
+            await self._report(r, updates, deadline)
+            self._final_before = self.final.state()
+            if r == cfg.rounds:  # no round r+1 pools the last round's reports: this one waits for them
+                await self._choose(r, self.weights, updates,
+                                   max(deadline, trio.current_time() + REPORT_WAIT_SHARE * self.round_duration))
         self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
         with timer("score"):
             scores = await trio.to_thread.run_sync(self._vote, self._merged)
@@ -515,6 +545,49 @@ class SwarmNode:
         report = self.recorder.round(r, self._own(self.weights), committed, received,
                                      len(self.peers) if partners is None else len(partners), scores, timer)
         self.log.info(report.line(cfg.rounds))
+
+    async def _report(self, r: int, updates: list[Update], deadline: float) -> None:
+        """Announce this node's validation loss on its round-r merged model (node.selection), for
+        the members whose updates it merged; without waiting for theirs."""
+        me = self.host.peer_id
+        if not self._choosing or me not in {u.sender for u in updates}:
+            return
+        own = await trio.to_thread.run_sync(self.learner.evaluate, self._own(self.weights), self.learner.val)
+        self._reported = {r: decode_report(encode_report(own.loss, own.n))}  # as the peers decode it
+        peers = frozenset(u.sender for u in updates) - {me}  # re-announced only while one of them lacks it
+        await self.exchange.announce("val", r, encode_update(encode_report(own.loss, own.n), "f32"),
+                                     self.learner.announced_samples, "f32", until=deadline + self.round_duration,
+                                     wanted_by=peers)
+
+    async def _choose(self, r: int, model: Tensors, updates: list[Update], until: float | None = None) -> None:
+        """Offer round r's swarm model (`model`) to the final-model rule with the validation loss
+        pooled from the reports of the members whose round-r updates were merged into it, each as
+        it was sent (its own included), so every node that merged the same updates pools the same
+        numbers. Called at round r+1's merge, when the reports have long arrived (waiting at most
+        `REPORT_WAIT_SHARE` of a round for a missing one), and for the last round right after its
+        merge, waiting until `until` for reports still on their way."""
+        if not self._choosing or not updates:
+            return
+        me = self.host.peer_id
+        senders = {u.sender for u in updates}
+        peers = senders - {me}
+        wait = REPORT_WAIT_SHARE * self.round_duration
+        until = until if until is not None else trio.current_time() + wait
+        # A member that announced its next report already is "ahead" to `collect`, which would then
+        # stop without its (older) report: the grace keeps the fetches going until all are in.
+        reports = await self.exchange.collect("val", r, self.val_reports, until, set(peers), grace=wait,
+                                              senders=peers)
+        if me in senders and r in self._reported:
+            reports[me] = self._reported[r]
+        if not reports:
+            return
+        loss = pooled_loss(reports)
+        if self.final.observe(r, self._own(model), loss):
+            self.log.info("round %d: pooled validation loss %.4f over %d member(s): the best so far, now the "
+                          "final model", r, loss, len(reports))
+        else:
+            self.log.info("round %d: pooled validation loss %.4f over %d member(s) (best: round %d)",
+                          r, loss, len(reports), self.final.chosen_round)
 
     def _awaited(self, r: int, quiet: bool = False) -> set[str]:
         """Peers waited for in round r: those heard from within the last `absent_after` rounds.
@@ -595,6 +668,9 @@ class SwarmNode:
         self.swarm_opt.load(self._opt_before)
         self.weights = self.swarm_opt.step(record.start, self._merge(record.start, self._merged.updates))
         self.learner.set_weights(self._own(self.weights))
+        if r == self.config.swarm.rounds:  # the last round's choice came from this merge: redo it
+            self.final.load(self._final_before)
+            await self._choose(r, self.weights, self._merged.updates)
         blob = self._checkpoint()
         # The vote follows the merge: if it has not gone out yet, it covers the late updates too.
         scores = await trio.to_thread.run_sync(self._vote, self._merged)
@@ -693,8 +769,8 @@ class SwarmNode:
 
     def _checkpoint(self) -> bytes:
         assert self.stats is not None
-        bundle = Checkpoint(self.round, model_bundle(self.weights, self.stats, self.swarm_opt.state()),
-                            max_abs=BUNDLE_MAX_ABS)
+        bundle = Checkpoint(self.round, model_bundle(self.weights, self.stats, self.swarm_opt.state(),
+                                                     self.final.state()), max_abs=BUNDLE_MAX_ABS)
         return self.run_folder.save_checkpoint(bundle, self._task_key)
 
     def _referee_summary(self) -> dict[str, Any]:
@@ -709,9 +785,12 @@ class SwarmNode:
         grouped = {}
         if self.grouping is not None and self.grouping.groups:
             grouped = {"group": sorted(self._name(p) for p in self.grouping.groups[self._group_index()])}
-        summary = self.recorder.summary(self._own(self.weights), self.round, self.config.training.epochs * self.config.swarm.rounds,
+        final = self.final.final(self._own(self.weights))
+        summary = self.recorder.summary(final, self.round, self.config.training.epochs * self.config.swarm.rounds,
                                         name=self.config.name, peer_id=self.host.peer_id,
-                                        address=self.ledger.account.address, **grouped)
-        self.log.info("done: %d rounds, swarm test accuracy %.3f (local only %.3f), model %s", self.round,
-                      summary["test_accuracy"], summary["local_only_accuracy"], summary["model_digest"][:12])
+                                        address=self.ledger.account.address, final_model=self.final.name,
+                                        final_round=self.final.chosen_round or self.round, **grouped)
+        self.log.info("done: %d rounds, final model of round %d (%s), swarm test accuracy %.3f (local only %.3f), "
+                      "model %s", self.round, summary["final_round"], self.final.name, summary["test_accuracy"],
+                      summary["local_only_accuracy"], summary["model_digest"][:12])
         return summary

@@ -18,7 +18,7 @@ from typing import TypeVar
 import trio
 
 from incentive.ledger import LedgerError, Member
-from p2p.announce import Announcement
+from p2p.announce import INLINE_MAX_BYTES, Announcement
 from p2p.host import FetchError, FetchTimeout, NotReleased, Release, SwarmHost
 
 from .inbox import Inbox
@@ -31,12 +31,23 @@ ReleaseFor = Callable[[str, int, str], Release | None]
 # Gossip has no history for late subscribers and can lose a message, so a node re-publishes an
 # update or statistics announcement until every peer has fetched the blob or the round is over.
 # Re-publishing blindly was costly: each copy costs every peer a signature check, and at one
-# per 1.5 s per kind, 8 node processes on 2 cores spent 2-3 s of each round on it.
+# per 1.5 s per kind, 8 node processes on 2 cores spent 2-3 s of each round on it. And every
+# node's copies reach every node, so a swarm of N pays N^2 checks per repeat: the pause between
+# repeats of one offer doubles from REANNOUNCE_SECONDS up to one second per
+# REANNOUNCE_PEERS_PER_SECOND peers (1 s up to 4 peers, as before; 3.75 s at 16 nodes, 7.75 s
+# at 32), at most REANNOUNCE_MAX_SECONDS.
 REANNOUNCE_SECONDS = 1.0
+REANNOUNCE_PEERS_PER_SECOND = 4
+REANNOUNCE_MAX_SECONDS = 8.0
 MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
 AWAITED_POLL_SECONDS = 0.5  # how often `collect` re-asks a changing awaited set (nothing pokes on a disconnect)
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
 RELEASE_RETRY_SECONDS = 0.2  # ... or that was held back because our commitment was not seen yet
+# Kinds whose small blobs travel inside their announcement (statistics, score sheets, validation
+# reports: every node needs every one of them, and a swarm of N would otherwise open N^2
+# transfer streams for a few hundred bytes each). Not models: a node fetches another's
+# model only to adopt one the chain attested, and a model inline would go to every node each time.
+INLINE_KINDS = frozenset({"stats", "scores", "val"})
 # One source's try: a few seconds plus the blob at a slow 5 MB/s (loopback does 70-160 MB/s).
 SOURCE_SECONDS, SOURCE_MIN_RATE = 5.0, 5e6
 
@@ -66,6 +77,8 @@ class Exchange:
         self.strikes: dict[str, int] = {}  # peer id -> inputs dropped
         self.bytes_in = 0  # blob bytes fetched from peers, all kinds
         self._relayed: dict[int, list[str]] = {}  # round -> digests of peers' blobs this node serves
+        self._repeats: dict[Announcement, tuple[float, float]] = {}  # offer -> (next repeat due, pause after it)
+        self._reached: dict[Announcement, set[str]] = {}  # inline offer -> gossip peers when it went out
 
     @property
     def peers(self) -> dict[str, Member]:
@@ -85,34 +98,66 @@ class Exchange:
         (default: every peer) lacks it (see `reannounce_forever`).
 
         The previous blob of each kind stays served and offered too: a slow peer may still be
-        fetching last round's update when this node has moved on.
+        fetching last round's update when this node has moved on. A small blob of an
+        INLINE_KINDS kind that every member may have at once travels inside its announcement
+        (no peer fetches it).
         """
-        blob_digest = self.host.serve(blob, release=self._release_for(kind, round_no, self.host.peer_id))
-        ann = Announcement(swarm=self.swarm, round=round_no, kind=kind, digest=blob_digest,
-                           size=len(blob), samples=samples, codec=codec, sender=self.host.peer_id)
+        release = self._release_for(kind, round_no, self.host.peer_id)
+        blob_digest = self.host.serve(blob, release=release)
+        fields = dict(swarm=self.swarm, round=round_no, kind=kind, samples=samples, codec=codec,
+                      sender=self.host.peer_id)
+        if kind in INLINE_KINDS and release is None and len(blob) <= INLINE_MAX_BYTES:
+            ann = Announcement.carrying(blob, **fields)
+        else:
+            ann = Announcement(**fields, digest=blob_digest, size=len(blob))  # type: ignore[arg-type]
         offers = self.offers.setdefault(kind, [])
         offers.append(Offer(ann, until, wanted_by))
         while len(offers) > 2:
             self._release(offers.pop(0).ann.digest)
-        await self.host.publish(ann)
+        await self._publish(ann)
         return blob_digest
 
+    async def _publish(self, ann: Announcement) -> None:
+        if ann.inline:
+            self._reached.setdefault(ann, set()).update(self.host.topic_peers())
+        await self.host.publish(ann)
+
+    def _holders(self, ann: Announcement) -> frozenset[str] | set[str]:
+        """Peers that have `ann`'s blob: those that fetched it or, for an inline blob, those
+        subscribed to the swarm's gossip when it went out (it reached them with the announcement)."""
+        return self._reached.get(ann, set()) if ann.inline else self.host.fetched_by(ann.digest)
+
     async def reannounce_forever(self) -> None:
-        """Repeat each offer while some peer still lacks its blob (merged models: now and then)."""
+        """Repeat each offer while some peer still lacks its blob, less often the longer it lasts
+        and the larger the swarm (merged models: now and then)."""
         ticks = 0
         while True:
             await trio.sleep(REANNOUNCE_SECONDS)
             ticks += 1
             now = trio.current_time()
+            live = {offer.ann for offers in self.offers.values() for offer in offers}
+            self._repeats = {a: v for a, v in self._repeats.items() if a in live}
+            self._reached = {a: v for a, v in self._reached.items() if a in live}
             for kind, offers in self.offers.items():
                 for offer in offers:
                     if kind == "model":  # the newest only, now and then
                         due = offer is offers[-1] and ticks % MODEL_REANNOUNCE_TICKS == 0
                     else:
                         wanting = set(self.peers) if offer.wanted_by is None else offer.wanted_by
-                        due = now <= offer.until and bool(wanting - self.host.fetched_by(offer.ann.digest))
+                        due = (now <= offer.until and bool(wanting - self._holders(offer.ann))
+                               and self._repeat_due(offer.ann, now, len(wanting)))
                     if due:
-                        await self.host.publish(offer.ann)
+                        await self._publish(offer.ann)
+
+    def _repeat_due(self, ann: Announcement, now: float, peers: int) -> bool:
+        """Whether `ann`'s next repeat is due now; if so, the one after waits twice as long (up to
+        a pause that grows with the number of peers it is for, see REANNOUNCE_PEERS_PER_SECOND)."""
+        due, pause = self._repeats.get(ann, (now, REANNOUNCE_SECONDS))
+        if now < due:
+            return False
+        longest = min(REANNOUNCE_MAX_SECONDS, max(REANNOUNCE_SECONDS, peers / REANNOUNCE_PEERS_PER_SECOND))
+        self._repeats[ann] = (now + pause, min(2 * pause, longest))
+        return True
 
     async def fetch_blob(self, ann: Announcement) -> bytes:
         """Fetch `ann`'s blob from its sender or, failing that, from any other member holding it.
@@ -122,8 +167,11 @@ class Exchange:
         When a peer dies mid-round, the bytes that reached some nodes then reach all of them,
         and every node merges the same set. Each source gets a bounded try (`_from`), so a
         sender that stalls (paused, or hostile) costs seconds, not the round. Raises the
-        sender's error if nobody has the blob.
+        sender's error if nobody has the blob. An inline blob is there already (checked against
+        the digest when the announcement was parsed).
         """
+        if (inline := ann.blob) is not None:
+            return inline
         try:
             return await self._from(ann.sender, ann)
         except FetchError as exc:

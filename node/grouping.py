@@ -14,6 +14,18 @@ left; equal similarities go to the pair whose sorted member lists come first. Ev
 merged the same round-1 updates gets the same groups, in the same order, and anyone holding those
 updates (their digests are on chain) can recompute them.
 
+How many groups (`GROUP_COUNTS`, `swarm.group_count`): "fixed" cuts the clustering at exactly
+`swarm.groups`; "silhouette" finds the count. It cuts the same clustering at every k from 2 to
+min(`swarm.groups`, updates // 2) (a group of alike sites has two members on average), scores each
+cut by its mean silhouette (Rousseeuw, J. Comput. Appl. Math. 20, 1987; distance 1 - cosine
+similarity, a member alone in its group scores 0), and keeps the best k (equal scores: the smaller
+k) if that score reaches SILHOUETTE_MIN, else one group for all. SILHOUETTE_MIN is 0.5, where
+Kaufman and Rousseeuw ("Finding Groups in Data", 1990) place "a reasonable structure"; below it a
+structure is weak and may be an artefact of the noise. Measured on round-1 updates of real
+learners (scratch measurement, 2026-12-01): the two kinds of hospital of `ecg_sites` score 0.60 to
+0.79 (seeds 0-2, 4 and 8 hospitals); IID splits of the breast-cancer data 0.04 to 0.37, the
+ECG hospitals with near-equal class mixes (Dirichlet(1000)) 0.29 and 0.45.
+
 Every node keeps every group's model (`GroupModels`: one copy of the model per group, as one
 tensor set): it receives every committed update anyway, to score it, so it can merge each group's
 updates into that group's copy. Until the groups form, every copy takes the same merged update.
@@ -26,15 +38,16 @@ reports its own group's copy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .merge import Update
 
-__all__ = ["GroupModels", "Grouping", "group_updates"]
+__all__ = ["GROUP_COUNTS", "GroupModels", "Grouping", "group_updates", "silhouette_groups"]
 
 SIMILARITY_DIGITS = 6
+SILHOUETTE_MIN = 0.5  # the mean silhouette a grouping needs, else one group (module docstring)
 Tensors = dict[str, np.ndarray]
 
 
@@ -77,9 +90,8 @@ def similarities(updates: Sequence[Update]) -> np.ndarray:
     return np.round(unit @ unit.T, SIMILARITY_DIGITS)
 
 
-def group_updates(updates: Sequence[Update], groups: int) -> Grouping:
-    """Average-linkage clustering of `updates` into `groups` groups by cosine similarity (every
-    update alone when there are no more updates than groups)."""
+def _checked(updates: Sequence[Update], groups: int) -> list[str]:
+    """The updates' senders, sorted; refuses an empty list, a group count below 1, a repeated sender."""
     if groups < 1:
         raise ValueError(f"groups must be at least 1, got {groups}")
     if not updates:
@@ -87,9 +99,15 @@ def group_updates(updates: Sequence[Update], groups: int) -> Grouping:
     senders = sorted(u.sender for u in updates)
     if len(set(senders)) != len(senders):
         raise ValueError("more than one update from one sender")
-    sim = similarities(updates)
-    clusters: list[list[int]] = [[i] for i in range(len(senders))]
-    while len(clusters) > groups:
+    return senders
+
+
+def _linkage(sim: np.ndarray) -> Iterator[list[list[int]]]:
+    """Average-linkage agglomerative clustering of `sim`'s rows: the clusters (each sorted, in order
+    of their first member) after every merge, from every row alone down to one cluster."""
+    clusters: list[list[int]] = [[i] for i in range(len(sim))]
+    yield [list(c) for c in clusters]
+    while len(clusters) > 1:
         best: tuple[float, int, int] | None = None
         for a in range(len(clusters)):
             for b in range(a + 1, len(clusters)):
@@ -102,7 +120,64 @@ def group_updates(updates: Sequence[Update], groups: int) -> Grouping:
         _, a, b = best
         clusters[a] = sorted(clusters[a] + clusters[b])
         del clusters[b]
+        yield [list(c) for c in clusters]
+
+
+def _grouping(senders: list[str], clusters: list[list[int]]) -> Grouping:
     return Grouping.from_lists([[senders[i] for i in c] for c in clusters])
+
+
+def group_updates(updates: Sequence[Update], groups: int) -> Grouping:
+    """Average-linkage clustering of `updates` into `groups` groups by cosine similarity (every
+    update alone when there are no more updates than groups)."""
+    senders = _checked(updates, groups)
+    cut = next(c for c in _linkage(similarities(updates)) if len(c) <= groups)
+    return _grouping(senders, cut)
+
+
+def silhouette(sim: np.ndarray, clusters: list[list[int]]) -> float:
+    """Mean silhouette of `clusters` over distance 1 - `sim`, rounded to SIMILARITY_DIGITS: per row
+    (b - a) / max(a, b), a its mean distance to its own cluster's other rows, b to the nearest other
+    cluster's; 0 for a row alone in its cluster (Rousseeuw 1987)."""
+    dist = 1.0 - sim
+    scores = []
+    for c in clusters:
+        others = [o for o in clusters if o is not c]
+        for i in c:
+            own = [j for j in c if j != i]
+            if not own or not others:
+                scores.append(0.0)
+                continue
+            a = float(np.mean(dist[i, own]))
+            b = min(float(np.mean(dist[i, o])) for o in others)
+            scores.append((b - a) / max(a, b) if max(a, b) > 0 else 0.0)
+    return round(float(np.mean(scores)), SIMILARITY_DIGITS)
+
+
+def silhouette_groups(updates: Sequence[Update], groups: int) -> Grouping:
+    """As many groups as the updates show, at most `groups` and at most half the updates: the cut of
+    the average-linkage clustering with the best mean silhouette, if it reaches SILHOUETTE_MIN;
+    otherwise one group holding every sender."""
+    senders = _checked(updates, groups)
+    most = min(groups, len(senders) // 2)
+    sim = similarities(updates)
+    best: tuple[float, list[list[int]]] | None = None
+    for cut in _linkage(sim):
+        if 2 <= len(cut) <= most:
+            score = silhouette(sim, cut)
+            if best is None or score >= best[0]:  # cuts come from many groups to few: ties go to fewer
+                best = (score, cut)
+    if best is None or best[0] < SILHOUETTE_MIN:
+        return Grouping((tuple(senders),))
+    return _grouping(senders, best[1])
+
+
+# How many groups, from the grouping round's updates and `swarm.groups` (the number of models the
+# swarm's state holds): all of them, or as many as the silhouette finds
+GROUP_COUNTS: dict[str, Callable[[Sequence[Update], int], Grouping]] = {
+    "fixed": group_updates,
+    "silhouette": silhouette_groups,
+}
 
 
 @dataclass(frozen=True)

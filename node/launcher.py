@@ -46,6 +46,8 @@ POLL_SECONDS = 0.5
 REFEREE = "referee"  # the referee node's name and folder
 # Data sets the launcher can split over its nodes itself ("csv" needs a file per hospital).
 SPLITTABLE = tuple(d for d in DATASETS if d != "csv")
+AUTO_GROUPS = "auto"  # SwarmPlan.groups: as many groups as round 1's updates show (node.grouping)
+MOST_AUTO_GROUPS = 8  # ...then at most min(nodes // 2, this): the swarm's state holds that many models
 
 
 class SwarmFailed(RuntimeError):
@@ -71,7 +73,9 @@ class SwarmPlan:
     stake_eth: float = 0.0  # what each member bonds for the task (0: no stake)
     slash_eth: float = 0.0  # taken from a bond per proven offence (at most the stake)
     referee: bool = False  # the sponsor runs a referee node, whose vote decides split rounds
-    groups: int = 1  # > 1: group similar sites from round 1's updates, one model per group (node.grouping)
+    # > 1: group similar sites from round 1's updates into this many, one model per group
+    # (node.grouping); AUTO_GROUPS: as many groups as the updates show (swarm.group_count silhouette)
+    groups: int | str = 1
     seed: int = 0
     attacks: dict[int, str] = field(default_factory=dict)  # node index -> attack kind
     # node index -> the node whose data it holds too: a second identity of one institution (a sybil)
@@ -95,14 +99,22 @@ class SwarmPlan:
         if self.dataset == "heart" and self.parts > len(HEART_HOSPITALS):
             raise ValueError(f"the heart data set has {len(HEART_HOSPITALS)} hospitals; asked for {self.parts} "
                              f"nodes with data of their own")
-        if self.groups < 1 or (self.groups > 1 and self.referee):
-            raise ValueError("groups must be at least 1, and a grouped swarm has no referee (the referee "
-                             "attests one model for all members)")
+        if not (self.groups == AUTO_GROUPS or (isinstance(self.groups, int) and self.groups >= 1)):
+            raise ValueError(f"groups must be a count of at least 1 or {AUTO_GROUPS!r}, got {self.groups!r}")
+        if self.groups != 1 and self.referee:
+            raise ValueError("a grouped swarm has no referee (the referee attests one model for all members)")
         if self.rounds < 1 or self.pool_eth <= 0 or self.round_timeout <= 0:
             raise ValueError("rounds, pool and round timeout must be positive")
         if not 0 <= self.slash_eth <= self.stake_eth:
             raise ValueError(f"the slash must lie between 0 and the stake ({self.stake_eth:g} ETH); "
                              f"got {self.slash_eth:g} ETH")
+
+    def grouping_settings(self) -> dict[str, Any]:
+        """`swarm.groups` and `swarm.group_count` for the nodes: a fixed count, or with AUTO_GROUPS
+        room for min(nodes // 2, MOST_AUTO_GROUPS) models and the silhouette choice of how many."""
+        if self.groups == AUTO_GROUPS:
+            return {"groups": max(2, min(self.nodes // 2, MOST_AUTO_GROUPS)), "group_count": "silhouette"}
+        return {"groups": self.groups, "group_count": "fixed"}
 
     @property
     def parts(self) -> int:
@@ -136,7 +148,7 @@ class SwarmPlan:
             "data": self._data_section(i),
             "model": {"kind": self.model},
             "training": {"epochs": self.epochs, "lr": self.lr, "seed": self.seed},
-            "swarm": {"rounds": self.rounds, "merge": self.merge, "codec": self.codec, "groups": self.groups,
+            "swarm": {"rounds": self.rounds, "merge": self.merge, "codec": self.codec, **self.grouping_settings(),
                       "seed": self.seed, "attack": self.attacks.get(i, "none"),
                       "attack_partners": [self.node_name(j) for j, kind in sorted(self.attacks.items())
                                           if kind == self.attacks.get(i) and j != i]},

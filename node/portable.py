@@ -29,11 +29,17 @@ class ModelFormatError(ValueError):
 
 
 def _encode_cell(column: Mapping[str, Any], raw: str, missing: frozenset[str], where: str) -> list[float]:
+    """The encoded values of one cell, then its missing indicator where the column has one."""
     token = raw.strip()
+    width = len(column.get("categories", ())) if column["kind"] == "categorical" else 1
+    indicator = [] if not column.get("missing_indicator", False) else [0.0]
+    if token.lower() in missing or token.lower() in column.get("missing", ()):
+        return [math.nan] * width + [1.0] * len(indicator)
+    return _present_cell(column, token, raw, where) + indicator
+
+
+def _present_cell(column: Mapping[str, Any], token: str, raw: str, where: str) -> list[float]:
     kind = column["kind"]
-    width = len(column.get("categories", ())) if kind == "categorical" else 1
-    if token.lower() in missing:
-        return [math.nan] * width
     if kind == "numeric":
         try:
             value = float(token)

@@ -53,6 +53,11 @@ class RoundReport:
     chain: str
     epsilon: float = 0.0  # this node's cumulative DP epsilon after the round (0 without DP)
     merged: tuple[str, ...] = ()  # the peers whose updates were merged, by name
+    val_rows: int = 0  # the validation rows `val_loss` is the mean over
+    # this round's gossip messages checked (first copies), own publishes, and blob fetches started
+    gossip_in: int = 0
+    gossip_out: int = 0
+    fetches: int = 0
 
     def line(self, rounds: int) -> str:
         phases = " ".join(f"{k} {v:.2f}s" for k, v in self.phases.items())
@@ -84,27 +89,33 @@ class Recorder:
         self._host = host
         self._duties = duties
         self._name = name
-        self._bytes_mark = (0, 0)  # byte counters when the last round was reported
+        self._marks = self._counters()  # the counters when the last round was reported
 
     def round(self, r: int, weights: Tensors, committed: bool, heard: Collection[str], expected: int,
               scores: Mapping[str, int], timer: PhaseTimer) -> RoundReport:
         val = self._learner.evaluate(weights, self._learner.val)
         test = self._learner.evaluate(weights, self._learner.test)
         status = self._duties.status()
+        now = self._counters()
+        bytes_in, bytes_out, gossip_in, gossip_out, fetches = (a - b for a, b in zip(now, self._marks))
         report = RoundReport(
             round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
             test_auc=test.auc, heard=len(heard), expected=expected, committed=committed,
-            bytes_in=self._exchange.bytes_in - self._bytes_mark[0],
-            bytes_out=self._host.bytes_served - self._bytes_mark[1],
+            bytes_in=bytes_in, bytes_out=bytes_out, gossip_in=gossip_in, gossip_out=gossip_out, fetches=fetches,
             model_digest=weights_digest(weights),
             scores={self._name(p): s for p, s in scores.items()},
             dropped={self._name(p): str(n) for p, n in self._exchange.strikes.items()},
             phases={k: round(v, 4) for k, v in {**timer.seconds, "chain": status.busy_seconds}.items()},
             chain=status.describe(), epsilon=round(self._learner.epsilon_spent, 4),
-            merged=tuple(sorted(map(self._name, heard))))
+            merged=tuple(sorted(map(self._name, heard))), val_rows=val.n)
         self._run.append_metrics(asdict(report))
-        self._bytes_mark = (self._exchange.bytes_in, self._host.bytes_served)
+        self._marks = now
         return report
+
+    def _counters(self) -> tuple[int, int, int, int, int]:
+        host = self._host
+        return (self._exchange.bytes_in, host.bytes_served, host.gossip_checked, host.gossip_published,
+                host.fetches)
 
     def summary(self, weights: Tensors, rounds: int, local_epochs: int, **identity: Any) -> dict[str, Any]:
         """The node's final figures (swarm model and a local-only model on its test rows)."""

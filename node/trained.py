@@ -1,8 +1,9 @@
 """A finished run's model, read back from a node's run folder: to evaluate it or export it.
 
 `TrainedModel.from_run(folder)` reads the node's config (`node.toml`) and its checkpoint (the
-swarm's latest merged model with the input scaling agreed before round 1), and rebuilds the exact
-torch model the node evaluates. `export(folder)` writes it in the documented, pickle-free format
+swarm's latest attested bundle with the input scaling agreed before round 1), takes the run's final
+model from it (the last round's, or with `swarm.final_model = "best_val"` the one of lowest pooled
+validation loss, node.selection), and rebuilds the exact torch model the node evaluates. `export(folder)` writes it in the documented, pickle-free format
 that `node.portable` reads with numpy alone (docs/model-format.md).
 """
 
@@ -17,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .bundle import BUNDLE_MAX_ABS, split_bundle
+from .bundle import BUNDLE_MAX_ABS, selection_state, split_bundle
 from .checkpoint import CheckpointError, read_checkpoint
 from .config import NodeConfig, load_config
 from .datasets import HEART_ZERO_IS_MISSING, Schema, node_schema
@@ -26,6 +27,7 @@ from .models import build_model, load_numpy_state
 from .portable import ARRAYS_FILE, FORMAT, SPEC_FILE, VERSION, PortableModel
 from .preprocess import Scaler
 from .rundir import RunFolder
+from .selection import final_of
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +80,14 @@ class TrainedModel:
             raise RunError(f"{folder}: no checkpoint yet (the node has not finished a round)")
         try:
             weights, stats = split_bundle(ckpt.tensors)
+            weights, chosen = final_of(weights, selection_state(ckpt.tensors), config.swarm.final_model)
+            round_no = chosen or ckpt.round
             if (groups := GroupModels.of(weights)) is not None:  # a grouped swarm: this node's group's model
                 saved = run.read_grouping(task)
                 weights = groups.copy(weights, saved[1] if saved else 0)
         except (ValueError, CheckpointError) as exc:
             raise RunError(f"{folder}: the checkpoint is not a model bundle ({exc})") from None
-        return cls(config, node_schema(config.data), weights, Scaler.from_stats(stats), ckpt.round, folder)
+        return cls(config, node_schema(config.data), weights, Scaler.from_stats(stats), round_no, folder)
 
     @property
     def n_classes(self) -> int:
@@ -119,6 +123,10 @@ class TrainedModel:
                 entry["true"], entry["false"] = list(c.true_tokens), list(c.false_tokens)
             elif c.name in zero_missing:
                 entry["zero_is_missing"] = True
+            if c.missing:
+                entry["missing"] = list(c.missing)
+            if c.indicator:
+                entry["missing_indicator"] = True
             inputs.append(entry)
         label = self.config.data.label_column if self.config.data.dataset == "csv" else "label"
         return {

@@ -122,6 +122,12 @@ class SwarmHost:
         self.set_allowlist(allowlist)
         self.dropped_announcements = 0
         self.rejected_announcements = 0
+        # What the swarm's size costs a node, counted for its metrics: gossip messages checked
+        # (first copies only: the library drops repeats before the validator), own publishes,
+        # and blob fetches started.
+        self.gossip_checked = 0
+        self.gossip_published = 0
+        self.fetches = 0
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> AsyncContextManager["SwarmHost"]:
@@ -264,6 +270,7 @@ class SwarmHost:
             raise AnnouncementError(f"sender {ann.sender} is not this host ({self.peer_id})")
         if ann.swarm != self.config.swarm:
             raise AnnouncementError(f"swarm {ann.swarm!r} is not this host's {self.config.swarm!r}")
+        self.gossip_published += 1
         await pubsub.publish(self.topic, ann.to_bytes())
 
     def announcements(self) -> AsyncIterator[Announcement]:
@@ -276,6 +283,7 @@ class SwarmHost:
 
     def _validate_gossip(self, forwarder: ID, msg: rpc_pb2.Message) -> bool:
         """Topic validator: runs before anything else sees a message. Never raises."""
+        self.gossip_checked += 1
         try:
             if len(msg.data) > MAX_ANNOUNCEMENT_BYTES:
                 return self._reject(forwarder, f"oversize message of {len(msg.data)} bytes")
@@ -355,6 +363,7 @@ class SwarmHost:
             pid = ID.from_base58(peer_id)
         except Exception:  # noqa: BLE001
             raise ValueError(f"not a peer id: {peer_id!r}") from None
+        self.fetches += 1
         async with self._fetch_slots:
             stream = None
             try:

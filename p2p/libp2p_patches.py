@@ -49,6 +49,21 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    BytesIO (two more copies of every Yamux frame body): it now keeps the bytes and an offset.
    And a bulk ``YamuxStream.write`` seals up to ``WRITE_BATCH_FRAMES`` frames and sends them
    with one socket write, under the connection's write lock that orders Noise messages.
+10. After every read that leaves the stream's receive window short by less than half of it
+   (the "partial slack" case: every small read), ``YamuxStream`` sent a WINDOW_UPDATE, and
+   one for twice the bytes read. A gossip stream carries RPCs of a few hundred bytes, so
+   about every second RPC a node read cost it a frame back (sealed, written, read, opened
+   and handled by the peer): with 32 node processes a sizeable share of all frames. Fix: go-yamux's rule
+   only, one update once the consumed credit reaches half the window (bulk transfers
+   unchanged: they cross half a window every few frames).
+11. Gossip queues of 32 at both ends drop what does not fit: ``Pubsub`` hands validated
+   messages to a subscription through a channel of 32 (``SUBSCRIPTION_CHANNEL_SIZE``), and
+   queues at most 32 RPCs for each peer's writer (``RpcQueue``, ``OutBoundQueueSize``). A
+   message dropped there is already marked seen, so gossip never offers it again. A node busy
+   for a moment while a swarm of 16 or 32 announces its statistics, updates or score sheets
+   lost most of them (only a re-announcement brought them back, seconds later), and a burst
+   of more than 32 publishes reached a peer as 32. Fix: ``SUBSCRIPTION_QUEUE`` and
+   ``OUTBOUND_QUEUE`` (announcements are at most 1 KiB: a few MiB at worst per peer).
 """
 
 from __future__ import annotations
@@ -78,6 +93,7 @@ from libp2p.pubsub import floodsub as _floodsub
 from libp2p.pubsub import gossipsub as _gossipsub
 from libp2p.pubsub import pubsub as _pubsub
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue as _RpcQueue
 
 __all__ = ["ORIGINALS", "apply", "applied"]
 
@@ -96,7 +112,14 @@ ORIGINALS: dict[str, Any] = {
     "NoiseTransportReadWriter.__init__": NoiseTransportReadWriter.__init__,
     "SecureSession._fill": SecureSession._fill,
     "SecureSession._drain": SecureSession._drain,
+    "YamuxStream._auto_tune_and_send_window_update": _yamux.YamuxStream._auto_tune_and_send_window_update,
+    "pubsub.SUBSCRIPTION_CHANNEL_SIZE": _pubsub.SUBSCRIPTION_CHANNEL_SIZE,
+    "pubsub.RpcQueue": _pubsub.RpcQueue,
 }
+#: Validated gossip messages a subscription holds, and RPCs queued for one peer's writer,
+#: before the library drops them (patch 11).
+SUBSCRIPTION_QUEUE = 4096
+OUTBOUND_QUEUE = 1024
 #: Modules that call ``read_exactly`` through their own global name.
 _READ_EXACTLY_CALLERS = (_yamux, _msgio)
 #: Upper bound of one socket read of the Noise transport reader.
@@ -145,6 +168,9 @@ def apply() -> None:
     SecureSession._drain = _take_from_rest  # type: ignore[method-assign]
     for module in _RECORD_CALLERS:
         module.maybe_consume_signed_record = _cached_consume_signed_record  # type: ignore[attr-defined]
+    _yamux.YamuxStream._auto_tune_and_send_window_update = _half_window_update  # type: ignore[method-assign]
+    _pubsub.SUBSCRIPTION_CHANNEL_SIZE = max(_pubsub.SUBSCRIPTION_CHANNEL_SIZE, SUBSCRIPTION_QUEUE)
+    _pubsub.RpcQueue = _DeeperRpcQueue  # type: ignore[misc]
     _applied = True
     logger.debug("py-libp2p workarounds applied")
 
@@ -227,6 +253,25 @@ def _cached_consume_signed_record(msg: rpc_pb2.RPC, host: Any, peer_id: ID) -> b
     else:
         accepted.pop(peer_id, None)
     return ok
+
+
+@functools.wraps(ORIGINALS["YamuxStream._auto_tune_and_send_window_update"])
+async def _half_window_update(self: Any, *, bytes_read: int = 0) -> None:
+    async with self.window_lock:
+        buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+        credit = self.target_recv_window - (self.recv_window + buffered)  # consumed, not yet granted
+        if credit <= 0 or credit < self._grow_threshold():
+            return
+        increment = self._grow_to_delta(buffered) + self._apply_autotune_epoch(buffered)
+    # Never hold window_lock across the write: an inbound WINDOW_UPDATE needs it meanwhile.
+    await self.send_window_update(increment, skip_lock=True)
+
+
+class _DeeperRpcQueue(_RpcQueue):
+    """A peer's outbound gossip queue, OUTBOUND_QUEUE deep unless told otherwise (patch 11)."""
+
+    def __init__(self, max_size: int = 0, max_message_size: int = DefaultMaxMessageSize) -> None:
+        super().__init__(max_size or OUTBOUND_QUEUE, max_message_size)
 
 
 def _send_window(stream: Any) -> int:

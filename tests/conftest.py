@@ -29,12 +29,18 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def _restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    named = {name: (lg.level, lg.propagate) for name, lg in logging.root.manager.loggerDict.items()
-             if isinstance(lg, logging.Logger)}
+    named = {name: (lg.level, lg.propagate) for name, lg in _loggers()}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    for name, lg in logging.root.manager.loggerDict.items():
-        if isinstance(lg, logging.Logger):  # a logger first made during the test starts afresh
-            lg.setLevel(named.get(name, (logging.NOTSET, True))[0])
-            lg.propagate = named.get(name, (logging.NOTSET, True))[1]
+    for name, lg in _loggers():
+        # a logger first made during the test starts afresh
+        lg.setLevel(named.get(name, (logging.NOTSET, True))[0])
+        lg.propagate = named.get(name, (logging.NOTSET, True))[1]
+
+
+def _loggers() -> list[tuple[str, logging.Logger]]:
+    # A snapshot, taken in one C call under the GIL: a thread a test left running (the torch
+    # warm-up import, a node's host) may create loggers while this walks them.
+    items = list(logging.root.manager.loggerDict.items())
+    return [(name, lg) for name, lg in items if isinstance(lg, logging.Logger)]

@@ -44,7 +44,7 @@ from node.rundir import RunFolder
 from node.config import ConfigError, config_from_mapping, dump_config, load_config
 from node.datasets import MAX_CLASSES, MAX_FEATURE_ABS, DataError, csv_shard
 from node.preprocess import STATS_MAX_ABS, STATS_TENSOR_NAMES, FeatureStats
-from p2p.announce import KINDS, Announcement, AnnouncementError
+from p2p.announce import INLINE_MAX_BYTES, KINDS, Announcement, AnnouncementError
 from p2p.codec import MAX_ABS, CodecError, decode_update, digest, encode_update
 from p2p.identity import IdentityError, load_or_create_keypair
 
@@ -137,9 +137,12 @@ def _real_stats(rng: random.Random) -> bytes:
 
 
 def _announcement_base(rng: random.Random) -> dict[str, Any]:
-    ann = Announcement(swarm=rng.choice(("medswarm", "s-1", "A.b_c")), round=rng.randrange(10**6),
-                       kind=rng.choice(KINDS), digest="0x" + rng.randbytes(32).hex(), size=rng.randint(1, 2**40),
-                       samples=rng.randrange(10**6), codec=rng.choice(("f32", "f16")), sender=PEER)
+    fields = dict(swarm=rng.choice(("medswarm", "s-1", "A.b_c")), round=rng.randrange(10**6), kind=rng.choice(KINDS),
+                  samples=rng.randrange(10**6), codec=rng.choice(("f32", "f16")), sender=PEER)
+    if rng.random() < 0.5:  # half of them carry a small blob inline
+        ann = Announcement.carrying(rng.randbytes(rng.randint(1, INLINE_MAX_BYTES)), **fields)
+    else:
+        ann = Announcement(**fields, digest="0x" + rng.randbytes(32).hex(), size=rng.randint(1, 2**40))
     return json.loads(ann.to_bytes())
 
 
@@ -149,6 +152,8 @@ def _check_announcement(ann: Announcement) -> None:
         value = getattr(ann, name)
         assert type(value) is int and 0 <= value < 2**63, f"{name} = {value!r}"
     assert Announcement.from_bytes(ann.to_bytes()) == ann, "does not round-trip"
+    if (blob := ann.blob) is not None:
+        assert len(blob) == ann.size <= INLINE_MAX_BYTES and digest(blob) == ann.digest, "inline blob unchecked"
 
 
 def _announcement_target() -> Target:

@@ -13,6 +13,9 @@ partners drawn from the chain (`node.sampled`). Per N:
   (start-up, statistics and round 1 excluded; the final settling included), over R - 1 rounds;
   start-up CPU (everything up to round 1) separately;
 - bytes fetched per node per round (updates, score sheets, models and statistics), steady rounds;
+- gossip messages per node per round (first copies checked by the node's validator, and its own
+  publishes) and blob fetches it started, steady rounds: where a swarm's size shows first;
+- the slowest node's slowest round, against the round's deadline;
 - summed peak resident memory of the node processes (anvil excluded);
 - gas per node per round, every node transaction of the run over N x R;
 - rounds complete: every node recorded every round, committed, and exited 0; missed updates (a
@@ -61,11 +64,16 @@ def process_run(nodes: int, rounds: int, runs: Path, timeout: float) -> dict:
     complete = all(len(ms) == rounds and all(m["committed"] for m in ms) for ms in run.metrics.values())
     missed = sum(max(0, m["expected"] - m["heard"]) for ms in run.metrics.values() for m in ms)
     credited = run.report.get("rounds", {}).get("credited", [])
+    steady = [m for ms in run.metrics.values() for m in ms if m["round"] >= 2] or \
+             [m for ms in run.metrics.values() for m in ms]
+    slowest = max((sum(m["phases"].get(p, 0.0) for p in B.PHASES) for m in steady), default=None)
     res = {
         "nodes": nodes, "rounds": rounds, "mode": "processes on anvil", "round_timeout_s": timeout,
         "partners": run.metrics[run.names[0]][-1]["expected"] if run.metrics[run.names[0]] else None,
         "swarm_round_s": base["swarm_round_s"], "node_round_s": base["node_round_s"],
-        "phase_mean_s": base["phase_mean_s"],
+        "phase_mean_s": base["phase_mean_s"], "slowest_node_round_s": slowest,
+        "gossip_in_per_node_round": _mean(steady, "gossip_in"), "gossip_out_per_node_round": _mean(steady, "gossip_out"),
+        "fetches_per_node_round": _mean(steady, "fetches"),
         "cpu_s_per_round": sum(steady_cpu) / max(1, rounds - 1) if len(steady_cpu) == nodes else None,
         "startup_cpu_s": sum(run.cpu_at_round1.values()),
         "bytes_in_per_node_round": base["bytes_in_per_node_round"],
@@ -76,8 +84,11 @@ def process_run(nodes: int, rounds: int, runs: Path, timeout: float) -> dict:
         "missed_updates": missed, "credited_rounds": credited,
         "exit_codes": run.exit_codes, "load_before": before, "load_after": after, "seconds": run.seconds,
     }
-    B.say(f"{label}: round {res['swarm_round_s']:.2f}s | cpu/round {res['cpu_s_per_round'] or 0:.1f}s | "
-          f"in/node/round {res['bytes_in_per_node_round'] or 0:,.0f} B | memory {res['summed_peak_rss_mb'] or 0:.0f} MB"
+    B.say(f"{label}: round {res['swarm_round_s']:.2f}s (slowest {slowest or 0:.2f}s) | cpu/round "
+          f"{res['cpu_s_per_round'] or 0:.1f}s | in/node/round {res['bytes_in_per_node_round'] or 0:,.0f} B | gossip "
+          f"in/out/fetches per node/round {res['gossip_in_per_node_round'] or 0:.0f}/"
+          f"{res['gossip_out_per_node_round'] or 0:.1f}/{res['fetches_per_node_round'] or 0:.1f} | memory "
+          f"{res['summed_peak_rss_mb'] or 0:.0f} MB"
           f" | gas/node/round {res['gas_per_node_round'] or 0:,.0f} | complete {res['every_round_complete']}"
           f" | credited {credited} | load {before} -> {after}")
     return res
@@ -109,6 +120,11 @@ def simulated_run(nodes: int, rounds: int, runs: Path) -> dict:
     return res
 
 
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [m[key] for m in rows if key in m]
+    return sum(values) / len(values) if values else None
+
+
 def _f(v, fmt: str) -> str:
     return "-" if v is None else fmt.format(v)
 
@@ -120,13 +136,16 @@ def markdown(results: list[dict], meta: dict) -> str:
              f"logreg on breast cancer IID shards; all-to-all up to 16 members, then ceil(log2 N) chain-drawn "
              f"partners.", "",
              "| N | mode | partners | round (s) | CPU-s / round | bytes in / node / round | summed memory (MB) "
-             "| gas / node / round | every round complete | credited rounds | load before -> after |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|"]
+             "| gas / node / round | gossip in / out / fetches per node per round | slowest node round (s) "
+             "| every round complete | credited rounds | load before -> after |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---|---|---|"]
     for r in results:
         lines.append(
             f"| {r['nodes']} | {r['mode']} | {r['partners']} | {r['swarm_round_s']:.2f} | "
             f"{_f(r['cpu_s_per_round'], '{:.1f}')} | {_f(r['bytes_in_per_node_round'], '{:,.0f}')} | "
             f"{_f(r['summed_peak_rss_mb'], '{:,.0f}')} | {_f(r['gas_per_node_round'], '{:,.0f}')} | "
+            f"{_f(r.get('gossip_in_per_node_round'), '{:.0f}')} / {_f(r.get('gossip_out_per_node_round'), '{:.1f}')}"
+            f" / {_f(r.get('fetches_per_node_round'), '{:.1f}')} | {_f(r.get('slowest_node_round_s'), '{:.2f}')} | "
             f"{r.get('every_round_complete', '-')} | {len(r.get('credited_rounds', [])) or '-'} | "
             f"{r['load_before']} -> {r['load_after']} |")
     lines += ["", "Process runs: round = the slowest node's round, steady rounds 2..R; CPU-s = all node processes "

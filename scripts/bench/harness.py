@@ -361,27 +361,20 @@ def baselines(plan: SwarmPlan) -> dict[str, Predictions]:
 
 
 def swarm_predictions(run: SwarmRun) -> Predictions:
-    """Each node's final merged model (its last checkpoint) on its own test rows."""
-    plan = run.plan
-    task_key = f"{run.report['contract']}/{run.report['task_id']}"
-    from node.bundle import BUNDLE_MAX_ABS, bundle_shapes, split_bundle
+    """Each node's final model (from its last checkpoint, as `medswarm evaluate` reads it: the
+    run's choice of final model, node.selection) on its own test rows."""
     from node.models import load_numpy_state
-    from node.preprocess import Scaler
-    from node.rundir import RunFolder
-    from node.swarmopt import optimizer_by_name
+    from node.trained import TrainedModel
 
     margins, labels = {}, {}
-    for s in node_setups(plan):
-        learner = s.learner
-        opt = optimizer_by_name(s.config.swarm.optimizer, learner.shapes, s.config.swarm.server_lr)
-        shapes = bundle_shapes(learner.shapes, learner.data.n_features, opt.state_shapes())
-        ckpt = RunFolder(plan.out / s.name).load_checkpoint(shapes, task_key, BUNDLE_MAX_ABS)
-        if ckpt is None:
+    for s in node_setups(run.plan):
+        folder = run.plan.out / s.name
+        if not RunFolder(folder).checkpoint_meta.exists():
             continue
-        weights, stats = split_bundle(ckpt.tensors)
-        load_numpy_state(learner.model, weights)
-        margins[s.name] = _margins(learner.model, Scaler.from_stats(stats).transform(learner.data.test.x))
-        labels[s.name] = learner.data.test.y
+        model = TrainedModel.from_run(folder)
+        load_numpy_state(s.learner.model, model.weights)
+        margins[s.name] = _margins(s.learner.model, model.scaler.transform(s.learner.data.test.x))
+        labels[s.name] = s.learner.data.test.y
     return Predictions(margins, labels)
 
 

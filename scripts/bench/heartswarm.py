@@ -4,12 +4,13 @@
 
 For each round count and seed, `medswarm swarm --data node/data/heart_split` runs the four
 hospitals (node/data/heart_split: 486 train / 254 test rows, the FLamby-style split) as four node
-processes on an anvil chain with the shipped settings, and `medswarm evaluate RUN --csv <each
+processes on an anvil chain with the shipped defaults plus the heart files' recommended settings
+(`quality.HEART_SETTINGS`, as `--set` options; `--generic`: the defaults alone), and `medswarm evaluate RUN --csv <each
 hospital's test file>` scores the swarm's final model on all 254 test rows pooled: those are the
 swarm's figures. The per-round curve is the nodes' own test accuracies (their metrics rows),
 weighted by their test rows. Central training (one model on every hospital's training rows) and
-each hospital alone come from `scripts.bench.quality` (same learners, same rows, same settings,
-trained for rounds x epochs epochs), scored on the same 254 rows.
+each hospital alone come from `scripts.bench.quality` (same learners, same rows and inputs, same
+settings, trained for rounds x epochs epochs), scored on the same 254 rows.
 
 Every run must finish within RUN_SECONDS; one that does not is reported as failed. "run (s)" is the
 launcher's own time for the run (chain, deployment, rounds, settling, audit). A run folder that
@@ -31,7 +32,7 @@ import numpy as np
 
 from scripts.bench import harness as B
 from scripts.bench.output import publish, write_json
-from scripts.bench.quality import HEART_SPLIT, central_and_alone, heart_plan
+from scripts.bench.quality import HEART_SETTINGS, HEART_SPLIT, central_and_alone, heart_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_SECONDS = 300.0
@@ -55,7 +56,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def swarm_run(run_dir: Path, rounds: int, seed: int, model: str) -> dict[str, Any] | None:
+def swarm_run(run_dir: Path, rounds: int, seed: int, model: str, settings: tuple[str, ...]) -> dict[str, Any] | None:
     """One `medswarm swarm` of node processes, then `medswarm evaluate` on all test files pooled;
     None if the run failed (said on the terminal; the run's folder keeps its logs). A run whose
     folder already holds a finished, evaluated run is read back instead of run again."""
@@ -63,7 +64,7 @@ def swarm_run(run_dir: Path, rounds: int, seed: int, model: str) -> dict[str, An
         B.say(f"{run_dir}: already run, reading it back")
         return json.loads((run_dir / "run.json").read_text())
     done = _cli("swarm", "--data", str(HEART_SPLIT), "--model", model, "--rounds", str(rounds), "--seed", str(seed),
-                "--out", str(run_dir))
+                *[a for s in settings for a in ("--set", s)], "--out", str(run_dir))
     if done.returncode != 0:
         B.say(f"{run_dir}: medswarm swarm failed ({done.returncode}): {done.stderr.strip()[-500:]}")
         return None
@@ -94,13 +95,13 @@ def pooled_curve(run_dir: Path) -> list[float]:
     return [sum(node[r][0] for node in per_node) / sum(node[r][1] for node in per_node) for r in range(rounds)]
 
 
-def run(rounds_list: list[int], seeds: list[int], model: str, runs: Path) -> dict[str, Any]:
+def run(rounds_list: list[int], seeds: list[int], model: str, runs: Path, settings: tuple[str, ...]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for rounds in rounds_list:
         cell = results[str(rounds)] = {"swarm": [], "central": [], "alone": []}
         for seed in seeds:
-            out = swarm_run(runs / f"{model}-r{rounds}-s{seed}", rounds, seed, model)
-            base = central_and_alone(heart_plan(seed, model, ()), rounds)
+            out = swarm_run(runs / f"{model}-r{rounds}-s{seed}", rounds, seed, model, settings)
+            base = central_and_alone(heart_plan(seed, model, settings), rounds)
             cell["central"].append(base["central"])
             cell["alone"].append(base["alone"])
             if out is None:
@@ -119,8 +120,9 @@ def _ms(values: list[float]) -> str:
 def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     hospitals = sorted(next(iter(results.values()))["alone"][0])
     lines = ["# The heart hospitals as a swarm of node processes", "",
-             f"Command: `{meta['command']}`; {meta['seconds']:.0f} s. Model {meta['model']}, shipped settings "
-             f"otherwise; {meta['seeds']} seeds, mean ± std, percent, all 254 test rows pooled.", "",
+             f"Command: `{meta['command']}`; {meta['seconds']:.0f} s. Model {meta['model']}, settings "
+             f"{' '.join(meta['settings']) or 'the shipped defaults'}; {meta['seeds']} seeds, mean ± std, percent, "
+             "all 254 test rows pooled.", "",
              "| rounds | swarm acc | swarm AUC | central acc | central AUC | "
              + " | ".join(f"{h} alone acc" for h in hospitals) + " | run (s) |",
              "|---|---|---|---|---|" + "---|" * len(hospitals) + "---|"]
@@ -169,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", default="10,50")
     ap.add_argument("--model", default="logreg", help="logreg: lower validation loss than mlp on these rows "
                                                       "(scripts.bench.quality)")
+    ap.add_argument("--generic", action="store_true", help="the shipped defaults only, not the heart files' "
+                                                          "recommended settings (quality.HEART_SETTINGS)")
     args = ap.parse_args(argv)
     B.quiet()
     import torch
@@ -177,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rounds_list, seeds = ([3], [0]) if args.quick else ([int(r) for r in args.rounds.split(",")],
                                                         list(range(args.seeds)))
-    results = run(rounds_list, seeds, args.model, Path(args.runs))
+    settings = () if args.generic else HEART_SETTINGS
+    results = run(rounds_list, seeds, args.model, Path(args.runs), settings)
     meta = {"command": "python -m scripts.bench.heartswarm " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "seconds": time.monotonic() - started, "model": args.model, "seeds": len(seeds), "machine": B.machine()}
+            "seconds": time.monotonic() - started, "model": args.model, "seeds": len(seeds), "machine": B.machine(),
+            "settings": list(settings)}
     md = markdown(results, meta)
     publish(Path(args.out), "heartswarm", {"meta": meta, "results": results}, md,
             lambda out: plot(results, out / "heartswarm.png"))

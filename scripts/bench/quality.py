@@ -36,6 +36,12 @@ from scripts.bench import harness as B
 from scripts.bench.output import publish
 
 HEART_SPLIT = Path(__file__).resolve().parents[2] / "node" / "data" / "heart_split"
+# The heart files' recommended settings (with `--model logreg`), chosen on validation rows only
+# (README "Learning quality", arm "heart"): a cholesterol of 0 (every Swiss row, a quarter of VA's)
+# read as missing with a 0/1 column saying so, local SGD at 0.3, and the best-validation final model. `medswarm swarm --data
+# node/data/heart_split --model logreg` takes them as `--set` options (scripts.bench.heartswarm).
+HEART_SETTINGS: tuple[str, ...] = ("training.lr=0.3", 'data.missing_values=["chol=0"]',
+                                   'data.missing_indicators=["chol"]', "swarm.final_model=best_val")
 # An arm is "+"-joined parts (e.g. "mean+cosine+prox"), each some node config overrides on top
 # of the shipped defaults; "default" is the defaults alone.
 PARTS: dict[str, tuple[str, ...]] = {
@@ -48,6 +54,11 @@ PARTS: dict[str, tuple[str, ...]] = {
     "adam": ("swarm.optimizer=adam",), "yogi": ("swarm.optimizer=yogi",),
     "lsgd": ("training.optimizer=sgd",), "ladam": ("training.optimizer=adam",),
     "logreg": ("model.kind=logreg",), "mlp": ("model.kind=mlp",),
+    "last": ("swarm.final_model=last",), "bestval": ("swarm.final_model=best_val",),
+    # heart split: a cholesterol of 0 (all of Switzerland's, a quarter of VA's) read as missing,
+    # and a 0/1 column saying so
+    "chol0": ('data.missing_values=["chol=0"]',), "cholind": ('data.missing_indicators=["chol"]',),
+    "heart": HEART_SETTINGS,
 }
 # A part made of one of these prefixes and a number sets that setting: "lr0.1", "wd0.001", "ep5".
 VALUED: dict[str, str] = {
@@ -109,12 +120,34 @@ def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     val_y = np.concatenate([l.val_rows.y for l in learners])
     test_x = np.concatenate([l.data.test.x for l in learners])
     test_y = np.concatenate([l.data.test.y for l in learners])
+    # Two seeded halves of the pooled validation rows: the final-model rule is judged by choosing
+    # on one half and scoring on the other (both ways), so it is never scored on what chose it.
+    halves = np.random.default_rng(plan.seed).permutation(len(val_y)) % 2
     curve = []
     for r in range(1, rounds + 1):
         weights = opt.step(weights, rule.merge(B.local_updates(setups, weights, r)))
-        curve.append({"round": r, "val": _score(val_y, _pred(learners[0], weights, val_x)),
+        p_val = _pred(learners[0], weights, val_x)
+        curve.append({"round": r, "val": _score(val_y, p_val),
+                      "val_halves": [_score(val_y[halves == h], p_val[halves == h])["loss"] for h in (0, 1)],
                       "test": _score(test_y, _pred(learners[0], weights, test_x))})
-    return {"final": curve[-1], "curve": curve}
+    chosen = selected(curve)
+    final = {**curve[-1], **chosen} if config.swarm.final_model == "best_val" else curve[-1]
+    return {"final": final, "curve": curve, "selected": chosen}
+
+
+def selected(curve: list[dict[str, Any]]) -> dict[str, Any]:
+    """What `swarm.final_model = "best_val"` ends with: of the rounds' models, the one of lowest
+    pooled validation loss (node.selection).
+    `held_out_val`: that rule against keeping the last model, each chosen on one validation half and
+    scored on the other, mean of both ways (validation rows only: what the default is chosen on)."""
+    candidates = curve
+    best = min(candidates, key=lambda c: c["val"]["loss"])
+    held = []
+    for h in (0, 1):
+        pick = min(candidates, key=lambda c: c["val_halves"][h])
+        held.append(pick["val_halves"][1 - h])
+    return {"round": best["round"], "test": best["test"], "val": best["val"],
+            "held_out_val": float(np.mean(held)), "held_out_val_last": float(np.mean(curve[-1]["val_halves"]))}
 
 
 def central_and_alone(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
@@ -195,9 +228,13 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = ["# Learning quality on hospital files", "",
              f"Command: `{meta['command']}`; {meta['seconds']:.0f} s. Mean ± std over seeds, percent.", "",
              "## Heart (node/data/heart_split), all 254 test rows pooled", "",
+             "The swarm's final model follows the arm's `swarm.final_model`. \"last acc\" / \"best-val acc\": the "
+             "last round's model and the lowest-validation-loss one (`best_val`); \"held-out val\": each rule "
+             "choosing on one half of the validation rows, scored (loss) on the other (validation rows only).", "",
              "| model, rounds | arm | swarm acc | swarm AUC | min acc over rounds (2nd half) | val loss | "
+             "last acc | best-val acc (round) | held-out val loss last / best-val | "
              "central acc | central AUC | alone acc (mean of 4) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, cell in results["heart"].items():
         central = [b["central"]["accuracy"] for b in cell["baselines"]]
         central_auc = [b["central"]["auc"] for b in cell["baselines"]]
@@ -206,15 +243,25 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
             half = [min(c["test"]["accuracy"] for c in o["curve"][len(o["curve"]) // 2:]) for o in outs]
             lines.append(f"| {key} | {arm} | {_ms([o['final']['test']['accuracy'] for o in outs])} | "
                          f"{_ms([o['final']['test']['auc'] for o in outs])} | {_ms(half)} | "
-                         f"{np.mean([o['final']['val']['loss'] for o in outs]):.3f} | {_ms(central)} | "
+                         f"{np.mean([o['final']['val']['loss'] for o in outs]):.3f} | "
+                         f"{_ms([o['curve'][-1]['test']['accuracy'] for o in outs])} | "
+                         f"{_ms([o['selected']['test']['accuracy'] for o in outs])} "
+                         f"({', '.join(str(o['selected']['round']) for o in outs)}) | "
+                         f"{np.mean([o['selected']['held_out_val_last'] for o in outs]):.4f} / "
+                         f"{np.mean([o['selected']['held_out_val'] for o in outs]):.4f} | {_ms(central)} | "
                          f"{_ms(central_auc)} | {_ms(alone)} |")
     lines += ["", "## Breast cancer, Dirichlet 0.1, 8 nodes (all test rows pooled)", "",
-              "| model, rounds | arm | mean acc | per seed | lowest |", "|---|---|---|---|---|"]
+              "| model, rounds | arm | mean acc | per seed | lowest | last acc | best-val acc (round) | "
+              "held-out val loss last / best-val |", "|---|---|---|---|---|---|---|---|"]
     for key, cell in results["breast_cancer"].items():
         for arm, outs in cell.items():
             accs = [o["final"]["test"]["accuracy"] for o in outs]
             lines.append(f"| {key} | {arm} | {_ms(accs)} | {', '.join(f'{100 * a:.1f}' for a in accs)} | "
-                         f"{100 * min(accs):.1f} |")
+                         f"{100 * min(accs):.1f} | {_ms([o['curve'][-1]['test']['accuracy'] for o in outs])} | "
+                         f"{_ms([o['selected']['test']['accuracy'] for o in outs])} "
+                         f"({', '.join(str(o['selected']['round']) for o in outs)}) | "
+                         f"{np.mean([o['selected']['held_out_val_last'] for o in outs]):.4f} / "
+                         f"{np.mean([o['selected']['held_out_val'] for o in outs]):.4f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -115,8 +115,19 @@ def test_bench_scenarios_quick(tmp_path: Path) -> None:
     assert seed["swarm_mean"]["audit_ok"] is True
     for method in result["methods"]:
         assert _prob(seed[method]["node_mean"]) and _prob(seed[method]["published"]), method
+        assert _prob(seed[method]["validation"]), method  # settings are chosen on these rows
     assert (out / "scenarios.md").read_text().startswith("# Clinical scenarios")
     assert (out / "scenarios.png").stat().st_size > 1000
+    # runs made apart (one seed each) publish as one table: here the same run twice
+    from scripts.bench import scenarios
+
+    both = tmp_path / "combined"
+    scenarios.main(["--combine", str(out / "scenarios.json"), "--combine", str(out / "scenarios.json"),
+                    "--out", str(both)])
+    combined = json.loads((both / "scenarios.json").read_text())["results"]["ecg-anomaly"]
+    assert combined["seeds"] == [0, 0] and combined["summary"]["local"]["node_mean"]["std"] == 0.0
+    assert combined["summary"]["local"]["node_mean"]["mean"] == pytest.approx(seed["local"]["node_mean"])
+    assert "Combining the runs of" in (both / "scenarios.md").read_text()
 
 
 def test_bench_quality_quick(tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, object]:
     _write(data / "south_train.csv", rng, 30, only=1)  # every training row positive
     _write(data / "south_test.csv", rng, 12, only=1)
     plan = SwarmPlan(nodes=2, rounds=3, data=read_data_dir(data), in_process=True, out=root / "run",
-                     round_timeout=20, model="logreg")  # rounds end once both are in
+                     round_timeout=20, model="logreg",  # rounds end once both are in
+                     node_overrides=('data.missing_indicators=["marker"]',))  # a 0/1 "marker:missing" input too
     report = LocalSwarm(plan, say=quiet).run()
     return root, data, report
 
@@ -93,6 +94,8 @@ def test_exported_model_predicts_exactly_what_the_node_predicts(run, tmp_path: P
     assert float((portable.predict(x) == y).mean()) == pytest.approx(summary["test_accuracy"])
     spec = json.loads((tmp_path / "model" / "model.json").read_text())
     assert spec["format"] == "medswarm-model" and spec["inputs"][1]["categories"] == sorted(CATEGORIES)
+    assert spec["inputs"][2]["missing_indicator"] is True and spec["feature_names"][-1] == "marker:missing"
+    assert np.isnan(x[:, -2]).any() and set(x[:, -1][np.isnan(x[:, -2])]) == {1.0}  # NA cells: indicator 1
     with np.load(tmp_path / "model" / "model.npz", allow_pickle=False) as npz:
         assert all(npz[k].dtype != object for k in npz.files)
 

@@ -35,6 +35,9 @@ class _Host:
     async def publish(self, ann) -> None:
         pass
 
+    def topic_peers(self) -> list[str]:
+        return []
+
 
 def _exchange(host: _Host) -> Exchange:
     return Exchange(host, Inbox(), "s", dict, node_logger(__name__, "t"), max_blob=1 << 20)
@@ -141,3 +144,66 @@ def test_collect_with_an_alive_set_waits_for_who_is_alive_not_for_the_deadline()
     got, ended = trio.run(main, clock=MockClock(autojump_threshold=0))
     assert got == {p1: p1, p2: p2}
     assert ended == 7  # p2's arrival, not the 100 s deadline (a fixed empty awaited set: the grace, 5, without p2)
+
+
+def _publish_times(peers: int, seconds: float, fetched_at: float = float("inf"), blob: bytes = b"u" * 2000,
+                   subscribed_at: float = float("inf")) -> list[float]:
+    """When a blob offered at time 0 is published again, to `peers` peers none of which fetches
+    it (or all of which have it from `fetched_at` on, or are subscribed from `subscribed_at` on)."""
+    host = _Host()
+    times: list[float] = []
+    names = {f"peer{i}": Member(f"0x{i:040x}", f"peer{i}", f"n{i}", True, i) for i in range(peers)}
+    exchange = Exchange(host, Inbox(), "s", lambda: names, node_logger(__name__, "t"), max_blob=1 << 20)
+
+    async def publish(ann) -> None:
+        times.append(round(trio.current_time()))
+
+    host.publish = publish  # type: ignore[method-assign]
+    host.fetched_by = lambda d: frozenset(names) if trio.current_time() >= fetched_at else frozenset()  # type: ignore[attr-defined]
+    host.topic_peers = lambda: list(names) if trio.current_time() >= subscribed_at else []  # type: ignore[method-assign]
+
+    async def run() -> None:
+        await exchange.announce("scores", 1, blob, 0, "f32", until=seconds)
+        with trio.move_on_after(seconds + 1):
+            await exchange.reannounce_forever()
+
+    trio.run(run, clock=MockClock(autojump_threshold=0))
+    return times[1:]  # the first is the announcement itself
+
+
+def test_repeats_of_an_offer_back_off_with_the_size_of_the_swarm() -> None:
+    assert _publish_times(3, 10) == list(range(1, 11))  # a small swarm: every second, as before
+    assert _publish_times(3, 10, fetched_at=4.5) == [1, 2, 3, 4]  # ... until every peer has it
+    big = _publish_times(31, 40)
+    assert big == [1, 2, 4, 8, 16, 24, 32, 40]  # pauses double up to 31 / 4 s (8 s ticks)
+    assert len(_publish_times(15, 40)) < len(_publish_times(7, 40)) < 40
+
+
+def test_a_small_unrestricted_blob_rides_in_its_announcement_and_needs_no_fetch() -> None:
+    host = _Host()
+    published: list[Announcement] = []
+
+    async def publish(ann) -> None:
+        published.append(Announcement.from_bytes(ann.to_bytes()))  # as a peer parses it
+
+    host.publish = publish  # type: ignore[method-assign]
+    restricted = Exchange(host, Inbox(), "s", dict, node_logger(__name__, "t"), max_blob=1 << 20,
+                          release_for=lambda kind, r, author: (lambda peer: True) if kind == "update" else None)
+
+    async def offers() -> bytes:
+        await restricted.announce("scores", 3, b"sheet bytes", 0, "f32")
+        await restricted.announce("update", 3, b"update bytes", 10, "f32")  # held back until peers commit
+        await restricted.announce("model", 3, b"model bytes", 10, "f32")  # fetched only to adopt it
+        await restricted.announce("scores", 4, b"s" * 1025, 0, "f32")  # too large to ride along
+        return await restricted.fetch_blob(published[0])  # no host.fetch on the fake: inline only
+
+    assert trio.run(offers) == b"sheet bytes"
+    assert [a.blob for a in published] == [b"sheet bytes", None, None, None]
+    assert published[0].digest == digest(b"sheet bytes") and published[0].size == 11
+
+
+def test_an_inline_offer_is_repeated_until_every_peer_was_subscribed_when_it_went_out() -> None:
+    small = b"sheet"
+    assert _publish_times(3, 10, blob=small) == list(range(1, 11))  # nobody subscribed yet
+    assert _publish_times(3, 10, blob=small, subscribed_at=2.5) == [1, 2, 3]  # out once they all were
+    assert _publish_times(3, 10, blob=small, fetched_at=0) == list(range(1, 11))  # fetches do not count

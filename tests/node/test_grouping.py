@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from node.config import config_from_mapping
-from node.grouping import GroupModels, Grouping, group_updates, similarities
+from node.cli import build_parser
+from node.grouping import GROUP_COUNTS, SILHOUETTE_MIN, GroupModels, Grouping, group_updates, silhouette, \
+    silhouette_groups, similarities
 from node.launcher import SwarmPlan
 from node.merge import Update
 from node.rundir import RunFolder
@@ -93,6 +95,47 @@ def test_a_grouped_swarm_has_no_referee() -> None:
     assert config_from_mapping({"name": "a", "swarm": {"groups": 2}}).swarm.groups == 2
     with pytest.raises(ValueError, match="referee"):
         SwarmPlan(groups=2, referee=True).validate()
+    with pytest.raises(ValueError, match="referee"):
+        SwarmPlan(groups="auto", referee=True).validate()
+
+
+def test_the_silhouette_finds_two_kinds_and_one_group_in_alike_updates() -> None:
+    """Two directions: 2 groups (the silhouette is high), in every arrival order; updates around one
+    direction: 1 group; at most half the updates' count of groups, at most `groups`."""
+    updates = _two_kinds(6)
+    seen = {silhouette_groups(list(order), 4) for order in itertools.permutations(updates[:5])}
+    assert seen == {Grouping((("s0", "s2", "s4"), ("s1", "s3")))}
+    assert silhouette_groups(updates, 4).groups == (("s0", "s2", "s4"), ("s1", "s3", "s5"))
+    rng = np.random.default_rng(3)
+    one = rng.standard_normal(8)
+    alike = [_update(f"s{i}", one, seed=i, noise=0.3) for i in range(6)]
+    assert silhouette_groups(alike, 4).groups == (tuple(f"s{i}" for i in range(6)),)
+    assert silhouette_groups(updates, 1).groups == (tuple(f"s{i}" for i in range(6)),)
+    assert silhouette_groups(updates[:3], 4).groups == (("s0", "s1", "s2"),)  # 3 updates: 1 group of >= 2
+    assert GROUP_COUNTS["fixed"](alike, 2) == group_updates(alike, 2) and len(group_updates(alike, 2).groups) == 2
+
+
+def test_silhouette_values() -> None:
+    # two tight pairs far apart: a = 0.1, b = 0.9 for every row -> (0.9 - 0.1) / 0.9
+    sim = np.array([[1, .9, .1, .1], [.9, 1, .1, .1], [.1, .1, 1, .9], [.1, .1, .9, 1]])
+    assert silhouette(sim, [[0, 1], [2, 3]]) == round(0.8 / 0.9, 6)
+    assert silhouette(sim, [[0, 2], [1, 3]]) < 0 < SILHOUETTE_MIN
+    assert silhouette(sim, [[0], [1, 2, 3]]) < silhouette(sim, [[0, 1], [2, 3]])  # a row alone scores 0
+    assert silhouette(sim, [[0, 1, 2, 3]]) == 0.0
+
+
+def test_auto_groups_reach_the_nodes_as_a_silhouette_count() -> None:
+    args = build_parser().parse_args(["swarm", "--groups", "auto"])
+    plan = SwarmPlan(nodes=6, rounds=2, groups=args.groups)
+    config = plan.node_config(0, Path("/nonexistent"), "", "http://127.0.0.1:1", 1, "/ip4/127.0.0.1/tcp/0", ())
+    assert (config.swarm.groups, config.swarm.group_count) == (3, "silhouette")  # room for 6 // 2 models
+    assert SwarmPlan(nodes=40, groups="auto").grouping_settings() == {"groups": 8, "group_count": "silhouette"}
+    assert SwarmPlan(nodes=3, groups=2).grouping_settings() == {"groups": 2, "group_count": "fixed"}
+    for bad in ("0", "two", "-1"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["swarm", "--groups", bad])
+    with pytest.raises(ValueError, match="auto"):
+        SwarmPlan(groups="many").validate()
 
 
 def test_group_models_hold_one_copy_per_group() -> None:

@@ -191,3 +191,24 @@ def test_one_class_site_loads_and_trains(tmp_path: Path, caplog: pytest.LogCaptu
     assert any(np.abs(v).sum() > 0 for v in delta.values())
     metrics = learner.evaluate(learner.weights(), learner.test)
     assert metrics.n == 5 and np.isnan(metrics.auc) and 0.0 <= metrics.accuracy <= 1.0
+
+
+def test_csv_missing_marker_of_one_column_and_its_indicator(tmp_path: Path) -> None:
+    """`chol=0` makes 0 missing in chol only (0 stays a value elsewhere); the indicator says so."""
+    train = tmp_path / "site_train.csv"
+    train.write_text("chol,oldpeak,cp,target\n0,0,a,1\n240,1.5,b,0\nNA,0,?,1\n200,2,a,0\n")
+    config = DataConfig(dataset="csv", csv_path=str(train), test_csv=str(train), label_column="target",
+                        categorical_columns=("cp=a|b",), missing_values=("chol=0",),
+                        missing_indicators=("chol", "cp"))
+    data = load_node_data(config)
+    assert data.train.feature_names == ("chol", "chol:missing", "oldpeak", "cp=a", "cp=b", "cp:missing")
+    x = data.train.x
+    assert np.isnan(x[[0, 2], 0]).all() and x[1, 0] == 240 and x[3, 0] == 200
+    assert x[:, 1].tolist() == [1, 0, 1, 0] and x[:, 2].tolist() == [0, 1.5, 0, 2]  # oldpeak's 0 stays 0
+    assert np.isnan(x[2, 3:5]).all() and x[:, 5].tolist() == [0, 0, 1, 0]
+    for entries, indicators, message in ((("bp=0",), (), "'bp' is not a feature column"),
+                                         ((), ("bp",), r"missing-indicator columns \['bp'\]")):
+        with pytest.raises(DataError, match=message):
+            load_node_data(DataConfig(dataset="csv", csv_path=str(train), label_column="target",
+                                      categorical_columns=("cp=a|b",), missing_values=entries,
+                                      missing_indicators=indicators))

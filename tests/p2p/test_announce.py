@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from p2p.announce import MAX_ANNOUNCEMENT_BYTES, Announcement, AnnouncementError
+from p2p.announce import INLINE_MAX_BYTES, MAX_ANNOUNCEMENT_BYTES, Announcement, AnnouncementError
+from p2p.codec import digest
 
 PEER = "12D3KooWDrY9rCLkPYJnWq9GihJxRYoC3iAf5TRZnQCS2Ks6bnW6"
 GOOD = Announcement("medswarm", 3, "update", "0x" + "ab" * 32, 1234, 50, "f32", PEER)
@@ -30,7 +31,7 @@ def test_round_trip_and_size() -> None:
         b"not json",
         b"\xff\xfe",
         b"[]",
-        b"{" + b" " * 2000 + b"}",
+        b"{" + b" " * 3000 + b"}",
         _with(version=2),
         _with(round=-1),
         _with(round=True),
@@ -99,3 +100,44 @@ def test_rejects_missing_field() -> None:
 def test_constructor_validates() -> None:
     with pytest.raises(AnnouncementError):
         Announcement("medswarm", 1, "update", "nope", 1, 1, "f32", PEER)
+
+
+SHEET = bytes(range(200))
+CARRYING = Announcement.carrying(SHEET, swarm="medswarm", round=3, kind="scores", samples=0, codec="f32", sender=PEER)
+
+
+def _inline(**changes: object) -> bytes:
+    obj = json.loads(CARRYING.to_bytes())
+    obj.update(changes)
+    return json.dumps(obj).encode()
+
+
+def test_a_small_blob_rides_inline_and_comes_back_checked() -> None:
+    assert b'"inline"' not in GOOD.to_bytes() and GOOD.blob is None  # absent unless carried
+    parsed = Announcement.from_bytes(CARRYING.to_bytes())
+    assert parsed == CARRYING and parsed.blob == SHEET
+    assert (parsed.size, parsed.digest) == (len(SHEET), digest(SHEET))
+    largest = Announcement.carrying(b"\xff" * INLINE_MAX_BYTES, swarm="m" * 64, round=2**63 - 1, kind="stats",
+                                    samples=2**63 - 1, codec="sparse16", sender=PEER + "x" * 76)
+    assert len(largest.to_bytes()) <= MAX_ANNOUNCEMENT_BYTES  # the longest fields still fit
+    with pytest.raises(AnnouncementError, match="longer than"):
+        Announcement.carrying(b"x" * (INLINE_MAX_BYTES + 1), swarm="m", round=1, kind="stats", samples=0,
+                              codec="f32", sender=PEER)
+
+
+@pytest.mark.parametrize(
+    "data, why",
+    [
+        (_inline(inline=""), "empty inline"),
+        (_inline(inline=5), "longer than|base64"),
+        (_inline(size=len(SHEET) + 1), "size says"),
+        (_inline(digest=digest(b"other")), "does not match"),
+        (_inline(inline=CARRYING.inline[:-4]), "size says"),
+        (_inline(inline=CARRYING.inline + "\n"), "canonical"),
+        (_inline(inline="AB=="), "canonical"),  # padding bits set: a second text for one blob
+        (_inline(inline=CARRYING.inline.replace("A", "-", 1)), "canonical"),
+    ],
+)
+def test_an_inline_blob_that_does_not_match_its_announcement_is_refused(data: bytes, why: str) -> None:
+    with pytest.raises(AnnouncementError, match=why):
+        Announcement.from_bytes(data)

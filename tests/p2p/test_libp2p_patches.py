@@ -405,3 +405,64 @@ def test_a_secure_session_hands_out_the_rest_of_a_message_without_copying_it_twi
     assert session._drain(5) == b""
     session._fill(body)
     assert session._drain(5000) is body  # a whole message goes out as it came in
+
+
+def test_small_gossip_reads_send_no_window_update_each(tmp, monkeypatch: pytest.MonkeyPatch) -> None:
+    updates: list[int] = []
+    send = yamux.YamuxStream.send_window_update
+
+    async def counted(self, increment: int, skip_lock: bool = False) -> None:
+        updates.append(increment)
+        await send(self, increment, skip_lock)
+
+    monkeypatch.setattr(yamux.YamuxStream, "send_window_update", counted)
+
+    async def window_updates_for_gossip(count: int) -> int:
+        async with running_hosts(tmp, 2) as (a, b):
+            await trio.sleep(0.5)  # the subscription and mesh set-up traffic is over
+            updates.clear()
+            for r in range(1, count + 1):
+                await a.publish(ann(a, r))
+            assert len(await collect(b, count, timeout=30)) == count
+            await trio.sleep(0.2)
+            return len(updates)
+
+    with monkeypatch.context() as library:
+        library.setattr(yamux.YamuxStream, "_auto_tune_and_send_window_update",
+                        ORIGINALS["YamuxStream._auto_tune_and_send_window_update"])
+        unpatched = run_trio(window_updates_for_gossip, 60)
+    assert unpatched >= 25  # about one frame back for every second announcement read
+    assert run_trio(window_updates_for_gossip, 60) == 0  # 60 announcements are far from half a window
+
+
+def test_a_bulk_read_still_grants_credit_every_half_window(tmp) -> None:
+    blob = os.urandom(3 * 2**20)  # twelve 256 KiB windows: stalls without updates
+
+    async def fetch_it() -> None:
+        async with running_hosts(tmp, 2) as (fetcher, server):
+            await fetch_ok(fetcher, server, blob)
+
+    run_trio(fetch_it)
+
+
+def test_a_burst_of_announcements_is_not_dropped_at_the_subscription(tmp, monkeypatch: pytest.MonkeyPatch) -> None:
+    burst = 150
+
+    async def delivered() -> int:
+        async with running_hosts(tmp, 2) as (a, b):
+            await trio.sleep(0.5)
+            for r in range(1, burst + 1):  # no checkpoint for b's pump in between: a burst
+                await a.publish(ann(a, r))
+            got: set[int] = set()
+            with trio.move_on_after(5):
+                async for x in b.announcements():
+                    got.add(x.round)
+                    if len(got) == burst:
+                        break
+            return len(got)
+
+    with monkeypatch.context() as library:
+        library.setattr(libp2p_pubsub, "SUBSCRIPTION_CHANNEL_SIZE", ORIGINALS["pubsub.SUBSCRIPTION_CHANNEL_SIZE"])
+        library.setattr(libp2p_pubsub, "RpcQueue", ORIGINALS["pubsub.RpcQueue"])
+        assert run_trio(delivered) <= 32 + 1  # the library's queues of 32 overflowed
+    assert run_trio(delivered) == burst
