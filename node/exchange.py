@@ -29,7 +29,9 @@ T = TypeVar("T")
 ReleaseFor = Callable[[str, int, str], Release | None]
 
 # Gossip has no history for late subscribers and can lose a message, so a node re-publishes an
-# update or statistics announcement until every peer has fetched the blob or the round is over.
+# update or statistics announcement until every peer has asked for the blob or the round is over
+# (a peer refused an update because its own commitment is not on chain yet has the announcement:
+# counting only finished fetches repeated every update to the whole swarm 3-4 times a round at 16).
 # Re-publishing blindly was costly: each copy costs every peer a signature check, and at one
 # per 1.5 s per kind, 8 node processes on 2 cores spent 2-3 s of each round on it. And every
 # node's copies reach every node, so a swarm of N pays N^2 checks per repeat: the pause between
@@ -123,9 +125,11 @@ class Exchange:
         await self.host.publish(ann)
 
     def _holders(self, ann: Announcement) -> frozenset[str] | set[str]:
-        """Peers that have `ann`'s blob: those that fetched it or, for an inline blob, those
-        subscribed to the swarm's gossip when it went out (it reached them with the announcement)."""
-        return self._reached.get(ann, set()) if ann.inline else self.host.fetched_by(ann.digest)
+        """Peers that have `ann`: those that asked for its blob (served or not: one held back by the
+        release rule asks again on its own, so a repeat would tell it nothing) or, for an inline
+        blob, those subscribed to the swarm's gossip when it went out (it reached them with the
+        announcement)."""
+        return self._reached.get(ann, set()) if ann.inline else self.host.asked_by(ann.digest)
 
     async def reannounce_forever(self) -> None:
         """Repeat each offer while some peer still lacks its blob, less often the longer it lasts

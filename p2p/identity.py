@@ -6,6 +6,7 @@ js-libp2p also use). The key is never logged; only the peer id derived from it i
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -16,10 +17,21 @@ from libp2p.crypto.keys import KeyPair, KeyType
 from libp2p.crypto.serialization import deserialize_private_key
 from libp2p.peer.id import ID
 
-__all__ = ["IdentityError", "load_or_create_keypair", "peer_id_for_key_file"]
+__all__ = ["IdentityError", "base58", "load_or_create_keypair", "peer_id_for_key_file"]
 
 logger = logging.getLogger(__name__)
 MAX_KEY_FILE_BYTES = 4096
+
+
+def base58(peer: ID) -> str:
+    """``peer.to_base58()``, remembered: gossip checks the signer's and forwarder's ids of every
+    message, each a fresh ID object whose base58 encoding (pure Python) would be computed again."""
+    return _base58(peer.to_bytes())
+
+
+@functools.lru_cache(maxsize=4096)
+def _base58(raw: bytes) -> str:
+    return ID(raw).to_base58()
 
 
 class IdentityError(Exception):

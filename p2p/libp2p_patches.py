@@ -64,6 +64,21 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    lost most of them (only a re-announcement brought them back, seconds later), and a burst
    of more than 32 publishes reached a peer as 32. Fix: ``SUBSCRIPTION_QUEUE`` and
    ``OUTBOUND_QUEUE`` (announcements are at most 1 KiB: a few MiB at worst per peer).
+12. Every gossip message a node receives is handled in a task of its own (``Pubsub`` calls
+   ``manager.run_task(push_msg, ...)``), and ``TrioManager.run_task`` finds the new task's parent
+   by walking the service's whole task tree (``_find_parent_task``): per message, one step per
+   running task, and a node runs a few tasks per peer (stream readers and writers), so a swarm of
+   N paid O(N) per message, O(N^2) per round. Fix: remember the answer per calling trio task (a
+   trio task runs one managed task for its whole life); the first call from a task, and a call
+   after its managed task finished, still walk the tree.
+13. GossipSub sends a node's own messages to its mesh peers only, and py-libp2p keeps that mesh
+   poorly: in a swarm larger than the mesh's upper degree, nodes ended up with an empty mesh
+   (their GRAFTs answered by PRUNEs and "GRAFT flood" penalties) and heard only what a
+   publisher sent them directly, while IHAVE gossip never repaired it (8 hosts at degree
+   4..6: one of them checked 3 of 21 announcements; 16 at the default 6..12: most checked 18 or
+   27 of 45). Fix: flood publishing, go-libp2p's default since GossipSub v1.1: a node's own
+   message goes to every peer subscribed to its topic; forwarding still follows the mesh, which
+   is then only redundancy.
 """
 
 from __future__ import annotations
@@ -94,6 +109,7 @@ from libp2p.pubsub import gossipsub as _gossipsub
 from libp2p.pubsub import pubsub as _pubsub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue as _RpcQueue
+from libp2p.tools.anyio_service.trio_manager import TrioManager
 
 __all__ = ["ORIGINALS", "apply", "applied"]
 
@@ -115,6 +131,8 @@ ORIGINALS: dict[str, Any] = {
     "YamuxStream._auto_tune_and_send_window_update": _yamux.YamuxStream._auto_tune_and_send_window_update,
     "pubsub.SUBSCRIPTION_CHANNEL_SIZE": _pubsub.SUBSCRIPTION_CHANNEL_SIZE,
     "pubsub.RpcQueue": _pubsub.RpcQueue,
+    "TrioManager._find_parent_task": TrioManager._find_parent_task,
+    "GossipSub._get_peers_to_send": GossipSub._get_peers_to_send,
 }
 #: Validated gossip messages a subscription holds, and RPCs queued for one peer's writer,
 #: before the library drops them (patch 11).
@@ -130,6 +148,10 @@ _RECORD_CALLERS = (_pubsub, _gossipsub, _floodsub)
 #: (the peerstore's copy of the record is refreshed then; its TTL is 2 hours).
 RECORD_RECHECK_S = 600.0
 _accepted_records: "weakref.WeakKeyDictionary[Any, dict[ID, tuple[bytes, float]]]" = weakref.WeakKeyDictionary()
+#: Per service manager: trio task -> (a weak reference to) the managed task it runs, or None for a
+#: trio task the manager does not run (patch 12). Weak both ways: a managed task holds its trio task.
+_parents: "weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[Any, Any]]" = weakref.WeakKeyDictionary()
+_UNKNOWN = object()
 _LOCK_ATTR = "_medswarm_write_lock"
 _CREDIT_ATTR = "_medswarm_send_window"
 _CREDIT_EVENT_ATTR = "_medswarm_credit_event"
@@ -171,6 +193,8 @@ def apply() -> None:
     _yamux.YamuxStream._auto_tune_and_send_window_update = _half_window_update  # type: ignore[method-assign]
     _pubsub.SUBSCRIPTION_CHANNEL_SIZE = max(_pubsub.SUBSCRIPTION_CHANNEL_SIZE, SUBSCRIPTION_QUEUE)
     _pubsub.RpcQueue = _DeeperRpcQueue  # type: ignore[misc]
+    TrioManager._find_parent_task = _remembered_parent_task  # type: ignore[method-assign]
+    GossipSub._get_peers_to_send = _flood_own_messages  # type: ignore[method-assign]
     _applied = True
     logger.debug("py-libp2p workarounds applied")
 
@@ -265,6 +289,33 @@ async def _half_window_update(self: Any, *, bytes_read: int = 0) -> None:
         increment = self._grow_to_delta(buffered) + self._apply_autotune_epoch(buffered)
     # Never hold window_lock across the write: an inbound WINDOW_UPDATE needs it meanwhile.
     await self.send_window_update(increment, skip_lock=True)
+
+
+@functools.wraps(ORIGINALS["TrioManager._find_parent_task"])
+def _remembered_parent_task(self: TrioManager, trio_task: Any) -> Any:
+    known = _parents.setdefault(self, weakref.WeakKeyDictionary())
+    entry = known.get(trio_task, _UNKNOWN)
+    if entry is None:
+        return None
+    parent = entry() if entry is not _UNKNOWN else None
+    if parent is not None and not parent.is_done:  # a finished task has left the tree
+        return parent
+    # First call from this trio task (or its managed task finished): walk the tree.
+    parent = ORIGINALS["TrioManager._find_parent_task"](self, trio_task)
+    known[trio_task] = None if parent is None else weakref.ref(parent)
+    return parent
+
+
+@functools.wraps(ORIGINALS["GossipSub._get_peers_to_send"])
+def _flood_own_messages(self: GossipSub, topic_ids: Any, msg_forwarder: ID, origin: ID,
+                        msg_id: bytes | None = None) -> set[ID]:
+    peers = set(ORIGINALS["GossipSub._get_peers_to_send"](self, topic_ids, msg_forwarder, origin, msg_id))
+    pubsub = self.pubsub
+    if pubsub is not None and origin == pubsub.my_id:
+        for topic in topic_ids:
+            peers.update(p for p in pubsub.peer_topics.get(topic, ()) if p in self.peer_protocol)
+        peers.discard(origin)
+    return peers
 
 
 class _DeeperRpcQueue(_RpcQueue):

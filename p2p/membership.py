@@ -29,6 +29,8 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.security.exceptions import HandshakeFailure
 from libp2p.transport.exceptions import SecurityUpgradeFailure
 
+from p2p.identity import base58
+
 __all__ = ["NotAMember", "guard"]
 
 IsMember = Callable[[str], bool]
@@ -66,7 +68,7 @@ def _guard_connections(upgrader: Any, is_member: IsMember, log: logging.LoggerAd
 
 def _guard_pubsub(host: Any, pubsub: Any, is_member: IsMember, log: logging.LoggerAdapter) -> None:
     listed = pubsub.is_peer_blacklisted
-    pubsub.is_peer_blacklisted = lambda peer_id: listed(peer_id) or not is_member(peer_id.to_base58())
+    pubsub.is_peer_blacklisted = lambda peer_id: listed(peer_id) or not is_member(base58(peer_id))
 
     handle_subscription = pubsub.handle_subscription
 

@@ -227,6 +227,7 @@ class BlobServer:
         self.bytes_served = 0  # payload bytes of completed responses
         self.rejected = 0
         self._fetched_by: dict[bytes, set[str]] = {}
+        self._asked_by: dict[bytes, set[str]] = {}  # peers that requested a blob, whatever the answer
 
     def add(self, data: bytes, verified_digest: str | None = None, release: Release | None = None) -> str:
         """Serve `data`; `verified_digest` skips hashing bytes a fetch has just verified.
@@ -238,6 +239,7 @@ class BlobServer:
         key = digest_to_bytes(d)
         self._blobs[key] = bytes(data)
         self._fetched_by.setdefault(key, set())
+        self._asked_by.setdefault(key, set())
         if release is None:
             self._releases.pop(key, None)
         else:
@@ -248,11 +250,17 @@ class BlobServer:
         key = digest_to_bytes(digest)
         self._blobs.pop(key, None)
         self._fetched_by.pop(key, None)
+        self._asked_by.pop(key, None)
         self._releases.pop(key, None)
 
     def fetched_by(self, digest: str) -> frozenset[str]:
         """Peers that received the whole blob `digest` from us (empty if we do not serve it)."""
         return frozenset(self._fetched_by.get(digest_to_bytes(digest), ()))
+
+    def asked_by(self, digest: str) -> frozenset[str]:
+        """Peers that requested the blob `digest` from us, served or not (it was not released to
+        them yet, or the transfer broke off): each has its announcement and asks again on its own."""
+        return frozenset(self._asked_by.get(digest_to_bytes(digest), ()))
 
     def __contains__(self, digest: str) -> bool:
         return digest_to_bytes(digest) in self._blobs
@@ -310,6 +318,8 @@ class BlobServer:
                 await stream.close()
                 return True
             return False
+        if (askers := self._asked_by.get(key)) is not None:
+            askers.add(peer)
         release = self._releases.get(key)
         if release is not None and not await self._released(release, peer):
             self._log.info("blob 0x%s not released to %s yet", key.hex()[:10], peer)

@@ -146,10 +146,10 @@ def test_collect_with_an_alive_set_waits_for_who_is_alive_not_for_the_deadline()
     assert ended == 7  # p2's arrival, not the 100 s deadline (a fixed empty awaited set: the grace, 5, without p2)
 
 
-def _publish_times(peers: int, seconds: float, fetched_at: float = float("inf"), blob: bytes = b"u" * 2000,
+def _publish_times(peers: int, seconds: float, asked_at: float = float("inf"), blob: bytes = b"u" * 2000,
                    subscribed_at: float = float("inf")) -> list[float]:
     """When a blob offered at time 0 is published again, to `peers` peers none of which fetches
-    it (or all of which have it from `fetched_at` on, or are subscribed from `subscribed_at` on)."""
+    it (or all of which asked for it from `asked_at` on, or are subscribed from `subscribed_at` on)."""
     host = _Host()
     times: list[float] = []
     names = {f"peer{i}": Member(f"0x{i:040x}", f"peer{i}", f"n{i}", True, i) for i in range(peers)}
@@ -159,7 +159,7 @@ def _publish_times(peers: int, seconds: float, fetched_at: float = float("inf"),
         times.append(round(trio.current_time()))
 
     host.publish = publish  # type: ignore[method-assign]
-    host.fetched_by = lambda d: frozenset(names) if trio.current_time() >= fetched_at else frozenset()  # type: ignore[attr-defined]
+    host.asked_by = lambda d: frozenset(names) if trio.current_time() >= asked_at else frozenset()  # type: ignore[attr-defined]
     host.topic_peers = lambda: list(names) if trio.current_time() >= subscribed_at else []  # type: ignore[method-assign]
 
     async def run() -> None:
@@ -173,7 +173,7 @@ def _publish_times(peers: int, seconds: float, fetched_at: float = float("inf"),
 
 def test_repeats_of_an_offer_back_off_with_the_size_of_the_swarm() -> None:
     assert _publish_times(3, 10) == list(range(1, 11))  # a small swarm: every second, as before
-    assert _publish_times(3, 10, fetched_at=4.5) == [1, 2, 3, 4]  # ... until every peer has it
+    assert _publish_times(3, 10, asked_at=4.5) == [1, 2, 3, 4]  # ... until every peer asked for it
     big = _publish_times(31, 40)
     assert big == [1, 2, 4, 8, 16, 24, 32, 40]  # pauses double up to 31 / 4 s (8 s ticks)
     assert len(_publish_times(15, 40)) < len(_publish_times(7, 40)) < 40
@@ -206,4 +206,4 @@ def test_an_inline_offer_is_repeated_until_every_peer_was_subscribed_when_it_wen
     small = b"sheet"
     assert _publish_times(3, 10, blob=small) == list(range(1, 11))  # nobody subscribed yet
     assert _publish_times(3, 10, blob=small, subscribed_at=2.5) == [1, 2, 3]  # out once they all were
-    assert _publish_times(3, 10, blob=small, fetched_at=0) == list(range(1, 11))  # fetches do not count
+    assert _publish_times(3, 10, blob=small, asked_at=0) == list(range(1, 11))  # requests do not count

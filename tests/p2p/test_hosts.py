@@ -110,10 +110,12 @@ def test_not_found_oversize_and_unserve(tmp) -> None:
             with pytest.raises(BlobTooLarge, match="limit is 1048576"):
                 await b.fetch(a.peer_id, d, max_bytes=1 * MiB)
             assert a.fetched_by(d) == frozenset()  # an aborted fetch does not count
+            assert a.asked_by(d) == {b.peer_id}  # ... but b has the digest and asks again on its own
+            assert a.asked_by(digest(b"never served")) == frozenset()
             assert await b.fetch(a.peer_id, d) == data
             assert a.fetched_by(d) == {b.peer_id}
             a.unserve(d)
-            assert a.fetched_by(d) == frozenset()
+            assert a.fetched_by(d) == frozenset() and a.asked_by(d) == frozenset()
             with pytest.raises(NotFound):
                 await b.fetch(a.peer_id, d)
             await fetch_ok(b, a, b"still serving")
@@ -137,12 +139,13 @@ def test_a_release_rule_holds_a_blob_back_per_peer_until_it_says_yes(tmp) -> Non
             d = a.serve(b"round 3 update", release=release)
             with pytest.raises(NotReleased):
                 await b.fetch(a.peer_id, d)
+            assert a.fetched_by(d) == frozenset() and a.asked_by(d) == {b.peer_id}  # refused, but it asked
             let_in.add(b.peer_id)
             assert await b.fetch(a.peer_id, d) == b"round 3 update"
             with pytest.raises(NotReleased):  # c is still held back
                 await c.fetch(a.peer_id, d)
             assert asked == [b.peer_id, b.peer_id, c.peer_id]
-            assert a.fetched_by(d) == {b.peer_id}
+            assert a.fetched_by(d) == {b.peer_id} and a.asked_by(d) == {b.peer_id, c.peer_id}
             a.serve(b"round 3 update", release=broken)  # a rule that fails releases nothing
             with pytest.raises(NotReleased):
                 await b.fetch(a.peer_id, d)

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from p2p.identity import IdentityError, load_or_create_keypair, peer_id_for_key_file
+from p2p.identity import IdentityError, base58, load_or_create_keypair, peer_id_for_key_file
 
 
 def test_key_file_is_created_owner_only_and_stable(tmp_path, caplog) -> None:
@@ -64,3 +64,14 @@ def test_key_file_under_a_file_is_an_identity_error(tmp_path) -> None:
     (tmp_path / "plain").write_text("x")
     with pytest.raises(IdentityError, match="cannot be read or created"):
         peer_id_for_key_file(tmp_path / "plain" / "k")
+
+
+def test_base58_is_the_peer_ids_own_encoding_for_any_id_object(tmp_path) -> None:
+    from libp2p.peer.id import ID
+
+    key_pair = load_or_create_keypair(tmp_path / "k")
+    pid = ID.from_pubkey(key_pair.public_key)
+    again = ID(pid.to_bytes())  # a fresh object, as each gossip message carries its signer
+    assert base58(pid) == base58(again) == pid.to_base58() == peer_id_for_key_file(tmp_path / "k")
+    other = ID.from_pubkey(load_or_create_keypair(tmp_path / "k2").public_key)
+    assert base58(other) == other.to_base58() != base58(pid)

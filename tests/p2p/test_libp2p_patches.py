@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -466,3 +467,89 @@ def test_a_burst_of_announcements_is_not_dropped_at_the_subscription(tmp, monkey
         library.setattr(libp2p_pubsub, "RpcQueue", ORIGINALS["pubsub.RpcQueue"])
         assert run_trio(delivered) <= 32 + 1  # the library's queues of 32 overflowed
     assert run_trio(delivered) == burst
+
+
+def test_a_task_started_from_a_managed_task_finds_its_parent_without_walking_the_tree(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from libp2p.tools.anyio_service import Service, TrioManager, background_trio_service
+    from libp2p.tools.anyio_service.trio_tasks import FunctionTask
+
+    idle, spawned = 40, 60
+    walked = [0]
+    walk = FunctionTask.iterate_tasks.__func__  # type: ignore[attr-defined]
+
+    def counting(cls, *tasks):
+        walked[0] += 1
+        yield from walk(cls, *tasks)
+
+    monkeypatch.setattr(FunctionTask, "iterate_tasks", classmethod(counting))
+
+    class Swarmish(Service):
+        """A reader task that starts one task per message, next to many idle per-peer tasks."""
+
+        def __init__(self) -> None:
+            self.reader: object = None
+            self.parents: list[object] = []
+            self.done, self.finish = trio.Event(), trio.Event()
+
+        async def run(self) -> None:
+            for _ in range(idle):
+                self.manager.run_task(trio.sleep_forever)
+            self.manager.run_task(self.read)
+            await trio.sleep_forever()
+
+        async def read(self) -> None:
+            manager = self.manager
+            self.reader = manager._find_parent_task(trio.lowlevel.current_task())
+            for _ in range(spawned):
+                manager.run_task(self.handle)
+            await self.finish.wait()
+
+        async def handle(self) -> None:
+            me = self.manager._find_parent_task(trio.lowlevel.current_task())
+            self.parents.append(me.parent)
+            if len(self.parents) == spawned:
+                self.done.set()
+
+    async def steps() -> tuple[int, int]:
+        """Walk steps of `spawned` more lookups from the reader, and from a task the service does not run."""
+        service = Swarmish()
+        async with background_trio_service(service) as manager:
+            with trio.fail_after(10):
+                await service.done.wait()
+            counts = []
+            for task in (service.reader.trio_task, trio.lowlevel.current_task()):
+                walked[0] = 0
+                for _ in range(spawned):
+                    manager._find_parent_task(task)
+                counts.append(walked[0])
+            service.finish.set()
+            manager.cancel()
+        assert service.parents == [service.reader] * spawned  # each message task's parent: the reader
+        return counts[0], counts[1]
+
+    with monkeypatch.context() as library:
+        library.setattr(TrioManager, "_find_parent_task", ORIGINALS["TrioManager._find_parent_task"])
+        reader, outsider = trio.run(steps)
+        assert reader >= spawned and outsider > spawned * idle  # every lookup walks (the whole tree, unless found)
+    reader, outsider = trio.run(steps)
+    assert reader == 0 and outsider < 2 * idle  # remembered: no walk, or one
+
+
+def test_own_messages_reach_every_subscriber_even_outside_a_broken_mesh(tmp) -> None:
+    async def heard() -> list[int]:
+        async with running_hosts(tmp, 5) as hosts:
+            for h in hosts:  # a mesh as py-libp2p left it in larger swarms: empty, and not repaired
+                router = h._pubsub.router
+                router.degree = router.degree_low = router.degree_high = 0
+                router.mesh[h.topic] = set()
+                router.gossip_heartbeat = lambda: collections.defaultdict(dict)  # no IHAVE either
+            before = [h.gossip_checked for h in hosts]
+            for h in hosts:
+                await h.publish(ann(h, 1))
+            await trio.sleep(1.5)
+            return [h.gossip_checked - b - 1 for h, b in zip(hosts, before)]  # own publish checked too
+
+    with unpatched(GossipSub, "_get_peers_to_send"):
+        assert run_trio(heard) == [0] * 5  # mesh peers only: nobody heard anybody
+    assert run_trio(heard) == [4] * 5  # flood publishing: every other host's announcement
