@@ -79,6 +79,11 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    27 of 45). Fix: flood publishing, go-libp2p's default since GossipSub v1.1: a node's own
    message goes to every peer subscribed to its topic; forwarding still follows the mesh, which
    is then only redundancy.
+14. Every pubsub RPC a node sends (each forward, each control message) carries its signed peer
+   record, and ``env_to_send_in_RPC`` rebuilds the host's address list to compare it with the
+   record's before reusing it: about 0.5 ms per RPC (``host.get_addrs``). Fix: per host, reuse
+   the envelope bytes for ``ENVELOPE_RECHECK_S`` before asking the library again (listen
+   addresses do not change while a node runs; a new record would only be sent seconds later).
 """
 
 from __future__ import annotations
@@ -133,6 +138,7 @@ ORIGINALS: dict[str, Any] = {
     "pubsub.RpcQueue": _pubsub.RpcQueue,
     "TrioManager._find_parent_task": TrioManager._find_parent_task,
     "GossipSub._get_peers_to_send": GossipSub._get_peers_to_send,
+    "env_to_send_in_RPC": _pubsub.env_to_send_in_RPC,
 }
 #: Validated gossip messages a subscription holds, and RPCs queued for one peer's writer,
 #: before the library drops them (patch 11).
@@ -147,6 +153,11 @@ _RECORD_CALLERS = (_pubsub, _gossipsub, _floodsub)
 #: How long identical record bytes from a peer are trusted without a new signature check
 #: (the peerstore's copy of the record is refreshed then; its TTL is 2 hours).
 RECORD_RECHECK_S = 600.0
+#: Modules that call ``env_to_send_in_RPC`` through their own global name (patch 14).
+_ENVELOPE_CALLERS = (_pubsub, _gossipsub)
+#: How long a host's own envelope bytes are reused before the library checks its addresses again.
+ENVELOPE_RECHECK_S = 10.0
+_envelopes: "weakref.WeakKeyDictionary[Any, tuple[bytes, float]]" = weakref.WeakKeyDictionary()
 _accepted_records: "weakref.WeakKeyDictionary[Any, dict[ID, tuple[bytes, float]]]" = weakref.WeakKeyDictionary()
 #: Per service manager: trio task -> (a weak reference to) the managed task it runs, or None for a
 #: trio task the manager does not run (patch 12). Weak both ways: a managed task holds its trio task.
@@ -195,6 +206,8 @@ def apply() -> None:
     _pubsub.RpcQueue = _DeeperRpcQueue  # type: ignore[misc]
     TrioManager._find_parent_task = _remembered_parent_task  # type: ignore[method-assign]
     GossipSub._get_peers_to_send = _flood_own_messages  # type: ignore[method-assign]
+    for module in _ENVELOPE_CALLERS:
+        module.env_to_send_in_RPC = _reused_envelope  # type: ignore[attr-defined]
     _applied = True
     logger.debug("py-libp2p workarounds applied")
 
@@ -304,6 +317,17 @@ def _remembered_parent_task(self: TrioManager, trio_task: Any) -> Any:
     parent = ORIGINALS["TrioManager._find_parent_task"](self, trio_task)
     known[trio_task] = None if parent is None else weakref.ref(parent)
     return parent
+
+
+@functools.wraps(ORIGINALS["env_to_send_in_RPC"])
+def _reused_envelope(host: Any) -> tuple[bytes, bool]:
+    now = time.monotonic()
+    known = _envelopes.get(host)
+    if known is not None and now - known[1] < ENVELOPE_RECHECK_S:
+        return known[0], False
+    envelope, fresh = ORIGINALS["env_to_send_in_RPC"](host)
+    _envelopes[host] = (envelope, now)
+    return envelope, fresh
 
 
 @functools.wraps(ORIGINALS["GossipSub._get_peers_to_send"])

@@ -213,7 +213,8 @@ def plot(scale: list[dict], sizes: list[dict], path: Path) -> None:
            marker="o", label="gas / node / round (amortised)")
     b.axhline(100_000, color="grey", ls="--", lw=1, label="target 100k")
     b.set_xlabel("nodes")
-    b.set_xscale("log", base=2)
+    if ns:  # no scale sweep (`--nodes ""`): nothing to put on a log axis
+        b.set_xscale("log", base=2)
     b.set_title("Gas per node per round", fontsize=9)
     b.legend(fontsize=7)
     b.grid(alpha=0.3)

@@ -553,3 +553,33 @@ def test_own_messages_reach_every_subscriber_even_outside_a_broken_mesh(tmp) -> 
     with unpatched(GossipSub, "_get_peers_to_send"):
         assert run_trio(heard) == [0] * 5  # mesh peers only: nobody heard anybody
     assert run_trio(heard) == [4] * 5  # flood publishing: every other host's announcement
+
+
+def test_a_hosts_own_envelope_is_reused_without_listing_its_addresses_each_rpc(tmp, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def listings() -> tuple[int, bytes, bytes]:
+        async with running_hosts(tmp, 1, connect=False) as (h,):
+            host = h.libp2p_host
+            calls = [0]
+            listed = host.get_addrs
+
+            def counting_get_addrs():
+                calls[0] += 1
+                return listed()
+
+            monkeypatch.setattr(host, "get_addrs", counting_get_addrs)
+            first, _ = gossipsub_module.env_to_send_in_RPC(host)
+            for _ in range(99):
+                again, fresh = libp2p_pubsub.env_to_send_in_RPC(host)
+                assert not fresh
+            return calls[0], first, again
+
+    with monkeypatch.context() as library:
+        for module in (gossipsub_module, libp2p_pubsub):
+            library.setattr(module, "env_to_send_in_RPC", ORIGINALS["env_to_send_in_RPC"])
+        calls, first, again = run_trio(listings)
+        assert calls >= 100 and first == again  # the addresses listed again for every RPC
+    calls, first, again = run_trio(listings)
+    assert calls <= 1 and again == first  # reused: the same bytes, no listing after the first
+    monkeypatch.setattr(libp2p_patches, "ENVELOPE_RECHECK_S", 0.0)
+    calls, _, _ = run_trio(listings)
+    assert calls >= 100  # past the recheck time the library checks the addresses again
