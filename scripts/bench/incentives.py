@@ -17,7 +17,9 @@ member's payout, and from those:
 
 Scenarios (heart: the four UCI hospitals, "sybil" adds a second identity holding VA Long
 Beach's rows; breast cancer: 8 IID nodes):
-copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), zero, noserve, liar (votes 0
+copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), noisycopy (+ noise 0.5, |cos|
+about 0.9; once by VA Long Beach, once by Hungary), noise (a random vector of the median
+length), zero, noserve, liar (votes 0
 for everyone else), sybil (VA Long Beach and its twin, which sends its partner's update + noise;
 both vote for each other), collude 3 of 8, collude 2 of 4 (a split), and collude 2 of 4 again
 with stake (1 ETH, slash 0.25 ETH) and the sponsor's referee node, whose vote decides.
@@ -57,6 +59,9 @@ HEART4 = ("heart", 4)
 SCENARIOS: dict[str, Scenario] = {
     "copy": Scenario(*HEART4, {3: "copy"}),
     "scaledcopy": Scenario(*HEART4, {3: "scaledcopy"}),
+    "noisycopy": Scenario(*HEART4, {3: "noisycopy"}),
+    "noisycopy by hungary": Scenario(*HEART4, {1: "noisycopy"}),
+    "noise": Scenario(*HEART4, {3: "noise"}),
     "zero": Scenario(*HEART4, {3: "zero"}),
     "noserve": Scenario(*HEART4, {3: "noserve"}),
     "liar": Scenario(*HEART4, {3: "liar"}),
