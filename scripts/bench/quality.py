@@ -32,16 +32,15 @@ from typing import Any
 
 import numpy as np
 
+from node.config import SETTINGS_FILE, load_settings
 from scripts.bench import harness as B
 from scripts.bench.output import publish
 
 HEART_SPLIT = Path(__file__).resolve().parents[2] / "node" / "data" / "heart_split"
-# The heart files' recommended settings (with `--model logreg`), chosen on validation rows only
-# (README "Learning quality", arm "heart"): a cholesterol of 0 (every Swiss row, a quarter of VA's)
-# read as missing with a 0/1 column saying so, local SGD at 0.3, and the best-validation final model. `medswarm swarm --data
-# node/data/heart_split --model logreg` takes them as `--set` options (scripts.bench.heartswarm).
-HEART_SETTINGS: tuple[str, ...] = ("training.lr=0.3", 'data.missing_values=["chol=0"]',
-                                   'data.missing_indicators=["chol"]', "swarm.final_model=best_val")
+# The heart files' recommended settings, chosen on validation rows only (README "The heart files'
+# settings"): the folder's own settings file, which `medswarm swarm --data node/data/heart_split`
+# applies by itself (node.cli SETTINGS_FILE); arm "heart" here.
+HEART_SETTINGS: tuple[str, ...] = load_settings(HEART_SPLIT / SETTINGS_FILE)
 # An arm is "+"-joined parts (e.g. "mean+cosine+prox"), each some node config overrides on top
 # of the shipped defaults; "default" is the defaults alone.
 PARTS: dict[str, tuple[str, ...]] = {
