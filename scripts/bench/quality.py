@@ -37,9 +37,9 @@ from scripts.bench import harness as B
 from scripts.bench.output import publish
 
 HEART_SPLIT = Path(__file__).resolve().parents[2] / "node" / "data" / "heart_split"
-# The heart files' recommended settings, chosen on validation rows only (README "The heart files'
-# settings"): the folder's own settings file, which `medswarm swarm --data node/data/heart_split`
-# applies by itself (node.cli SETTINGS_FILE); arm "heart" here.
+# The heart files' settings, chosen on validation rows only (README "The heart files' settings"):
+# the folder's own settings file, which `medswarm swarm --data node/data/heart_split` applies by
+# itself; arm "heart" here.
 HEART_SETTINGS: tuple[str, ...] = load_settings(HEART_SPLIT / SETTINGS_FILE)
 # An arm is "+"-joined parts (e.g. "mean+cosine+prox"), each some node config overrides on top
 # of the shipped defaults; "default" is the defaults alone.
@@ -134,19 +134,47 @@ def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     return {"final": final, "curve": curve, "selected": chosen}
 
 
+def _moving(window: int):
+    def rule(losses: np.ndarray) -> int:
+        return int(np.argmin([losses[max(0, i - window + 1):i + 1].mean() for i in range(len(losses))]))
+    return rule
+
+
+def _margin(margin: float):
+    def rule(losses: np.ndarray) -> int:
+        best = int(np.argmin(losses))
+        return best if losses[best] < losses[-1] - margin else len(losses) - 1
+    return rule
+
+
+# Final-model rules compared on validation rows (index of the chosen round's model, from the
+# rounds' validation losses): keep the last; the lowest (node.selection's best_val); less noisy
+# variants of it.
+FINAL_RULES: dict[str, Any] = {
+    "last": lambda losses: len(losses) - 1,
+    "best_val": lambda losses: int(np.argmin(losses)),
+    "moving3": _moving(3), "moving5": _moving(5),
+    "margin0.005": _margin(0.005), "margin0.01": _margin(0.01),
+    "second_half": lambda losses: len(losses) // 2 + int(np.argmin(losses[len(losses) // 2:])),
+}
+
+
 def selected(curve: list[dict[str, Any]]) -> dict[str, Any]:
     """What `swarm.final_model = "best_val"` ends with: of the rounds' models, the one of lowest
     pooled validation loss (node.selection).
     `held_out_val`: that rule against keeping the last model, each chosen on one validation half and
-    scored on the other, mean of both ways (validation rows only: what the default is chosen on)."""
-    candidates = curve
-    best = min(candidates, key=lambda c: c["val"]["loss"])
-    held = []
-    for h in (0, 1):
-        pick = min(candidates, key=lambda c: c["val_halves"][h])
-        held.append(pick["val_halves"][1 - h])
+    scored on the other, mean of both ways (validation rows only: what the default is chosen on);
+    `held_out_rules`: the same for every rule of FINAL_RULES."""
+    best = min(curve, key=lambda c: c["val"]["loss"])
+    held = {}
+    for name, rule in FINAL_RULES.items():
+        scores = []
+        for h in (0, 1):
+            pick = rule(np.array([c["val_halves"][h] for c in curve]))
+            scores.append(curve[pick]["val_halves"][1 - h])
+        held[name] = float(np.mean(scores))
     return {"round": best["round"], "test": best["test"], "val": best["val"],
-            "held_out_val": float(np.mean(held)), "held_out_val_last": float(np.mean(curve[-1]["val_halves"]))}
+            "held_out_val": held["best_val"], "held_out_val_last": held["last"], "held_out_rules": held}
 
 
 def central_and_alone(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
@@ -249,6 +277,16 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
                          f"{np.mean([o['selected']['held_out_val_last'] for o in outs]):.4f} / "
                          f"{np.mean([o['selected']['held_out_val'] for o in outs]):.4f} | {_ms(central)} | "
                          f"{_ms(central_auc)} | {_ms(alone)} |")
+    lines += ["", "## Final-model rules on the heart cells above (held-out validation loss)", "",
+              "Mean over cells (each the mean over its seeds); \"lower than last\": in how many cells.", "",
+              "| rule | held-out val loss | lower than last |", "|---|---|---|"]
+    cells = [[o["selected"]["held_out_rules"] for o in outs]
+             for cell in results["heart"].values() for outs in cell["arms"].values()]
+    if cells:
+        means = [{r: float(np.mean([c[r] for c in outs])) for r in FINAL_RULES} for outs in cells]
+        for rule in FINAL_RULES:
+            lower = sum(m[rule] < m["last"] for m in means)
+            lines.append(f"| {rule} | {np.mean([m[rule] for m in means]):.4f} | {lower} of {len(means)} |")
     lines += ["", "## Breast cancer, Dirichlet 0.1, 8 nodes (all test rows pooled)", "",
               "| model, rounds | arm | mean acc | per seed | lowest | last acc | best-val acc (round) | "
               "held-out val loss last / best-val |", "|---|---|---|---|---|---|---|---|"]
