@@ -88,6 +88,10 @@ class SwarmConfig:
     # mean | median | trimmed | geomedian | best. Trimmed (20% off each end, at least one) is the
     # median for 3-4 nodes and keeps the minority sites' updates with more (node.merge.trimmed).
     merge: str = "trimmed"
+    # How the swarm-wide input scaling combines the nodes' statistics (node.preprocess.STATISTICS):
+    # robust (medians: a minority of lying members cannot steer it) | pooled (exact sums: every row
+    # counts once, as in central training; one member's claims move it arbitrarily)
+    statistics: str = "robust"
     optimizer: str = "none"  # how the merged update moves the model (node.swarmopt): none | momentum | adam | yogi
     server_lr: float = 0.0  # the swarm optimiser's step size; 0: its own default
     # The model a run ends with (node.selection): last | best_val, the round's model of lowest pooled
@@ -192,6 +196,7 @@ def choices() -> dict[str, tuple[str, ...]]:
     from .merge import RULES
     from .models import MODEL_KINDS
     from .pipeline import COMPRESSION, PRIVACY
+    from .preprocess import STATISTICS
     from .selection import FINAL_MODELS
     from .swarmopt import SWARM_OPTIMIZERS
     from .training import LR_SCHEDULES, OPTIMIZERS
@@ -207,6 +212,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "swarm.optimizer": tuple(SWARM_OPTIMIZERS),
         "swarm.final_model": tuple(FINAL_MODELS),
         "swarm.merge": tuple(RULES),
+        "swarm.statistics": tuple(STATISTICS),
         "swarm.group_count": tuple(GROUP_COUNTS),
         "swarm.contribution": tuple(CONTRIBUTIONS),
         "swarm.codec": CODECS,

@@ -4,7 +4,7 @@
 
 Runs the swarm's learning in one process: the nodes' real `Learner`s (data, validation share,
 local training, FedProx, learning-rate schedule), the swarm's input scaling from shared sums and
-counts (`FeatureStats.robust_combine`), the real merge rule and the real swarm optimiser
+counts (`swarm.statistics`, node.preprocess.STATISTICS), the real merge rule and the real swarm optimiser
 (`node.swarmopt`), round after round, exactly as every node of a swarm computes them; only the
 network and the chain are left out (they do not change the numbers: every honest node merges the
 same updates). The end-to-end runs in tests/e2e and scripts/bench/learning.py cover those.
@@ -46,7 +46,7 @@ HEART_SETTINGS: tuple[str, ...] = load_settings(HEART_SPLIT / SETTINGS_FILE)
 PARTS: dict[str, tuple[str, ...]] = {
     "default": (),
     "fedavg": ("swarm.optimizer=none", "training.lr_schedule=constant", "training.prox_mu=0"),
-    "mean": ("swarm.merge=mean",), "median": ("swarm.merge=median",), "trimmed": ("swarm.merge=trimmed",),
+    "mean": ("swarm.merge=mean",), "pooledstats": ("swarm.statistics=pooled",), "median": ("swarm.merge=median",), "trimmed": ("swarm.merge=trimmed",),
     "constant": ("training.lr_schedule=constant",), "cosine": ("training.lr_schedule=cosine",),
     "prox": ("training.prox_mu=0.1",), "prox1": ("training.prox_mu=1.0",), "noprox": ("training.prox_mu=0",),
     "plain": ("swarm.optimizer=none",), "momentum": ("swarm.optimizer=momentum",),
@@ -101,17 +101,17 @@ def _score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     """The swarm's model after each round, scored on pooled validation and pooled test rows."""
     from node.merge import rule_by_name
-    from node.preprocess import FeatureStats
+    from node.preprocess import STATISTICS, FeatureStats
     from node.swarmopt import optimizer_by_name
 
     setups = B.node_setups(replace(plan, rounds=rounds))
     learners = [s.learner for s in setups]
+    config = setups[0].config
     # what every node computes from the float32 statistics blobs it receives
     parts = [FeatureStats.from_tensors(l.local_stats().to_tensors()) for l in learners]
-    stats = FeatureStats.robust_combine(parts)
+    stats = STATISTICS[config.swarm.statistics](parts)
     for l in learners:
         l.set_scaling(stats)
-    config = setups[0].config
     rule = rule_by_name(config.swarm.merge)
     opt = optimizer_by_name(config.swarm.optimizer, learners[0].shapes, config.swarm.server_lr)
     weights = learners[0].weights()
