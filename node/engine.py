@@ -389,7 +389,8 @@ class SwarmNode:
         parts = [own] + [collected[k] for k in sorted(collected)]
         self.stats = STATISTICS[self.config.swarm.statistics](parts)
         self.learner.set_scaling(self.stats)
-        self.log.info("input scaling agreed from %d nodes' sums and counts", len(parts))
+        self.log.info("input scaling agreed from %d nodes' sums and counts (%s)", len(parts),
+                      self.config.swarm.statistics)
 
     def _alive(self) -> set[str]:
         """Members heard from (any announcement) or connected to this node now.
