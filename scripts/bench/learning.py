@@ -148,7 +148,7 @@ def plot(results: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="lower right", ncol=2)
     axes[0][0].set_ylabel("test accuracy, node's own rows")
-    fig.suptitle(f"Swarm per node per round (the default {SwarmConfig.merge} merge); dotted: that node alone; "
+    fig.suptitle(f"Swarm per node per round (the default {SwarmConfig.merge} merge);\ndotted: that node alone; "
                  "dashed: pooled", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
