@@ -8,9 +8,12 @@ hostile member of the robustness tests: a registered institution with valid keys
 - rewrites its update: scaled (x factor), sign-flipped, all zero (free riding);
 - trains nothing and copies: it first asks for a peer's update of the same round before
   committing its own (commit-then-reveal refuses that, see `node.reveal`), then re-sends a peer's
-  update of the previous round with noise of relative scale 1e-6 (`copy`) or scaled by 1e-3
-  (`scaledcopy`); `noisy` adds the same noise to its own update (the second identity of a sybil
-  pair, run on its partner's data);
+  update of the previous round with noise of relative scale 1e-6 (`copy`), 0.5 (`noisycopy`,
+  |cos| about 0.9 with its source: far from the copy flag) or scaled by 1e-3 (`scaledcopy`);
+  `noisy` adds noise of 1e-6 to its own update (the second identity of a sybil pair, run on its
+  partner's data);
+- trains nothing and sends a random vector as long as the median of the last round's updates
+  (`noise`);
 - lies in its score vote: everyone else 0 (`liar`), or 10000 for itself and the members named
   in `attack_partners` and 0 for the rest (`collude`);
 - sends bytes that must never crash a peer: random garbage, a truncated blob, a header of deeply
@@ -152,6 +155,31 @@ class ScaledCopy(Copy):
     scale = 1e-3
 
 
+class NoisyCopy(Copy):
+    name = "noisycopy"
+    noise = 0.5
+
+
+class Noise(Behaviour):
+    """Trains nothing: sends Gaussian noise as long as the median of the previous round's updates
+    (round 1: as long as its own, which a free rider could read off any earlier task)."""
+
+    name = "noise"
+
+    async def update_blob(self, r: int, delta: Tensors, ctx: Context) -> bytes:
+        norms = [_norm(u.tensors) for u in ctx.previous()]
+        length = float(np.median(norms)) if norms else _norm(delta)
+        rng = np.random.default_rng([ctx.seed, r, 13])
+        noise = {k: rng.standard_normal(np.shape(v)) for k, v in delta.items()}
+        scale = length / max(_norm(noise), 1e-30)
+        ctx.log.info("noise attack: sending a random vector of length %.4g", length)
+        return ctx.encode({k: (v * scale).astype(np.float32) for k, v in noise.items()}, r)
+
+
+def _norm(tensors: Mapping[str, np.ndarray]) -> float:
+    return float(np.sqrt(sum(np.sum(np.square(v, dtype=np.float64)) for v in tensors.values())))
+
+
 class Noisy(Behaviour):
     """Its own update plus noise of relative scale 1e-6: run on a partner's data, a sybil twin."""
 
@@ -235,8 +263,8 @@ class Hijack(Behaviour):
 
 
 BEHAVIOURS: dict[str, type[Behaviour]] = {
-    cls.name: cls for cls in (Honest, Scale, SignFlip, Zero, Copy, ScaledCopy, Noisy, Liar, Collude, Garbage,
-                              Uncommitted, NoServe, Hijack)
+    cls.name: cls for cls in (Honest, Scale, SignFlip, Zero, Copy, ScaledCopy, NoisyCopy, Noise, Noisy, Liar,
+                              Collude, Garbage, Uncommitted, NoServe, Hijack)
 }
 ATTACKS: tuple[str, ...] = tuple(BEHAVIOURS)
 

@@ -1,6 +1,7 @@
 """The `medswarm` command: run a whole local swarm or one hospital's node; deploy or audit a ledger.
 
     medswarm swarm [--nodes 4 | --data DIR] [--rounds 10] [--merge median] [--in-process] [--out runs/x]
+    medswarm swarm --data DIR [--settings FILE|none]   (default: DIR/swarm.toml, the folder's own settings)
     medswarm swarm --scenario ecg-rhythm|ecg-anomaly|evaluation-layer|wearable|ecg-groups [options that override it]
     medswarm node --config node.toml [--set section.key=value ...]
     medswarm evaluate RUN [--csv rows.csv] [--out DIR]     medswarm export RUN --out DIR
@@ -18,16 +19,21 @@ import json
 import logging
 import sys
 import time
+import tomllib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
 import trio
 
-from .config import ConfigError, SwarmConfig, TrainingConfig, choices, load_config
+from .config import SETTINGS_FILE, ConfigError, SwarmConfig, TrainingConfig, choices, load_config, load_settings
 from .logs import setup_logging
 
 EXIT_USAGE, EXIT_FAILED = 2, 1
+# Settings a `medswarm swarm` option also gives: from a settings file they become that option's
+# default, so the option, when given, wins (the rest come before --set, which wins over them).
+OPTION_KEYS: dict[str, str] = {"model.kind": "model", "swarm.merge": "merge", "training.lr": "lr",
+                               "training.epochs": "epochs", "swarm.rounds": "rounds"}
 
 
 def _node(args: argparse.Namespace) -> int:
@@ -88,6 +94,9 @@ def _swarm(args: argparse.Namespace) -> int:
                      out=out, state_file=Path(args.state) if args.state else None,
                      in_process=args.in_process, node_overrides=tuple(args.set), data=data)
     setup_logging("swarm", logging.DEBUG if args.verbose else logging.WARNING)
+    if args.settings_file:
+        print(f"settings from {args.settings_file} (options given win): {', '.join(args.settings_applied)}",
+              flush=True)
     try:
         swarm = LocalSwarm(plan, say=lambda line: print(line, flush=True))
     except ValueError as exc:
@@ -247,8 +256,9 @@ def _group_count(text: str) -> int | str:
     return count
 
 
-def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
-    """The command line; with a `scenario`, `medswarm swarm` defaults to that scenario's settings."""
+def build_parser(scenario: str | None = None, defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The command line; with a `scenario`, `medswarm swarm` defaults to that scenario's settings,
+    then to `defaults` (a settings file's option values, `swarm_settings`)."""
     from .launcher import SPLITTABLE
     from .scenarios import SCENARIOS
 
@@ -274,6 +284,10 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
                        help="each hospital's own CSV: DIR holds NAME.csv per hospital (a test share is held out) "
                             "or NAME_train.csv + NAME_test.csv pairs; node names come from the file names")
     swarm.add_argument("--label", help="--data: the label column (default: 'label', else 'target')")
+    swarm.add_argument("--settings", metavar="FILE|none",
+                       help=f"settings for every node: a TOML file of [data], [model], [training], [dp] and "
+                            f"[swarm] tables (default: {SETTINGS_FILE} in the --data folder, if there is one; "
+                            "none: the defaults only); options given on the command line win over it")
     swarm.add_argument("--partition", choices=choices()["data.partition"], default="iid",
                        help="how breast_cancer rows are split over nodes")
     swarm.add_argument("--alpha", type=float, default=0.5,
@@ -306,6 +320,7 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
     swarm.set_defaults(func=_swarm)
     if scenario is not None:
         swarm.set_defaults(**SCENARIOS[scenario].plan)
+    swarm.set_defaults(settings_file=None, settings_applied=(), **(defaults or {}))
 
     for name, func, text in (("evaluate", _evaluate, "a run's final model on a CSV: clinical metrics as JSON and "
                                                      "ROC / calibration curves as PNG"),
@@ -375,14 +390,48 @@ def build_parser(scenario: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def settings_file(args: argparse.Namespace) -> Path | None:
+    """The settings file `medswarm swarm` runs with: --settings, else the --data folder's own."""
+    if args.settings is not None:
+        return None if args.settings.lower() == "none" else Path(args.settings)
+    folder = Path(args.data) / SETTINGS_FILE if args.data else None
+    return folder if folder is not None and folder.is_file() else None
+
+
+def split_settings(settings: Sequence[str]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """`section.key=value` settings as (defaults of the `medswarm swarm` options they set, the rest)."""
+    defaults: dict[str, Any] = {}
+    rest = []
+    for text in settings:
+        key, _, raw = text.partition("=")
+        if key in OPTION_KEYS:
+            defaults[OPTION_KEYS[key]] = tomllib.loads(f"v = {raw}")["v"]
+        else:
+            rest.append(text)
+    return defaults, tuple(rest)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line, parsed again on top of a scenario's or a settings file's values: theirs
+    first, then the options given."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "scenario", None):  # parsed again: the scenario's settings, then the options given
+    if getattr(args, "scenario", None):
         from .scenarios import SCENARIOS
 
         args = build_parser(args.scenario).parse_args(argv)
         args.set = [*SCENARIOS[args.scenario].node_settings, *args.set]
+    elif args.command == "swarm" and (path := settings_file(args)) is not None:
+        applied = load_settings(path)
+        defaults, rest = split_settings(applied)
+        args = build_parser(defaults=defaults).parse_args(argv)
+        args.set = [*rest, *args.set]
+        args.settings_file, args.settings_applied = path, applied
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
+        args = _parse(argv)
         return args.func(args)
     except (_OperatorError, ConfigError) as exc:
         print(f"medswarm: {exc}", file=sys.stderr)

@@ -57,7 +57,7 @@ from .learner import Learner, Tensors
 from .logs import node_logger
 from .merge import Update, reweighted, rule_by_name
 from .pipeline import COMPRESSION, PRIVACY, BlobIntake, Outgoing, Rejected, UpdatePipeline, stage_by_name
-from .preprocess import STATS_MAX_ABS, FeatureStats
+from .preprocess import STATISTICS, STATS_MAX_ABS, FeatureStats
 from .records import PhaseTimer, Recorder
 from .selection import REPORT_SHAPES, decode_report, encode_report, final_model_by_name, pooled_loss
 from .swarmopt import optimizer_by_name
@@ -387,9 +387,10 @@ class SwarmNode:
             self.log.info("the swarm is already past round 1: catching up instead of pooling statistics")
             return
         parts = [own] + [collected[k] for k in sorted(collected)]
-        self.stats = FeatureStats.robust_combine(parts)
+        self.stats = STATISTICS[self.config.swarm.statistics](parts)
         self.learner.set_scaling(self.stats)
-        self.log.info("input scaling agreed from %d nodes' sums and counts", len(parts))
+        self.log.info("input scaling agreed from %d nodes' sums and counts (%s)", len(parts),
+                      self.config.swarm.statistics)
 
     def _alive(self) -> set[str]:
         """Members heard from (any announcement) or connected to this node now.

@@ -10,7 +10,10 @@ stats.
 Statistics are what peers claim, so with three or more nodes the swarm's mean and variance per
 column are the medians of the nodes' own means and variances (`robust_combine`): a minority
 claiming extreme values or millions of rows cannot move the scaling outside what the honest
-nodes span. Exact pooling (`combine`) is kept for two nodes, where no median protects anything.
+nodes span. Exact pooling (`combine`) is kept for two nodes, where no median protects anything,
+and is what `swarm.statistics = "pooled"` asks for (STATISTICS): every row counts once, as if the
+rows were in one place, which a consortium of trusted members may prefer (the heart files' settings),
+and which one member's claims move arbitrarily.
 
 Float64 sums do not survive a float32 codec exactly, so `to_tensors` splits each float64 vector into
 a float32 high part and a float32 remainder; `from_tensors` adds them back (relative error ~1e-14).
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -166,3 +169,9 @@ class Scaler:
             raise ValueError(f"expected (n, {self.n_features}) input, got {x.shape}")
         z = (np.asarray(x, dtype=np.float64) - self.mean) / self.std
         return np.nan_to_num(z, nan=0.0).astype(np.float32)
+
+
+# How a node combines the swarm's statistics (`swarm.statistics`): "robust", the medians of the nodes'
+# own means and variances (the default); "pooled", the exact sums over every node's rows.
+STATISTICS: dict[str, Callable[[Sequence[FeatureStats]], FeatureStats]] = {
+    "robust": FeatureStats.robust_combine, "pooled": FeatureStats.combine}

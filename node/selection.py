@@ -5,7 +5,8 @@ curve peaked at round 5 and was lower at 50). With `swarm.final_model = "best_va
 keeps, besides the model it trains on, the swarm model of lowest pooled validation loss seen so
 far, and that is the model the run ends with: the node's summary, `medswarm evaluate` and
 `medswarm export` use it (early stopping by checkpoint choice; the rounds themselves still run,
-their number is fixed on chain).
+their number is fixed on chain). Opt-in: judged on held-out validation rows over 10 validation
+splits, the last model was the better choice in 26 of 26 heart settings (README "The final model").
 
 How the swarm agrees on it. Right after its round-r merge every node evaluates the merged model on
 its own validation rows and announces a tiny report (kind "val": mean loss, row count), without

@@ -10,7 +10,7 @@ RUNS=${BENCH_RUNS:-runs/bench}
 mkdir -p "$OUT"
 start=$(date +%s)
 "$PY" -m scripts.bench.learning --out "$OUT" --runs "$RUNS/learning" "$@"
-"$PY" -m scripts.bench.quality --out "$OUT" --runs "$RUNS/quality" --arms default,last,heart,mean,median,ladam+lr0.01+median "$@"
+"$PY" -m scripts.bench.quality --out "$OUT" --runs "$RUNS/quality" --arms default,bestval,heart,mean,median,ladam+lr0.01+median "$@"
 "$PY" -m scripts.bench.heartswarm --out "$OUT" --runs "$RUNS/heartswarm" "$@"
 "$PY" -m scripts.bench.systems --out "$OUT" --runs "$RUNS/systems" "$@"
 "$PY" -m scripts.bench.robustness --out "$OUT" --runs "$RUNS/robustness" "$@"

@@ -51,6 +51,9 @@ SETTINGS: dict[str, SwarmPlan] = {
 }
 # Noise that brings a copy just under the copy threshold: the most an attacker keeps unflagged.
 EVADING_COS = 0.998
+# Noise far from the flag: an old update's direction kept, a residual (what the round r-1 vectors
+# do not explain) as long as an honest one or longer.
+LOUD_COS = (0.9, 0.7)
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ def attacks(now: Round, before: Round, attacker: int, rng: np.random.Generator) 
         "stale: other's r-1 update": dict(other),
         "stale: other's r-1 update + noise": with_noise(other, EVADING_COS, rng),
         "stale: r-1 merged + noise": with_noise(before.merged, EVADING_COS, rng),
+        f"stale: other's r-1 update + noise to cos {LOUD_COS[0]}": with_noise(other, LOUD_COS[0], rng),
+        f"stale: r-1 merged + noise to cos {LOUD_COS[1]}": with_noise(before.merged, LOUD_COS[1], rng),
         "stale: own r-1 update": dict(before.updates[attacker].tensors),
         "stale: own r-1 update + noise": with_noise(before.updates[attacker].tensors, EVADING_COS, rng),
         "concurrent copy x0.5 (collusion)": scaled(peer, 0.5),

@@ -1,12 +1,12 @@
 """The heart hospitals as a real swarm: 4 node processes on anvil vs central training vs each alone.
 
-    .venv/bin/python -m scripts.bench.heartswarm [--seeds 3] [--rounds 10,50] [--model logreg] [--quick]
+    .venv/bin/python -m scripts.bench.heartswarm [--seeds 3] [--rounds 10,50] [--generic [--model logreg]] [--quick]
 
-For each round count and seed, `medswarm swarm --data node/data/heart_split` runs the four
-hospitals (node/data/heart_split: 486 train / 254 test rows, the FLamby-style split) as four node
-processes on an anvil chain with the shipped defaults plus the heart files' recommended settings
-(`quality.HEART_SETTINGS`, as `--set` options; `--generic`: the defaults alone), and `medswarm evaluate RUN --csv <each
-hospital's test file>` scores the swarm's final model on all 254 test rows pooled: those are the
+For each round count and seed, `medswarm swarm --data node/data/heart_split --rounds R --seed S`
+(exactly what a user types) runs the four hospitals (node/data/heart_split: 486 train / 254 test
+rows, the FLamby-style split) as four node processes on an anvil chain with the shipped defaults
+plus the folder's own settings file (`swarm.toml`, `quality.HEART_SETTINGS`; `--generic`: the
+defaults alone, `--settings none`), and `medswarm evaluate RUN --csv <each hospital's test file>` scores the swarm's final model on all 254 test rows pooled: those are the
 swarm's figures. The per-round curve is the nodes' own test accuracies (their metrics rows),
 weighted by their test rows. Central training (one model on every hospital's training rows) and
 each hospital alone come from `scripts.bench.quality` (same learners, same rows and inputs, same
@@ -56,15 +56,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def swarm_run(run_dir: Path, rounds: int, seed: int, model: str, settings: tuple[str, ...]) -> dict[str, Any] | None:
+def swarm_run(run_dir: Path, rounds: int, seed: int, options: tuple[str, ...]) -> dict[str, Any] | None:
     """One `medswarm swarm` of node processes, then `medswarm evaluate` on all test files pooled;
     None if the run failed (said on the terminal; the run's folder keeps its logs). A run whose
     folder already holds a finished, evaluated run is read back instead of run again."""
     if (run_dir / "evaluation" / "evaluation.json").exists() and (run_dir / "run.json").exists():
         B.say(f"{run_dir}: already run, reading it back")
         return json.loads((run_dir / "run.json").read_text())
-    done = _cli("swarm", "--data", str(HEART_SPLIT), "--model", model, "--rounds", str(rounds), "--seed", str(seed),
-                *[a for s in settings for a in ("--set", s)], "--out", str(run_dir))
+    done = _cli("swarm", "--data", str(HEART_SPLIT), "--rounds", str(rounds), "--seed", str(seed), *options,
+                "--out", str(run_dir))
     if done.returncode != 0:
         B.say(f"{run_dir}: medswarm swarm failed ({done.returncode}): {done.stderr.strip()[-500:]}")
         return None
@@ -95,12 +95,15 @@ def pooled_curve(run_dir: Path) -> list[float]:
     return [sum(node[r][0] for node in per_node) / sum(node[r][1] for node in per_node) for r in range(rounds)]
 
 
-def run(rounds_list: list[int], seeds: list[int], model: str, runs: Path, settings: tuple[str, ...]) -> dict[str, Any]:
+def run(rounds_list: list[int], seeds: list[int], model: str, runs: Path, settings: tuple[str, ...],
+        options: tuple[str, ...]) -> dict[str, Any]:
+    """`options`: what `medswarm swarm` is given besides the folder, rounds and seed; `settings`: the
+    same as node settings, for central training and each hospital alone."""
     results: dict[str, Any] = {}
     for rounds in rounds_list:
         cell = results[str(rounds)] = {"swarm": [], "central": [], "alone": []}
         for seed in seeds:
-            out = swarm_run(runs / f"{model}-r{rounds}-s{seed}", rounds, seed, model, settings)
+            out = swarm_run(runs / f"{model}-r{rounds}-s{seed}", rounds, seed, options)
             base = central_and_alone(heart_plan(seed, model, settings), rounds)
             cell["central"].append(base["central"])
             cell["alone"].append(base["alone"])
@@ -169,10 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = B.bench_arguments(__doc__, "/tmp/heartswarm", "1 seed, 3 rounds")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rounds", default="10,50")
-    ap.add_argument("--model", default="logreg", help="logreg: lower validation loss than mlp on these rows "
-                                                      "(scripts.bench.quality)")
-    ap.add_argument("--generic", action="store_true", help="the shipped defaults only, not the heart files' "
-                                                          "recommended settings (quality.HEART_SETTINGS)")
+    ap.add_argument("--model", help="the model (default: the settings file's, logreg; with --generic logreg too)")
+    ap.add_argument("--generic", action="store_true", help="the shipped defaults only, not the heart folder's own "
+                                                          "settings file (quality.HEART_SETTINGS)")
     args = ap.parse_args(argv)
     B.quiet()
     import torch
@@ -181,10 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rounds_list, seeds = ([3], [0]) if args.quick else ([int(r) for r in args.rounds.split(",")],
                                                         list(range(args.seeds)))
-    settings = () if args.generic else HEART_SETTINGS
-    results = run(rounds_list, seeds, args.model, Path(args.runs), settings)
+    model = args.model or "logreg"
+    settings = () if args.generic else (*HEART_SETTINGS, *((f'model.kind="{args.model}"',) if args.model else ()))
+    options = ("--settings", "none", "--model", model) if args.generic else (
+        ("--model", args.model) if args.model else ())
+    results = run(rounds_list, seeds, model, Path(args.runs), settings, options)
     meta = {"command": "python -m scripts.bench.heartswarm " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "seconds": time.monotonic() - started, "model": args.model, "seeds": len(seeds), "machine": B.machine(),
+            "seconds": time.monotonic() - started, "model": model, "seeds": len(seeds), "machine": B.machine(),
             "settings": list(settings)}
     md = markdown(results, meta)
     publish(Path(args.out), "heartswarm", {"meta": meta, "results": results}, md,

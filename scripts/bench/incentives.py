@@ -17,7 +17,9 @@ member's payout, and from those:
 
 Scenarios (heart: the four UCI hospitals, "sybil" adds a second identity holding VA Long
 Beach's rows; breast cancer: 8 IID nodes):
-copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), zero, noserve, liar (votes 0
+copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), noisycopy (+ noise 0.5, |cos|
+about 0.9; once by VA Long Beach, once by Hungary), noise (a random vector of the median
+length), zero, noserve, liar (votes 0
 for everyone else), sybil (VA Long Beach and its twin, which sends its partner's update + noise;
 both vote for each other), collude 3 of 8, collude 2 of 4 (a split), and collude 2 of 4 again
 with stake (1 ETH, slash 0.25 ETH) and the sponsor's referee node, whose vote decides.
@@ -57,6 +59,9 @@ HEART4 = ("heart", 4)
 SCENARIOS: dict[str, Scenario] = {
     "copy": Scenario(*HEART4, {3: "copy"}),
     "scaledcopy": Scenario(*HEART4, {3: "scaledcopy"}),
+    "noisycopy": Scenario(*HEART4, {3: "noisycopy"}),
+    "noisycopy by hungary": Scenario(*HEART4, {1: "noisycopy"}),
+    "noise": Scenario(*HEART4, {3: "noise"}),
     "zero": Scenario(*HEART4, {3: "zero"}),
     "noserve": Scenario(*HEART4, {3: "noserve"}),
     "liar": Scenario(*HEART4, {3: "liar"}),
@@ -82,8 +87,11 @@ def run(base: B.SwarmPlan, s: Scenario, seed: int, label: str) -> dict[str, Any]
                        out=base.out / f"{label.replace(' ', '-').replace(',', '')}-s{seed}")
     result = B.run_swarm(plan, f"{label} seed {seed}", read_chain=False)
     rows = result.report["nodes"]
+    heard = sum(m["heard"] for ms in result.metrics.values() for m in ms)
+    expected = sum(m["expected"] for ms in result.metrics.values() for m in ms)
     return {"payout_eth": {r["name"]: r["payout_wei"] / WEI_PER_ETH for r in rows},
-            "names": [r["name"] for r in rows], "audit_ok": result.report["audit_ok"], "seconds": result.seconds}
+            "names": [r["name"] for r in rows], "audit_ok": result.report["audit_ok"], "seconds": result.seconds,
+            "heard": heard, "expected": expected}
 
 
 def measure(s: Scenario, attacked: dict[str, Any], honest: dict[str, Any]) -> dict[str, Any]:
@@ -96,18 +104,22 @@ def measure(s: Scenario, attacked: dict[str, Any], honest: dict[str, Any]) -> di
             "honest_min_eth": min(pay[n] for n in good), "honest_max_loss_pct": max(losses, default=0.0),
             "dishonest_below_honest": max(pay[n] for n in bad) < min(pay[n] for n in good),
             "payout_eth": pay, "honest_run_payout_eth": base,
+            # a twin that missed updates (a loaded machine) is no baseline: its losses measure the load
+            "twin_complete": honest["heard"] == honest["expected"],
             "audit_ok": attacked["audit_ok"] and honest["audit_ok"]}
 
 
 def table(summary: dict[str, dict[str, Any]]) -> str:
     lines = ["| behaviour | dishonest | highest dishonest payout (ETH) | lowest honest payout (ETH) | "
-             "largest honest loss vs honest run (%) | dishonest below every honest | audit |",
-             "|---|---|---|---|---|---|---|"]
+             "largest honest loss vs honest run (%) | dishonest below every honest | audit | "
+             "honest run heard every update |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, s in summary.items():
         lines.append(" | ".join([
             f"| {name}", ", ".join(s["dishonest"]), B.fmt_ms(s["dishonest_max_eth"], scale=1, digits=3),
             B.fmt_ms(s["honest_min_eth"], scale=1, digits=3), B.fmt_ms(s["honest_max_loss_pct"], scale=1),
-            f"{s['below']}/{s['runs']}", "ok" if s["audit_ok"] else "MISMATCH"]) + " |")
+            f"{s['below']}/{s['runs']}", "ok" if s["audit_ok"] else "MISMATCH",
+            f"{s['twins_complete']}/{s['runs']}"]) + " |")
     return "\n".join(lines)
 
 
@@ -138,11 +150,13 @@ def main(argv: list[str] | None = None) -> int:
                 honest_runs[key] = run(base, twin, seed, f"honest-{twin.dataset}-{twin.nodes}")
             row = {"seed": seed, **measure(s, run(base, s, seed, name), honest_runs[key])}
             B.say(f"{name} seed {seed}: dishonest max {row['dishonest_max_eth']:.3f} ETH, honest min "
-                  f"{row['honest_min_eth']:.3f} ETH, honest loss <= {row['honest_max_loss_pct']:.1f}%")
+                  f"{row['honest_min_eth']:.3f} ETH, honest loss <= {row['honest_max_loss_pct']:.1f}%"
+                  + ("" if row["twin_complete"] else " (its honest run missed updates: load, not the rule)"))
             results[name].append(row)
     summary = {name: {"dishonest": rows[0]["dishonest"], "runs": len(rows),
                       "below": sum(r["dishonest_below_honest"] for r in rows),
                       "audit_ok": all(r["audit_ok"] for r in rows),
+                      "twins_complete": sum(r["twin_complete"] for r in rows),
                       **{k: B.mean_std([r[k] for r in rows])
                          for k in ("dishonest_max_eth", "honest_min_eth", "honest_max_loss_pct")}}
                for name, rows in results.items()}

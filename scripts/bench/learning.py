@@ -2,12 +2,12 @@
 
     .venv/bin/python -m scripts.bench.learning [--quick] [--out reports/bench]
 
-- UCI Heart Disease, its 4 real hospitals as 4 nodes: swarm with the mean and the median merge
-  rule, pooled training (all hospitals' fitting rows in one place), local-only training; accuracy
+- UCI Heart Disease, its 4 real hospitals as 4 nodes: swarm with the default (trimmed mean), the
+  mean and the median merge rule, pooled training (all hospitals' fitting rows in one place), local-only training; accuracy
   and ROC AUC on each hospital's test rows and on all test rows pooled; 5 seeds (a seed fixes the
   train/test splits, the initial model and the minibatch order).
-- Breast cancer (Wisconsin) over 8 nodes: IID, Dirichlet alpha 0.5 and 0.1; swarm with the median
-  (the default) and the mean merge rule.
+- Breast cancer (Wisconsin) over 8 nodes: IID, Dirichlet alpha 0.5 and 0.1; swarm with the default
+  (trimmed mean) and the mean merge rule.
 
 Every arm trains the same model with the same settings: the swarm runs `rounds` rounds of
 `epochs` local epochs; pooled and local-only train rounds x epochs epochs on the same fitting
@@ -21,12 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+from node.config import ModelConfig, SwarmConfig, TrainingConfig
 from scripts.bench import harness as B
 from scripts.bench.output import publish
 
-METHODS = ("swarm_mean", "swarm_median", "pooled", "local")
-LABELS = {"swarm_mean": "swarm (mean)", "swarm_median": "swarm (median)", "pooled": "pooled",
-          "local": "local only"}
+LABELS = {"swarm_trimmed": "swarm (trimmed mean)", "swarm_mean": "swarm (mean)", "swarm_median": "swarm (median)",
+          "pooled": "pooled", "local": "local only"}
+# The node defaults every arm trains with (the heart swarm: `--dataset heart`, no settings file)
+DEFAULTS = (f"{ModelConfig.kind} (hidden {ModelConfig.hidden}), local {TrainingConfig.optimizer.upper()} lr "
+            f"{TrainingConfig.lr}, batch {TrainingConfig.batch_size}")
 
 
 def run_setting(base: B.SwarmPlan, seeds: list[int], merges: list[str], label: str) -> dict:
@@ -129,7 +132,7 @@ def plot(results: dict, path: Path) -> None:
     for ax, key in zip(axes[0], keys):
         res = results[key]
         first = res["per_seed"][0]
-        shown = next(m for m in ("swarm_median", "swarm_mean") if f"{m}_curves" in first)
+        shown = next(m for m in ("swarm_trimmed", "swarm_median", "swarm_mean") if f"{m}_curves" in first)
         curves = first[f"{shown}_curves"]
         for i, (name, curve) in enumerate(curves.items()):
             colour = f"C{i % 10}"
@@ -145,7 +148,7 @@ def plot(results: dict, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="lower right", ncol=2)
     axes[0][0].set_ylabel("test accuracy, node's own rows")
-    fig.suptitle("Swarm per node per round (the default median merge where it ran); dotted: that node alone; "
+    fig.suptitle(f"Swarm per node per round (the default {SwarmConfig.merge} merge);\ndotted: that node alone; "
                  "dashed: pooled", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
@@ -169,10 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         results["heart"].update(title="UCI heart, 2 hospitals (quick)", setting="2 rounds, in-process")
     else:
         base = B.SwarmPlan(nodes=4, rounds=args.rounds, dataset="heart", in_process=True, out=runs)
-        results["heart"] = run_setting(base, list(range(args.heart_seeds)), ["mean", "median"], "heart")
+        merges = list(dict.fromkeys([SwarmConfig.merge, "mean", "median"]))  # the default first
+        results["heart"] = run_setting(base, list(range(args.heart_seeds)), merges, "heart")
         results["heart"].update(
             title="UCI heart disease, 4 real hospitals",
-            setting=f"mlp (hidden 32), {args.rounds} rounds x 1 local epoch, Adam lr 0.01; "
+            setting=f"{DEFAULTS}, {args.rounds} rounds x 1 local epoch; "
                     "swarm in one process (real libp2p hosts, eth-tester chain)")
         if not args.skip_bc:
             for partition, alpha, key in (("iid", 0.5, "bc_iid"), ("dirichlet", 0.5, "bc_dirichlet_0.5"),
@@ -181,11 +185,10 @@ def main(argv: list[str] | None = None) -> int:
                 # its length and stalls an 8-node swarm (see the report)
                 bc = B.SwarmPlan(nodes=8, rounds=args.rounds, dataset="breast_cancer", partition=partition,
                                  alpha=alpha, in_process=False, out=runs)
-                results[key] = run_setting(bc, list(range(args.bc_seeds)), ["median", "mean"], key)
+                results[key] = run_setting(bc, list(range(args.bc_seeds)), [SwarmConfig.merge, "mean"], key)
                 results[key].update(
                     title=f"Breast cancer, 8 nodes, {partition}" + (f" alpha {alpha}" if partition != "iid" else ""),
-                    setting=f"mlp (hidden 32), {args.rounds} rounds x 1 local epoch, Adam lr 0.01; "
-                            "8 node processes on anvil")
+                    setting=f"{DEFAULTS}, {args.rounds} rounds x 1 local epoch; 8 node processes on anvil")
     tgts = targets(results)
     seconds = time.monotonic() - started
     meta = {"command": "python -m scripts.bench.learning" + (" --quick" if args.quick else ""),

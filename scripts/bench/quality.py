@@ -4,7 +4,7 @@
 
 Runs the swarm's learning in one process: the nodes' real `Learner`s (data, validation share,
 local training, FedProx, learning-rate schedule), the swarm's input scaling from shared sums and
-counts (`FeatureStats.robust_combine`), the real merge rule and the real swarm optimiser
+counts (`swarm.statistics`, node.preprocess.STATISTICS), the real merge rule and the real swarm optimiser
 (`node.swarmopt`), round after round, exactly as every node of a swarm computes them; only the
 network and the chain are left out (they do not change the numbers: every honest node merges the
 same updates). The end-to-end runs in tests/e2e and scripts/bench/learning.py cover those.
@@ -32,22 +32,21 @@ from typing import Any
 
 import numpy as np
 
+from node.config import SETTINGS_FILE, load_settings
 from scripts.bench import harness as B
 from scripts.bench.output import publish
 
 HEART_SPLIT = Path(__file__).resolve().parents[2] / "node" / "data" / "heart_split"
-# The heart files' recommended settings (with `--model logreg`), chosen on validation rows only
-# (README "Learning quality", arm "heart"): a cholesterol of 0 (every Swiss row, a quarter of VA's)
-# read as missing with a 0/1 column saying so, local SGD at 0.3, and the best-validation final model. `medswarm swarm --data
-# node/data/heart_split --model logreg` takes them as `--set` options (scripts.bench.heartswarm).
-HEART_SETTINGS: tuple[str, ...] = ("training.lr=0.3", 'data.missing_values=["chol=0"]',
-                                   'data.missing_indicators=["chol"]', "swarm.final_model=best_val")
+# The heart files' settings, chosen on validation rows only (README "The heart files' settings"):
+# the folder's own settings file, which `medswarm swarm --data node/data/heart_split` applies by
+# itself; arm "heart" here.
+HEART_SETTINGS: tuple[str, ...] = load_settings(HEART_SPLIT / SETTINGS_FILE)
 # An arm is "+"-joined parts (e.g. "mean+cosine+prox"), each some node config overrides on top
 # of the shipped defaults; "default" is the defaults alone.
 PARTS: dict[str, tuple[str, ...]] = {
     "default": (),
     "fedavg": ("swarm.optimizer=none", "training.lr_schedule=constant", "training.prox_mu=0"),
-    "mean": ("swarm.merge=mean",), "median": ("swarm.merge=median",), "trimmed": ("swarm.merge=trimmed",),
+    "mean": ("swarm.merge=mean",), "pooledstats": ("swarm.statistics=pooled",), "median": ("swarm.merge=median",), "trimmed": ("swarm.merge=trimmed",),
     "constant": ("training.lr_schedule=constant",), "cosine": ("training.lr_schedule=cosine",),
     "prox": ("training.prox_mu=0.1",), "prox1": ("training.prox_mu=1.0",), "noprox": ("training.prox_mu=0",),
     "plain": ("swarm.optimizer=none",), "momentum": ("swarm.optimizer=momentum",),
@@ -102,17 +101,17 @@ def _score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     """The swarm's model after each round, scored on pooled validation and pooled test rows."""
     from node.merge import rule_by_name
-    from node.preprocess import FeatureStats
+    from node.preprocess import STATISTICS, FeatureStats
     from node.swarmopt import optimizer_by_name
 
     setups = B.node_setups(replace(plan, rounds=rounds))
     learners = [s.learner for s in setups]
+    config = setups[0].config
     # what every node computes from the float32 statistics blobs it receives
     parts = [FeatureStats.from_tensors(l.local_stats().to_tensors()) for l in learners]
-    stats = FeatureStats.robust_combine(parts)
+    stats = STATISTICS[config.swarm.statistics](parts)
     for l in learners:
         l.set_scaling(stats)
-    config = setups[0].config
     rule = rule_by_name(config.swarm.merge)
     opt = optimizer_by_name(config.swarm.optimizer, learners[0].shapes, config.swarm.server_lr)
     weights = learners[0].weights()
@@ -135,19 +134,47 @@ def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     return {"final": final, "curve": curve, "selected": chosen}
 
 
+def _moving(window: int):
+    def rule(losses: np.ndarray) -> int:
+        return int(np.argmin([losses[max(0, i - window + 1):i + 1].mean() for i in range(len(losses))]))
+    return rule
+
+
+def _margin(margin: float):
+    def rule(losses: np.ndarray) -> int:
+        best = int(np.argmin(losses))
+        return best if losses[best] < losses[-1] - margin else len(losses) - 1
+    return rule
+
+
+# Final-model rules compared on validation rows (index of the chosen round's model, from the
+# rounds' validation losses): keep the last; the lowest (node.selection's best_val); less noisy
+# variants of it.
+FINAL_RULES: dict[str, Any] = {
+    "last": lambda losses: len(losses) - 1,
+    "best_val": lambda losses: int(np.argmin(losses)),
+    "moving3": _moving(3), "moving5": _moving(5),
+    "margin0.005": _margin(0.005), "margin0.01": _margin(0.01),
+    "second_half": lambda losses: len(losses) // 2 + int(np.argmin(losses[len(losses) // 2:])),
+}
+
+
 def selected(curve: list[dict[str, Any]]) -> dict[str, Any]:
     """What `swarm.final_model = "best_val"` ends with: of the rounds' models, the one of lowest
     pooled validation loss (node.selection).
     `held_out_val`: that rule against keeping the last model, each chosen on one validation half and
-    scored on the other, mean of both ways (validation rows only: what the default is chosen on)."""
-    candidates = curve
-    best = min(candidates, key=lambda c: c["val"]["loss"])
-    held = []
-    for h in (0, 1):
-        pick = min(candidates, key=lambda c: c["val_halves"][h])
-        held.append(pick["val_halves"][1 - h])
+    scored on the other, mean of both ways (validation rows only: what the default is chosen on);
+    `held_out_rules`: the same for every rule of FINAL_RULES."""
+    best = min(curve, key=lambda c: c["val"]["loss"])
+    held = {}
+    for name, rule in FINAL_RULES.items():
+        scores = []
+        for h in (0, 1):
+            pick = rule(np.array([c["val_halves"][h] for c in curve]))
+            scores.append(curve[pick]["val_halves"][1 - h])
+        held[name] = float(np.mean(scores))
     return {"round": best["round"], "test": best["test"], "val": best["val"],
-            "held_out_val": float(np.mean(held)), "held_out_val_last": float(np.mean(curve[-1]["val_halves"]))}
+            "held_out_val": held["best_val"], "held_out_val_last": held["last"], "held_out_rules": held}
 
 
 def central_and_alone(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
@@ -250,6 +277,16 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
                          f"{np.mean([o['selected']['held_out_val_last'] for o in outs]):.4f} / "
                          f"{np.mean([o['selected']['held_out_val'] for o in outs]):.4f} | {_ms(central)} | "
                          f"{_ms(central_auc)} | {_ms(alone)} |")
+    lines += ["", "## Final-model rules on the heart cells above (held-out validation loss)", "",
+              "Mean over cells (each the mean over its seeds); \"lower than last\": in how many cells.", "",
+              "| rule | held-out val loss | lower than last |", "|---|---|---|"]
+    cells = [[o["selected"]["held_out_rules"] for o in outs]
+             for cell in results["heart"].values() for outs in cell["arms"].values()]
+    if cells:
+        means = [{r: float(np.mean([c[r] for c in outs])) for r in FINAL_RULES} for outs in cells]
+        for rule in FINAL_RULES:
+            lower = sum(m[rule] < m["last"] for m in means)
+            lines.append(f"| {rule} | {np.mean([m[rule] for m in means]):.4f} | {lower} of {len(means)} |")
     lines += ["", "## Breast cancer, Dirichlet 0.1, 8 nodes (all test rows pooled)", "",
               "| model, rounds | arm | mean acc | per seed | lowest | last acc | best-val acc (round) | "
               "held-out val loss last / best-val |", "|---|---|---|---|---|---|---|---|"]

@@ -76,8 +76,8 @@ def assert_honest_nodes_whole(report: SwarmReport, run_dir: Path, honest: Sequen
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attack", ["scale", "signflip", "zero", "copy", "scaledcopy", "liar", "garbage",
-                                    "uncommitted", "noserve", "hijack"])
+@pytest.mark.parametrize("attack", ["scale", "signflip", "zero", "copy", "scaledcopy", "noisycopy", "noise", "liar",
+                                    "garbage", "uncommitted", "noserve", "hijack"])
 def test_one_hostile_member_of_four(tmp_path: Path, honest_run: tuple[SwarmReport, Path], attack: str,
                                     caplog: pytest.LogCaptureFixture) -> None:
     baseline, baseline_dir = honest_run

@@ -55,6 +55,7 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["swarm.groups=65"], "swarm.groups: at most 64"),
     (["swarm.groups=2", "swarm.rounds=1"], "swarm.groups: groups form from round 1's updates"),
     (["swarm.final_model=first"], "swarm.final_model: 'first' is not one of 'last', 'best_val'"),
+    (["swarm.statistics=median"], "swarm.statistics: 'median' is not one of 'robust', 'pooled'"),
     (["swarm.group_count=auto"], "swarm.group_count: 'auto' is not one of 'fixed', 'silhouette'"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:

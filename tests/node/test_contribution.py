@@ -224,15 +224,47 @@ def test_switzerland_earns_in_every_round(rounds) -> None:
         assert score(now, rounds[r - 1] if r else None).scores["switzerland"] > 500
 
 
-def test_a_missing_member_does_not_take_the_others_shares(rounds) -> None:
+def test_a_missing_member_takes_little_of_the_others_shares() -> None:
     """One hospital's updates left out of every round's scores (it never serves, or sends a copy or
-    nothing): no other hospital loses more than 10% of its share of the three rounds. Under the
-    coordinate median of the kept updates, the reference before, each lost 24-37% here."""
-    losses = missing_member(rounds)
+    nothing), six rounds: VA Long Beach, the benchmark's attacker, costs no other hospital more
+    than 10% of its share; Switzerland, whose new directions the others' innovation leans on, costs
+    one of them 18% (measured; the innovation factor's price, module docstring of node.contribution)."""
+    _, six = honest_rounds(SwarmPlan(nodes=4, dataset="heart", model="mlp"), 6, MEDIAN)
+    losses = missing_member(six)
     assert set(losses) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
-    assert max(losses.values()) <= 10.0, losses
-    full, without = payout_shares(rounds), payout_shares(rounds, missing="va-long-beach")
+    assert losses["va-long-beach"] <= 10.0 and max(losses.values()) <= 20.0, losses
+    full, without = payout_shares(six), payout_shares(six, missing="va-long-beach")
     assert "va-long-beach" not in without and without["switzerland"] >= 0.9 * full["switzerland"]
+
+
+@pytest.mark.parametrize("cos", [0.99, 0.9, 0.7, 0.5])
+def test_an_old_update_plus_noise_of_any_size_earns_less_than_every_honest_update(rounds, cos: float) -> None:
+    """A free rider re-sends another member's round r-1 update or the r-1 merged update with noise
+    enough to escape the copy flag. Its residual (what the round r-1 vectors do not explain) is the
+    noise, which no other update's residual explains: the innovation factor keeps it below every
+    honest update however much noise it adds (before it, noise at cos 0.9 took 40-50% of a round)."""
+    now, before = rounds[2], rounds[1]
+    bad = now.updates[3].sender
+    for source in (before.updates[0].tensors, before.merged):
+        report = score(now, before, replaced(now, 3, with_noise(source, cos, np.random.default_rng(5))))
+        assert report.flags == {}
+        assert report.measures[bad]["innovation_factor"] < 0.5
+        assert report.scores[bad] < min(honest_scores(report, bad)), (cos, report.scores)
+
+
+def test_a_random_update_earns_little_even_with_few_parameters() -> None:
+    """Logistic regression on heart has 46 parameters, so a random vector of the median norm lies
+    partly in the span of the other updates by chance; structure counts only what lies above
+    chance, and the residual reference clips every update's residual to the median length (a
+    random vector's residual used to dominate it and take over half of the round)."""
+    _, trained = honest_rounds(SwarmPlan(nodes=4, dataset="heart", model="logreg"), 4, MEDIAN)
+    rng = np.random.default_rng(6)
+    for r in (2, 3):
+        now, before = trained[r], trained[r - 1]
+        sent = attacks(now, before, 3, rng)["garbage (random, median norm)"]
+        report = score(now, before, replaced(now, 3, sent))
+        bad = now.updates[3].sender
+        assert report.scores[bad] < min(honest_scores(report, bad)), (r, report.scores)
 
 
 def test_a_flagged_stale_copy_costs_the_member_it_copied_nothing(rounds) -> None:

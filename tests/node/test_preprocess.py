@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from node.datasets import heart_hospitals
-from node.preprocess import FeatureStats, Scaler
+from node.preprocess import STATISTICS, FeatureStats, Scaler
 
 
 def test_combined_stats_equal_stats_of_the_concatenation() -> None:
@@ -72,3 +72,23 @@ def test_robust_combine_pools_exactly_for_two_and_skips_missing_columns() -> Non
     assert np.array_equal(FeatureStats.robust_combine([a, b]).sum, FeatureStats.combine([a, b]).sum)
     three = FeatureStats.robust_combine([a, a, b])
     assert three.count[1] == 1 and three.sum[1] == 2.0  # only one part has values in column 1
+
+
+def test_swarm_statistics_choose_medians_or_every_row_once() -> None:
+    nodes = heart_hospitals(seed=0)  # four hospitals of 30 to 300 rows, unlike each other
+    parts = [FeatureStats.of(d.train.x) for d in nodes]
+    rows = np.concatenate([d.train.x for d in nodes])
+    pooled = Scaler.from_stats(STATISTICS["pooled"](parts))
+    robust = Scaler.from_stats(STATISTICS["robust"](parts))
+    # pooled: standardised as central training on all rows would be
+    np.testing.assert_allclose(pooled.mean, np.nanmean(rows.astype(np.float64), axis=0), rtol=1e-6)
+    assert np.abs(pooled.transform(rows).mean(axis=0)).max() < 1e-4
+    # robust: the medians of the hospitals' own means, not the row-weighted mean
+    assert np.abs(robust.mean - pooled.mean).max() > 0.1
+    # one lying member: the medians stay within what the honest hospitals span, the sums do not
+    liar = FeatureStats(parts[0].count, parts[0].sum * 1e3, parts[0].sumsq * 1e6)
+    honest = np.stack([Scaler.from_stats(p).mean for p in parts[1:]])
+    lo, hi = honest.min(axis=0) - 1e-9, honest.max(axis=0) + 1e-9
+    steered = {name: Scaler.from_stats(STATISTICS[name]([liar, *parts[1:]])).mean for name in STATISTICS}
+    assert np.all((steered["robust"] >= lo) & (steered["robust"] <= hi))
+    assert np.any(steered["pooled"] > 10 * np.abs(hi) + 1)

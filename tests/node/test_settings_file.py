@@ -1,0 +1,106 @@
+"""Swarm-wide settings files: `medswarm swarm --settings FILE`, or `swarm.toml` in a `--data` folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.cli import _parse
+from node.config import SETTINGS_FILE, ConfigError, config_from_mapping, load_settings
+
+SETTINGS = """\
+[model]
+kind = "logreg"
+
+[training]
+lr = 0.3
+batch_size = 16
+
+[data]
+missing_values = ["chol=0"]
+
+[swarm]
+merge = "mean"
+"""
+
+
+def _folder(tmp_path: Path, settings: str | None = SETTINGS) -> Path:
+    folder = tmp_path / "hospitals"
+    folder.mkdir(parents=True)
+    for name in ("north", "south"):
+        (folder / f"{name}.csv").write_text("age,chol,target\n" + "".join(f"{40 + i},{i},{i % 2}\n" for i in range(8)))
+    if settings is not None:
+        (folder / SETTINGS_FILE).write_text(settings)
+    return folder
+
+
+def test_a_file_becomes_overrides_in_file_order(tmp_path: Path) -> None:
+    path = _folder(tmp_path) / SETTINGS_FILE
+    settings = load_settings(path)
+    assert settings == ('model.kind="logreg"', "training.lr=0.3", "training.batch_size=16",
+                        'data.missing_values=["chol=0"]', 'swarm.merge="mean"')
+    config = config_from_mapping({"name": "n"}, settings)
+    assert (config.model.kind, config.training.lr, config.training.batch_size) == ("logreg", 0.3, 16)
+    assert config.data.missing_values == ("chol=0",) and config.swarm.merge == "mean"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[p2p]\nlisten = 'x'\n", "p2p is not one of the tables"),
+    ("name = 'x'\n", "name is not one of the tables"),
+    ("[training]\nlrr = 0.1\n", "training.lrr"),
+    ("[training]\nlr = -1\n", "training.lr"),
+    ("[swarm]\nmerge = 'avg'\n", "swarm.merge"),
+    ("[swarm.sub]\nx = 1\n", "swarm.sub is not a number, string, boolean or list"),
+    ("[training]\nlr = 1979-05-27\n", "training.lr is not a number"),
+    ("[training\n", "not valid TOML"),
+])
+def test_a_bad_file_is_one_error_naming_it(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(body)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_settings(path)
+    assert str(path) in str(err.value)
+
+
+def test_the_data_folders_file_applies_and_options_given_win(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    args = _parse(["swarm", "--data", str(folder)])
+    assert args.settings_file == folder / SETTINGS_FILE
+    # keys a `medswarm swarm` option also sets become that option's value...
+    assert (args.model, args.lr, args.merge) == ("logreg", 0.3, "mean")
+    assert args.set == ["training.batch_size=16", 'data.missing_values=["chol=0"]']
+    # ...so an option given wins, and --set wins over the rest
+    args = _parse(["swarm", "--data", str(folder), "--model", "mlp", "--lr", "0.05",
+                   "--set", "training.batch_size=8"])
+    assert (args.model, args.lr, args.merge) == ("mlp", 0.05, "mean")
+    config = config_from_mapping({"name": "n"}, args.set)
+    assert config.training.batch_size == 8 and config.data.missing_values == ("chol=0",)
+
+
+def test_none_ignores_the_folders_file_and_a_file_elsewhere_applies(tmp_path: Path) -> None:
+    folder = _folder(tmp_path)
+    plain = _parse(["swarm", "--data", str(folder), "--settings", "none"])
+    assert plain.settings_file is None and plain.set == [] and (plain.model, plain.merge) == ("mlp", "trimmed")
+    copy = _folder(tmp_path / "copy", settings=None)  # the same files without their settings
+    assert _parse(["swarm", "--data", str(copy)]).settings_file is None
+    args = _parse(["swarm", "--data", str(copy), "--settings", str(folder / SETTINGS_FILE)])
+    assert args.model == "logreg" and args.set == ["training.batch_size=16", 'data.missing_values=["chol=0"]']
+
+
+def test_cli_bad_settings_exit_2_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from node.cli import main
+
+    folder = _folder(tmp_path, settings="[chain]\nurl = 'x'\n")
+    assert main(["swarm", "--data", str(folder), "--in-process", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert SETTINGS_FILE in err and "chain is not one of the tables" in err
+
+
+def test_the_heart_split_ships_the_settings_the_benchmarks_use() -> None:
+    from scripts.bench.quality import HEART_SETTINGS, HEART_SPLIT
+
+    assert load_settings(HEART_SPLIT / SETTINGS_FILE) == HEART_SETTINGS
+    args = _parse(["swarm", "--data", str(HEART_SPLIT)])
+    assert args.model == "logreg" and args.settings_file == HEART_SPLIT / SETTINGS_FILE
+    assert 'data.missing_indicators=["chol"]' in args.set
