@@ -40,6 +40,7 @@ from p2p.host import FetchError, SwarmHost
 from .exchange import Exchange
 from .inbox import Inbox
 from .merge import Update
+from .scoring import tensor_norm
 
 Tensors = dict[str, np.ndarray]
 MAX_VOTE = 10_000
@@ -167,17 +168,13 @@ class Noise(Behaviour):
     name = "noise"
 
     async def update_blob(self, r: int, delta: Tensors, ctx: Context) -> bytes:
-        norms = [_norm(u.tensors) for u in ctx.previous()]
-        length = float(np.median(norms)) if norms else _norm(delta)
+        norms = [tensor_norm(u.tensors) for u in ctx.previous()]
+        length = float(np.median(norms)) if norms else tensor_norm(delta)
         rng = np.random.default_rng([ctx.seed, r, 13])
         noise = {k: rng.standard_normal(np.shape(v)) for k, v in delta.items()}
-        scale = length / max(_norm(noise), 1e-30)
+        scale = length / max(tensor_norm(noise), 1e-30)
         ctx.log.info("noise attack: sending a random vector of length %.4g", length)
         return ctx.encode({k: (v * scale).astype(np.float32) for k, v in noise.items()}, r)
-
-
-def _norm(tensors: Mapping[str, np.ndarray]) -> float:
-    return float(np.sqrt(sum(np.sum(np.square(v, dtype=np.float64)) for v in tensors.values())))
 
 
 class Noisy(Behaviour):

@@ -296,9 +296,11 @@ class _Rows:
             # alone in round 1 there is nothing to compare with: no evidence against the update
             m["structure_factor"] = (min(1.0, _above_chance(m["explained"], _rank(self.g, basis), self.size)
                                          / STRUCTURE_FULL) if basis else 1.0)
-            m["innovation"] = _explained(residual, i, others) if others and residual[i, i] > 0 else 1.0
-            m["innovation_z"] = (_chance_z(m["innovation"], _rank(residual, others), self.size - self.old_rank)
-                                 if others and residual[i, i] > 0 else INNOVATION_Z)
+            if others and residual[i, i] > 0:
+                m["innovation"] = _explained(residual, i, others)
+                m["innovation_z"] = _chance_z(m["innovation"], _rank(residual, others), self.size - self.old_rank)
+            else:  # nothing to compare with, or nothing new: no evidence against the update
+                m["innovation"], m["innovation_z"] = 1.0, INNOVATION_Z
             m["innovation_factor"] = INNOVATION_FLOOR + (1 - INNOVATION_FLOOR) * min(
                 1.0, max(0.0, m["innovation_z"]) / INNOVATION_Z)
             m["size_factor"] = min(1.0, (NORM_TOLERANCE * self.median / self.norms[i]) ** 2)

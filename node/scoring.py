@@ -111,7 +111,8 @@ def _same_tensors(a: Tensors, b: Tensors) -> bool:
     return set(a) == set(b) and all(np.shape(a[k]) == np.shape(b[k]) and np.array_equal(a[k], b[k]) for k in a)
 
 
-def _norm(t: Tensors) -> float:
+def tensor_norm(t: Tensors) -> float:
+    """L2 norm of all tensors as one vector, summed exactly in float64."""
     return math.sqrt(math.fsum(float(np.sum(np.square(np.asarray(v, dtype=np.float64)))) for v in t.values()))
 
 
@@ -141,9 +142,9 @@ class Scorer(ABC):
             return value if math.isfinite(value) else math.inf
 
         copies = find_copies(updates, first_seen)
-        largest = max((_norm(u.tensors) for u in updates), default=0.0)
+        largest = max((tensor_norm(u.tensors) for u in updates), default=0.0)
         free = tuple(u.sender for u in updates
-                     if u.sender not in copies and _norm(u.tensors) <= FREE_RIDER_RELATIVE_NORM * largest)
+                     if u.sender not in copies and tensor_norm(u.tensors) <= FREE_RIDER_RELATIVE_NORM * largest)
         kept = [u for u in updates if u.sender not in copies and u.sender not in free]
         base_loss = loss(base)
         raw = self._gains(loss, base, kept, rule, base_loss) if kept else {}
