@@ -66,6 +66,10 @@ A leave-self-out reference (the merge of the OTHER updates) was measured first a
 convergence each honest update pulls towards its own site's optimum, the others' merge points
 about the opposite way, and honest nodes scored 0 in about half of the rounds.
 
+Known limit, measured: a member whose residual is shorter than the median gains reference weight
+by scaling its update up to that length (x1.5-x3 beat its own honest score in 63 of 84 heart
+rounds); a reference weighted by residual share instead (scale-free) cost honest members up to 42%
+in the incentive benchmark, so the length cap stays (docs/contribution.md).
 Known limit, measured: near convergence a sign-flipped copy of one's own work (x1) points where
 the others pull, so it can score like honest work: it stayed below every honest update in 41/45
 rounds of heart mlp, 29/45 of heart logreg (`python -m scripts.bench.contribution`). The merge rule
