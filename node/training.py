@@ -81,6 +81,7 @@ def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     converges to another optimum than the pooled rows' (Wang et al., "Tackling the Objective
     Inconsistency Problem in Heterogeneous Federated Optimization", NeurIPS 2020); with the same
     steps everywhere the weights are n, as in central training.
+
     `prox_mu` > 0 adds FedProx's proximal term mu/2 ||w - w_start||^2 to the loss (Li et al.,
     MLSys 2020): local training on a skewed site cannot wander far from the swarm's model."""
     if optimizer not in OPTIMIZERS:
