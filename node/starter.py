@@ -113,12 +113,14 @@ class NodeStarter:
             return StartedNode(self._started[before], self)
 
     def exit_code(self, pid: int) -> int | None:
+        """A forked node's exit status (negative: the signal that ended it), None while it runs."""
         with self._changed:
             if pid not in self._exits and self._dead() and not _alive(pid):
                 self._exits[pid] = LOST_STATUS  # it ended after its starter did: its status went with it
             return self._exits.get(pid)
 
     def wait_exit(self, pid: int, timeout: float | None) -> int | None:
+        """Wait up to `timeout` seconds (None: for ever) for a forked node to end; its status or None."""
         with self._changed:
             self._changed.wait_for(lambda: pid in self._exits or self._dead(), timeout)
         if self._dead():  # nobody reports its exit any more: watch the process itself
