@@ -54,6 +54,10 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     epochs: int = 1
+    # > 0: every round, exactly this many minibatch steps on every node instead of `epochs` passes,
+    # so unequal sites do equal work and the mean merge weighs them by rows alone
+    # (node.training.train_local); 0: epochs.
+    local_steps: int = 0
     batch_size: int = 32
     # Chosen by scripts/bench/quality.py (README "Learning quality"): plain local SGD at 0.1. A
     # fresh local Adam (0.01) takes full-size steps even on sites whose loss is already small, so
@@ -296,7 +300,7 @@ def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
 
 NON_NEGATIVE = {"data.seed", "training.seed", "swarm.seed", "data.node_index", "training.weight_decay",
                 "training.personalise_epochs", "dp.epsilon", "dp.noise_multiplier", "training.prox_mu",
-                "swarm.server_lr"}
+                "swarm.server_lr", "training.local_steps"}
 # Upper bounds where a larger value cannot be meant: the model would not fit in memory, or
 # training would diverge to NaN in the first step.
 AT_MOST: dict[str, float] = {"model.hidden": 4096, "model.channels": 64, "training.lr": 10.0}
@@ -341,6 +345,9 @@ def _check_ranges(config: NodeConfig) -> None:
         raise ConfigError("swarm.groups: groups form from round 1's updates, so a grouped swarm needs 2 or more rounds")
     if not 0.0 <= config.swarm.absent_wait <= 1.0:
         raise ConfigError("swarm.absent_wait: must lie between 0 and 1 (a share of the round's duration)")
+    if config.training.local_steps and config.dp.epsilon > 0:
+        raise ConfigError("training.local_steps: DP-SGD (dp.epsilon > 0) takes the steps its privacy "
+                          "accounting fixed per round; set local_steps = 0")
     if not 0.0 <= config.dp.delta < 1.0:
         raise ConfigError("dp.delta: must lie in [0, 1) (0 means 1/n)")
     if config.dp.epsilon > 1000:

@@ -116,7 +116,8 @@ class Learner:
                               weight_decay=t.weight_decay)
             else:
                 train_local(self.model, self.fit.x, self.fit.y, epochs=t.epochs, batch_size=t.batch_size,
-                            lr=lr, seed=seed, optimizer=t.optimizer, weight_decay=t.weight_decay, prox_mu=t.prox_mu)
+                            lr=lr, seed=seed, optimizer=t.optimizer, weight_decay=t.weight_decay, prox_mu=t.prox_mu,
+                            steps=t.local_steps)
             trained = state_to_numpy(self.model)
             load_numpy_state(self.model, start)
         return {k: trained[k] - start[k] for k in start}

@@ -64,18 +64,31 @@ def _tensor_x(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
+def passes_for(rows: int, batch_size: int, epochs: int, steps: int) -> int:
+    """Passes over `rows` that `train_local` starts: `epochs`, or with `steps` > 0 as many as
+    `steps` minibatches take (the last pass cut short)."""
+    return epochs if steps == 0 else math.ceil(steps / math.ceil(rows / batch_size))
+
+
 def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float,
                 seed: int, weight_decay: float = 0.0, optimizer: str = "adam", momentum: float = 0.0,
-                prox_mu: float = 0.0) -> TrainStats:
-    """Train `model` in place on (x, y) for `epochs` passes of shuffled minibatches.
+                prox_mu: float = 0.0, steps: int = 0) -> TrainStats:
+    """Train `model` in place on (x, y) for `epochs` passes of shuffled minibatches, or, with
+    `steps` > 0, for exactly `steps` minibatches (reshuffled at every pass), however many rows.
+
+    Steps exist for swarms of unequal sites: with epochs, a site of n rows takes ~n/batch steps, so
+    the sample-weighted mean of the updates weighs each site's gradient by n x steps ~ n^2 and
+    converges to another optimum than the pooled rows' (Wang et al., "Tackling the Objective
+    Inconsistency Problem in Heterogeneous Federated Optimization", NeurIPS 2020); with the same
+    steps everywhere the weights are n, as in central training.
 
     `prox_mu` > 0 adds FedProx's proximal term mu/2 ||w - w_start||^2 to the loss (Li et al.,
     MLSys 2020): local training on a skewed site cannot wander far from the swarm's model."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZERS}")
-    if epochs < 1 or batch_size < 1 or not lr > 0 or weight_decay < 0 or prox_mu < 0:
+    if epochs < 1 or batch_size < 1 or not lr > 0 or weight_decay < 0 or prox_mu < 0 or steps < 0:
         raise ValueError(f"invalid training settings: epochs={epochs}, batch_size={batch_size}, lr={lr}, "
-                         f"weight_decay={weight_decay}")
+                         f"weight_decay={weight_decay}, prox_mu={prox_mu}, steps={steps}")
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need matching, non-empty x and y, got {len(x)} and {len(y)} rows")
     warmup.finish()  # the optimiser imports torch._dynamo: not while the warm-up thread does
@@ -90,13 +103,17 @@ def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, 
     anchor = [p.detach().clone() for p in model.parameters()] if prox_mu > 0 else []
     gen = torch.Generator().manual_seed(seed)
     model.train()
-    steps = 0
+    passes = passes_for(len(xt), batch_size, epochs, steps)
+    limit = steps or passes * math.ceil(len(xt) / batch_size)
+    taken = 0
     epoch_losses: list[float] = []
-    for _ in range(epochs):
+    for _ in range(passes):
         order = torch.randperm(len(xt), generator=gen)
         total = 0.0
         batches = 0
         for start in range(0, len(order), batch_size):
+            if taken == limit:
+                break
             idx = order[start:start + batch_size]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(xt[idx]), yt[idx])
@@ -106,10 +123,10 @@ def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, 
             opt.step()
             total += float(loss.detach())
             batches += 1
-            steps += 1
+            taken += 1
         epoch_losses.append(total / batches)
     model.eval()
-    return TrainStats(epochs, steps, len(xt), epoch_losses[0], epoch_losses[-1], time.perf_counter() - started)
+    return TrainStats(passes, taken, len(xt), epoch_losses[0], epoch_losses[-1], time.perf_counter() - started)
 
 
 def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:

@@ -18,7 +18,11 @@ same updates). The end-to-end runs in tests/e2e and scripts/bench/learning.py co
   model on every node's test rows pooled.
 
 Choosing defaults: arms are compared on validation rows only (the nodes' held-back validation
-shares, pooled); test rows are reported, never used to pick.
+shares, pooled); test rows are reported, never used to pick. How far training has converged is
+measured on the training rows alone: for logreg (convex) the pooled training objective (log loss
+over every node's fit rows, plus weight_decay/2 ||w||^2, what central training minimises) minus its
+exact minimum (`optimum`, full-batch L-BFGS), for the swarm after R rounds and central after R x
+epochs epochs; the exact minimum's validation loss shows which objective (weight decay) generalises.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ PARTS: dict[str, tuple[str, ...]] = {
 # A part made of one of these prefixes and a number sets that setting: "lr0.1", "wd0.001", "ep5".
 VALUED: dict[str, str] = {
     "slr": "swarm.server_lr", "lr": "training.lr", "wd": "training.weight_decay", "ep": "training.epochs",
-    "bs": "training.batch_size", "vf": "data.validation_fraction", "h": "model.hidden",
+    "bs": "training.batch_size", "st": "training.local_steps", "vf": "data.validation_fraction", "h": "model.hidden",
 }
 
 
@@ -98,6 +102,38 @@ def _score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {"accuracy": float(np.mean((p >= 0.5) == y)), "auc": roc_auc(y, p), "loss": loss}
 
 
+def _penalty(weights: dict[str, np.ndarray], weight_decay: float) -> float:
+    """weight_decay/2 ||w||^2: the term torch's SGD weight decay adds to the objective (every tensor)."""
+    return 0.5 * weight_decay * float(sum(np.square(np.asarray(w, np.float64)).sum() for w in weights.values()))
+
+
+def objective(learner, weights, x: np.ndarray, y: np.ndarray, weight_decay: float) -> float:
+    """The training objective on raw rows: mean log loss plus the weight-decay term."""
+    return _score(y, _pred(learner, weights, x))["loss"] + _penalty(weights, weight_decay)
+
+
+def optimum(learner, x: np.ndarray, y: np.ndarray, weight_decay: float) -> dict[str, np.ndarray]:
+    """The exact minimiser of the training objective on raw rows x (scaled by the learner's scaler),
+    by full-batch L-BFGS in float64, from the learner's model shape: meaningful for a convex
+    model (logreg) only."""
+    import torch
+
+    model = learner.fresh_model().double()
+    xt, yt = torch.from_numpy(learner.scaler.transform(x)).double(), torch.from_numpy(y.astype(np.int64))
+    opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=2000, tolerance_grad=1e-10,
+                            tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(xt), yt)
+        loss = loss + 0.5 * weight_decay * sum((p ** 2).sum() for p in model.parameters())
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+
+
 def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     """The swarm's model after each round, scored on pooled validation and pooled test rows."""
     from node.merge import rule_by_name
@@ -119,6 +155,11 @@ def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     val_y = np.concatenate([l.val_rows.y for l in learners])
     test_x = np.concatenate([l.data.test.x for l in learners])
     test_y = np.concatenate([l.data.test.y for l in learners])
+    fit_x = np.concatenate([l.fit_rows.x for l in learners])
+    fit_y = np.concatenate([l.fit_rows.y for l in learners])
+    decay = config.training.weight_decay
+    best = optimum(learners[0], fit_x, fit_y, decay) if config.model.kind == "logreg" else None
+    floor = objective(learners[0], best, fit_x, fit_y, decay) if best else math.nan
     # Two seeded halves of the pooled validation rows: the final-model rule is judged by choosing
     # on one half and scoring on the other (both ways), so it is never scored on what chose it.
     halves = np.random.default_rng(plan.seed).permutation(len(val_y)) % 2
@@ -128,10 +169,12 @@ def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
         p_val = _pred(learners[0], weights, val_x)
         curve.append({"round": r, "val": _score(val_y, p_val),
                       "val_halves": [_score(val_y[halves == h], p_val[halves == h])["loss"] for h in (0, 1)],
-                      "test": _score(test_y, _pred(learners[0], weights, test_x))})
+                      "test": _score(test_y, _pred(learners[0], weights, test_x)),
+                      "gap": objective(learners[0], weights, fit_x, fit_y, decay) - floor})
     chosen = selected(curve)
     final = {**curve[-1], **chosen} if config.swarm.final_model == "best_val" else curve[-1]
-    return {"final": final, "curve": curve, "selected": chosen}
+    exact = {"val": _score(val_y, _pred(learners[0], best, val_x))["loss"]} if best else {}
+    return {"final": final, "curve": curve, "selected": chosen, "optimum": exact}
 
 
 def _moving(window: int):
@@ -191,18 +234,26 @@ def central_and_alone(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     test_x = np.concatenate([s.learner.data.test.x for s in setups])
     test_y = np.concatenate([s.learner.data.test.y for s in setups])
 
-    def fit(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    def fit(x: np.ndarray, y: np.ndarray) -> tuple[dict[str, float], Scaler, Any]:
         scaler = Scaler.from_stats(FeatureStats.of(x))
         model = build_model(c.model.kind, x.shape[1], 2, hidden=c.model.hidden, seed=c.swarm.seed)
         train_local(model, scaler.transform(x), y, epochs=epochs, batch_size=t.batch_size, lr=t.lr, seed=t.seed,
                     optimizer=t.optimizer, weight_decay=t.weight_decay)
         with torch.no_grad():
             p = torch.softmax(model(torch.from_numpy(scaler.transform(test_x))).double(), 1)[:, 1].numpy()
-        return _score(test_y, p)
+        return _score(test_y, p), scaler, model
 
-    central = fit(np.concatenate([s.learner.fit_rows.x for s in setups]),
-                  np.concatenate([s.learner.fit_rows.y for s in setups]))
-    alone = {s.name: fit(s.learner.fit_rows.x, s.learner.fit_rows.y) for s in setups}
+    fit_x = np.concatenate([s.learner.fit_rows.x for s in setups])
+    fit_y = np.concatenate([s.learner.fit_rows.y for s in setups])
+    central, scaler, model = fit(fit_x, fit_y)
+    if c.model.kind == "logreg":  # its training objective above the exact minimum (same scaling: pooled rows)
+        learner = setups[0].learner
+        learner.set_scaling(FeatureStats.of(fit_x))
+        trained = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+        central["gap"] = (objective(learner, trained, fit_x, fit_y, t.weight_decay)
+                          - objective(learner, optimum(learner, fit_x, fit_y, t.weight_decay), fit_x, fit_y,
+                                      t.weight_decay))
+    alone = {s.name: fit(s.learner.fit_rows.x, s.learner.fit_rows.y)[0] for s in setups}
     return {"central": central, "alone": alone}
 
 
@@ -230,6 +281,8 @@ def run(arms: list[str], models: list[str], rounds_list: list[int], seeds: list[
                 cell["baselines"].append(central_and_alone(heart_plan(seed, model, ()), rounds))
                 for arm in arms:
                     out = swarm(heart_plan(seed, model, arm_overrides(arm)), rounds)
+                    # central training with the arm's own inputs and settings: what the swarm converges to
+                    out["central"] = central_and_alone(heart_plan(seed, model, arm_overrides(arm)), rounds)["central"]
                     cell["arms"][arm].append(out)
                     B.say(f"heart {key} seed {seed} {arm}: test acc {out['final']['test']['accuracy']:.3f} "
                           f"auc {out['final']['test']['auc']:.3f} (val loss {out['final']['val']['loss']:.3f}); "
@@ -277,6 +330,23 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
                          f"{np.mean([o['selected']['held_out_val_last'] for o in outs]):.4f} / "
                          f"{np.mean([o['selected']['held_out_val'] for o in outs]):.4f} | {_ms(central)} | "
                          f"{_ms(central_auc)} | {_ms(alone)} |")
+    lines += ["", "## Convergence on the heart training rows (logreg)", "",
+              "Training objective (pooled log loss on every node's fit rows + weight_decay/2 ||w||^2) above its "
+              "exact minimum, mean over seeds: the swarm's last model after R rounds, central training with the "
+              "arm's inputs and settings after R x epochs epochs; the exact minimum's pooled validation loss (which "
+              "objective generalises) next to the last model's. Training and validation rows only; central's test "
+              "accuracy (same settings) for reference.", "",
+              "| model, rounds | arm | swarm gap | central gap | val loss: last model / exact minimum | "
+              "central acc (same settings) |", "|---|---|---|---|---|---|"]
+    for key, cell in results["heart"].items():
+        for arm, outs in cell["arms"].items():
+            if not outs[0].get("optimum"):
+                continue
+            lines.append(f"| {key} | {arm} | {np.mean([o['curve'][-1]['gap'] for o in outs]):.4f} | "
+                         f"{np.mean([o['central']['gap'] for o in outs]):.4f} | "
+                         f"{np.mean([o['final']['val']['loss'] for o in outs]):.4f} / "
+                         f"{np.mean([o['optimum']['val'] for o in outs]):.4f} | "
+                         f"{_ms([o['central']['accuracy'] for o in outs])} |")
     lines += ["", "## Final-model rules on the heart cells above (held-out validation loss)", "",
               "Mean over cells (each the mean over its seeds); \"lower than last\": in how many cells.", "",
               "| rule | held-out val loss | lower than last |", "|---|---|---|"]

@@ -57,6 +57,9 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["swarm.final_model=first"], "swarm.final_model: 'first' is not one of 'last', 'best_val'"),
     (["swarm.statistics=median"], "swarm.statistics: 'median' is not one of 'robust', 'pooled'"),
     (["swarm.group_count=auto"], "swarm.group_count: 'auto' is not one of 'fixed', 'silhouette'"),
+    (["training.local_steps=-1"], "training.local_steps: must not be negative"),
+    (["training.local_steps=2.5"], "training.local_steps: expected an integer"),
+    (["training.local_steps=13", "dp.epsilon=3"], "training.local_steps: DP-SGD"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
