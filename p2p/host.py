@@ -80,7 +80,7 @@ ANNOUNCEMENT_QUEUE = 1024
 #: yet (the library's 100 dropped the oldest while 32 processes started on 2 cores).
 GOSSIP_PENDING_PER_PEER = 1024
 #: How often the host looks for connected members without a gossip stream (see _keep_gossip_streams).
-GOSSIP_STREAM_CHECK_S = 2.0
+GOSSIP_STREAM_CHECK_S = 5.0
 CONNECT_TIMEOUT_S = 10.0
 BOOTSTRAP_BACKOFF_S = (0.25, 5.0)
 
