@@ -44,7 +44,10 @@ ReleaseFor = Callable[[str, int, str], Release | None]
 REANNOUNCE_SECONDS = 1.0
 REANNOUNCE_PEERS_PER_SECOND = 4
 REANNOUNCE_MAX_SECONDS = 8.0
-MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
+# Merged models are for late joiners only: the newest is repeated every 8 s or, with more than 16
+# peers, every second per 2 peers (16 s at 32 nodes: each copy costs every peer a check).
+MODEL_REANNOUNCE_TICKS = 8
+MODEL_REANNOUNCE_PEERS_PER_SECOND = 2
 AWAITED_POLL_SECONDS = 0.5  # how often `collect` re-asks a changing awaited set (nothing pokes on a disconnect)
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
 RELEASE_RETRY_SECONDS = 0.2  # ... or that was held back because our commitment was not seen yet
@@ -148,7 +151,7 @@ class Exchange:
             for kind, offers in self.offers.items():
                 for offer in offers:
                     if kind == "model":  # the newest only, now and then
-                        due = offer is offers[-1] and ticks % MODEL_REANNOUNCE_TICKS == 0
+                        due = offer is offers[-1] and ticks % self._model_pause() == 0
                     else:
                         wanting = set(self.peers) if offer.wanted_by is None else offer.wanted_by
                         # the pause grows with the swarm, not with `wanting`: every copy reaches every peer
@@ -156,6 +159,10 @@ class Exchange:
                                and self._repeat_due(offer.ann, now, len(self.peers)))
                     if due:
                         await self._publish(offer.ann)
+
+    def _model_pause(self) -> int:
+        """Seconds (reannounce ticks) between repeats of the newest merged model."""
+        return max(MODEL_REANNOUNCE_TICKS, math.ceil(len(self.peers) / MODEL_REANNOUNCE_PEERS_PER_SECOND))
 
     def _repeat_due(self, ann: Announcement, now: float, peers: int) -> bool:
         """Whether `ann`'s next repeat is due now; if so, the one after waits twice as long (up to
