@@ -136,7 +136,6 @@ class SwarmHost:
         self.gossip_checked = 0
         self.gossip_published = 0
         self.fetches = 0
-        self.gossip_streams_reopened = 0  # by _keep_gossip_streams
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> AsyncContextManager["SwarmHost"]:
@@ -277,7 +276,7 @@ class SwarmHost:
             delay = min(delay * 2, max_delay)
 
     async def _keep_gossip_streams(self) -> None:
-        """Re-open the gossip stream to a member that stayed connected without one for a whole check.
+        """Re-open the gossip stream to a member that stayed connected without one for two whole checks.
 
         py-libp2p opens it when a connection comes up and retries while connected, but under
         start-up churn (connections dialled both ways, streams failing to open) a peer can be
@@ -285,7 +284,7 @@ class SwarmHost:
         """
         pubsub = self._pubsub
         assert pubsub is not None
-        missing: set[ID] = set()
+        missing: list[set[ID]] = [set(), set()]  # the last two checks' findings
         opening: set[ID] = set()
 
         async def reopen(pid: ID) -> None:
@@ -299,13 +298,13 @@ class SwarmHost:
             host, nursery = self._host, self._nursery
             if host is None or nursery is None:
                 return
-            before, missing = missing, {p for p in host.get_connected_peers()
-                                        if p not in pubsub.peers and self._is_allowed(base58(p))}
-            for pid in (missing & before) - opening:
+            now = {p for p in host.get_connected_peers() if p not in pubsub.peers and self._is_allowed(base58(p))}
+            # under start-up churn the library's own retries need a while: leave them to it
+            for pid in (now & missing[0] & missing[1]) - opening:
                 self.log.info("no gossip stream to connected peer %s; opening one", pid)
-                self.gossip_streams_reopened += 1
                 opening.add(pid)
                 nursery.start_soon(reopen, pid)
+            missing = [missing[1], now]
 
     # ------------------------------------------------------------------ announcements
     async def publish(self, ann: Announcement) -> None:

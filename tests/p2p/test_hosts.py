@@ -367,7 +367,7 @@ def test_a_connected_peer_left_without_a_gossip_stream_gets_one(tmp, monkeypatch
             router.add_peer = fails_once
             await a.connect(b.listen_addrs[0])
             await wait_until(lambda: a.peer_id in b.topic_peers(), 10)
-            await trio.sleep(3.5)  # three checks of 1 s
+            await trio.sleep(4.5)  # four checks of 1 s
             assert b.peer_id in a.peers() and b.peer_id in a.topic_peers()
             await a.publish(ann(a))
             return a.pubsub_peers(), len(await nothing_more(b, 1.5))
