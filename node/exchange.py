@@ -73,13 +73,15 @@ class Exchange:
     """Offers this node's blobs and fetches its peers' (one per node, on the node's trio loop)."""
 
     def __init__(self, host: SwarmHost, inbox: Inbox, swarm: str, members: Callable[[], dict[str, Member]],
-                 log: logging.LoggerAdapter, max_blob: int, release_for: ReleaseFor = lambda kind, r, owner: None) -> None:
+                 log: logging.LoggerAdapter, max_blob: int, release_for: ReleaseFor = lambda kind, r, owner: None,
+                 source_seconds: float = SOURCE_SECONDS) -> None:
         self.host = host
         self.inbox = inbox
         self.swarm = swarm
         self._members = members
         self.log = log
         self.max_blob = max_blob
+        self.source_seconds = source_seconds  # one source's try, before the blob's own time
         self._release_for = release_for
         self.offers: dict[str, list[Offer]] = {}  # kind -> the blobs this node serves, oldest first
         self.strikes: dict[str, int] = {}  # peer id -> inputs dropped
@@ -204,7 +206,7 @@ class Exchange:
 
     async def _from(self, source: str, ann: Announcement) -> bytes:
         limit = min(ann.size, self.max_blob)
-        with trio.move_on_after(SOURCE_SECONDS + ann.size / SOURCE_MIN_RATE):
+        with trio.move_on_after(self.source_seconds + ann.size / SOURCE_MIN_RATE):
             return await self.host.fetch(source, ann.digest, max_bytes=limit)
         raise FetchTimeout(f"{self.name(source)} did not deliver {ann.digest[:10]} in time")
 

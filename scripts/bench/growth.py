@@ -43,6 +43,9 @@ from scripts.bench.systems import analyse
 MODEL = "logreg"
 PARAMS = 62  # logreg on breast cancer: 30 inputs x 2 classes + 2 biases
 STARTUP_WAIT = 300  # seconds the nodes wait for each other's statistics before round 1
+# With 32 node processes on 2 cores a node's event loop lags so far that opening a transfer stream
+# takes longer than the default 5 s a source gets: no partner's update was ever fetched.
+SLOW_LOOP_FETCH_TRY = 15.0
 
 
 def load() -> float:
@@ -54,7 +57,8 @@ def process_run(nodes: int, rounds: int, runs: Path, timeout: float) -> dict:
     plan = B.SwarmPlan(nodes=nodes, rounds=rounds, dataset="breast_cancer", partition="iid", model=MODEL,
                        out=runs / label, round_timeout=timeout,
                        # 32 processes importing torch on 2 busy cores take a while to come up
-                       node_overrides=(f"swarm.stats_timeout={STARTUP_WAIT}",))
+                       node_overrides=(f"swarm.stats_timeout={STARTUP_WAIT}",
+                                       *((f"p2p.fetch_try={SLOW_LOOP_FETCH_TRY}",) if nodes >= 32 else ())))
     before = load()
     run = B.run_swarm(plan, label)
     after = load()
