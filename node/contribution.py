@@ -38,11 +38,16 @@ the product of
   with just enough noise to escape the flag) lose their quality linearly, both of them. A flagged
   update counts in no pair: a stale copy of a member's previous update resembles that member's
   new work (|cos| up to 0.996 on heart mlp) and cost it up to 88% of its quality in a round.
-The reference residual is the mean of the kept updates' residuals (unflagged, not a repeat), each
-scaled down to at most their median length, all weighted equally, whatever the task's merge rule.
-No kept update weighs more than 1/k of it, so a member that is missing, flagged or free riding
-takes only its own part with it, and an update whose residual is long (a random vector is all
-residual) cannot make the reference its own. Sample counts are claims, so they weigh nothing here.
+The reference residual is the mean of the kept updates' residual directions (unflagged, not a
+repeat), each weighted by its residual share (residual length over update norm: how much of the
+update is new), shares capped at their median, whatever the task's merge rule. No kept update
+weighs more than 1/k of it, so a member that is missing, flagged or free riding takes only its
+own part with it, and an update whose residual is long (a random vector is all residual) cannot
+make the reference its own. Every factor is scale-free, so sending one's work x2 earns exactly
+what x1 does: when each residual counted by its length (capped at the median length), a member
+whose residual was shorter than the median gained by inflating its update up to it (x1.5, x2, x3
+each scored above the member's own honest score in 63 of 84 heart mlp and logreg rounds, +2.4%
+of the pool a round on average). Sample counts are claims, so they weigh nothing here.
 
 Measured on the contribution benchmark's honestly trained rounds (3 seeds x 6-8 rounds, the attacker in VA Long Beach's place; issue 10's closing notes):
 - before the residual clip and the chance baseline, a random vector of the median norm took 54% of
@@ -323,11 +328,13 @@ def _residual_gram(g: np.ndarray, rows: list[int], old: list[int]) -> np.ndarray
 
 
 def _novelty(residual: np.ndarray, norms: list[float]) -> list[float]:
-    """cos between each kept update's residual and the reference's: the mean of the kept residuals,
-    each scaled down to at most their median length (module docstring)."""
+    """cos between each kept update's residual and the reference's: the mean of the kept residual
+    directions, each weighted by its residual share (length / update norm) capped at the median
+    share, so no weight depends on how large a sender made its update (module docstring)."""
     lengths = np.sqrt(np.maximum(np.diag(residual), 0.0))
-    bound = float(np.median(lengths))
-    weights = np.array([min(1.0, bound / x) if x > 0 else 0.0 for x in lengths])
+    shares = np.array([x / n if n > 0 else 0.0 for x, n in zip(lengths, norms)])
+    bound = float(np.median(shares))
+    weights = np.array([min(share, bound) / x if x > 0 else 0.0 for share, x in zip(shares, lengths)])
     total = float(weights @ residual @ weights)
     out = []
     for a, length in enumerate(lengths):

@@ -39,6 +39,7 @@ from .terms import exchange_terms
 from .report import SwarmReport, write_report
 from .rundir import RunFolder
 from .scenarios import published_set
+from .starter import NodeStarter, StartedNode
 
 WEI_PER_ETH = 10**18
 GAS_ALLOWANCE_WEI = 10**18  # each node account gets 1 ETH for gas from the admin
@@ -271,7 +272,8 @@ class LocalSwarm:
         self.plan = plan
         self.say = say
         self.run_dir = plan.out.resolve()  # node configs name absolute paths
-        self._procs: dict[str, subprocess.Popen] = {}
+        self._procs: dict[str, subprocess.Popen | StartedNode] = {}
+        self.starter = NodeStarter()  # forks the node processes (node.starter)
         self.referee_config: NodeConfig | None = None  # set by `prepare` when the plan has a referee
 
     # ---------------------------------------------------------------- top level
@@ -287,12 +289,15 @@ class LocalSwarm:
             return self._run_on(connect(anvil.url), anvil.url, started)
 
     def _run_on(self, w3: Web3, chain_url: str, started: float) -> SwarmReport:
-        prov, configs = self.prepare(w3, chain_url)
-        referee = [self.referee_config] if self.referee_config else []
         if self.plan.in_process:
+            prov, configs = self.prepare(w3, chain_url)
+            referee = [self.referee_config] if self.referee_config else []
             summaries = self._run_in_process(configs + referee, w3)[:len(configs)]
         else:
+            self.starter.warm()  # its imports overlap the chain set-up
             try:
+                prov, configs = self.prepare(w3, chain_url)
+                referee = [self.referee_config] if self.referee_config else []
                 for config in configs + referee:
                     self.start_node(config)
                 self.say(f"{len(configs)} node processes started; logs in {self.run_dir}/<node>/node.log")
@@ -334,18 +339,24 @@ class LocalSwarm:
 
     # ---------------------------------------------------------------- nodes as processes
 
-    def start_node(self, config: NodeConfig) -> subprocess.Popen:
-        """Start `medswarm node` for one config, as its own process group, logging to its run folder."""
+    def start_node(self, config: NodeConfig, cold: bool = False) -> subprocess.Popen | StartedNode:
+        """Start `medswarm node` for one config, as its own process group, logging to its run folder:
+        forked from the warm starter process (node.starter), or with `cold` as a fresh interpreter,
+        as a hospital starts its one node."""
         folder = RunFolder(Path(config.output_dir))
-        with open(folder.log, "a") as logfile:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "node", "--config", str(folder.config)],
-                stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc: subprocess.Popen | StartedNode
+        if cold:
+            with open(folder.log, "a") as logfile:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "node.cli", "node", "--config", str(folder.config)],
+                    stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        else:
+            proc = self.starter.start(folder.config.resolve(), folder.log.resolve())
         self._procs[config.name] = proc
         return proc
 
-    def processes(self) -> dict[str, subprocess.Popen]:
+    def processes(self) -> dict[str, subprocess.Popen | StartedNode]:
         """The node processes started so far, by node name."""
         return dict(self._procs)
 
@@ -367,7 +378,7 @@ class LocalSwarm:
                          f"see {RunFolder(Path(config.output_dir)).log}")
 
     def stop_processes(self, grace: float = 10.0) -> None:
-        """Stop every node process still running: SIGTERM to its group, then SIGKILL."""
+        """Stop every node process still running: SIGTERM to its group, then SIGKILL; then the starter."""
         live = [p for p in self._procs.values() if p.poll() is None]
         for proc in live:
             _signal_group(proc, signal.SIGTERM)
@@ -378,6 +389,7 @@ class LocalSwarm:
             except subprocess.TimeoutExpired:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
+        self.starter.close()
 
     # ---------------------------------------------------------------- nodes in this process
 
@@ -454,7 +466,7 @@ class LocalSwarm:
         return payouts
 
 
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+def _signal_group(proc: subprocess.Popen | StartedNode, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except ProcessLookupError:

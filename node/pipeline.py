@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
 from p2p.announce import Announcement
-from p2p.codec import MAX_ABS, CodecError, decode_update, encode_update
+from p2p.codec import MAX_ABS, SPARSE, CodecError, decode_update, encode_update
 
 from .compression import COMPRESSION_STAGES
 from .merge import Update
@@ -133,7 +133,8 @@ class UpdatePipeline(BlobIntake[Update]):
     def prepare(self, delta: Tensors, round_no: int) -> bytes:
         """The bytes to commit and share for this node's `delta`."""
         private = self.privacy.outgoing(delta, round_no)
-        blob = encode_update(self.compression.outgoing(private, round_no), self.codec)
+        # a sparse update names no tensors (the compact frame): every member knows the task's model
+        blob = encode_update(self.compression.outgoing(private, round_no), self.codec, compact=self.codec in SPARSE)
         # CodecError, not Rejected, as from encoding: the caller sits the round out.
         decoded = decode_update(blob, expected=self.shapes, max_bytes=self.max_bytes, max_abs=self.max_abs,
                                 codec=self.codec)

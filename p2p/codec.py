@@ -21,6 +21,21 @@ Layout, version 2 (all integers little-endian)::
 Non-zero positions (p2p.rice), for n elements: nnz u32 (<= n), Rice parameter u8 (<= 31),
 quotient-stream length u32 and the stream, then ceil(nnz x k / 8) bytes of remainders.
 
+Compact layout, version 3, for the sparse codecs only (what a task's pipeline sends: every
+member knows the model, so the update need not name its tensors)::
+
+    magic    4 bytes  b"MSWU"
+    version  u8       3
+    codec    u8       3 = sparse16, 4 = ternary
+    layout   8 bytes  layout_tag(the model's shapes)
+    payload  the non-zero positions of all tensors flattened in name order (one stream), then
+        sparse16   one "<f2" value per position
+        ternary    one "<f2" scale per tensor holding a position (name order), then one sign bit
+                   per position; value = +-its tensor's scale
+
+On a 1,858-parameter mlp at 1% that is 62 bytes, against 234 in version 2 (names, shapes and a
+position header per tensor) and 7,554 in float32.
+
 The dense codecs are exact (f32) or round to float16; q8 is lossy by design (per-tensor scale
 max|x| / 127, round to nearest); sparse16 keeps every non-zero entry at float16 precision, and
 ternary replaces each non-zero entry by its sign times the mean magnitude of the tensor's non-zero
@@ -52,14 +67,16 @@ import sha3
 from .rice import RiceError, decode_indices, encode_indices, max_unary_bytes, rice_parameter
 
 __all__ = [
-    "CODECS", "DENSE", "MAX_ABS", "BadHeader", "BadPositions", "CodecError", "LimitExceeded", "NonFiniteValue", "ShapeMismatch",
-    "TrailingBytes", "TruncatedBlob", "ValueOutOfBounds", "decode_update", "digest", "encode_update", "keccak256",
+    "CODECS", "COMPACT_VERSION", "DENSE", "MAX_ABS", "SPARSE", "BadHeader", "BadPositions", "CodecError", "LimitExceeded", "NonFiniteValue", "ShapeMismatch",
+    "TrailingBytes", "TruncatedBlob", "ValueOutOfBounds", "decode_update", "digest", "encode_update", "keccak256", "layout_tag",
 ]
 
 CODECS = ("f32", "f16", "q8", "sparse16", "ternary")
 DENSE = ("f32", "f16")
+SPARSE = ("sparse16", "ternary")
 MAGIC = b"MSWU"
 VERSION = 2
+COMPACT_VERSION = 3  # sparse codecs only: the layout is the model's, named by a tag
 MAX_TENSORS = 4096
 MAX_NAME_LEN = 128
 MAX_NDIM = 8
@@ -71,7 +88,9 @@ _NAME_RE = re.compile(rb"[A-Za-z0-9_./-]{1,%d}" % MAX_NAME_LEN)
 _DTYPES = {"f32": np.dtype("<f4"), "f16": np.dtype("<f2")}
 _CODEC_IDS = {name: i for i, name in enumerate(CODECS)}
 _CODEC_NAMES = {v: k for k, v in _CODEC_IDS.items()}
-_PREFIX = struct.Struct("<4sBBH")
+_HEAD = struct.Struct("<4sBB")  # magic, version, codec id: how both versions begin
+_COUNT = struct.Struct("<H")
+_TAG = struct.Struct("<8s")
 _U8 = struct.Struct("<B")
 _F32 = struct.Struct("<f")
 _POSITIONS = struct.Struct("<IBI")  # nnz, Rice parameter, quotient-stream length
@@ -133,32 +152,80 @@ def digest(data: bytes | bytearray | memoryview) -> str:
     return "0x" + h.hexdigest()
 
 
-def encode_update(tensors: Mapping[str, np.ndarray], codec: str = "f32", max_abs: float = MAX_ABS) -> bytes:
+def encode_update(tensors: Mapping[str, np.ndarray], codec: str = "f32", max_abs: float = MAX_ABS,
+                  compact: bool = False) -> bytes:
     """Encode named tensors (insertion order kept) as header + raw little-endian bytes.
 
-    Refuses (with the CodecError subclass :func:`decode_update` would raise) anything a peer
-    could not decode: an unknown codec, bad names, too many tensors or dimensions, non-finite
-    values, values beyond ``max_abs`` and values that overflow float16.
+    ``compact`` (sparse codecs only) writes version 3: no names or shapes, only the layout's
+    tag, and the tensors' non-zero positions as one stream over all of them in name order; the
+    receiver supplies the layout (``expected``). Refuses (with the CodecError subclass
+    :func:`decode_update` would raise) anything a peer could not decode: an unknown codec, bad
+    names, too many tensors or dimensions, non-finite values, values beyond ``max_abs`` and
+    values that overflow float16.
     """
     if codec not in CODECS:
         raise BadHeader(f"unknown codec {codec!r}; expected one of {CODECS}")
+    if compact and codec not in SPARSE:
+        raise BadHeader(f"the compact frame carries the sparse codecs {SPARSE}, not {codec}")
     if len(tensors) > MAX_TENSORS:
         raise LimitExceeded(f"too many tensors: {len(tensors)} > {MAX_TENSORS}")
-    header = [_PREFIX.pack(MAGIC, VERSION, _CODEC_IDS[codec], len(tensors))]
+    arrays = {name: _checked_array(name, value, max_abs) for name, value in tensors.items()}
+    if compact:
+        return _encode_compact(arrays, codec)
+    header = [_HEAD.pack(MAGIC, VERSION, _CODEC_IDS[codec]) + _COUNT.pack(len(arrays))]
     blobs: list[bytes] = []
-    for name, value in tensors.items():
-        raw_name = name.encode("ascii", "replace") if isinstance(name, str) else b""
-        if not isinstance(name, str) or not _NAME_RE.fullmatch(raw_name):
-            raise BadHeader(f"bad tensor name {name!r:.80}: want 1-{MAX_NAME_LEN} chars of [A-Za-z0-9_./-]")
-        arr = np.asarray(value)
-        if arr.ndim > MAX_NDIM or any(d > _MAX_DIM for d in arr.shape):
-            raise LimitExceeded(f"tensor {name!r} has shape {arr.shape}: want <= {MAX_NDIM} dims of < 2**32")
-        if arr.dtype.kind not in "fiu":
-            raise BadHeader(f"tensor {name!r} has non-numeric dtype {arr.dtype}")
-        _check_values(name, arr, max_abs)
+    for name, arr in arrays.items():
+        raw_name = name.encode("ascii")
         header.append(_U8.pack(len(raw_name)) + raw_name + struct.pack(f"<B{arr.ndim}I", arr.ndim, *arr.shape))
         blobs.append(_WRITERS[codec](name, arr, max_abs))
     return b"".join(header + blobs)
+
+
+def layout_tag(shapes: Shapes) -> bytes:
+    """8 bytes naming a model layout: keccak256 of "name:d1xd2;..." over the names in sorted order."""
+    text = ";".join(f"{name}:{'x'.join(str(int(d)) for d in shapes[name])}" for name in sorted(shapes))
+    h = keccak256()
+    h.update(text.encode("ascii", "replace"))
+    return h.digest()[:_TAG.size]
+
+
+def _checked_array(name: object, value: np.ndarray, max_abs: float) -> np.ndarray:
+    raw_name = name.encode("ascii", "replace") if isinstance(name, str) else b""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(raw_name):
+        raise BadHeader(f"bad tensor name {name!r:.80}: want 1-{MAX_NAME_LEN} chars of [A-Za-z0-9_./-]")
+    arr = np.asarray(value)
+    if arr.ndim > MAX_NDIM or any(d > _MAX_DIM for d in arr.shape):
+        raise LimitExceeded(f"tensor {name!r} has shape {arr.shape}: want <= {MAX_NDIM} dims of < 2**32")
+    if arr.dtype.kind not in "fiu":
+        raise BadHeader(f"tensor {name!r} has non-numeric dtype {arr.dtype}")
+    _check_values(name, arr, max_abs)
+    return arr
+
+
+def _encode_compact(arrays: dict[str, np.ndarray], codec: str) -> bytes:
+    names = sorted(arrays)
+    flat = np.concatenate([np.asarray(arrays[n], dtype=np.float32).ravel() for n in names] or [np.zeros(0, np.float32)])
+    positions, idx = _write_positions(flat)
+    head = _HEAD.pack(MAGIC, COMPACT_VERSION, _CODEC_IDS[codec]) + layout_tag({n: arrays[n].shape for n in names})
+    with np.errstate(over="ignore"):
+        if codec == "sparse16":
+            values = flat[idx].astype("<f2")
+            if not np.all(np.isfinite(values)):
+                raise ValueOutOfBounds("a kept value overflows float16")
+            return head + positions + values.tobytes()
+        counts = _per_tensor_counts(idx, [arrays[n].size for n in names])
+        starts = np.cumsum(counts) - counts
+        scales = np.array([np.abs(flat[idx[a:a + c]]).mean(dtype=np.float64) for a, c in zip(starts, counts) if c],
+                          dtype=np.float64).astype("<f2")
+    if not np.all(np.isfinite(scales)):
+        raise ValueOutOfBounds("a tensor's mean kept magnitude overflows float16")
+    return head + positions + scales.tobytes() + np.packbits(flat[idx] < 0).tobytes()
+
+
+def _per_tensor_counts(idx: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """How many of the sorted flat positions `idx` fall in each tensor of `sizes` (in order)."""
+    bounds = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+    return np.diff(np.searchsorted(idx, bounds))
 
 
 def decode_update(
@@ -172,7 +239,8 @@ def decode_update(
     """Strictly decode bytes made by :func:`encode_update`; always returns float32 arrays.
 
     ``expected`` (name -> shape), when given, must match the header exactly (same names, same
-    shapes; order free); it is checked before any payload byte is read. ``max_abs`` bounds every
+    shapes; order free); it is checked before any payload byte is read. A compact (version 3)
+    update names no tensors: it decodes only with ``expected``, whose layout tag it must carry. ``max_abs`` bounds every
     value's magnitude. ``max_elements`` defaults to the most that ``max_bytes`` can hold (in
     float16). ``codec``, when given, is the only codec accepted (a task fixes its codec).
     Raises a :class:`CodecError` subclass on anything else.
@@ -185,10 +253,14 @@ def decode_update(
         raise BadHeader("expected a contiguous byte buffer") from None
     if len(view) > max_bytes:
         raise LimitExceeded(f"update of {len(view)} bytes exceeds the limit of {max_bytes}")
-    found, entries, offset = _read_header(view, max_bytes // 2 if max_elements is None else max_elements)
+    limit = max_bytes // 2 if max_elements is None else max_elements
+    found, version, cur = _read_head(view)
     if codec is not None and found != codec:
         raise BadHeader(f"codec {found} where this task uses {codec}")
     codec = found
+    if version == COMPACT_VERSION:
+        return _read_compact(cur, codec, expected, limit, max_abs)
+    entries, offset = _read_entries(cur, limit)
     if expected is not None:
         _check_expected(entries, expected)
     if codec in DENSE:
@@ -284,38 +356,44 @@ def _read_scale(cur: "_Cursor", name: str) -> np.float32:
     return np.float32(scale)
 
 
-def _read_positions(cur: "_Cursor", name: str, count: int) -> np.ndarray:
-    nnz, k, unary_len = cur.take(_POSITIONS, f"tensor {name!r}'s positions")
+def _read_positions(cur: "_Cursor", what: str, count: int) -> np.ndarray:
+    """The Rice-coded non-zero positions of `what` (a tensor, or a compact update's flat vector)."""
+    nnz, k, unary_len = cur.take(_POSITIONS, f"{what}'s positions")
     if nnz > count:
-        raise LimitExceeded(f"tensor {name!r} claims {nnz} non-zero entries of {count}")
+        raise LimitExceeded(f"{what} claims {nnz} non-zero entries of {count}")
     # Checked before the streams are read: unpacking takes 8 bytes of memory per stream byte.
     if k > 31 or unary_len > max_unary_bytes(nnz, count, k):
-        raise BadPositions(f"tensor {name!r}: Rice parameter {k} / stream of {unary_len} bytes impossible "
+        raise BadPositions(f"{what}: Rice parameter {k} / stream of {unary_len} bytes impossible "
                            f"for {nnz} of {count} entries")
-    unary = cur.slice(unary_len, f"tensor {name!r}'s positions")
-    remainders = cur.slice((nnz * k + 7) // 8, f"tensor {name!r}'s positions")
+    unary = cur.slice(unary_len, f"{what}'s positions")
+    remainders = cur.slice((nnz * k + 7) // 8, f"{what}'s positions")
     try:
         return decode_indices(unary, remainders, nnz, k, count)
     except RiceError as exc:
-        raise BadPositions(f"tensor {name!r}: {exc}") from None
+        raise BadPositions(f"{what}: {exc}") from None
 
 
 def _read_sparse16(cur: "_Cursor", name: str, count: int) -> np.ndarray:
-    idx = _read_positions(cur, name, count)
+    idx = _read_positions(cur, f"tensor {name!r}", count)
     dense = np.zeros(count, np.float32)
     dense[idx] = cur.array(idx.size, np.dtype("<f2"), f"tensor {name!r}'s values")
     return dense
 
 
 def _read_ternary(cur: "_Cursor", name: str, count: int) -> np.ndarray:
-    idx = _read_positions(cur, name, count)
+    idx = _read_positions(cur, f"tensor {name!r}", count)
     scale = _read_scale(cur, name)
-    signs = np.unpackbits(cur.array((idx.size + 7) // 8, np.dtype("u1"), f"tensor {name!r}'s signs"))
-    if signs[idx.size:].any():
-        raise BadPositions(f"tensor {name!r}: non-zero padding after its sign bits")
+    negative = _read_signs(cur, f"tensor {name!r}", idx.size)
     dense = np.zeros(count, np.float32)
-    dense[idx] = np.where(signs[: idx.size].astype(bool), -scale, scale)
+    dense[idx] = np.where(negative, -scale, scale)
     return dense
+
+
+def _read_signs(cur: "_Cursor", what: str, n: int) -> np.ndarray:
+    signs = np.unpackbits(cur.array((n + 7) // 8, np.dtype("u1"), f"{what}'s signs"))
+    if signs[n:].any():
+        raise BadPositions(f"{what}: non-zero padding after its sign bits")
+    return signs[:n].astype(bool)
 
 
 Writer = Callable[[str, np.ndarray, float], bytes]
@@ -356,17 +434,23 @@ class _Cursor:
         return np.frombuffer(self.slice(n * dtype.itemsize, what), dtype=dtype)
 
 
-def _read_header(view: memoryview, max_elements: int) -> tuple[str, list[tuple[str, tuple[int, ...]]], int]:
-    """(codec, [(name, shape)], payload offset); every limit checked as soon as its field is read."""
+def _read_head(view: memoryview) -> tuple[str, int, "_Cursor"]:
+    """(codec, version, cursor after the head) of either version."""
     cur = _Cursor(view)
-    magic, version, codec_id, count = cur.take(_PREFIX, "the prefix")
+    magic, version, codec_id = cur.take(_HEAD, "the prefix")
     if magic != MAGIC:
         raise BadHeader(f"bad magic {magic!r}")
-    if version != VERSION:
-        raise BadHeader(f"unsupported version {version}; this node speaks version {VERSION}")
+    if version not in (VERSION, COMPACT_VERSION):
+        raise BadHeader(f"unsupported version {version}; this node speaks versions {VERSION} and {COMPACT_VERSION}")
     codec = _CODEC_NAMES.get(int(codec_id))
     if codec is None:
         raise BadHeader(f"unknown codec id {codec_id}")
+    return codec, int(version), cur
+
+
+def _read_entries(cur: "_Cursor", max_elements: int) -> tuple[list[tuple[str, tuple[int, ...]]], int]:
+    """Version 2's ([(name, shape)], payload offset); every limit checked as soon as its field is read."""
+    (count,) = cur.take(_COUNT, "the prefix")
     if count > MAX_TENSORS:
         raise LimitExceeded(f"too many tensors: {count} > {MAX_TENSORS}")
     entries: list[tuple[str, tuple[int, ...]]] = []
@@ -393,7 +477,50 @@ def _read_header(view: memoryview, max_elements: int) -> tuple[str, list[tuple[s
         if total > max_elements:
             raise LimitExceeded(f"the tensors exceed {max_elements} elements in all")
         entries.append((name, shape))
-    return codec, entries, cur.pos
+    return entries, cur.pos
+
+
+def _read_compact(cur: "_Cursor", codec: str, expected: Shapes | None, max_elements: int,
+                  max_abs: float) -> dict[str, np.ndarray]:
+    """Version 3: the layout tag, then one position stream over the flat vector (tensors in name
+    order), then per codec: sparse16 one float16 per position; ternary one float16 scale per
+    tensor holding a position, then one sign bit per position."""
+    if codec not in SPARSE:
+        raise BadHeader(f"a compact update carries a sparse codec {SPARSE}, not {codec}")
+    if expected is None:
+        raise BadHeader("a compact update names no tensors: decoding it needs the model's layout")
+    (tag,) = cur.take(_TAG, "the layout tag")
+    if tag != layout_tag(expected):
+        raise ShapeMismatch(f"the update's layout tag {bytes(tag).hex()} is not the model's {layout_tag(expected).hex()}")
+    names = sorted(expected)
+    sizes = [math.prod(expected[n]) for n in names]
+    total = sum(sizes)
+    if total > max_elements:
+        raise LimitExceeded(f"the model's {total} elements exceed {max_elements}")
+    idx = _read_positions(cur, "the update", total)
+    if codec == "sparse16":
+        values = cur.array(idx.size, np.dtype("<f2"), "the update's values").astype(np.float32)
+    else:
+        counts = _per_tensor_counts(idx, sizes)
+        scales = cur.array(int(np.count_nonzero(counts)), np.dtype("<f2"), "the update's scales").astype(np.float32)
+        if not np.all(np.isfinite(scales)):
+            raise NonFiniteValue("a tensor has a non-finite scale")
+        if np.any(np.signbit(scales)):
+            raise BadHeader("a tensor has a negative scale")
+        magnitudes = np.repeat(scales, counts[counts > 0])
+        values = np.where(_read_signs(cur, "the update", idx.size), -magnitudes, magnitudes)
+    if cur.pos != len(cur.view):
+        raise TrailingBytes(f"{len(cur.view) - cur.pos} trailing bytes after the last tensor")
+    flat = np.zeros(total, np.float32)
+    flat[idx] = values
+    out: dict[str, np.ndarray] = {}
+    start = 0
+    for name, size in zip(names, sizes):
+        arr = flat[start:start + size].reshape(tuple(expected[name]))
+        start += size
+        _check_values(name, arr, max_abs)
+        out[name] = arr
+    return out
 
 
 def _check_expected(entries: list[tuple[str, tuple[int, ...]]], expected: Shapes) -> None:

@@ -21,7 +21,8 @@ geometric median. Reported per codec and merge rule:
   any honest update came to those thresholds (largest |cos|, smallest norm / median norm).
 
 Writes compression.json and compression.md into --out (`--name` to change; `--fraction` for
-another top-k share, `--skip-wide` for the two small models only).
+another top-k share, `--skip-wide` for the two small models only, `--rounds` for their rounds,
+`--codecs none,ternary` for some codecs only).
 """
 
 from __future__ import annotations
@@ -58,9 +59,11 @@ class Setting:
     overrides: tuple[str, ...] = ()
 
 
-def settings(quick: bool, out: Path) -> list[Setting]:
-    """The three models; `quick` keeps the shapes of the run but not its size (a smoke test)."""
-    rounds, wide_rounds, wide = (2, 2, 64) if quick else (30, 15, 1000)
+def settings(quick: bool, out: Path, rounds: int | None = None) -> list[Setting]:
+    """The three models; `quick` keeps the shapes of the run but not its size (a smoke test);
+    `rounds` replaces the two small models' 30 rounds."""
+    small, wide_rounds, wide = (2, 2, 64) if quick else (30, 15, 1000)
+    rounds = rounds or small
     return [
         Setting("heart mlp (4 hospitals)", SwarmPlan(nodes=4, dataset="heart", model="mlp", out=out / "heart"), rounds),
         Setting("breast cancer mlp (8 nodes)", SwarmPlan(nodes=8, dataset="breast_cancer", model="mlp",
@@ -127,16 +130,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = B.bench_arguments(__doc__, "runs/bench-compression", "2 rounds per setting, a 64-wide mlp for the wide one")
     ap.add_argument("--fraction", type=float, default=0.01, help="share of each tensor's entries topk/ternary send")
     ap.add_argument("--skip-wide", action="store_true", help="only the two small models")
+    ap.add_argument("--rounds", type=int, help="rounds of the two small models (default 30)")
+    ap.add_argument("--codecs", default=",".join(CODECS), help="which of them to run, comma-separated")
     ap.add_argument("--name", default="compression", help="report name (compression.json, .md)")
     args = ap.parse_args(argv)
     B.quiet()
     load = round(os.getloadavg()[0], 2)
     results: dict = {}
-    chosen = settings(args.quick, Path(args.runs))[: 2 if args.skip_wide else 3]
+    chosen = settings(args.quick, Path(args.runs), args.rounds)[: 2 if args.skip_wide else 3]
+    codecs = [c for c in args.codecs.split(",") if c]
+    if "none" not in codecs or set(codecs) - set(CODECS):
+        ap.error(f"--codecs: choose from {', '.join(CODECS)}, with none (the float32 reference)")
     for setting in chosen:
         results[setting.label] = {}
         for merge in MERGES:
-            for codec in CODECS:
+            for codec in codecs:
                 run = run_codec(setting, codec, merge, args.fraction)
                 results[setting.label][f"{codec}/{merge}"] = run
                 B.say(f"{setting.label} {codec} {merge}: {run['bytes_per_round']:,.0f} B/round, final acc "

@@ -11,12 +11,14 @@ partners drawn from the chain (`node.sampled`). Per N:
 - round time: the slowest node's round (train .. checkpoint), mean over steady rounds 2..R;
 - CPU-seconds per round: all node processes' user + system time after their round-1 metrics line
   (start-up, statistics and round 1 excluded; the final settling included), over R - 1 rounds;
-  start-up CPU (everything up to round 1) separately;
+  start-up CPU (everything up to round 1, plus the node starter's imports, which the nodes forked
+  from it share: node.starter) separately;
 - bytes fetched per node per round (updates, score sheets, models and statistics), steady rounds;
 - gossip messages per node per round (first copies checked by the node's validator, and its own
   publishes) and blob fetches it started, steady rounds: where a swarm's size shows first;
 - the slowest node's slowest round, against the round's deadline;
-- summed peak resident memory of the node processes (anvil excluded);
+- summed peak memory of the node processes (anvil excluded): proportional set size, since the
+  forked nodes share the starter's pages;
 - gas per node per round, every node transaction of the run over N x R;
 - rounds complete: every node recorded every round, committed, and exited 0; missed updates (a
   node merging fewer than it expected) and credited rounds on chain.
@@ -84,7 +86,7 @@ def process_run(nodes: int, rounds: int, runs: Path, timeout: float) -> dict:
         "gossip_in_per_node_round": _mean(steady, "gossip_in"), "gossip_out_per_node_round": _mean(steady, "gossip_out"),
         "fetches_per_node_round": _mean(steady, "fetches"),
         "cpu_s_per_round": sum(steady_cpu) / max(1, rounds - 1) if len(steady_cpu) == nodes else None,
-        "startup_cpu_s": sum(run.cpu_at_round1.values()),
+        "startup_cpu_s": sum(run.cpu_at_round1.values()) + run.starter_cpu_seconds,
         "bytes_in_per_node_round": base["bytes_in_per_node_round"],
         "summed_peak_rss_mb": sum(run.peak_rss.values()) / 2**20 if run.peak_rss else None,
         "gas_per_node_round": base["gas_per_node_round_amortised"],
@@ -161,7 +163,7 @@ def markdown(results: list[dict], meta: dict) -> str:
             f"{r['load_before']} -> {r['load_after']} |")
     lines += ["", "Process runs: round = the slowest node's round, steady rounds 2..R; CPU-s = all node processes "
               "after round 1 (start-up excluded; start-up CPU in the JSON), over R - 1 rounds; memory = sum of "
-              "the node processes' peak RSS. Simulated runs: one process runs every node's training and merge "
+              "the node processes' peak proportional set size (forked nodes share the starter's pages). Simulated runs: one process runs every node's training and merge "
               "in turn (no sockets, no chain): time and CPU are for the whole swarm, memory is that one "
               "process's peak.", ""]
     return "\n".join(lines)

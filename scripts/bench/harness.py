@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from node.launcher import LocalSwarm, Provisioned, SwarmPlan
+from node.starter import StartedNode
 from node.rundir import RunFolder
 
 NODE_TX_FUNCTIONS = ("commit", "vote", "commitAndVote", "finalize")
@@ -116,11 +117,12 @@ class SwarmRun:
     metrics: dict[str, list[dict[str, Any]]]
     summaries: dict[str, dict[str, Any] | None]
     txs: list[ChainTx] = field(default_factory=list)
-    peak_rss: dict[str, int] = field(default_factory=dict)  # bytes, from wait4 (process mode)
+    peak_rss: dict[str, int] = field(default_factory=dict)  # bytes: wait4's peak RSS, or peak PSS of a forked node
     vmhwm: dict[str, int] = field(default_factory=dict)  # bytes, last VmHWM seen while alive
     exit_codes: dict[str, int | None] = field(default_factory=dict)
-    cpu_seconds: dict[str, float] = field(default_factory=dict)  # user + system, from wait4 (process mode)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # user + system: wait4's, or the last /proc reading
     cpu_at_round1: dict[str, float] = field(default_factory=dict)  # the same when round 1's metrics line appeared
+    starter_cpu_seconds: float = 0.0  # the node starter's (node.starter): the imports every forked node shares
 
 
 class MeasuredSwarm(LocalSwarm):
@@ -136,24 +138,45 @@ class MeasuredSwarm(LocalSwarm):
         self.exit_codes: dict[str, int | None] = {}
         self.cpu_seconds: dict[str, float] = {}
         self.cpu_at_round1: dict[str, float] = {}  # start-up, statistics and round 1: taken out of the steady cost
+        self.starter_cpu_seconds = 0.0
         self.txs: list[ChainTx] = []
 
+    def stop_processes(self, grace: float = 10.0) -> None:
+        pid = self.starter.pid
+        if pid is not None:
+            self.starter_cpu_seconds = read_cpu_seconds(pid) or self.starter_cpu_seconds
+        super().stop_processes(grace)
+
     def wait_for_nodes(self, configs, timeout: float | None = None) -> None:
-        # Reap each node ourselves with wait4 so the kernel's peak RSS of that process comes back;
-        # then let the launcher's own wait see them finished and report failures as usual.
+        # A node started cold is this process's child: reaped here with wait4, the kernel gives back
+        # its peak RSS and CPU time. A node forked by the starter (node.starter) is the starter's
+        # child: its CPU time is the last reading of /proc before it ended (every 0.2 s) and its
+        # memory the peak proportional set size (shared pages divided among the processes sharing
+        # them: the nodes share the starter's imported code). Then the launcher's own wait sees them
+        # finished and reports failures as usual.
         deadline = time.monotonic() + (timeout or self.WAIT_LIMIT)
         live = self.processes()
         shown = 0
         while live and time.monotonic() < deadline:
             by_name = {c.name: c for c in configs}
             for name, proc in list(live.items()):
+                cpu = read_cpu_seconds(proc.pid)
                 if name not in self.cpu_at_round1 and name in by_name and self.metrics(by_name[name]):
-                    cpu = read_cpu_seconds(proc.pid)
                     if cpu is not None:
                         self.cpu_at_round1[name] = cpu
                 hwm = read_vmhwm(proc.pid)
                 if hwm:
                     self.vmhwm[name] = max(self.vmhwm.get(name, 0), hwm)
+                if isinstance(proc, StartedNode):
+                    pss = read_pss(proc.pid)
+                    if pss:
+                        self.peak_rss[name] = max(self.peak_rss.get(name, 0), pss)
+                    if cpu is not None:
+                        self.cpu_seconds[name] = cpu
+                    if proc.poll() is not None:
+                        self.exit_codes[name] = proc.returncode
+                        del live[name]
+                    continue
                 try:
                     pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
                 except ChildProcessError:
@@ -191,12 +214,22 @@ def read_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
 
 
+def read_pss(pid: int) -> int | None:
+    """Proportional set size of a live process in bytes (each shared page divided among its
+    sharers); None once it has exited."""
+    return _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
 def read_vmhwm(pid: int) -> int | None:
     """VmHWM (peak resident set) of a live process in bytes; None once it has exited."""
+    return _proc_kib(f"/proc/{pid}/status", "VmHWM:")
+
+
+def _proc_kib(path: str, key: str) -> int | None:
     try:
-        with open(f"/proc/{pid}/status") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except OSError:
         return None
@@ -243,7 +276,7 @@ def run_swarm(plan: SwarmPlan, label: str = "", read_chain: bool = True) -> Swar
         summaries[name] = folder.read_summary()
     return SwarmRun(plan, seconds, report.to_json(), names, metrics, summaries, swarm.txs,
                     dict(swarm.peak_rss), dict(swarm.vmhwm), dict(swarm.exit_codes), dict(swarm.cpu_seconds),
-                    dict(swarm.cpu_at_round1))
+                    dict(swarm.cpu_at_round1), swarm.starter_cpu_seconds)
 
 
 # --------------------------------------------------------------------------- models, data, baselines

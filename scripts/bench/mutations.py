@@ -161,10 +161,11 @@ def compressed_cases(rng: random.Random, shapes: Shapes, scale: float, bound: fl
         density = rng.choice((0.0, 0.001, 0.01, 0.3, 1.0))
         tensors = {k: ((gen.standard_normal(s) * scale) * (gen.random(s) < density)).astype(np.float32)
                    for k, s in shapes.items()}
-        blob = encode_update(tensors, codec, max_abs=bound)
+        compact = codec != "q8" and rng.random() < 0.5
+        blob = encode_update(tensors, codec, max_abs=bound, compact=compact)
         op = rng.choice(("valid", "bytes", "bytes", "field", "field", "codec", "truncate"))
         if op == "valid":
-            yield Case(f"valid:{codec}", blob)
+            yield Case(f"valid:{codec}{':compact' if compact else ''}", blob)
         elif op == "bytes":
             label, data = mutate_bytes(rng, blob)
             yield Case(f"bytes:{label}", data)

@@ -212,8 +212,12 @@ def test_bench_transport_quick(tmp_path: Path) -> None:
 def test_bench_startup_quick(tmp_path: Path) -> None:
     out = _run("scripts.bench.startup", tmp_path)
     data = json.loads((out / "startup.json").read_text())
-    assert [s["node"] for s in data["starts"]] == ["cleveland", "hungary"]
-    for start in data["starts"]:  # ready comes before round 1 ends, in wall and in CPU time
-        assert 0 < start["ready_s"] < start["round1_s"] and 0 < start["ready_cpu_s"] <= start["round1_cpu_s"]
-        assert start["round1_train_s"] > 0
+    assert sorted(data["starts"]) == ["cold", "forked"]
+    for starts in data["starts"].values():
+        assert [s["node"] for s in starts] == ["cleveland", "hungary"]
+        for start in starts:  # ready comes before round 1 ends, in wall and in CPU time
+            assert 0 < start["ready_s"] < start["round1_s"] and 0 < start["ready_cpu_s"] <= start["round1_cpu_s"]
+            assert start["round1_train_s"] > 0
+    # a forked node skips the imports a cold one pays
+    assert data["summary"]["forked"]["ready_cpu_s"] < data["summary"]["cold"]["ready_cpu_s"]
     assert data["imports"]["process_s"] > 0 and "torch" in data["imports"]["by_package_s"]
