@@ -130,6 +130,9 @@ class P2PConfig:
     mdns: bool = False
     swarm: str = "medswarm"
     fetch_timeout: float = 30.0
+    # seconds one source gets to start delivering a blob (plus the blob at 5 MB/s) before the next
+    # is asked; more where the nodes' event loops lag (32 node processes on 2 cores)
+    fetch_try: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def choices() -> dict[str, tuple[str, ...]]:
 
 POSITIVE = {
     "data.n_nodes", "data.alpha", "model.hidden", "model.channels", "training.epochs", "training.batch_size",
-    "training.lr", "dp.max_grad_norm", "swarm.rounds", "swarm.stats_timeout", "swarm.absent_after", "swarm.groups", "p2p.fetch_timeout", "chain.task_id", "chain.outage_seconds",
+    "training.lr", "dp.max_grad_norm", "swarm.rounds", "swarm.stats_timeout", "swarm.absent_after", "swarm.groups", "p2p.fetch_timeout", "p2p.fetch_try", "chain.task_id", "chain.outage_seconds",
 }
 
 

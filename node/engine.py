@@ -149,7 +149,7 @@ class SwarmNode:
                                  drew=self._drew)
         self.exchange = Exchange(host, self.inbox, config.p2p.swarm, self._trainers, self.log, max_blob,
                                  release_for=lambda kind, r, author: self.reveal.for_round(r, author)
-                                 if kind == "update" else None)
+                                 if kind == "update" else None, source_seconds=config.p2p.fetch_try)
         swarm = config.swarm
         self.pipeline = UpdatePipeline(learner.shapes, max_blob, swarm.codec, self._committed,
                                        privacy=stage_by_name(PRIVACY, swarm.privacy),

@@ -37,11 +37,17 @@ ReleaseFor = Callable[[str, int, str], Release | None]
 # node's copies reach every node, so a swarm of N pays N^2 checks per repeat: the pause between
 # repeats of one offer doubles from REANNOUNCE_SECONDS up to one second per
 # REANNOUNCE_PEERS_PER_SECOND peers (1 s up to 4 peers, as before; 3.75 s at 16 nodes, 7.75 s
-# at 32), at most REANNOUNCE_MAX_SECONDS.
+# at 32), at most REANNOUNCE_MAX_SECONDS. That holds for an offer meant for a few peers too (a
+# sampled swarm's update, for the members that drew its author): flooded, it reaches all N - 1,
+# and paced by its few readers it went out every 1.25 s while one of them was busy elsewhere
+# (30-60 publishes per node per round with 24 node processes, every peer checking each).
 REANNOUNCE_SECONDS = 1.0
 REANNOUNCE_PEERS_PER_SECOND = 4
 REANNOUNCE_MAX_SECONDS = 8.0
-MODEL_REANNOUNCE_TICKS = 8  # merged models are for late joiners only: every 8 s
+# Merged models are for late joiners only: the newest is repeated every 8 s or, with more than 16
+# peers, every second per 2 peers (16 s at 32 nodes: each copy costs every peer a check).
+MODEL_REANNOUNCE_TICKS = 8
+MODEL_REANNOUNCE_PEERS_PER_SECOND = 2
 AWAITED_POLL_SECONDS = 0.5  # how often `collect` re-asks a changing awaited set (nothing pokes on a disconnect)
 FETCH_RETRY_SECONDS = 0.5  # pause before asking every source again for a blob nobody had yet
 RELEASE_RETRY_SECONDS = 0.2  # ... or that was held back because our commitment was not seen yet
@@ -67,13 +73,15 @@ class Exchange:
     """Offers this node's blobs and fetches its peers' (one per node, on the node's trio loop)."""
 
     def __init__(self, host: SwarmHost, inbox: Inbox, swarm: str, members: Callable[[], dict[str, Member]],
-                 log: logging.LoggerAdapter, max_blob: int, release_for: ReleaseFor = lambda kind, r, owner: None) -> None:
+                 log: logging.LoggerAdapter, max_blob: int, release_for: ReleaseFor = lambda kind, r, owner: None,
+                 source_seconds: float = SOURCE_SECONDS) -> None:
         self.host = host
         self.inbox = inbox
         self.swarm = swarm
         self._members = members
         self.log = log
         self.max_blob = max_blob
+        self.source_seconds = source_seconds  # one source's try, before the blob's own time
         self._release_for = release_for
         self.offers: dict[str, list[Offer]] = {}  # kind -> the blobs this node serves, oldest first
         self.strikes: dict[str, int] = {}  # peer id -> inputs dropped
@@ -145,13 +153,18 @@ class Exchange:
             for kind, offers in self.offers.items():
                 for offer in offers:
                     if kind == "model":  # the newest only, now and then
-                        due = offer is offers[-1] and ticks % MODEL_REANNOUNCE_TICKS == 0
+                        due = offer is offers[-1] and ticks % self._model_pause() == 0
                     else:
                         wanting = set(self.peers) if offer.wanted_by is None else offer.wanted_by
+                        # the pause grows with the swarm, not with `wanting`: every copy reaches every peer
                         due = (now <= offer.until and bool(wanting - self._holders(offer.ann))
-                               and self._repeat_due(offer.ann, now, len(wanting)))
+                               and self._repeat_due(offer.ann, now, len(self.peers)))
                     if due:
                         await self._publish(offer.ann)
+
+    def _model_pause(self) -> int:
+        """Seconds (reannounce ticks) between repeats of the newest merged model."""
+        return max(MODEL_REANNOUNCE_TICKS, math.ceil(len(self.peers) / MODEL_REANNOUNCE_PEERS_PER_SECOND))
 
     def _repeat_due(self, ann: Announcement, now: float, peers: int) -> bool:
         """Whether `ann`'s next repeat is due now; if so, the one after waits twice as long (up to
@@ -193,7 +206,7 @@ class Exchange:
 
     async def _from(self, source: str, ann: Announcement) -> bytes:
         limit = min(ann.size, self.max_blob)
-        with trio.move_on_after(SOURCE_SECONDS + ann.size / SOURCE_MIN_RATE):
+        with trio.move_on_after(self.source_seconds + ann.size / SOURCE_MIN_RATE):
             return await self.host.fetch(source, ann.digest, max_bytes=limit)
         raise FetchTimeout(f"{self.name(source)} did not deliver {ann.digest[:10]} in time")
 

@@ -58,6 +58,11 @@ class RoundReport:
     gossip_in: int = 0
     gossip_out: int = 0
     fetches: int = 0
+    # at the end of the round: peers connected, with a gossip stream, and known subscribed to the
+    # swarm's topic (own publishes reach only the last; each is N - 1 in a healthy swarm)
+    connected: int = 0
+    pubsub_peers: int = 0
+    topic_peers: int = 0
 
     def line(self, rounds: int) -> str:
         phases = " ".join(f"{k} {v:.2f}s" for k, v in self.phases.items())
@@ -102,6 +107,8 @@ class Recorder:
             round=r, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=test.accuracy,
             test_auc=test.auc, heard=len(heard), expected=expected, committed=committed,
             bytes_in=bytes_in, bytes_out=bytes_out, gossip_in=gossip_in, gossip_out=gossip_out, fetches=fetches,
+            connected=len(self._host.peers()), pubsub_peers=len(self._host.pubsub_peers()),
+            topic_peers=len(self._host.topic_peers()),
             model_digest=weights_digest(weights),
             scores={self._name(p): s for p, s in scores.items()},
             dropped={self._name(p): str(n) for p, n in self._exchange.strikes.items()},

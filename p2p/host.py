@@ -79,6 +79,8 @@ ANNOUNCEMENT_QUEUE = 1024
 #: Messages GossipSub holds for a peer that is connected but whose subscription it has not read
 #: yet (the library's 100 dropped the oldest while 32 processes started on 2 cores).
 GOSSIP_PENDING_PER_PEER = 1024
+#: How often the host looks for connected members without a gossip stream (see _keep_gossip_streams).
+GOSSIP_STREAM_CHECK_S = 5.0
 CONNECT_TIMEOUT_S = 10.0
 BOOTSTRAP_BACKOFF_S = (0.25, 5.0)
 
@@ -180,6 +182,7 @@ class SwarmHost:
                     async with trio.open_nursery() as nursery:
                         self._nursery = nursery
                         nursery.start_soon(self._pump_announcements, subscription)
+                        nursery.start_soon(self._keep_gossip_streams)
                         for addr in self.config.bootstrap:
                             nursery.start_soon(self._keep_connected, addr)
                         try:
@@ -229,6 +232,11 @@ class SwarmHost:
         host = self._host
         return [] if host is None else sorted(p.to_base58() for p in host.get_connected_peers())
 
+    def pubsub_peers(self) -> list[str]:
+        """Peers this host has an open outbound gossip stream to."""
+        pubsub = self._pubsub
+        return [] if pubsub is None else sorted(p.to_base58() for p in pubsub.peers)
+
     def topic_peers(self) -> list[str]:
         """Peers known to be subscribed to our announcement topic (gossip is ready to them)."""
         pubsub = self._pubsub
@@ -266,6 +274,37 @@ class SwarmHost:
                 log("bootstrap peer not reachable yet (attempt %d, retry in %.2f s): %s", attempts, delay, exc)
             await trio.sleep(delay)
             delay = min(delay * 2, max_delay)
+
+    async def _keep_gossip_streams(self) -> None:
+        """Re-open the gossip stream to a member that stayed connected without one for two whole checks.
+
+        py-libp2p opens it when a connection comes up and retries while connected, but under
+        start-up churn (connections dialled both ways, streams failing to open) a peer can be
+        left connected with no gossip stream, and then no announcement of ours reaches it.
+        """
+        pubsub = self._pubsub
+        assert pubsub is not None
+        missing: list[set[ID]] = [set(), set()]  # the last two checks' findings
+        opening: set[ID] = set()
+
+        async def reopen(pid: ID) -> None:
+            try:
+                await pubsub.ensure_peer_stream(pid, GOSSIP_STREAM_CHECK_S * 5)
+            finally:
+                opening.discard(pid)
+
+        while True:
+            await trio.sleep(GOSSIP_STREAM_CHECK_S)
+            host, nursery = self._host, self._nursery
+            if host is None or nursery is None:
+                return
+            now = {p for p in host.get_connected_peers() if p not in pubsub.peers and self._is_allowed(base58(p))}
+            # under start-up churn the library's own retries need a while: leave them to it
+            for pid in (now & missing[0] & missing[1]) - opening:
+                self.log.info("no gossip stream to connected peer %s; opening one", pid)
+                opening.add(pid)
+                nursery.start_soon(reopen, pid)
+            missing = [missing[1], now]
 
     # ------------------------------------------------------------------ announcements
     async def publish(self, ann: Announcement) -> None:

@@ -84,6 +84,14 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    record's before reusing it: about 0.5 ms per RPC (``host.get_addrs``). Fix: per host, reuse
    the envelope bytes for ``ENVELOPE_RECHECK_S`` before asking the library again (listen
    addresses do not change while a node runs; a new record would only be sent seconds later).
+15. When a peer's gossip stream dies while the peer stays connected (a stream on one of two
+   connections to it: two nodes that start together dial each other, and one connection later
+   closes), ``Pubsub._handle_dead_peer`` re-opens the stream but first forgets the peer's
+   subscriptions. Only the peer's hello (sent when *it* opens a stream) tells them again, and its
+   own stream to us is still alive, so it never does: the peer stays connected, with a gossip
+   stream, but out of ``peer_topics`` for good, and flood publishing (patch 13) and the mesh
+   skip it (24 node processes: 23 peers connected, 19-23 of them known subscribed). Fix:
+   go-libp2p's rule: a peer still connected keeps its subscriptions while its stream is re-opened.
 """
 
 from __future__ import annotations
@@ -139,6 +147,7 @@ ORIGINALS: dict[str, Any] = {
     "TrioManager._find_parent_task": TrioManager._find_parent_task,
     "GossipSub._get_peers_to_send": GossipSub._get_peers_to_send,
     "env_to_send_in_RPC": _pubsub.env_to_send_in_RPC,
+    "Pubsub._handle_dead_peer": Pubsub._handle_dead_peer,
 }
 #: Validated gossip messages a subscription holds, and RPCs queued for one peer's writer,
 #: before the library drops them (patch 11).
@@ -208,6 +217,7 @@ def apply() -> None:
     GossipSub._get_peers_to_send = _flood_own_messages  # type: ignore[method-assign]
     for module in _ENVELOPE_CALLERS:
         module.env_to_send_in_RPC = _reused_envelope  # type: ignore[attr-defined]
+    Pubsub._handle_dead_peer = _dead_peer_keeping_subscriptions  # type: ignore[method-assign]
     _applied = True
     logger.debug("py-libp2p workarounds applied")
 
@@ -340,6 +350,16 @@ def _flood_own_messages(self: GossipSub, topic_ids: Any, msg_forwarder: ID, orig
             peers.update(p for p in pubsub.peer_topics.get(topic, ()) if p in self.peer_protocol)
         peers.discard(origin)
     return peers
+
+
+@functools.wraps(ORIGINALS["Pubsub._handle_dead_peer"])
+def _dead_peer_keeping_subscriptions(self: Pubsub, peer_id: ID) -> None:
+    topics = [topic for topic, peers in self.peer_topics.items() if peer_id in peers]
+    ORIGINALS["Pubsub._handle_dead_peer"](self, peer_id)
+    if topics and self._peer_is_connected(peer_id):  # the stream is being re-opened
+        for topic in topics:
+            self.peer_topics.setdefault(topic, set()).add(peer_id)
+        self._peer_subscription_count[peer_id] = len(topics)
 
 
 class _DeeperRpcQueue(_RpcQueue):

@@ -45,6 +45,9 @@ from scripts.bench.systems import analyse
 MODEL = "logreg"
 PARAMS = 62  # logreg on breast cancer: 30 inputs x 2 classes + 2 biases
 STARTUP_WAIT = 300  # seconds the nodes wait for each other's statistics before round 1
+# With 32 node processes on 2 cores a node's event loop lags so far that opening a transfer stream
+# takes longer than the default 5 s a source gets: no partner's update was ever fetched.
+SLOW_LOOP_FETCH_TRY = 15.0
 
 
 def load() -> float:
@@ -56,7 +59,8 @@ def process_run(nodes: int, rounds: int, runs: Path, timeout: float) -> dict:
     plan = B.SwarmPlan(nodes=nodes, rounds=rounds, dataset="breast_cancer", partition="iid", model=MODEL,
                        out=runs / label, round_timeout=timeout,
                        # 32 processes importing torch on 2 busy cores take a while to come up
-                       node_overrides=(f"swarm.stats_timeout={STARTUP_WAIT}",))
+                       node_overrides=(f"swarm.stats_timeout={STARTUP_WAIT}",
+                                       *((f"p2p.fetch_try={SLOW_LOOP_FETCH_TRY}",) if nodes >= 32 else ())))
     before = load()
     run = B.run_swarm(plan, label)
     after = load()
@@ -69,8 +73,13 @@ def process_run(nodes: int, rounds: int, runs: Path, timeout: float) -> dict:
     steady = [m for ms in run.metrics.values() for m in ms if m["round"] >= 2] or \
              [m for ms in run.metrics.values() for m in ms]
     slowest = max((sum(m["phases"].get(p, 0.0) for p in B.PHASES) for m in steady), default=None)
+    by_round = [[m for ms in run.metrics.values() for m in ms if m["round"] == r] for r in range(1, rounds + 1)]
     res = {
-        "nodes": nodes, "rounds": rounds, "mode": "processes on anvil", "round_timeout_s": timeout,
+        "nodes": nodes, "rounds": rounds, "mode": "processes on anvil",
+        # per round: updates merged of those expected, and the fewest peers a node's own gossip reached
+        "heard_per_round": [[sum(m["heard"] for m in ms), sum(m["expected"] for m in ms)] for ms in by_round],
+        "topic_peers_min_per_round": [min((m.get("topic_peers", 0) for m in ms), default=None) for ms in by_round],
+        "pubsub_peers_min_per_round": [min((m.get("pubsub_peers", 0) for m in ms), default=None) for ms in by_round], "round_timeout_s": timeout,
         "partners": run.metrics[run.names[0]][-1]["expected"] if run.metrics[run.names[0]] else None,
         "swarm_round_s": base["swarm_round_s"], "node_round_s": base["node_round_s"],
         "phase_mean_s": base["phase_mean_s"], "slowest_node_round_s": slowest,
@@ -93,6 +102,8 @@ def process_run(nodes: int, rounds: int, runs: Path, timeout: float) -> dict:
           f"{res['summed_peak_rss_mb'] or 0:.0f} MB"
           f" | gas/node/round {res['gas_per_node_round'] or 0:,.0f} | complete {res['every_round_complete']}"
           f" | credited {credited} | load {before} -> {after}")
+    B.say(f"{label}: per round, updates heard/expected {res['heard_per_round']}, fewest topic peers of a node "
+          f"{res['topic_peers_min_per_round']} and gossip streams {res['pubsub_peers_min_per_round']} (of {nodes - 1})")
     return res
 
 

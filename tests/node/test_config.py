@@ -52,6 +52,7 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["swarm.partners=-1"], "swarm.partners: must lie in 0..63"),
     (["swarm.partners=64"], "swarm.partners: must lie in 0..63"),
     (["swarm.groups=0"], "swarm.groups: must be positive"),
+    (["p2p.fetch_try=0"], "p2p.fetch_try: must be positive"),
     (["swarm.groups=65"], "swarm.groups: at most 64"),
     (["swarm.groups=2", "swarm.rounds=1"], "swarm.groups: groups form from round 1's updates"),
     (["swarm.final_model=first"], "swarm.final_model: 'first' is not one of 'last', 'best_val'"),

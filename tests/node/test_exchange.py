@@ -147,9 +147,10 @@ def test_collect_with_an_alive_set_waits_for_who_is_alive_not_for_the_deadline()
 
 
 def _publish_times(peers: int, seconds: float, asked_at: float = float("inf"), blob: bytes = b"u" * 2000,
-                   subscribed_at: float = float("inf")) -> list[float]:
+                   subscribed_at: float = float("inf"), wanted: int | None = None, kind: str = "scores") -> list[float]:
     """When a blob offered at time 0 is published again, to `peers` peers none of which fetches
-    it (or all of which asked for it from `asked_at` on, or are subscribed from `subscribed_at` on)."""
+    it (or all of which asked for it from `asked_at` on, or are subscribed from `subscribed_at` on);
+    with `wanted`, the offer is for that many of them only."""
     host = _Host()
     times: list[float] = []
     names = {f"peer{i}": Member(f"0x{i:040x}", f"peer{i}", f"n{i}", True, i) for i in range(peers)}
@@ -163,7 +164,8 @@ def _publish_times(peers: int, seconds: float, asked_at: float = float("inf"), b
     host.topic_peers = lambda: list(names) if trio.current_time() >= subscribed_at else []  # type: ignore[method-assign]
 
     async def run() -> None:
-        await exchange.announce("scores", 1, blob, 0, "f32", until=seconds)
+        await exchange.announce(kind, 1, blob, 0, "f32", until=seconds,
+                                wanted_by=None if wanted is None else frozenset(list(names)[:wanted]))
         with trio.move_on_after(seconds + 1):
             await exchange.reannounce_forever()
 
@@ -177,6 +179,12 @@ def test_repeats_of_an_offer_back_off_with_the_size_of_the_swarm() -> None:
     big = _publish_times(31, 40)
     assert big == [1, 2, 4, 8, 16, 24, 32, 40]  # pauses double up to 31 / 4 s (8 s ticks)
     assert len(_publish_times(15, 40)) < len(_publish_times(7, 40)) < 40
+    assert _publish_times(31, 40, wanted=5) == big  # an offer for 5 of them still reaches all 31
+
+
+def test_the_newest_model_is_repeated_now_and_then_less_often_in_a_large_swarm() -> None:
+    assert _publish_times(15, 40, kind="model") == [8, 16, 24, 32, 40]  # for late joiners, every 8 s
+    assert _publish_times(31, 40, kind="model") == [16, 32]  # every second per 2 peers above 16
 
 
 def test_a_small_unrestricted_blob_rides_in_its_announcement_and_needs_no_fetch() -> None:

@@ -26,6 +26,7 @@ from p2p.host import (
     PeerUnavailable,
     SwarmHost,
 )
+import p2p.host as host_module
 from p2p.identity import peer_id_for_key_file
 from tests.p2p.conftest import run_trio, running_hosts, wait_gossip_ready, wait_until
 
@@ -352,3 +353,29 @@ def test_mdns_finds_a_peer_with_no_bootstrap_list(tmp) -> None:
             assert (await collect(b, 1))[0].sender == a.peer_id
 
     run_trio(main, timeout=90)
+
+
+def test_a_connected_peer_left_without_a_gossip_stream_gets_one(tmp, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def streams_after_a_failed_registration() -> tuple[list[str], int]:
+        async with running_hosts(tmp, 2, connect=False) as (a, b):
+            router, add_peer = a._pubsub.router, a._pubsub.router.add_peer
+
+            def fails_once(peer_id, protocol) -> None:
+                router.add_peer = add_peer
+                raise RuntimeError("registration failed")  # py-libp2p gives up on such a peer
+
+            router.add_peer = fails_once
+            await a.connect(b.listen_addrs[0])
+            await wait_until(lambda: a.peer_id in b.topic_peers(), 10)
+            await trio.sleep(4.5)  # four checks of 1 s
+            assert b.peer_id in a.peers() and b.peer_id in a.topic_peers()
+            await a.publish(ann(a))
+            return a.pubsub_peers(), len(await nothing_more(b, 1.5))
+
+    monkeypatch.setattr(host_module, "GOSSIP_STREAM_CHECK_S", 1.0)
+    with monkeypatch.context() as never:
+        never.setattr(host_module, "GOSSIP_STREAM_CHECK_S", 3600.0)
+        assert run_trio(streams_after_a_failed_registration) == ([], 0)  # connected, unreachable by gossip
+    streams, heard = run_trio(streams_after_a_failed_registration)
+    assert len(streams) == 1 and heard == 1
+

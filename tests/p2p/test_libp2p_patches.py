@@ -30,7 +30,7 @@ from libp2p.utils.varint import encode_varint_prefixed
 from p2p import libp2p_patches
 from p2p.libp2p_patches import ORIGINALS
 from tests.p2p.conftest import run_trio, running_hosts, wait_until
-from tests.p2p.test_hosts import ann, collect, fetch_ok
+from tests.p2p.test_hosts import ann, collect, fetch_ok, nothing_more
 
 libp2p_patches.apply()
 
@@ -583,3 +583,23 @@ def test_a_hosts_own_envelope_is_reused_without_listing_its_addresses_each_rpc(t
     monkeypatch.setattr(libp2p_patches, "ENVELOPE_RECHECK_S", 0.0)
     calls, _, _ = run_trio(listings)
     assert calls >= 100  # past the recheck time the library checks the addresses again
+
+
+def test_a_peer_whose_gossip_stream_died_while_connected_stays_subscribed(tmp) -> None:
+    async def after_a_dead_stream() -> tuple[list[str], set[int]]:
+        async with running_hosts(tmp, 2) as (a, b):
+            stream = a._pubsub.peers[ID.from_base58(b.peer_id)]
+            await stream.reset()  # as when the connection under it closes while another stays up
+            await a.publish(ann(a, 1))  # its write fails: a re-opens its stream to b, still connected
+            await wait_until(lambda: a._pubsub.peers.get(ID.from_base58(b.peer_id)) not in (None, stream), 5)
+            for r in (2, 3, 4):
+                await a.publish(ann(a, r))
+            heard = {x.round for x in await nothing_more(b, 1.5)}  # round 1 may come back in a replay
+            assert b.peer_id in a.peers()
+            return a.topic_peers(), heard - {1}
+
+    with unpatched(Pubsub, "_handle_dead_peer"):
+        subscribed, heard = run_trio(after_a_dead_stream)
+        assert subscribed == [] and heard == set()  # b's subscription forgotten for good: nothing reaches it
+    subscribed, heard = run_trio(after_a_dead_stream)
+    assert len(subscribed) == 1 and heard == {2, 3, 4}
