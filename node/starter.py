@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 __all__ = ["NodeStarter", "StartedNode", "StarterError", "PRELOAD"]
 
@@ -179,7 +179,7 @@ class NodeStarter:
     def _dead(self) -> bool:
         return self._proc is None or self._proc.poll() is not None
 
-    def _await(self, done, timeout: float, what: str) -> None:
+    def _await(self, done: Callable[[], bool], timeout: float, what: str) -> None:
         with self._changed:
             if not self._changed.wait_for(lambda: done() or self._dead(), timeout) or not done():
                 code = self._proc.poll() if self._proc is not None else None
