@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from node.contribution import (CONTRIBUTIONS, ContributionReport, PublicValidation, checkable_scores,
-                               contribution_by_name)
+from threadpoolctl import threadpool_limits
+
+from node.contribution import (CONTRIBUTIONS, GRAM_BLOCK, ContributionReport, PublicValidation, checkable_scores,
+                               contribution_by_name, gram)
 from node.launcher import SwarmPlan
 from node.merge import Update, rule_by_name
 from node.scoring import MAX_SCORE
@@ -115,6 +117,48 @@ print(json.dumps({"scores": r.scores, "flags": r.flags,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout) == json.loads(json.dumps(_hex_report(score(now, before))))
+
+
+def _vectors(seed: int, size: int = 3 * GRAM_BLOCK + 77) -> list[np.ndarray]:
+    """Float32 vectors of unlike scales, one all zero, one with a huge entry in one block."""
+    rng = np.random.default_rng(seed)
+    out = [(rng.standard_normal(size) * scale).astype(np.float32) for scale in (1e-3, 1.0, 7e4, 3e-30)]
+    out.append(np.zeros(size, dtype=np.float32))
+    spiky = rng.standard_normal(size).astype(np.float32)
+    spiky[GRAM_BLOCK + 5] = 1e6
+    return out + [spiky]
+
+
+def test_gram_is_exact_on_small_integers_across_partial_blocks() -> None:
+    rng = np.random.default_rng(3)
+    ints = [rng.integers(-2**10, 2**10, size=2 * GRAM_BLOCK + 300) for _ in range(5)]
+    exact = np.stack(ints) @ np.stack(ints).T  # int64: no rounding anywhere
+    assert np.array_equal(gram([v.astype(np.float32) for v in ints]), exact.astype(np.float64))
+
+
+def test_gram_is_close_to_float64_and_scales_by_powers_of_two_exactly() -> None:
+    vectors = _vectors(4)
+    g = gram(vectors)
+    wide = np.stack([v.astype(np.float64) for v in vectors])
+    reference = wide @ wide.T
+    norms = np.sqrt(np.diag(reference))
+    assert np.all(np.abs(g - reference) <= 2.0**-19 * np.outer(norms, norms))
+    assert np.all(g[4] == 0) and np.all(g[:, 4] == 0)
+    smaller = gram([v * np.float32(2.0**-20) for v in vectors])  # 3e-36 is still a normal float32
+    assert np.array_equal(smaller, g * 2.0**-40)
+
+
+def test_gram_bits_do_not_depend_on_blas_threads_or_summation_order() -> None:
+    vectors = _vectors(5, size=64 * GRAM_BLOCK)
+    with threadpool_limits(limits=1):
+        one = gram(vectors)
+    with threadpool_limits(limits=2):
+        two = gram(vectors)
+    # the same permutation inside every block changes BLAS's order of additions, not a block's scale
+    order = np.concatenate([start + np.random.default_rng(6).permutation(GRAM_BLOCK)
+                            for start in range(0, vectors[0].size, GRAM_BLOCK)])
+    permuted = gram([v[order] for v in vectors])
+    assert one.tobytes() == two.tobytes() == permuted.tobytes()
 
 
 # --------------------------------------------------------------------------- flags
