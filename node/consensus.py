@@ -53,6 +53,9 @@ class MergeRecord:
     round: int
     start: Tensors
     updates: list[Update]
+    # The task's merge rule over exactly `updates`, unweighted and ungrouped, when the round's merge
+    # was that: the next round's scores take it as their basis instead of merging again.
+    merged: Tensors | None = None
 
 
 class ModelConsensus:

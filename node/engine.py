@@ -491,7 +491,7 @@ class SwarmNode:
                 # In a sampled swarm only the members that drew this node fetch its update.
                 wanted = frozenset(await self._drawn(r, by=me)) if sampled else None
                 await self.exchange.announce("update", r, out.blob, out.update.samples, self.pipeline.codec,
-                                             until=deadline, wanted_by=wanted)
+                                             until=deadline, wanted_by=wanted, blob_digest=out.digest)
             if not self.behaviour.serves:
                 self.host.unserve(out.digest)
         with timer("collect"):
@@ -522,15 +522,18 @@ class SwarmNode:
             # round r-1's model, what this round merges onto: its reports came a round ago
             if self._merged is not None and self._merged.round == r - 1:
                 await self._choose(r - 1, start, self._merged.updates)
+            merged = None
             if updates:
-                self.weights = self.swarm_opt.step(start, self._merge(start, updates))
+                merged = self._merge(start, updates)
+                self.weights = self.swarm_opt.step(start, merged)
             self.learner.set_weights(self._own(self.weights))
             await self._report(r, updates, deadline)
             self._final_before = self.final.state()
             if r == cfg.rounds:  # no round r+1 pools the last round's reports: this one waits for them
                 await self._choose(r, self.weights, updates,
                                    max(deadline, trio.current_time() + REPORT_WAIT_SHARE * self.round_duration))
-        self._previous, self._merged = self._merged, MergeRecord(r, start, updates)
+        plain = not self._reputation and self.group_models is None and self.rule.at(start) is self.rule
+        self._previous, self._merged = self._merged, MergeRecord(r, start, updates, merged if plain else None)
         with timer("score"):
             scores = await trio.to_thread.run_sync(self._vote, self._merged)
             if sampled and committed:
@@ -538,11 +541,13 @@ class SwarmNode:
         self.round = r
         with timer("checkpoint"):
             bundle_blob = self._checkpoint()
+            bundle_digest = digest(bundle_blob)
             # a sampled swarm has no one model to attest: each node's differs (zero attestation)
-            self.duties.round_done(r, committed, scores, None if sampled else digest(bundle_blob))
+            self.duties.round_done(r, committed, scores, None if sampled else bundle_digest)
             if r == cfg.rounds:  # no next commit will carry the attestation: the settling needs it now
                 self.duties.flush()
-            await self.exchange.announce("model", r, bundle_blob, self.learner.announced_samples, "f32")
+            await self.exchange.announce("model", r, bundle_blob, self.learner.announced_samples, "f32",
+                                         blob_digest=bundle_digest)
         report = self.recorder.round(r, self._own(self.weights), committed, received,
                                      len(self.peers) if partners is None else len(partners), scores, timer)
         self.log.info(report.line(cfg.rounds))
@@ -753,7 +758,10 @@ class SwarmNode:
             struck = self._flagged.get(record.round - 1, set())
             previous = ([u for u in prev.updates if u.sender not in struck]
                         if prev is not None and prev.round == record.round - 1 else [])
-            previous_merged = self.score_rule.merge(previous) if previous else None
+            previous_merged = None
+            if previous:  # the rule's merge of r-1's updates, unless that round's merge differed
+                same = prev.merged is not None and len(previous) == len(prev.updates)
+                previous_merged = prev.merged if same else self.score_rule.merge(previous)
             try:
                 report = self.contribution(record.updates, previous, previous_merged)
             except ValueError as exc:

@@ -103,9 +103,11 @@ class Exchange:
         return offers[-1].ann if offers else None
 
     async def announce(self, kind: str, round_no: int, blob: bytes, samples: int, codec: str,
-                       until: float = math.inf, wanted_by: frozenset[str] | None = None) -> str:
+                       until: float = math.inf, wanted_by: frozenset[str] | None = None,
+                       blob_digest: str | None = None) -> str:
         """Serve `blob`, announce it, and keep offering it until `until` while one of `wanted_by`
-        (default: every peer) lacks it (see `reannounce_forever`).
+        (default: every peer) lacks it (see `reannounce_forever`). `blob_digest`: the blob's
+        digest when the caller has just computed it (a 1M-parameter blob takes ~17 ms to hash).
 
         The previous blob of each kind stays served and offered too: a slow peer may still be
         fetching last round's update when this node has moved on. A small blob of an
@@ -113,7 +115,7 @@ class Exchange:
         (no peer fetches it).
         """
         release = self._release_for(kind, round_no, self.host.peer_id)
-        blob_digest = self.host.serve(blob, release=release)
+        blob_digest = self.host.serve(blob, verified_digest=blob_digest, release=release)
         fields = dict(swarm=self.swarm, round=round_no, kind=kind, samples=samples, codec=codec,
                       sender=self.host.peer_id)
         if kind in INLINE_KINDS and release is None and len(blob) <= INLINE_MAX_BYTES:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 from web3 import Web3
 
 from incentive.chain import ChainUnavailable, connect
@@ -33,6 +34,9 @@ class StartupError(RuntimeError):
 def build_node(config: NodeConfig, w3: Web3 | None = None) -> SwarmNode:
     """A ready-to-run node; `w3` lets several in-process nodes share one eth-tester chain."""
     torch.set_num_threads(1)  # several nodes share the machine's cores: one thread each keeps them fair
+    # numpy's BLAS too: its threads spin while they wait, and with 8 nodes on 2 cores the
+    # contribution rule's Gram matrix took 5x its one-thread time (scripts.bench.systems, 1M model)
+    threadpool_limits(limits=1, user_api="blas")
     warmup.start()  # round 1's optimiser imports, while the node reads data, joins and dials
     try:
         data = load_node_data(config.data)

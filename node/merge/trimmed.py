@@ -38,6 +38,8 @@ class TrimmedMean(MergeRule):
         k = self.trimmed(n)
         out = {}
         for name in updates[0].tensors:
-            stack = np.sort(self._stack(updates, name), axis=0)
-            out[name] = stack[k:n - k].mean(axis=0)
+            # Sorted in the tensors' own precision (float32 on the wire) and summed in float64: the
+            # same bits as sorting float64 copies, which cost half as much again.
+            stack = np.sort(np.stack([np.asarray(u.tensors[name]) for u in updates]), axis=0)
+            out[name] = stack[k:n - k].mean(axis=0, dtype=np.float64)
         return out

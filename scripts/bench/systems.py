@@ -95,18 +95,29 @@ def analyse(run: B.SwarmRun, hidden: int, params: int | None = None) -> dict:
         "peak_rss_mb_mean": statistics.fmean(run.peak_rss.values()) / 2**20 if run.peak_rss else None,
         "vmhwm_mb_max": max(run.vmhwm.values()) / 2**20 if run.vmhwm else None,
         "exit_codes": run.exit_codes,
+        "cpu_per_node_round": _steady_cpu(run),
     }
 
 
-def one(nodes: int, hidden: int, rounds: int, runs: Path, in_process: bool, label: str) -> dict:
-    overrides = () if hidden == 32 else (f"model.hidden={hidden}",)
+def _steady_cpu(run: B.SwarmRun) -> float | None:
+    """CPU-seconds (user + system) per node per round after round 1, training included."""
+    steady = run.plan.rounds - 1
+    cpu = [run.cpu_seconds[n] - run.cpu_at_round1[n] for n in run.names
+           if n in run.cpu_seconds and n in run.cpu_at_round1]
+    return statistics.fmean(cpu) / steady if cpu and steady > 0 else None
+
+
+def one(nodes: int, hidden: int, rounds: int, runs: Path, in_process: bool, label: str,
+        extra: tuple[str, ...] = ()) -> dict:
+    overrides = (() if hidden == 32 else (f"model.hidden={hidden}",)) + extra
     plan = B.SwarmPlan(nodes=nodes, rounds=rounds, dataset="breast_cancer", partition="iid",
                        in_process=in_process, out=runs / label, node_overrides=overrides, round_timeout=60.0)
     run = B.run_swarm(plan, label)
     res = analyse(run, hidden)
-    res["label"] = label
+    res["label"], res["overrides"] = label, list(extra)
+    cpu = res["cpu_per_node_round"]
     B.say(f"{label}: {res['params']:,} params | node round {res['node_round_s']:.2f}s, non-train "
-          f"{res['node_non_train_s']:.2f}s | in {_mb(res['bytes_in_per_node_round'])} out "
+          f"{res['node_non_train_s']:.2f}s | CPU {'-' if cpu is None else f'{cpu:.2f}'} s per node-round | in {_mb(res['bytes_in_per_node_round'])} out "
           f"{_mb(res['bytes_out_per_node_round'])} per node-round | gas/node/round "
           f"{res['gas_per_node_round_amortised'] or 0:,.0f} | peak RSS {res['peak_rss_mb_max'] or 0:.0f} MB")
     return res
@@ -153,17 +164,19 @@ def markdown(scale: list[dict], sizes: list[dict], tgts: list[dict], meta: dict)
               "mark of each node process (wait4 rusage).", "",
               "## Bytes per node per round vs model size", "",
               "| nodes | hidden | params | raw model (MB) | in / node / round (MB) | out / node / round (MB) "
-              "| in / raw | out / raw | node round (s) | train (s) | non-train (s) | peak RSS (MB) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| in / raw | out / raw | node round (s) | train (s) | non-train (s) | CPU / node / round (s) "
+              "| peak RSS (MB) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sizes:
         lines.append(f"| {r['nodes']} | {r['hidden']} | {r['params']:,} | {r['raw_model_bytes'] / 1e6:.2f} | "
                      f"{_f(r['bytes_in_per_node_round'] and r['bytes_in_per_node_round'] / 1e6)} | "
                      f"{_f(r['bytes_out_per_node_round'] and r['bytes_out_per_node_round'] / 1e6)} | "
                      f"{_f(r['bytes_in_over_raw'], '{:.1f}x')} | {_f(r['bytes_out_over_raw'], '{:.1f}x')} | "
                      f"{r['node_round_s']:.2f} | {r['phase_mean_s']['train']:.2f} | {r['node_non_train_s']:.2f} | "
-                     f"{_f(r['peak_rss_mb_max'], '{:.0f}')} |")
+                     f"{_f(r['cpu_per_node_round'])} | {_f(r['peak_rss_mb_max'], '{:.0f}')} |")
     lines += ["", "A node receives N-1 updates per round (plus merged-model bundles a peer fetches only to "
-              "catch up), so in/raw near N-1 is the floor for full-model exchange.", "",
+              "catch up), so in/raw near N-1 is the floor for full-model exchange. CPU / node / round: "
+              "user + system CPU of a node process after round 1, per round, training included.", "",
               "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for t in tgts:
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
@@ -228,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", default="2,4,8,16")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sizes", default="10k,1M,10M", help="model sizes for the bytes sweep at N=4")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a node config override for every run, e.g. swarm.compression=q8 (repeatable)")
     args = ap.parse_args(argv)
+    extra = tuple(args.set)
     B.quiet()
     started = time.monotonic()
     out, runs = Path(args.out), Path(args.runs)
@@ -238,13 +254,15 @@ def main(argv: list[str] | None = None) -> int:
         sizes.append(one(2, SIZES["10k"], 2, runs, True, "quick-n2-10k"))
     else:
         for n in [int(x) for x in args.nodes.split(",") if x]:
-            scale.append(one(n, 32, args.rounds, runs, False, f"scale-n{n}"))
+            scale.append(one(n, 32, args.rounds, runs, False, f"scale-n{n}", extra))
         for size in [s for s in args.sizes.split(",") if s]:
-            sizes.append(one(4, SIZES[size], args.rounds, runs, False, f"size-n4-{size}"))
-        sizes.append(one(8, SIZES["1M"], args.rounds, runs, False, "size-n8-1M"))
+            sizes.append(one(4, SIZES[size], args.rounds, runs, False, f"size-n4-{size}", extra))
+        sizes.append(one(8, SIZES["1M"], args.rounds, runs, False, "size-n8-1M", extra))
     tgts = targets(scale, sizes)
     seconds = time.monotonic() - started
-    meta = {"command": "python -m scripts.bench.systems" + (" --quick" if args.quick else ""), "seconds": seconds,
+    command = " ".join(["python -m scripts.bench.systems"] + (["--quick"] if args.quick else [])
+                       + [f"--set {x}" for x in extra])
+    meta = {"command": command, "overrides": list(extra), "seconds": seconds,
             "machine": B.machine(), "mode": "in-process (eth-tester)" if args.quick else "process mode (anvil)"}
     publish(out, "systems", {"meta": meta, "scale": scale, "model_size": sizes, "targets": tgts},
               markdown(scale, sizes, tgts, meta), lambda folder: plot(scale, sizes, folder / "systems_phases.png"))

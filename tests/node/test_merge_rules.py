@@ -39,6 +39,18 @@ def test_trimmed_mean_drops_extremes() -> None:
         TrimmedMean(beta=0.5)
 
 
+@pytest.mark.parametrize("n", [4, 8, 13])
+def test_trimmed_mean_has_the_bits_of_float64_sorting(n: int) -> None:
+    rng = np.random.default_rng(n)
+    ups = [Update({"w": (rng.standard_normal((40, 30)) * 10.0 ** rng.integers(-3, 3)).astype(np.float32)}, 1, f"s{i}")
+           for i in range(n)]
+    rule = TrimmedMean(beta=0.2)
+    k = rule.trimmed(n)
+    wide = np.sort(np.stack([u.tensors["w"].astype(np.float64) for u in ups]), axis=0)
+    expected = wide[k:n - k].mean(axis=0).astype(np.float32)
+    assert rule.merge(ups)["w"].tobytes() == expected.tobytes()
+
+
 def test_geometric_median_stays_near_the_cluster() -> None:
     rng = np.random.default_rng(0)
     cluster = [upd(f"h{i}", rng.normal(1.0, 0.01, size=5), 1.0) for i in range(5)]
