@@ -44,15 +44,18 @@ class GeometricMedian(MergeRule):
         alphas = np.full(len(updates), 1.0 / len(updates))
         z = alphas @ points
 
-        def objective(z: np.ndarray) -> float:
-            return float(alphas @ np.maximum(self.eps, np.linalg.norm(points - z, axis=1)))
+        def distances(z: np.ndarray) -> np.ndarray:
+            return np.maximum(self.eps, np.linalg.norm(points - z, axis=1))
 
-        value = objective(z)
+        # The distances that give the objective at z also weigh the next step from z: each pass
+        # over the points is made once (at 1M parameters a pass over 8 updates takes ~50 ms).
+        dist = distances(z)
+        value = float(alphas @ dist)
         for it in range(self.max_iter):
-            dist = np.maximum(self.eps, np.linalg.norm(points - z, axis=1))
             betas = alphas / dist
             z = betas @ points / betas.sum()
-            new_value = objective(z)
+            dist = distances(z)
+            new_value = float(alphas @ dist)
             if abs(value - new_value) <= self.ftol * max(new_value, 1e-300):
                 value = new_value
                 break
