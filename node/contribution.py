@@ -221,15 +221,19 @@ def gram(vectors: Sequence[np.ndarray]) -> np.ndarray:
     for start in range(0, size, step):
         end = min(size, start + step)
         blocks = -(-(end - start) // GRAM_BLOCK)
-        x = np.zeros((k, blocks * GRAM_BLOCK), dtype=np.float64)  # the last block padded with zeros
+        q = np.empty((k, blocks, GRAM_BLOCK), dtype=np.float64)
+        shift = np.empty((k, blocks), dtype=np.int64)
         for i, v in enumerate(vectors):
-            x[i, :end - start] = v[start:end]
-        x = x.reshape(k, blocks, GRAM_BLOCK)
-        # 2^shift puts a block's largest |value| in [2^(GRAM_BITS-1), 2^GRAM_BITS); an all-zero block stays 0
-        shift = GRAM_BITS - np.frexp(np.maximum(x.max(axis=2), -x.min(axis=2)))[1]
-        x *= np.ldexp(1.0, shift)[:, :, None]  # a power of two: exact
-        np.rint(x, out=x)
-        q = x.transpose(1, 0, 2)  # (block, vector, entry)
+            part = v[start:end]
+            if part.size < blocks * GRAM_BLOCK:  # the last block, padded with zeros
+                part = np.concatenate([part, np.zeros(blocks * GRAM_BLOCK - part.size, dtype=part.dtype)])
+            part = part.reshape(blocks, GRAM_BLOCK)
+            # 2^shift puts a block's largest |value| in [2^(GRAM_BITS-1), 2^GRAM_BITS); an all-zero
+            # block stays 0. Read in the vector's own precision; the product is exact in float64.
+            shift[i] = GRAM_BITS - np.frexp(np.maximum(part.max(axis=1), -part.min(axis=1)))[1]
+            np.multiply(part, np.ldexp(1.0, shift[i])[:, None], out=q[i])
+        np.rint(q, out=q)
+        q = q.transpose(1, 0, 2)  # (block, vector, entry)
         products = q @ q.transpose(0, 2, 1)
         products *= np.ldexp(1.0, -(shift.T[:, :, None] + shift.T[:, None, :]))
         for p in products:
