@@ -44,11 +44,17 @@ present. There, both are 1 and an update's quality is its structure x size x red
 update that shows structure earns alike, and a member that is missing, copies or sends noise in
 round 1 does not move the others' shares of it (they measured agreement: with Switzerland
 missing, VA Long Beach's round-1 novelty on heart mlp fell from 0.17 to -0.36, i.e. to 0).
-The reference residual is the mean of the kept updates' residuals (unflagged, not a repeat), each
-scaled down to at most their median length, all weighted equally, whatever the task's merge rule.
-No kept update weighs more than 1/k of it, so a member that is missing, flagged or free riding
-takes only its own part with it, and an update whose residual is long (a random vector is all
-residual) cannot make the reference its own. Sample counts are claims, so they weigh nothing here.
+The reference residual is the mean of the kept updates' residual directions (unflagged, not a
+repeat), each weighted by its residual share (residual length over update norm: how much of the
+update is new), shares capped at their median, whatever the task's merge rule. No kept update
+weighs more than 1/k of it, so a member that is missing, flagged or free riding takes only its
+own part with it, and an update whose residual is long (a random vector is all residual) cannot
+make the reference its own. Every factor is scale-free, so sending one's work x2 earns exactly
+what x1 earns. Until session 10 each residual counted by its length, capped at the median length:
+a member whose residual was shorter than the median gained by inflating its update up to it
+(x1.5, x2, x3 each beat the member's own honest score in 63 of 84 heart rounds; x2 by VA Long
+Beach took 23% more than its honest share over 6 heart mlp rounds). Sample counts are claims, so
+they weigh nothing here.
 
 Measured on the contribution benchmark's honestly trained rounds (3 seeds x 6-8 rounds, the attacker in VA Long Beach's place; issue 10's closing notes):
 - before the residual clip and the chance baseline, a random vector of the median norm took 54% of
@@ -72,10 +78,6 @@ A leave-self-out reference (the merge of the OTHER updates) was measured first a
 convergence each honest update pulls towards its own site's optimum, the others' merge points
 about the opposite way, and honest nodes scored 0 in about half of the rounds.
 
-Known limit, measured: a member whose residual is shorter than the median gains reference weight
-by scaling its update up to that length (x1.5-x3 beat its own honest score in 63 of 84 heart
-rounds); a reference weighted by residual share instead (scale-free) cost honest members up to 42%
-in the incentive benchmark, so the length cap stays (docs/contribution.md).
 Known limit, measured: near convergence a sign-flipped copy of one's own work (x1) points where
 the others pull, so it can score like honest work: it stayed below every honest update in 41/45
 rounds of heart mlp, 29/45 of heart logreg (`python -m scripts.bench.contribution`). The merge rule
@@ -340,11 +342,13 @@ def _residual_gram(g: np.ndarray, rows: list[int], old: list[int]) -> np.ndarray
 
 
 def _novelty(residual: np.ndarray, norms: list[float]) -> list[float]:
-    """cos between each kept update's residual and the reference's: the mean of the kept residuals,
-    each scaled down to at most their median length (module docstring)."""
+    """cos between each kept update's residual and the reference's: the mean of the kept residual
+    directions, each weighted by its residual share (length / update norm) capped at the median
+    share, so no weight depends on how large a sender made its update (module docstring)."""
     lengths = np.sqrt(np.maximum(np.diag(residual), 0.0))
-    bound = float(np.median(lengths))
-    weights = np.array([min(1.0, bound / x) if x > 0 else 0.0 for x in lengths])
+    shares = np.array([x / n if n > 0 else 0.0 for x, n in zip(lengths, norms)])
+    bound = float(np.median(shares))
+    weights = np.array([min(share, bound) / x if x > 0 else 0.0 for share, x in zip(shares, lengths)])
     total = float(weights @ residual @ weights)
     out = []
     for a, length in enumerate(lengths):
