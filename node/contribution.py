@@ -26,9 +26,9 @@ the product of
   update do not explain: what it adds to what the swarm already had) and the reference's residual
   (below): round-r work adds a direction the swarm lacked and the others share;
 - structure: the share of the update's squared norm that the other updates (this round's and the
-  last) explain, counted above the share they would explain of a random vector (their rank over
-  the parameter count) and full from STRUCTURE_FULL; honest updates are gradients of one model on
-  related data, a random vector is not;
+  last) explain, in standard deviations above the share they would explain of a random direction
+  (`_chance_z`), counted from CHANCE_Z and full from STRUCTURE_Z; honest updates are gradients of one model on related data,
+  a random vector is not;
 - innovation: how much of the update's residual the other updates' residuals explain, in standard
   deviations above chance for a random direction, full from INNOVATION_Z, never below
   INNOVATION_FLOOR. An old update plus noise of any size has noise for its residual, which no
@@ -38,11 +38,23 @@ the product of
   with just enough noise to escape the flag) lose their quality linearly, both of them. A flagged
   update counts in no pair: a stale copy of a member's previous update resembles that member's
   new work (|cos| up to 0.996 on heart mlp) and cost it up to 88% of its quality in a round.
-The reference residual is the mean of the kept updates' residuals (unflagged, not a repeat), each
-scaled down to at most their median length, all weighted equally, whatever the task's merge rule.
-No kept update weighs more than 1/k of it, so a member that is missing, flagged or free riding
-takes only its own part with it, and an update whose residual is long (a random vector is all
-residual) cannot make the reference its own. Sample counts are claims, so they weigh nothing here.
+A round with no round r-1 vectors (round 1) has no past to tell what an update adds: its residual
+is all of it, and novelty and innovation would only measure agreement with whoever else is
+present. There, both are 1 and an update's quality is its structure x size x redundancy: every
+update that shows structure earns alike, and a member that is missing, copies or sends noise in
+round 1 does not move the others' shares of it (they measured agreement: with Switzerland
+missing, VA Long Beach's round-1 novelty on heart mlp fell from 0.17 to -0.36, i.e. to 0).
+The reference residual is the mean of the kept updates' residual directions (unflagged, not a
+repeat), each weighted by its residual share (residual length over update norm: how much of the
+update is new), shares capped at their median, whatever the task's merge rule. No kept update
+weighs more than 1/k of it, so a member that is missing, flagged or free riding takes only its
+own part with it, and an update whose residual is long (a random vector is all residual) cannot
+make the reference its own. Every factor is scale-free, so sending one's work x2 earns exactly
+what x1 earns. Until session 10 each residual counted by its length, capped at the median length:
+a member whose residual was shorter than the median gained by inflating its update up to it
+(x1.5, x2, x3 each beat the member's own honest score in 63 of 84 heart rounds; x2 by VA Long
+Beach took 23% more than its honest share over 6 heart mlp rounds). Sample counts are claims, so
+they weigh nothing here.
 
 Measured on the contribution benchmark's honestly trained rounds (3 seeds x 6-8 rounds, the attacker in VA Long Beach's place; issue 10's closing notes):
 - before the residual clip and the chance baseline, a random vector of the median norm took 54% of
@@ -66,10 +78,6 @@ A leave-self-out reference (the merge of the OTHER updates) was measured first a
 convergence each honest update pulls towards its own site's optimum, the others' merge points
 about the opposite way, and honest nodes scored 0 in about half of the rounds.
 
-Known limit, measured: a member whose residual is shorter than the median gains reference weight
-by scaling its update up to that length (x1.5-x3 beat its own honest score in 63 of 84 heart
-rounds); a reference weighted by residual share instead (scale-free) cost honest members up to 42%
-in the incentive benchmark, so the length cap stays (docs/contribution.md).
 Known limit, measured: near convergence a sign-flipped copy of one's own work (x1) points where
 the others pull, so it can score like honest work: it stayed below every honest update in 41/45
 rounds of heart mlp, 29/45 of heart logreg (`python -m scripts.bench.contribution`). The merge rule
@@ -132,11 +140,15 @@ REDUNDANT_COS = 0.95
 # Honest norms reach 5.1x the round's median (a node with 10x its peers' rows).
 NORM_TOLERANCE = 6.0
 # Structure: the share of an update's squared norm that the other updates (this round's and the
-# last) explain, above the share they would explain of a random vector (rank / parameters), full
-# from here. Heart logreg (46 parameters, 7 directions): random vectors 0.05-0.33 explained (about
-# 0 to 0.2 above chance), honest updates 0.22-0.99 with a median of 0.95; an mlp of ~2000
-# parameters: random 0.001-0.009, honest 0.69-0.93.
-STRUCTURE_FULL = 0.6
+# last) explain, in standard deviations above the share they explain of a random direction: none
+# up to CHANCE_Z (a random direction stays below it 98% of the time), full from STRUCTURE_Z.
+# Honest (3 seeds x 6 rounds): heart mlp 437-461 from round 2 on, 165-687 in round 1; heart logreg
+# (46 parameters) 7.9-10.6 from round 2, 3.2-12.8 in round 1. A random vector of the median norm:
+# -1.6 to 3.7. The share above chance, full at 0.6 (before session 10), gave VA Long Beach's
+# round-1 update 0.15 of its structure with Switzerland missing: three updates in ~2000
+# dimensions explain 9% of it, which is 60 standard deviations above chance.
+STRUCTURE_Z = 6.0
+CHANCE_Z = 2.0
 # Innovation: the share of an update's residual (what the round r-1 vectors do not explain) that
 # the other updates' residuals explain, in standard deviations above chance for a random
 # direction; full from INNOVATION_Z, never below INNOVATION_FLOOR (an honest site whose new
@@ -325,17 +337,20 @@ class _Rows:
         """Novelty x structure x innovation x size x redundancy of each kept update (module docstring)."""
         residual = _residual_gram(self.g, list(range(self.n)), self.old_idx)
         novelty = _novelty(residual[np.ix_(kept, kept)], [float(self.norms[i]) for i in kept])
+        # With no round r-1 vectors (round 1) there is no past to tell what is new: novelty and
+        # innovation would only measure agreement with whoever else is present.
+        first = not self.old_idx
         out = {}
         for a, i in enumerate(kept):
             m = self.measures[self.senders[i]]
-            m["novelty"] = novelty[a]
+            m["novelty"] = 1.0 if first else novelty[a]
             others = [j for j in unflagged if j != i]
             basis = others + self.old_idx
             m["explained"] = _explained(self.g, i, basis)
             # alone in round 1 there is nothing to compare with: no evidence against the update
-            m["structure_factor"] = (min(1.0, _above_chance(m["explained"], _rank(self.g, basis), self.size)
-                                         / STRUCTURE_FULL) if basis else 1.0)
-            if others and residual[i, i] > 0:
+            m["structure_z"] = _chance_z(m["explained"], _rank(self.g, basis), self.size) if basis else STRUCTURE_Z
+            m["structure_factor"] = min(1.0, max(0.0, (m["structure_z"] - CHANCE_Z) / (STRUCTURE_Z - CHANCE_Z)))
+            if not first and others and residual[i, i] > 0:
                 m["innovation"] = _explained(residual, i, others)
                 m["innovation_z"] = _chance_z(m["innovation"], _rank(residual, others), self.size - self.old_rank)
             else:  # nothing to compare with, or nothing new: no evidence against the update
@@ -362,11 +377,13 @@ def _residual_gram(g: np.ndarray, rows: list[int], old: list[int]) -> np.ndarray
 
 
 def _novelty(residual: np.ndarray, norms: list[float]) -> list[float]:
-    """cos between each kept update's residual and the reference's: the mean of the kept residuals,
-    each scaled down to at most their median length (module docstring)."""
+    """cos between each kept update's residual and the reference's: the mean of the kept residual
+    directions, each weighted by its residual share (length / update norm) capped at the median
+    share, so no weight depends on how large a sender made its update (module docstring)."""
     lengths = np.sqrt(np.maximum(np.diag(residual), 0.0))
-    bound = float(np.median(lengths))
-    weights = np.array([min(1.0, bound / x) if x > 0 else 0.0 for x in lengths])
+    shares = np.array([x / n if n > 0 else 0.0 for x, n in zip(lengths, norms)])
+    bound = float(np.median(shares))
+    weights = np.array([min(share, bound) / x if x > 0 else 0.0 for share, x in zip(shares, lengths)])
     total = float(weights @ residual @ weights)
     out = []
     for a, length in enumerate(lengths):
@@ -384,13 +401,6 @@ def _rank(g: np.ndarray, rows: list[int]) -> int:
     eigen = np.linalg.eigvalsh(g[np.ix_(rows, rows)])
     top = float(eigen.max())
     return int(np.sum(eigen > PINV_RCOND * top)) if top > 0 else 0
-
-
-def _above_chance(share: float, rank: int, size: int) -> float:
-    """How far a share of squared norm explained by a span of `rank` dimensions lies above what it
-    explains of a random vector of `size` numbers (rank / size), as a share of the rest."""
-    chance = min(rank / size, 1.0) if size else 1.0
-    return max(0.0, (share - chance) / (1.0 - chance)) if chance < 1.0 else 0.0
 
 
 def _chance_z(share: float, rank: int, size: int) -> float:

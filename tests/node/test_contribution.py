@@ -270,15 +270,31 @@ def test_switzerland_earns_in_every_round(rounds) -> None:
 
 def test_a_missing_member_takes_little_of_the_others_shares() -> None:
     """One hospital's updates left out of every round's scores (it never serves, or sends a copy or
-    nothing), six rounds: VA Long Beach, the benchmark's attacker, costs no other hospital more
-    than 10% of its share; Switzerland, whose new directions the others' innovation leans on, costs
-    one of them 18% (measured; the innovation factor's price, module docstring of node.contribution)."""
+    nothing), six rounds: whichever hospital it is, no other loses more than 10% of its share (seed
+    0 measures no loss at all; before round 1 was scored alike, Switzerland missing cost VA Long
+    Beach 18%)."""
     _, six = honest_rounds(SwarmPlan(nodes=4, dataset="heart", model="mlp"), 6, MEDIAN)
     losses = missing_member(six)
     assert set(losses) == {"cleveland", "hungary", "switzerland", "va-long-beach"}
-    assert losses["va-long-beach"] <= 10.0 and max(losses.values()) <= 20.0, losses
-    full, without = payout_shares(six), payout_shares(six, missing="va-long-beach")
-    assert "va-long-beach" not in without and without["switzerland"] >= 0.9 * full["switzerland"]
+    assert max(losses.values()) <= 10.0, losses
+    full, without = payout_shares(six), payout_shares(six, missing="switzerland")
+    assert "switzerland" not in without and without["va-long-beach"] >= 0.9 * full["va-long-beach"]
+
+
+def test_round_one_splits_alike_among_updates_that_show_structure(rounds) -> None:
+    """With no round r-1 to judge what is new against, every honest round-1 update earns alike,
+    whoever else is present; a random vector in one member's place earns nothing."""
+    first = rounds[0]
+    assert set(score(first, None).scores.values()) == {2500}
+    for gone in range(4):
+        rest = [u for i, u in enumerate(first.updates) if i != gone]
+        assert set(checkable_scores(rest, [], None).scores.values()) == {3333}
+    rng = np.random.default_rng(3)
+    noise = {k: rng.standard_normal(v.shape).astype(np.float32) * np.float32(0.01)
+             for k, v in first.updates[3].tensors.items()}
+    report = score(first, None, replaced(first, 3, noise))
+    assert report.flags == {}
+    assert report.scores["va-long-beach"] == 0 and set(honest_scores(report, "va-long-beach")) == {3333}
 
 
 @pytest.mark.parametrize("cos", [0.99, 0.9, 0.7, 0.5])
@@ -324,16 +340,19 @@ def test_a_flagged_stale_copy_costs_the_member_it_copied_nothing(rounds) -> None
     assert {s: v for s, v in copied.scores.items() if s != "va-long-beach"} == absent.scores
 
 
-def test_scaling_an_update_up_does_not_take_the_others_scores(rounds) -> None:
-    """The reference clips every update to the median norm: a member that sends its honest update
-    x5 (within the norm tolerance) leaves every other member at least 90% of its score."""
-    now, before = rounds[2], rounds[1]
-    honest_run = score(now, before).scores
-    for i, u in enumerate(now.updates):
-        report = score(now, before, replaced(now, i, scaled(u.tensors, 5.0)))
-        assert report.flags == {}
-        others = {s: v for s, v in honest_run.items() if s != u.sender}
-        assert all(report.scores[s] >= 0.9 * v for s, v in others.items()), (u.sender, report.scores)
+@pytest.mark.parametrize("factor", [1.5, 2.0, 3.0])
+def test_scaling_an_update_up_earns_nothing_and_takes_nothing(rounds, factor: float) -> None:
+    """Every factor of the quality is scale-free below the norm tolerance (x6 the median): a member
+    that sends its honest update x1.5 to x3 scores what x1 scores, and so does everyone else (when the
+    reference weighed each residual by its length, x1.5-x3 raised a member above its own honest
+    score in 63 of 84 heart rounds)."""
+    for r, now in enumerate(rounds):
+        before = rounds[r - 1] if r else None
+        honest_run = score(now, before).scores
+        for i, u in enumerate(now.updates):
+            report = score(now, before, replaced(now, i, scaled(u.tensors, factor)))
+            assert report.flags == {}
+            assert all(abs(report.scores[s] - v) <= 1 for s, v in honest_run.items()), (u.sender, report.scores)
 
 
 def test_public_validation_is_optional_and_recorded(heart) -> None:
