@@ -14,6 +14,7 @@ from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import RPCEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,10 @@ def connect(url: str, *, timeout: float = 30.0) -> Web3:
     if url == ETH_TESTER:
         w3 = Web3(EthereumTesterProvider())
     elif url.startswith(("http://", "https://")):
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        # The chain id never changes under a connection, and web3 asks for it again around every
+        # call and transaction (8 times a node round): answered from the provider's cache.
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}, cache_allowed_requests=True,
+                                    cacheable_requests={RPCEndpoint("eth_chainId")}))
         try:
             chain_id = w3.eth.chain_id
         except Exception as exc:  # requests/aiohttp/JSON errors alike

@@ -107,3 +107,17 @@ def test_state_file_persists_and_stop_leaves_no_process(tmp_path):
         assert w3.eth.chain_id == 4242
         assert len(w3.eth.get_code(address)) > 0
         assert audit(w3, address).ok
+
+
+def test_the_chain_id_is_asked_for_once_per_connection_and_thread():
+    with Anvil() as chain:
+        w3 = connect(chain.url)
+        manager = w3.provider._request_session_manager
+        posts = []
+        original = manager.make_post_request
+        manager.make_post_request = lambda *a, **kw: posts.append(a) or original(*a, **kw)
+        ids = {w3.eth.chain_id for _ in range(5)}
+        asked = len(posts)
+        assert len(ids) == 1 and asked <= 1  # connect() asked already, in this thread
+        numbers = [w3.eth.block_number for _ in range(3)]  # other requests still go to the chain
+        assert len(posts) == asked + 3 and numbers == sorted(numbers)
