@@ -7,3 +7,9 @@ ledger with its members and a funded task), `audit` (history rebuilt from events
 cross-checked against state). Depends only on the stdlib and the web3 stack; never imports
 `p2p` or `node`.
 """
+
+from incentive.deferred_imports import install as _defer_unused_imports
+
+# Before any module of the package imports the web3 stack: eth-keyfile's BLS scheme, which no
+# MedSwarm key uses, then costs nothing until something uses it (incentive.deferred_imports).
+_defer_unused_imports()
