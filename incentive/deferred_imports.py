@@ -15,11 +15,13 @@ imports the real scheme on its first attribute read. The stand-in leaves `sys.mo
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import sys
 import types
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
+    from importlib.machinery import ModuleSpec
 
 __all__ = ["BLS_MODULE", "IMPORTER", "install"]
 
@@ -42,13 +44,13 @@ class _OnFirstUse:
         return f"<{BLS_MODULE}.{self._name}, imported on first use>"
 
 
-class _StandInWhileImporting(importlib.abc.Loader):
+class _StandInWhileImporting:
     """Runs IMPORTER's own loader with BLS_MODULE's stand-in in `sys.modules` for the duration."""
 
-    def __init__(self, loader: importlib.abc.Loader) -> None:
+    def __init__(self, loader: Loader) -> None:
         self._loader = loader
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType | None:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: types.ModuleType) -> None:
@@ -68,11 +70,11 @@ class _StandInWhileImporting(importlib.abc.Loader):
                 del sys.modules[BLS_MODULE]
 
 
-class _DeferBLS(importlib.abc.MetaPathFinder):
+class _DeferBLS:
     """Finds IMPORTER through the other finders and wraps its loader; declines everything else."""
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
-                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+                  target: types.ModuleType | None = None) -> ModuleSpec | None:
         if fullname != IMPORTER:
             return None
         for finder in sys.meta_path:

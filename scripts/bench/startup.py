@@ -51,8 +51,8 @@ READY = "listening on"
 ROUND_1 = re.compile(r"round 1/")
 POLL_S = 0.01
 TIMEOUT_S = 120.0
-#: What a node process imports before it can build itself (node.cli's `node` command).
-NODE_IMPORTS = "import node.cli; from node import runtime"
+#: What a node process imports before it can build itself (`medswarm node`: the parser and node.runtime).
+NODE_IMPORTS = "from node import cli, runtime; cli.build_parser()"
 
 
 def one_start(anvil: Anvil, folder: Path, cold: bool) -> list[dict[str, Any]]:

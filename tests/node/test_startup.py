@@ -42,6 +42,17 @@ def test_training_waits_for_the_warm_up_before_its_optimiser_imports() -> None:
     _modules_after(code)
 
 
+def test_the_node_command_imports_neither_the_launcher_nor_heavy_modules(tmp_path) -> None:
+    # `medswarm node` itself, stopped at its config: everything it imports before it builds the node.
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "node.cli", "node", "--config",
+                          str(tmp_path / "missing.toml")], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and "missing.toml does not exist" in out.stderr
+    loaded = {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    assert {"node.runtime", "node.engine", "web3", "libp2p", "torch"} <= loaded
+    # the swarm launcher (which imports eth-account before incentive can defer py_ecc.bls) is not the node's
+    assert [name for name in (*NOT_AT_START, "node.launcher", "opacus") if name in loaded] == []
+
+
 def test_the_deferred_bls_scheme_is_the_real_one_once_used() -> None:
     # A version-4 keystore is the one use eth-keyfile makes of py_ecc.bls: its public key must be
     # the real scheme's, and the stand-in must not outlive eth-keyfile's import.
