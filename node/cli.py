@@ -94,9 +94,8 @@ def _swarm(args: argparse.Namespace) -> int:
                      out=out, state_file=Path(args.state) if args.state else None,
                      in_process=args.in_process, node_overrides=tuple(args.set), data=data)
     setup_logging("swarm", logging.DEBUG if args.verbose else logging.WARNING)
-    if args.settings_file:
-        print(f"settings from {args.settings_file} (options given win): {', '.join(args.settings_applied)}",
-              flush=True)
+    if (line := _settings_line(args)) is not None:
+        print(line, flush=True)
     try:
         swarm = LocalSwarm(plan, say=lambda line: print(line, flush=True))
     except ValueError as exc:
@@ -391,11 +390,31 @@ def build_parser(scenario: str | None = None, defaults: dict[str, Any] | None = 
 
 
 def settings_file(args: argparse.Namespace) -> Path | None:
-    """The settings file `medswarm swarm` runs with: --settings, else the --data folder's own."""
+    """The settings file `medswarm swarm` runs with: --settings, else the --data folder's own, else
+    that of the shipped split with the folder's columns (node.datadir.shipped_settings)."""
     if args.settings is not None:
         return None if args.settings.lower() == "none" else Path(args.settings)
-    folder = Path(args.data) / SETTINGS_FILE if args.data else None
-    return folder if folder is not None and folder.is_file() else None
+    if not args.data:
+        return None
+    own = Path(args.data) / SETTINGS_FILE
+    if own.is_file():
+        return own
+    from .datadir import shipped_settings
+
+    return shipped_settings(Path(args.data))
+
+
+def _settings_line(args: argparse.Namespace) -> str | None:
+    """The first line of `medswarm swarm`: which settings every node runs with, and why."""
+    if args.settings_file:
+        why = ""
+        if args.settings is None and args.settings_file.parent != Path(args.data):
+            why = (f"; {args.data} has no {SETTINGS_FILE} of its own and the columns of "
+                   f"{args.settings_file.parent.name}, whose settings these are; --settings none: the defaults")
+        return f"settings from {args.settings_file} (options given win{why}): {', '.join(args.settings_applied)}"
+    if args.data and args.settings is None:
+        return f"settings: the defaults ({args.data} has no {SETTINGS_FILE}; --settings FILE gives some)"
+    return None
 
 
 def split_settings(settings: Sequence[str]) -> tuple[dict[str, Any], tuple[str, ...]]:

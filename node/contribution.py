@@ -26,9 +26,9 @@ the product of
   update do not explain: what it adds to what the swarm already had) and the reference's residual
   (below): round-r work adds a direction the swarm lacked and the others share;
 - structure: the share of the update's squared norm that the other updates (this round's and the
-  last) explain, counted above the share they would explain of a random vector (their rank over
-  the parameter count) and full from STRUCTURE_FULL; honest updates are gradients of one model on
-  related data, a random vector is not;
+  last) explain, in standard deviations above the share they would explain of a random direction
+  (`_chance_z`), counted from CHANCE_Z and full from STRUCTURE_Z; honest updates are gradients of one model on related data,
+  a random vector is not;
 - innovation: how much of the update's residual the other updates' residuals explain, in standard
   deviations above chance for a random direction, full from INNOVATION_Z, never below
   INNOVATION_FLOOR. An old update plus noise of any size has noise for its residual, which no
@@ -38,6 +38,12 @@ the product of
   with just enough noise to escape the flag) lose their quality linearly, both of them. A flagged
   update counts in no pair: a stale copy of a member's previous update resembles that member's
   new work (|cos| up to 0.996 on heart mlp) and cost it up to 88% of its quality in a round.
+A round with no round r-1 vectors (round 1) has no past to tell what an update adds: its residual
+is all of it, and novelty and innovation would only measure agreement with whoever else is
+present. There, both are 1 and an update's quality is its structure x size x redundancy: every
+update that shows structure earns alike, and a member that is missing, copies or sends noise in
+round 1 does not move the others' shares of it (they measured agreement: with Switzerland
+missing, VA Long Beach's round-1 novelty on heart mlp fell from 0.17 to -0.36, i.e. to 0).
 The reference residual is the mean of the kept updates' residuals (unflagged, not a repeat), each
 scaled down to at most their median length, all weighted equally, whatever the task's merge rule.
 No kept update weighs more than 1/k of it, so a member that is missing, flagged or free riding
@@ -126,11 +132,15 @@ REDUNDANT_COS = 0.95
 # Honest norms reach 5.1x the round's median (a node with 10x its peers' rows).
 NORM_TOLERANCE = 6.0
 # Structure: the share of an update's squared norm that the other updates (this round's and the
-# last) explain, above the share they would explain of a random vector (rank / parameters), full
-# from here. Heart logreg (46 parameters, 7 directions): random vectors 0.05-0.33 explained (about
-# 0 to 0.2 above chance), honest updates 0.22-0.99 with a median of 0.95; an mlp of ~2000
-# parameters: random 0.001-0.009, honest 0.69-0.93.
-STRUCTURE_FULL = 0.6
+# last) explain, in standard deviations above the share they explain of a random direction: none
+# up to CHANCE_Z (a random direction stays below it 98% of the time), full from STRUCTURE_Z.
+# Honest (3 seeds x 6 rounds): heart mlp 437-461 from round 2 on, 165-687 in round 1; heart logreg
+# (46 parameters) 7.9-10.6 from round 2, 3.2-12.8 in round 1. A random vector of the median norm:
+# -1.6 to 3.7. The share above chance, full at 0.6 (before session 10), gave VA Long Beach's
+# round-1 update 0.15 of its structure with Switzerland missing: three updates in ~2000
+# dimensions explain 9% of it, which is 60 standard deviations above chance.
+STRUCTURE_Z = 6.0
+CHANCE_Z = 2.0
 # Innovation: the share of an update's residual (what the round r-1 vectors do not explain) that
 # the other updates' residuals explain, in standard deviations above chance for a random
 # direction; full from INNOVATION_Z, never below INNOVATION_FLOOR (an honest site whose new
@@ -290,17 +300,20 @@ class _Rows:
         """Novelty x structure x innovation x size x redundancy of each kept update (module docstring)."""
         residual = _residual_gram(self.g, list(range(self.n)), self.old_idx)
         novelty = _novelty(residual[np.ix_(kept, kept)], [float(self.norms[i]) for i in kept])
+        # With no round r-1 vectors (round 1) there is no past to tell what is new: novelty and
+        # innovation would only measure agreement with whoever else is present.
+        first = not self.old_idx
         out = {}
         for a, i in enumerate(kept):
             m = self.measures[self.senders[i]]
-            m["novelty"] = novelty[a]
+            m["novelty"] = 1.0 if first else novelty[a]
             others = [j for j in unflagged if j != i]
             basis = others + self.old_idx
             m["explained"] = _explained(self.g, i, basis)
             # alone in round 1 there is nothing to compare with: no evidence against the update
-            m["structure_factor"] = (min(1.0, _above_chance(m["explained"], _rank(self.g, basis), self.size)
-                                         / STRUCTURE_FULL) if basis else 1.0)
-            if others and residual[i, i] > 0:
+            m["structure_z"] = _chance_z(m["explained"], _rank(self.g, basis), self.size) if basis else STRUCTURE_Z
+            m["structure_factor"] = min(1.0, max(0.0, (m["structure_z"] - CHANCE_Z) / (STRUCTURE_Z - CHANCE_Z)))
+            if not first and others and residual[i, i] > 0:
                 m["innovation"] = _explained(residual, i, others)
                 m["innovation_z"] = _chance_z(m["innovation"], _rank(residual, others), self.size - self.old_rank)
             else:  # nothing to compare with, or nothing new: no evidence against the update
@@ -349,13 +362,6 @@ def _rank(g: np.ndarray, rows: list[int]) -> int:
     eigen = np.linalg.eigvalsh(g[np.ix_(rows, rows)])
     top = float(eigen.max())
     return int(np.sum(eigen > PINV_RCOND * top)) if top > 0 else 0
-
-
-def _above_chance(share: float, rank: int, size: int) -> float:
-    """How far a share of squared norm explained by a span of `rank` dimensions lies above what it
-    explains of a random vector of `size` numbers (rank / size), as a share of the rest."""
-    chance = min(rank / size, 1.0) if size else 1.0
-    return max(0.0, (share - chance) / (1.0 - chance)) if chance < 1.0 else 0.0
 
 
 def _chance_z(share: float, rank: int, size: int) -> float:

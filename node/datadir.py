@@ -6,6 +6,8 @@
 Node names come from the file names. All files must have the same columns; a column whose cells
 are not all numbers (or missing) in every file is categorical, with the sorted union of its
 values as the category list every node is given, so column j means the same thing everywhere.
+A folder without its own settings file whose columns are those of a split shipped in node/data
+(e.g. another draw of the same benchmark split) is given that split's settings (`shipped_settings`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import SETTINGS_FILE
 from .datasets import MISSING_TOKENS, DataError
 
 TRAIN_SUFFIX, TEST_SUFFIX = "_train", "_test"
 LABEL_GUESSES: tuple[str, ...] = ("label", "target")  # tried in this order when no label is named
+# Splits shipped with their settings (chosen on their validation rows): the same columns elsewhere are
+# the same kind of data, so those settings are the documented good start for them too.
+SHIPPED_SPLITS: tuple[Path, ...] = (Path(__file__).resolve().parent / "data" / "heart_split",)
 
 
 @dataclass(frozen=True)
@@ -130,4 +136,21 @@ def read_data_dir(folder: Path, label_column: str = "") -> DataDir:
     return DataDir(hospitals, label_column, features, tuple(categorical))
 
 
-__all__ = ["DataDir", "HospitalFiles", "find_hospitals", "read_data_dir"]
+def _columns(folder: Path) -> frozenset[str] | None:
+    try:
+        return frozenset(_read(find_hospitals(folder)[0].train)[0])
+    except DataError:  # read_data_dir says what is wrong with the folder when the swarm starts
+        return None
+
+
+def shipped_settings(folder: Path) -> Path | None:
+    """The settings file of the shipped split whose files have exactly the columns of `folder`'s
+    first file (any order), for a folder without a settings file of its own; else None."""
+    columns = _columns(Path(folder))
+    for split in SHIPPED_SPLITS:
+        if columns is not None and (split / SETTINGS_FILE).is_file() and columns == _columns(split):
+            return split / SETTINGS_FILE
+    return None
+
+
+__all__ = ["DataDir", "HospitalFiles", "SHIPPED_SPLITS", "find_hospitals", "read_data_dir", "shipped_settings"]

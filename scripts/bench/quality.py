@@ -22,7 +22,9 @@ shares, pooled); test rows are reported, never used to pick. How far training ha
 measured on the training rows alone: for logreg (convex) the pooled training objective (log loss
 over every node's fit rows, plus weight_decay/2 ||w||^2, what central training minimises) minus its
 exact minimum (`optimum`, full-batch L-BFGS), for the swarm after R rounds and central after R x
-epochs epochs; the exact minimum's validation loss shows which objective (weight decay) generalises.
+epochs epochs; the exact minimum's validation loss shows which objective (weight decay) generalises,
+and that of a logreg also quadratic in the continuous inputs (`with_squares`) whether a model
+nonlinear in them would.
 """
 
 from __future__ import annotations
@@ -116,10 +118,16 @@ def optimum(learner, x: np.ndarray, y: np.ndarray, weight_decay: float) -> dict[
     """The exact minimiser of the training objective on raw rows x (scaled by the learner's scaler),
     by full-batch L-BFGS in float64, from the learner's model shape: meaningful for a convex
     model (logreg) only."""
+    return _minimise(learner.fresh_model(), learner.scaler.transform(x), y, weight_decay)
+
+
+def _minimise(model, x: np.ndarray, y: np.ndarray, weight_decay: float) -> dict[str, np.ndarray]:
+    """`model` (made float64 and trained in place) at the minimum of cross-entropy + weight_decay/2
+    ||params||^2 on scaled rows x; its parameters as float32 arrays."""
     import torch
 
-    model = learner.fresh_model().double()
-    xt, yt = torch.from_numpy(learner.scaler.transform(x)).double(), torch.from_numpy(y.astype(np.int64))
+    model = model.double()
+    xt, yt = torch.from_numpy(x).double(), torch.from_numpy(y.astype(np.int64))
     opt = torch.optim.LBFGS(model.parameters(), lr=1, max_iter=2000, tolerance_grad=1e-10,
                             tolerance_change=1e-14, line_search_fn="strong_wolfe")
 
@@ -132,6 +140,29 @@ def optimum(learner, x: np.ndarray, y: np.ndarray, weight_decay: float) -> dict[
 
     opt.step(closure)
     return {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+
+
+def with_squares(learner, fit_x: np.ndarray, fit_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+                 weight_decay: float) -> float:
+    """Pooled validation loss of the exact optimum of a logreg that is also quadratic in the continuous
+    inputs (more than two distinct values in the fit rows; not the one-hot and 0/1 columns): the scaled
+    inputs plus the squares of the continuous ones. Whether a model nonlinear in them would generalise
+    better, without SGD noise; validation rows only."""
+    import torch
+
+    from node.models import build_model
+
+    continuous = [j for j in range(fit_x.shape[1]) if len(np.unique(fit_x[~np.isnan(fit_x[:, j]), j])) > 2]
+
+    def expand(x: np.ndarray) -> np.ndarray:
+        z = learner.scaler.transform(x)
+        return np.concatenate([z, z[:, continuous] ** 2], axis=1)
+
+    model = build_model("logreg", fit_x.shape[1] + len(continuous), 2)
+    _minimise(model, expand(fit_x), fit_y, weight_decay)  # trains `model` itself, in float64
+    with torch.no_grad():
+        p = torch.softmax(model(torch.from_numpy(expand(val_x)).double()), dim=1)[:, 1].numpy()
+    return _score(val_y, p)["loss"]
 
 
 def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
@@ -173,7 +204,8 @@ def swarm(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
                       "gap": objective(learners[0], weights, fit_x, fit_y, decay) - floor})
     chosen = selected(curve)
     final = {**curve[-1], **chosen} if config.swarm.final_model == "best_val" else curve[-1]
-    exact = {"val": _score(val_y, _pred(learners[0], best, val_x))["loss"]} if best else {}
+    exact = {"val": _score(val_y, _pred(learners[0], best, val_x))["loss"],
+             "val_squares": with_squares(learners[0], fit_x, fit_y, val_x, val_y, decay)} if best else {}
     return {"final": final, "curve": curve, "selected": chosen, "optimum": exact}
 
 
@@ -334,10 +366,11 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
               "Training objective (pooled log loss on every node's fit rows + weight_decay/2 ||w||^2) above its "
               "exact minimum, mean over seeds: the swarm's last model after R rounds, central training with the "
               "arm's inputs and settings after R x epochs epochs; the exact minimum's pooled validation loss (which "
-              "objective generalises) next to the last model's. Training and validation rows only; central's test "
+              "objective generalises) next to the last model's, and that of the exact minimum of a logreg also "
+              "quadratic in the continuous inputs (`with_squares`). Training and validation rows only; central's test "
               "accuracy (same settings) for reference.", "",
               "| model, rounds | arm | swarm gap | central gap | val loss: last model / exact minimum | "
-              "central acc (same settings) |", "|---|---|---|---|---|---|"]
+              "val loss: exact minimum with squares | central acc (same settings) |", "|---|---|---|---|---|---|---|"]
     for key, cell in results["heart"].items():
         for arm, outs in cell["arms"].items():
             if not outs[0].get("optimum"):
@@ -346,6 +379,7 @@ def markdown(results: dict[str, Any], meta: dict[str, Any]) -> str:
                          f"{np.mean([o['central']['gap'] for o in outs]):.4f} | "
                          f"{np.mean([o['final']['val']['loss'] for o in outs]):.4f} / "
                          f"{np.mean([o['optimum']['val'] for o in outs]):.4f} | "
+                         f"{np.mean([o['optimum']['val_squares'] for o in outs]):.4f} | "
                          f"{_ms([o['central']['accuracy'] for o in outs])} |")
     lines += ["", "## Final-model rules on the heart cells above (held-out validation loss)", "",
               "Mean over cells (each the mean over its seeds); \"lower than last\": in how many cells.", "",

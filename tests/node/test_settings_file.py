@@ -104,3 +104,45 @@ def test_the_heart_split_ships_the_settings_the_benchmarks_use() -> None:
     args = _parse(["swarm", "--data", str(HEART_SPLIT)])
     assert args.model == "logreg" and args.settings_file == HEART_SPLIT / SETTINGS_FILE
     assert 'data.missing_indicators=["chol"]' in args.set
+
+
+def _heart_copy(tmp_path: Path, header_edit=lambda h: h) -> Path:
+    """The heart split's files (rows cut to 12) in another folder, without its settings file."""
+    from scripts.bench.quality import HEART_SPLIT
+
+    copy = tmp_path / "heart_copy"
+    copy.mkdir()
+    for path in sorted(HEART_SPLIT.glob("*.csv")):
+        lines = path.read_text().splitlines()[:13]
+        (copy / path.name).write_text("\n".join([header_edit(lines[0]), *lines[1:]]) + "\n")
+    return copy
+
+
+def test_a_copy_of_the_heart_split_gets_its_settings_and_says_why(tmp_path: Path) -> None:
+    from node.cli import _settings_line
+    from scripts.bench.quality import HEART_SPLIT
+
+    copy = _heart_copy(tmp_path)
+    assert not (copy / SETTINGS_FILE).exists()
+    args = _parse(["swarm", "--data", str(copy)])
+    assert args.settings_file == HEART_SPLIT / SETTINGS_FILE and args.model == "logreg"
+    assert args.settings_applied == load_settings(HEART_SPLIT / SETTINGS_FILE)
+    line = _settings_line(args)
+    assert line.startswith(f"settings from {HEART_SPLIT / SETTINGS_FILE} (options given win; {copy} has no "
+                           f"{SETTINGS_FILE} of its own and the columns of heart_split")
+    # --settings none still means the defaults, and says nothing about a file
+    plain = _parse(["swarm", "--data", str(copy), "--settings", "none"])
+    assert plain.settings_file is None and plain.model == "mlp" and _settings_line(plain) is None
+    # the heart split's own folder: its own file, no explanation needed
+    own = _parse(["swarm", "--data", str(HEART_SPLIT)])
+    assert "has no" not in _settings_line(own)
+
+
+@pytest.mark.parametrize("edit", [lambda h: h.replace("thalch", "thalach"), lambda h: h + ",slope"])
+def test_other_columns_get_the_defaults_and_are_told_so(tmp_path: Path, edit) -> None:
+    from node.cli import _settings_line
+
+    copy = _heart_copy(tmp_path, edit)
+    args = _parse(["swarm", "--data", str(copy)])
+    assert args.settings_file is None and args.model == "mlp" and args.set == []
+    assert _settings_line(args) == f"settings: the defaults ({copy} has no {SETTINGS_FILE}; --settings FILE gives some)"
