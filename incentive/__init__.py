@@ -4,8 +4,8 @@ Modules: `artifacts` (committed compiled contracts), `compile` (rebuild them wit
 solc), `chain` (connections, dev keys, time), `keys` (key files), `anvil` (local chain
 process), `errors` (revert decoding), `ledger` (typed contract client), `deploy` (a new
 ledger with its members and a funded task), `audit` (history rebuilt from events and
-cross-checked against state). Depends only on the stdlib and the web3 stack; never imports
-`p2p` or `node`.
+cross-checked against state), `deferred_imports` (eth-keyfile's unused BLS scheme imported on
+first use). Depends only on the stdlib and the web3 stack; never imports `p2p` or `node`.
 """
 
 from incentive.deferred_imports import install as _defer_unused_imports

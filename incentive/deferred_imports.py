@@ -9,7 +9,8 @@ about 0.55 CPU-seconds, a tenth of a fresh node's start-up.
 `py_ecc.bls` is a stand-in module whose one name that module binds, `G2ProofOfPossession`,
 imports the real scheme on its first attribute read. The stand-in leaves `sys.modules` as soon as
 `eth_keyfile.keyfile` has run, so every other importer of `py_ecc.bls` gets the real module. If
-`py_ecc.bls` is already imported, nothing is deferred. Installing costs no import.
+`py_ecc.bls` is already imported, nothing is deferred; any other name `eth_keyfile.keyfile` takes
+from it (a later version) imports the real module at once. Installing costs no import.
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ class _StandInWhileImporting:
         stand_in = types.ModuleType(BLS_MODULE, f"Stand-in for {BLS_MODULE} while {IMPORTER} imports.")
         for name in DEFERRED_NAMES:
             setattr(stand_in, name, _OnFirstUse(name))
+
+        def real_attribute(name: str) -> Any:
+            # A name a later eth-keyfile may take besides DEFERRED_NAMES: the real one, imported now.
+            # (The import system probes dunders such as __path__: the stand-in has none.)
+            if name.startswith("__"):
+                raise AttributeError(name)
+            if sys.modules.get(BLS_MODULE) is stand_in:
+                del sys.modules[BLS_MODULE]
+            return getattr(importlib.import_module(BLS_MODULE), name)
+
+        stand_in.__getattr__ = real_attribute  # type: ignore[method-assign]
         sys.modules[BLS_MODULE] = stand_in
         try:
             self._loader.exec_module(module)

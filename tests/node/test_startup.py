@@ -71,3 +71,17 @@ def test_nothing_is_deferred_when_the_bls_scheme_is_already_loaded() -> None:
     code = ("import py_ecc.bls\nimport incentive\nfrom eth_keyfile import keyfile\n"
             "assert keyfile.bls is py_ecc.bls.G2ProofOfPossession")
     _modules_after(code)
+
+
+def test_a_name_beyond_the_deferred_ones_imports_the_real_scheme_at_once() -> None:
+    # A later eth-keyfile taking another name from py_ecc.bls gets the real object, not a stand-in.
+    code = ("import importlib.machinery, sys, types\nfrom incentive import deferred_imports\n"
+            "class Loader:\n"
+            "    def create_module(self, spec): return None\n"
+            "    def exec_module(self, module): exec('from py_ecc.bls import G2Basic', module.__dict__)\n"
+            "module = types.ModuleType('later_keyfile')\n"
+            "module.__spec__ = importlib.machinery.ModuleSpec('later_keyfile', None)\n"
+            "deferred_imports._StandInWhileImporting(Loader()).exec_module(module)\n"
+            "import py_ecc.bls\n"
+            "assert module.G2Basic is py_ecc.bls.G2Basic and sys.modules['py_ecc.bls'] is py_ecc.bls")
+    _modules_after(code)
