@@ -14,6 +14,9 @@ swarm's robust input scaling and the median merge: no libp2p, no chain. Per sett
   each attack's flag rate, and how often it scored below every honest update;
 - one member's updates left out of the scores (the same training; as when it never serves or
   sends a copy): the largest loss of another member's share of the pool (the issue's bound is 10 %);
+- every member in turn sending an attack in every round (an old update plus loud noise, a random
+  vector, its work x2, its work sign-flipped): the honest members' largest loss of their share,
+  the attacker's share against its honest one, and whether it ended below every honest member;
 - heart: Switzerland's mean share, and what its update adds: accuracy and loss on Switzerland's
   test patients of the final swarm model trained with and without it.
 
@@ -211,12 +214,14 @@ def score_rounds(rounds: list[Round], seed: int,
 def payout_shares(rounds: list[Round], missing: str | None = None) -> dict[str, float]:
     """Each sender's share of the scores summed over the rounds (how the pool is split), with
     `missing`'s updates left out of every round's scoring (as when it never serves, or sends a
-    copy or nothing)."""
-    totals: dict[str, int] = {}
+    copy or nothing). As in the engine, round r is judged against round r-1's updates less the
+    ones that round flagged."""
+    totals: dict[str, int] = {u.sender: 0 for u in rounds[0].updates if u.sender != missing}
+    previous: list[Update] = []
     for r, now in enumerate(rounds):
-        previous = [u for u in rounds[r - 1].updates if u.sender != missing] if r else []
-        report = checkable_scores([u for u in now.updates if u.sender != missing], previous,
-                                  rounds[r - 1].merged if r else None)
+        current = [u for u in now.updates if u.sender != missing]
+        report = checkable_scores(current, previous, rounds[r - 1].merged if r else None)
+        previous = [u for u in current if u.sender not in report.flags]
         for who, v in report.scores.items():
             totals[who] = totals.get(who, 0) + v
     total = sum(totals.values())
@@ -231,6 +236,54 @@ def missing_member(rounds: list[Round]) -> dict[str, float]:
     for who in full:
         without = payout_shares(rounds, missing=who)
         out[who] = max((100.0 * (full[o] - without[o]) / full[o] for o in without if full[o] > 0), default=0.0)
+    return out
+
+
+# What a member sends instead of its work in every round of the replay (round 1 has no r-1 update
+# to copy: a copier sends zeros there, as node.attacks.Copy does).
+TURN_ATTACKS = ("other's r-1 update + noise to cos 0.9", "random vector (median norm)", "x2", "sign flip")
+
+
+def _turn_attack(name: str, rounds: list[Round], r: int, attacker: int,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    now = rounds[r]
+    own = now.updates[attacker].tensors
+    if name == "x2":
+        return scaled(own, 2.0)
+    if name == "sign flip":
+        return scaled(own, -1.0)
+    if name.startswith("random"):
+        median = float(np.median([math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in u.tensors.values()))
+                                  for u in now.updates]))
+        size = sum(v.size for v in own.values())
+        return {k: (rng.standard_normal(v.shape) * median / math.sqrt(size)).astype(np.float32) for k, v in own.items()}
+    if r == 0:
+        return scaled(own, 0.0)
+    source = rounds[r - 1].updates[(attacker + 1) % len(now.updates)].tensors
+    return with_noise(source, LOUD_COS[0], rng)
+
+
+def every_member_attacking(rounds: list[Round], seed: int) -> dict[str, list[dict[str, float]]]:
+    """Each member in turn sends an attack instead of its work in every round (the others' updates
+    as trained): per attack and attacker, the largest loss (%) of an honest member's share of the
+    pool against the all-honest scores, the attacker's share against its own honest share (%),
+    and whether it ended below every honest member (the issue's bound: a loss of at most 10 %, and
+    every dishonest member below every honest one)."""
+    full = payout_shares(rounds)
+    out: dict[str, list[dict[str, float]]] = {name: [] for name in TURN_ATTACKS}
+    for attacker, bad in enumerate(u.sender for u in rounds[0].updates):
+        for name in TURN_ATTACKS:
+            rng = np.random.default_rng([seed, attacker, TURN_ATTACKS.index(name)])
+            replayed = [Round(now.start, [Update(_turn_attack(name, rounds, r, attacker, rng), u.samples, u.sender)
+                                          if i == attacker else u for i, u in enumerate(now.updates)], now.merged)
+                        for r, now in enumerate(rounds)]
+            shares = payout_shares(replayed)
+            honest = [w for w in full if w != bad]
+            out[name].append({
+                "attacker": bad,
+                "largest_honest_loss": max(100.0 * (full[w] - shares[w]) / full[w] for w in honest if full[w] > 0),
+                "attacker_vs_honest_self": 100.0 * (shares[bad] - full[bad]) / full[bad] if full[bad] > 0 else 0.0,
+                "below_every_honest": float(all(shares[bad] < shares[w] for w in honest))})
     return out
 
 
@@ -265,6 +318,7 @@ def run(setting: str, plan: SwarmPlan, seeds: list[int], rounds: int) -> dict[st
             result["geometry"].setdefault(k, []).extend(v)
         row["with_validation"] = score_rounds(trained, seed, public_validation(setups))
         row["missing_member"] = missing_member(trained)
+        row["every_member_attacking"] = every_member_attacking(trained, seed)
         if plan.dataset == "heart":
             row["switzerland"] = switzerland(seeded, setups, rounds, rule)
         result["seeds"].append(row)
@@ -309,6 +363,14 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
            VARIANTS[0]: _score_summary(seeds), VARIANTS[1]: _score_summary([r["with_validation"] for r in seeds])}
     # the largest loss of any member's share, over seeds, when one member's updates are not scored
     out["missing_member"] = {who: max(r["missing_member"][who] for r in seeds) for who in seeds[0]["missing_member"]}
+    turns = {name: [t for r in seeds for t in r["every_member_attacking"][name]] for name in TURN_ATTACKS}
+    out["every_member_attacking"] = {name: {
+        "largest_honest_loss_mean": float(np.mean([t["largest_honest_loss"] for t in ts])),
+        "largest_honest_loss_max": max(t["largest_honest_loss"] for t in ts),
+        "attacker_vs_honest_self_mean": float(np.mean([t["attacker_vs_honest_self"] for t in ts])),
+        "attacker_vs_honest_self_max": max(t["attacker_vs_honest_self"] for t in ts),
+        "below_every_honest": int(sum(t["below_every_honest"] for t in ts)), "runs": len(ts)}
+        for name, ts in turns.items()}
     if "switzerland" in seeds[0]:
         out["switzerland"] = {k: B.mean_std([r["switzerland"][k] for r in seeds]) for k in seeds[0]["switzerland"]}
     return out
@@ -347,6 +409,14 @@ def markdown(summaries: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
               "| setting | missing member: largest loss of another member's share over seeds (%) |", "|---|---|"]
     for setting, s in summaries.items():
         lines.append(f"| {setting} | " + ", ".join(f"{w} {v:.1f}" for w, v in s["missing_member"].items()) + " |")
+    lines += ["", "## Every member in turn sends an attack in every round (payouts over the rounds)", "",
+              "| setting | attack | largest honest loss, mean / worst (%) | attacker vs its honest payout, "
+              "mean / best (%) | attacker below every honest (seeds x members) |", "|---|---|---|---|---|"]
+    for setting, s in summaries.items():
+        for name, t in s["every_member_attacking"].items():
+            lines.append(f"| {setting} | {name} | {t['largest_honest_loss_mean']:.1f} / {t['largest_honest_loss_max']:.1f} | "
+                         f"{t['attacker_vs_honest_self_mean']:.1f} / {t['attacker_vs_honest_self_max']:.1f} | "
+                         f"{t['below_every_honest']}/{t['runs']} |")
     swiss = [(k, s["switzerland"]) for k, s in summaries.items() if "switzerland" in s]
     if swiss:
         lines += ["", "## Switzerland: what leaving its update out costs its own patients", "",

@@ -18,8 +18,8 @@ member's payout, and from those:
 Scenarios (heart: the four UCI hospitals, "sybil" adds a second identity holding VA Long
 Beach's rows; breast cancer: 8 IID nodes):
 copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), noisycopy (+ noise 0.5, |cos|
-about 0.9; once by VA Long Beach, once by Hungary), noise (a random vector of the median
-length), zero, noserve, liar (votes 0
+about 0.9; by VA Long Beach, by Hungary and by Switzerland), noise (a random vector of the median
+length; by VA Long Beach and by Switzerland), zero, noserve, liar (votes 0
 for everyone else), sybil (VA Long Beach and its twin, which sends its partner's update + noise;
 both vote for each other), collude 3 of 8, collude 2 of 4 (a split), and collude 2 of 4 again
 with stake (1 ETH, slash 0.25 ETH) and the sponsor's referee node, whose vote decides.
@@ -61,7 +61,9 @@ SCENARIOS: dict[str, Scenario] = {
     "scaledcopy": Scenario(*HEART4, {3: "scaledcopy"}),
     "noisycopy": Scenario(*HEART4, {3: "noisycopy"}),
     "noisycopy by hungary": Scenario(*HEART4, {1: "noisycopy"}),
+    "noisycopy by switzerland": Scenario(*HEART4, {2: "noisycopy"}),
     "noise": Scenario(*HEART4, {3: "noise"}),
+    "noise by switzerland": Scenario(*HEART4, {2: "noise"}),
     "zero": Scenario(*HEART4, {3: "zero"}),
     "noserve": Scenario(*HEART4, {3: "noserve"}),
     "liar": Scenario(*HEART4, {3: "liar"}),

@@ -102,6 +102,9 @@ def test_bench_contribution_quick(tmp_path: Path) -> None:
         assert heart[variant]["attacks"]["zero"]["flagged"] == heart[variant]["attacks"]["zero"]["rounds"] == 2
     assert heart["geometry"]["concurrent"]["max"] < data["thresholds"]["copy_cos"]
     assert _prob(heart["switzerland"]["accuracy_with"]["mean"])
+    turns = heart["every_member_attacking"]
+    assert turns["x2"]["attacker_vs_honest_self_max"] == 0.0 and turns["x2"]["largest_honest_loss_max"] == 0.0
+    assert turns["random vector (median norm)"]["below_every_honest"] == turns["random vector (median norm)"]["runs"] == 4
     assert (out / "contribution.md").read_text().startswith("# Checkable contribution scores")
 
 
