@@ -241,8 +241,8 @@ class _OperatorError(Exception):
 
 
 def _group_count(text: str) -> int | str:
-    """`--groups`: a count of groups, or "auto" (node.launcher.AUTO_GROUPS)."""
-    from .launcher import AUTO_GROUPS
+    """`--groups`: a count of groups, or "auto" (node.grouping.AUTO_GROUPS)."""
+    from .grouping import AUTO_GROUPS
 
     if text == AUTO_GROUPS:
         return text
@@ -258,7 +258,7 @@ def _group_count(text: str) -> int | str:
 def build_parser(scenario: str | None = None, defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     """The command line; with a `scenario`, `medswarm swarm` defaults to that scenario's settings,
     then to `defaults` (a settings file's option values, `swarm_settings`)."""
-    from .launcher import SPLITTABLE
+    from .datasets import SPLITTABLE  # not node.launcher: `medswarm node` never imports the launcher
     from .scenarios import SCENARIOS
 
     parser = argparse.ArgumentParser(prog="medswarm", description="Peer-to-peer swarm learning for hospitals")

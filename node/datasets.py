@@ -35,6 +35,8 @@ HEART_CSV = DATA_DIR / "heart_disease_uci.csv"
 HEART_HOSPITALS: tuple[str, ...] = ("Cleveland", "Hungary", "Switzerland", "VA Long Beach")
 # The scenario data sets (ECG, watch) live in node.scenarios.
 DATASETS: tuple[str, ...] = ("heart", "breast_cancer", "csv", "ecg_rhythm", "ecg_anomaly", "ecg_sites", "watch")
+# Data sets the launcher can split over its nodes itself ("csv" needs a file per hospital).
+SPLITTABLE = tuple(d for d in DATASETS if d != "csv")
 PARTITIONS: tuple[str, ...] = ("iid", "dirichlet")
 MISSING_TOKENS: frozenset[str] = frozenset({"", "?", "na", "nan", "null", "none"})
 DEFAULT_TEST_FRACTION = 0.25

@@ -44,8 +44,9 @@ import numpy as np
 
 from .merge import Update
 
-__all__ = ["GROUP_COUNTS", "GroupModels", "Grouping", "group_updates", "silhouette_groups"]
+__all__ = ["AUTO_GROUPS", "GROUP_COUNTS", "GroupModels", "Grouping", "group_updates", "silhouette_groups"]
 
+AUTO_GROUPS = "auto"  # a swarm's `--groups`: as many groups as round 1's updates show (SwarmPlan.groups)
 SIMILARITY_DIGITS = 6
 SILHOUETTE_MIN = 0.5  # the mean silhouette a grouping needs, else one group (module docstring)
 Tensors = dict[str, np.ndarray]

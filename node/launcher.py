@@ -34,7 +34,8 @@ from p2p.identity import peer_id_for_key_file
 from .config import (DataConfig, DpConfig, NodeConfig, SwarmConfig, TrainingConfig, config_from_mapping,
                      dump_config)
 from .datadir import DataDir
-from .datasets import DATASETS, HEART_HOSPITALS
+from .datasets import HEART_HOSPITALS, SPLITTABLE
+from .grouping import AUTO_GROUPS
 from .terms import exchange_terms
 from .report import SwarmReport, write_report
 from .rundir import RunFolder
@@ -45,9 +46,6 @@ WEI_PER_ETH = 10**18
 GAS_ALLOWANCE_WEI = 10**18  # each node account gets 1 ETH for gas from the admin
 POLL_SECONDS = 0.5
 REFEREE = "referee"  # the referee node's name and folder
-# Data sets the launcher can split over its nodes itself ("csv" needs a file per hospital).
-SPLITTABLE = tuple(d for d in DATASETS if d != "csv")
-AUTO_GROUPS = "auto"  # SwarmPlan.groups: as many groups as round 1's updates show (node.grouping)
 MOST_AUTO_GROUPS = 8  # ...then at most min(nodes // 2, this): the swarm's state holds that many models
 
 

@@ -8,10 +8,10 @@ from deep inside a round.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from threadpoolctl import threadpool_limits
-from web3 import Web3
 
 from incentive.chain import ChainUnavailable, connect
 from incentive.keys import KeyFileError, load_key
@@ -25,6 +25,9 @@ from .datasets import DataError, load_node_data
 from .engine import SwarmNode
 from .learner import Learner
 from . import warmup
+
+if TYPE_CHECKING:
+    from web3 import Web3
 
 
 class StartupError(RuntimeError):

@@ -6,6 +6,8 @@ runs), then starts both node processes at once, as a swarm start does, both ways
 warm starter (how `medswarm swarm` starts them: node.starter), and follows their logs:
 
 - ready: the "listening on" line (imports done, data loaded, task joined on chain, host up);
+- ready to train: ready, and round 1's imports done (node.warmup's line; the optimiser's first use
+  imports torch._dynamo, so before that line round 1's training would wait for the import);
 - round 1: the node's round-1 report line (its training includes the optimiser's first use).
 
 For each it gives wall seconds since the process started and the CPU seconds (user + sys, from
@@ -13,9 +15,11 @@ For each it gives wall seconds since the process started and the CPU seconds (us
 too, CPU time much less so. Repeated ``--repeats`` times on fresh tasks; medians reported.
 A ``python -X importtime`` run of the node's imports gives the import time per package.
 
-    .venv/bin/python -m scripts.bench.startup [--quick] [--repeats 3] [--out reports/bench] [--runs runs/bench/startup]
+    .venv/bin/python -m scripts.bench.startup [--quick] [--repeats 3] [--ways cold,forked]
+        [--out reports/bench] [--runs runs/bench/startup]
 
-``--quick``: one start of the two nodes. Node logs stay in --runs (a temporary folder if not given).
+``--quick``: one start of the two nodes each way; ``--ways cold``: fresh interpreters only.
+Node logs stay in --runs (a temporary folder if not given).
 
 Writes startup.json and startup.md into --out.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,6 +41,7 @@ from typing import Any
 
 from incentive.anvil import Anvil
 from incentive.chain import connect
+from node import warmup
 from node.launcher import LocalSwarm, SwarmPlan
 from node.rundir import RunFolder
 from scripts.bench import harness as B
@@ -45,8 +51,8 @@ READY = "listening on"
 ROUND_1 = re.compile(r"round 1/")
 POLL_S = 0.01
 TIMEOUT_S = 120.0
-#: What a node process imports before it can build itself (node.cli's `node` command).
-NODE_IMPORTS = "import node.cli; from node import runtime"
+#: What a node process imports before it can build itself (`medswarm node`: the parser and node.runtime).
+NODE_IMPORTS = "from node import cli, runtime; cli.build_parser()"
 
 
 def one_start(anvil: Anvil, folder: Path, cold: bool) -> list[dict[str, Any]]:
@@ -72,6 +78,8 @@ def one_start(anvil: Anvil, folder: Path, cold: bool) -> list[dict[str, Any]]:
                 now = time.monotonic()
                 if "ready_s" not in row and READY in text:
                     row["ready_s"], row["ready_cpu_s"] = now - started[name], B.process_cpu_seconds(procs[name].pid)
+                if "warm_s" not in row and warmup.DONE in text:
+                    row["warm_s"], row["warm_cpu_s"] = now - started[name], B.process_cpu_seconds(procs[name].pid)
                 if "round1_s" not in row and ROUND_1.search(text):
                     row["round1_s"], row["round1_cpu_s"] = now - started[name], B.process_cpu_seconds(procs[name].pid)
                 if procs[name].poll() is not None and "round1_s" not in row:
@@ -81,16 +89,20 @@ def one_start(anvil: Anvil, folder: Path, cold: bool) -> list[dict[str, Any]]:
         swarm.stop_processes(grace=2.0)
     for config in configs:
         first = next(iter(LocalSwarm.metrics(config)), {})
-        rows[config.name]["round1_train_s"] = first.get("phases", {}).get("train")
+        row = rows[config.name]
+        row["round1_train_s"] = first.get("phases", {}).get("train")
+        if "ready_s" in row and "warm_s" in row:  # ready to train: listening and round 1's imports done
+            later = "warm" if row["warm_s"] > row["ready_s"] else "ready"
+            row["train_ready_s"], row["train_ready_cpu_s"] = row[f"{later}_s"], row[f"{later}_cpu_s"]
     return list(rows.values())
 
 
 def import_breakdown() -> dict[str, Any]:
-    """Wall seconds of the node's imports, in total and per top-level package (self time)."""
-    started = time.monotonic()
+    """Wall and CPU seconds of the node's imports, in total, and wall self time per top-level package."""
+    started, cpu = time.monotonic(), _children_cpu_s()
     out = subprocess.run([sys.executable, "-X", "importtime", "-c", NODE_IMPORTS], capture_output=True,
                          text=True, check=True, cwd=Path(__file__).resolve().parents[2])
-    total = time.monotonic() - started
+    total, cpu = time.monotonic() - started, _children_cpu_s() - cpu
     per_package: dict[str, float] = defaultdict(float)
     for line in out.stderr.splitlines():
         parts = line.split("|")
@@ -98,7 +110,12 @@ def import_breakdown() -> dict[str, Any]:
             continue
         per_package[parts[2].strip().split(".")[0]] += int(parts[0].split(":")[1]) / 1e6
     top = dict(sorted(per_package.items(), key=lambda kv: -kv[1])[:8])
-    return {"process_s": total, "by_package_s": top}
+    return {"process_s": total, "process_cpu_s": cpu, "by_package_s": top}
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _median(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -108,7 +125,7 @@ def _median(rows: list[dict[str, Any]], key: str) -> float | None:
 
 MODES = {"cold": "fresh interpreter (`medswarm node`, a hospital's one node)",
          "forked": "forked from the warm starter (`medswarm swarm`, node.starter)"}
-KEYS = ("ready_s", "ready_cpu_s", "round1_s", "round1_cpu_s", "round1_train_s")
+KEYS = ("ready_s", "ready_cpu_s", "train_ready_s", "train_ready_cpu_s", "round1_s", "round1_cpu_s", "round1_train_s")
 
 
 def markdown(summary: dict[str, dict[str, Any]], imports: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -118,16 +135,20 @@ def markdown(summary: dict[str, dict[str, Any]], imports: dict[str, Any], meta: 
     lines = [f"Node start-up, median of {meta['samples']} node starts per way (2 nodes started together, "
              f"{meta['repeats']} times); load average {meta['load_before']:.2f} before, "
              f"{meta['load_after']:.2f} after, {meta['machine']['cpus']} cores.", "",
-             "| started as | ready wall s | ready CPU s | round 1 done wall s | round 1 CPU s | round 1's training s |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for mode, text in MODES.items():
-        m = summary[mode]
-        lines.append(f"| {text} | {s(m['ready_s'])} | {s(m['ready_cpu_s'])} | {s(m['round1_s'])} | "
+             "| started as | ready wall s | ready CPU s | ready to train wall s | ready to train CPU s | "
+             "round 1 done wall s | round 1 CPU s | round 1's training s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode, m in summary.items():
+        text = MODES[mode]
+        lines.append(f"| {text} | {s(m['ready_s'])} | {s(m['ready_cpu_s'])} | {s(m['train_ready_s'])} | "
+                     f"{s(m['train_ready_cpu_s'])} | {s(m['round1_s'])} | "
                      f"{s(m['round1_cpu_s'])} | {s(m['round1_train_s'])} |")
-    lines += ["", "Ready: host listening and task joined. CPU: user + system of the node process (a forked "
+    lines += ["", "Ready: host listening and task joined. Ready to train: also round 1's imports done "
+              f"(node.warmup's \"{warmup.DONE}\" line: torch._dynamo, which the first optimiser imports). CPU: user + system of the node process (a forked "
               "node's count starts at the fork; the starter's imports, paid once per swarm, are the cold "
               "start's imports below).", "",
-              f"Imports alone (`python -X importtime -c \"{NODE_IMPORTS}\"`): {imports['process_s']:.2f} s; "
+              f"Imports alone (`python -X importtime -c \"{NODE_IMPORTS}\"`): {imports['process_s']:.2f} s wall, "
+              f"{imports['process_cpu_s']:.2f} CPU-s; "
               "self time by package: " + ", ".join(f"{k} {v:.2f} s" for k, v in imports["by_package_s"].items()), ""]
     return "\n".join(lines)
 
@@ -138,20 +159,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="reports/bench")
     ap.add_argument("--runs", help="folder for the node runs (default: a temporary one)")
     ap.add_argument("--quick", action="store_true", help="one start each way")
+    ap.add_argument("--ways", default=",".join(MODES), help="which starts to time: cold, forked or both (default)")
     args = ap.parse_args(argv)
+    ways = [w for w in args.ways.split(",") if w]
+    if not ways or any(w not in MODES for w in ways):
+        ap.error(f"--ways: expected a comma-separated subset of {', '.join(MODES)}")
     repeats = 1 if args.quick else args.repeats
     load_before = os.getloadavg()[0]
-    rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+    rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in ways}
     with Anvil() as anvil, tempfile.TemporaryDirectory() as tmp:
         runs = Path(args.runs).resolve() if args.runs else Path(tmp)
         for i in range(repeats):
-            for mode in MODES:
+            for mode in ways:
                 rows[mode] += one_start(anvil, runs / f"{mode}{i}", cold=mode == "cold")
                 B.say(f"start {i + 1}/{repeats}, {mode}: " + "; ".join(
                     f"{r['node']} ready {r.get('ready_s', float('nan')):.2f} s" for r in rows[mode][-2:]))
     imports = import_breakdown()
-    summary = {mode: {k: _median(rows[mode], k) for k in KEYS} for mode in MODES}
-    meta = {"repeats": repeats, "samples": len(rows["cold"]), "load_before": load_before,
+    summary = {mode: {k: _median(rows[mode], k) for k in KEYS} for mode in ways}
+    meta = {"repeats": repeats, "samples": len(rows[ways[0]]), "load_before": load_before,
             "load_after": os.getloadavg()[0], "machine": B.machine()}
     text = markdown(summary, imports, meta)
     publish(Path(args.out), "startup", {"meta": meta, "summary": summary, "starts": rows, "imports": imports}, text)
