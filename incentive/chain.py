@@ -1,7 +1,9 @@
 """Connections to an Ethereum chain: in-process eth-tester or any JSON-RPC URL, plus dev helpers.
 
 Every Web3 object made here carries one lock (see `send_lock`): transaction sends through the
-same connection are serialised, which eth-tester (not thread-safe) requires.
+same connection are serialised, which eth-tester (not thread-safe) requires. Under that lock,
+each sender's next nonce is counted locally (`NonceBook`): read from the chain once, then
+advanced by each send, and read again after a send that failed.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from typing import Any
 
 from eth_account import Account
 from eth_utils import keccak
@@ -22,6 +25,7 @@ ETH_TESTER = "eth-tester"
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 _DEV_FUNDING_WEI = 10_000 * 10**18
 _locks: "weakref.WeakKeyDictionary[Web3, threading.RLock]" = weakref.WeakKeyDictionary()
+_nonces: "weakref.WeakKeyDictionary[Web3, NonceBook]" = weakref.WeakKeyDictionary()
 _locks_guard = threading.Lock()
 
 
@@ -63,6 +67,74 @@ def send_lock(w3: Web3) -> threading.RLock:
         return lock
 
 
+class NonceBook:
+    """The next nonce of each account sending through one connection, kept locally.
+
+    A node is the only sender from its key, so after one `eth_getTransactionCount` the count
+    only moves with its own sends: a transaction handed to the chain uses its nonce whether it
+    then succeeds or reverts. Anything else (a send refused, a receipt that never came) may
+    leave the chain's count elsewhere, so the account is read again on its next send (`forget`).
+    Use only under the connection's `send_lock`.
+    """
+
+    def __init__(self, w3: Web3) -> None:
+        self._w3 = weakref.ref(w3)
+        self._next: dict[str, int] = {}
+
+    def next(self, address: str) -> tuple[int, bool]:
+        """(The nonce to send with, whether it came from the local count rather than the chain)."""
+        if address in self._next:
+            return self._next[address], True
+        w3 = self._w3()
+        assert w3 is not None
+        return w3.eth.get_transaction_count(address, "pending"), False
+
+    def sent(self, address: str, nonce: int) -> None:
+        """A transaction with `nonce` was accepted by the chain."""
+        self._next[address] = nonce + 1
+
+    def forget(self, address: str) -> None:
+        """Read the account's nonce from the chain on its next send."""
+        self._next.pop(address, None)
+
+
+def nonce_book(w3: Web3) -> NonceBook:
+    """The connection's local nonce counts (use under `send_lock(w3)`)."""
+    with _locks_guard:
+        book = _nonces.get(w3)
+        if book is None:
+            book = _nonces[w3] = NonceBook(w3)
+        return book
+
+
+def is_nonce_refusal(exc: Exception) -> bool:
+    """The chain refused a transaction for its nonce (nothing was executed): anvil's "nonce too
+    low/high", eth-tester's "Invalid transaction nonce"."""
+    return "nonce" in str(exc).lower()
+
+
+def send_signed(w3: Web3, sender, tx: dict[str, Any]) -> bytes:
+    """Sign `tx` (without "nonce") with `sender` at its next nonce and send it; returns the hash.
+
+    Call under `send_lock(w3)`. A locally counted nonce the chain refuses (another connection
+    sent from the same key) is read again from the chain and the transaction sent once more.
+    """
+    book = nonce_book(w3)
+    while True:
+        nonce, local = book.next(sender.address)
+        signed = sender.sign_transaction({**tx, "nonce": nonce})
+        try:
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        except Exception as exc:
+            book.forget(sender.address)
+            if local and is_nonce_refusal(exc):
+                logger.info("nonce %d of %s refused by the chain; reading it again", nonce, sender.address)
+                continue
+            raise
+        book.sent(sender.address, nonce)
+        return tx_hash
+
+
 def _builtin_dev_keys(w3: Web3) -> list[str]:
     if is_eth_tester(w3):
         return [k.to_hex() for k in w3.provider.ethereum_tester.backend.account_keys]
@@ -95,16 +167,18 @@ def dev_keys(w3: Web3, n: int) -> list[str]:
 def send_value(w3: Web3, sender, to: str, wei: int) -> None:
     """Plain ETH transfer signed locally by `sender` (a LocalAccount); waits for the receipt."""
     with send_lock(w3):
-        tx = {
-            "to": to,
-            "value": wei,
-            "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-            "chainId": w3.eth.chain_id,
-            "gas": 21_000,
-            "gasPrice": w3.eth.gas_price,
-        }
-        signed = sender.sign_transaction(tx)
-        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+        tx = {"to": to, "value": wei, "chainId": w3.eth.chain_id, "gas": 21_000, "gasPrice": w3.eth.gas_price}
+        wait_receipt(w3, sender.address, send_signed(w3, sender, tx))
+
+
+def wait_receipt(w3: Web3, address: str, tx_hash: bytes) -> Any:
+    """The receipt of `address`'s sent transaction; if it never comes (dropped or replaced),
+    the account's nonce is read from the chain again on its next send."""
+    try:
+        return w3.eth.wait_for_transaction_receipt(tx_hash)
+    except Exception:
+        nonce_book(w3).forget(address)
+        raise
 
 
 def advance_time(w3: Web3, seconds: int) -> None:

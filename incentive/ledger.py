@@ -31,7 +31,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from incentive.artifacts import Artifact, ledger_artifact
-from incentive.chain import is_eth_tester, send_lock
+from incentive.chain import is_eth_tester, send_lock, send_signed, wait_receipt
 from incentive.errors import LedgerError, UnknownMember, UnknownRevert, decode_revert
 from incentive.logs import deploy_block, get_logs
 
@@ -322,13 +322,13 @@ def transact(
     """Sign `call` (or a raw tx dict `data`) with `account`, send it, wait; decode any revert.
 
     Holds the connection's send lock from nonce lookup to receipt, so nonces never collide
-    between threads of one process.
+    between threads of one process; the nonce comes from the connection's local count
+    (incentive.chain.NonceBook), not from a chain read per transaction.
     """
     with send_lock(w3):
         params: dict[str, Any] = {
             "from": account.address,
             "value": value,
-            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
             "chainId": w3.eth.chain_id,
         }
         # Estimated on the pending block: it carries the chain's clock (anvil), while the latest
@@ -350,9 +350,8 @@ def transact(
             if err is None:
                 raise
             raise err from None
-        signed = account.sign_transaction(tx)
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+        tx_hash = send_signed(w3, account, tx)
+        receipt = wait_receipt(w3, account.address, tx_hash)
     if receipt["status"] != 1:
         raise _replay_failure(w3, tx, receipt, extra_abi)
     return receipt
@@ -518,9 +517,10 @@ class Ledger:
         agreeing swarm the round's last vote, being the winner's, has already finalized the round
         (AlreadyFinalized here): `round_state(...).outcome` or `outcome(...)` has the result.
         """
-        committers = list(self.commitments(task_id, round))
+        logs = self._logs.round_logs(task_id, round)
+        committers = list(self._digests(logs.commits))
         info = self._terms(task_id)
-        _status, winner = decide(self.votes(task_id, round), committers, info.quorum, info.referee)
+        _status, winner = decide(self._votes(logs.votes), committers, info.quorum, info.referee)
         model, rows = (bytes(32), []) if winner is None else (_hex32(winner.model), list(winner.rows))
         receipt = self.transact("finalize", task_id, round, model, rows)
         outcome = outcome_from_event(self._event(receipt, "RoundFinalized"), committers, self.address_of)
@@ -593,20 +593,11 @@ class Ledger:
 
     def _commit_events(self, task_id: int, round: int) -> list[Any]:
         """Commits to `round`: Committed events, and CommittedAndVoted events that vote on round - 1."""
-        events = self._logs.round_events("Committed", task_id, round)
-        if round > 1:
-            events += self._logs.round_events("CommittedAndVoted", task_id, round - 1)
-        return sorted(events, key=chain_order)
-
-    def _vote_events(self, task_id: int, round: int) -> list[Any]:
-        """Votes on `round`: Voted events, and CommittedAndVoted events whose vote is on `round`."""
-        events = self._logs.round_events("Voted", task_id, round) + self._logs.round_events("CommittedAndVoted",
-                                                                                           task_id, round)
-        return sorted(events, key=chain_order)
+        return self._logs.round_logs(task_id, round).commits
 
     def commitments(self, task_id: int, round: int) -> dict[str, str]:
         """{member: digest ("0x" + 64 lowercase hex)} committed in a round, in commit order (from events)."""
-        return {ev["args"]["member"]: _hex(ev["args"]["digest"]) for ev in self._commit_events(task_id, round)}
+        return self._digests(self._commit_events(task_id, round))
 
     def round_opening_block(self, task_id: int, round: int) -> str | None:
         """Hash ("0x" + 64 hex) of the block holding the round's first commit; None while nobody
@@ -632,20 +623,28 @@ class Ledger:
 
     def votes(self, task_id: int, round: int) -> list[Vote]:
         """The round's votes, in chain order (from events)."""
-        return [vote_from_event(ev, self.address_of) for ev in self._vote_events(task_id, round)]
+        return self._votes(self._logs.round_logs(task_id, round).votes)
+
+    def _votes(self, events: Sequence[Any]) -> list[Vote]:
+        return [vote_from_event(ev, self.address_of) for ev in events]
+
+    @staticmethod
+    def _digests(commits: Sequence[Any]) -> dict[str, str]:
+        return {ev["args"]["member"]: _hex(ev["args"]["digest"]) for ev in commits}
 
     def model_attestations(self, task_id: int, round: int, model: str) -> int:
         """How many of the round's committers voted with `model` ("0x" + 64 hex) as their merged model."""
-        committers = set(self.commitments(task_id, round))
         wanted = _hex(_hex32(model))
-        return sum(1 for v in self.votes(task_id, round) if v.voter in committers and v.model == wanted)
+        logs = self._logs.round_logs(task_id, round)
+        committers = set(self._digests(logs.commits))
+        return sum(1 for v in self._votes(logs.votes) if v.voter in committers and v.model == wanted)
 
     def outcome(self, task_id: int, round: int) -> RoundOutcome | None:
         """How the round was finalized (from its RoundFinalized event), or None while it is open."""
-        events = self._logs.round_events("RoundFinalized", task_id, round)
-        if not events:
+        logs = self._logs.round_logs(task_id, round)
+        if not logs.finalized:
             return None
-        return outcome_from_event(events[0]["args"], list(self.commitments(task_id, round)), self.address_of)
+        return outcome_from_event(logs.finalized[0]["args"], list(self._digests(logs.commits)), self.address_of)
 
     def round_state(self, task_id: int, round: int) -> RoundState:
         """Committers, voters, finalized flag, deadline and outcome of a round.
@@ -740,32 +739,61 @@ class Ledger:
         return self._tasks.get(task_id) or self.task(task_id)
 
 
+@dataclass(frozen=True)
+class _RoundLogs:
+    """A round's events as one read of the chain saw them, each list in chain order."""
+
+    commits: list[Any]  # Committed events, and CommittedAndVoted events that vote on round - 1
+    votes: list[Any]  # Voted events, and CommittedAndVoted events whose vote is on the round
+    finalized: list[Any]  # its RoundFinalized event, once finalized
+
+
+ROUND_EVENTS = ("Committed", "Voted", "CommittedAndVoted", "RoundFinalized")
+
+
 class _LogCache:
     """A task's per-round ledger events (Committed, Voted, CommittedAndVoted, RoundFinalized).
 
-    Each (event, task) is scanned once from the deploy block, filtered by the event's signature
-    and the indexed task topic, and then only over the blocks mined since; events are kept by
-    their indexed round topic. So a node asking every round costs one small log query per event
-    and round, whatever the length of the chain.
+    Each task is scanned once from the deploy block, with one log query for the four event
+    types (filtered by their signatures and the indexed task topic), and then only over the
+    blocks mined since; events are kept by type and indexed round topic. So a read costs one
+    block-number query, plus one small log query when blocks were mined since the last read,
+    whatever the length of the chain. Every read asks for the chain's height first: an event
+    mined between two reads is in the second.
     """
 
     def __init__(self, w3: Web3, address: str, contract: Any):
-        self.w3, self.address, self.contract = w3, address, contract
+        self.w3, self.address = w3, address
         self._first: int | None = None
-        self._seen: dict[tuple[str, int], tuple[int, dict[int, list[Any]]]] = {}
+        self._decoders: dict[bytes, tuple[str, Any]] = {}
+        for name in ROUND_EVENTS:
+            decoder = getattr(contract.events, name)()
+            self._decoders[bytes(event_abi_to_log_topic(decoder.abi))] = (name, decoder)
+        self._seen: dict[int, tuple[int, dict[tuple[str, int], list[Any]]]] = {}
         self._lock = threading.Lock()
 
-    def round_events(self, event: str, task_id: int, round: int) -> list[Any]:
+    def round_logs(self, task_id: int, round: int) -> _RoundLogs:
+        """Round `round`'s events of task `task_id`, read at the chain's current height."""
         with self._lock:
-            latest = self.w3.eth.block_number
-            if self._first is None:
-                self._first = deploy_block(self.w3, self.address, latest)
-            scanned, by_round = self._seen.get((event, task_id), (self._first - 1, {}))
-            if latest > scanned:
-                decoder = getattr(self.contract.events, event)()
-                topics = ["0x" + event_abi_to_log_topic(decoder.abi).hex(), "0x" + task_id.to_bytes(32, "big").hex()]
-                for log in get_logs(self.w3, self.address, scanned + 1, latest, topics):
-                    ev = decoder.process_log(log)
-                    by_round.setdefault(ev["args"]["round"], []).append(ev)
-                self._seen[(event, task_id)] = (latest, by_round)
-            return list(by_round.get(round, ()))
+            found = self._refresh(task_id)
+
+            def of(*keys: tuple[str, int]) -> list[Any]:
+                return sorted((ev for key in keys for ev in found.get(key, ())), key=chain_order)
+
+            return _RoundLogs(commits=of(("Committed", round), ("CommittedAndVoted", round - 1)),
+                              votes=of(("Voted", round), ("CommittedAndVoted", round)),
+                              finalized=of(("RoundFinalized", round)))
+
+    def _refresh(self, task_id: int) -> dict[tuple[str, int], list[Any]]:
+        latest = self.w3.eth.block_number
+        if self._first is None:
+            self._first = deploy_block(self.w3, self.address, latest)
+        scanned, found = self._seen.get(task_id, (self._first - 1, {}))
+        if latest > scanned:
+            topics = [["0x" + t.hex() for t in self._decoders], "0x" + task_id.to_bytes(32, "big").hex()]
+            for log in get_logs(self.w3, self.address, scanned + 1, latest, topics):
+                name, decoder = self._decoders[bytes(log["topics"][0])]
+                ev = decoder.process_log(log)
+                found.setdefault((name, ev["args"]["round"]), []).append(ev)
+            self._seen[task_id] = (latest, found)
+        return found
