@@ -2,14 +2,17 @@
 
 Every Web3 object made here carries one lock (see `send_lock`): transaction sends through the
 same connection are serialised, which eth-tester (not thread-safe) requires. Under that lock,
-each sender's next nonce is counted locally (`NonceBook`): read from the chain once, then
-advanced by each send, and read again after a send that failed.
+each sender's next nonce is counted locally (`SendBook`): read from the chain once, then
+advanced by each send, and read again after a send that failed; the fee caps are read at most
+every FEE_SECONDS and again after the chain refuses them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -24,8 +27,9 @@ logger = logging.getLogger(__name__)
 ETH_TESTER = "eth-tester"
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 _DEV_FUNDING_WEI = 10_000 * 10**18
+FEE_SECONDS = 12.0  # how long fee caps read from the chain are reused (about one mainnet block)
 _locks: "weakref.WeakKeyDictionary[Web3, threading.RLock]" = weakref.WeakKeyDictionary()
-_nonces: "weakref.WeakKeyDictionary[Web3, NonceBook]" = weakref.WeakKeyDictionary()
+_nonces: "weakref.WeakKeyDictionary[Web3, SendBook]" = weakref.WeakKeyDictionary()
 _locks_guard = threading.Lock()
 
 
@@ -67,27 +71,35 @@ def send_lock(w3: Web3) -> threading.RLock:
         return lock
 
 
-class NonceBook:
-    """The next nonce of each account sending through one connection, kept locally.
+class SendBook:
+    """The next nonce of each account sending through one connection, and the fee caps, kept locally.
 
     A node is the only sender from its key, so after one `eth_getTransactionCount` the count
     only moves with its own sends: a transaction handed to the chain uses its nonce whether it
     then succeeds or reverts. Anything else (a send refused, a receipt that never came) may
     leave the chain's count elsewhere, so the account is read again on its next send (`forget`).
+    The fee caps are web3's own rule (max fee twice the base fee plus the tip), which stays
+    valid while the base fee less than doubles (six full blocks in a row); they are read again
+    after FEE_SECONDS or when the chain refuses them (`forget_fees`).
     Use only under the connection's `send_lock`.
     """
 
     def __init__(self, w3: Web3) -> None:
         self._w3 = weakref.ref(w3)
         self._next: dict[str, int] = {}
+        self._fees: dict[str, int] = {}
+        self._fees_at = -math.inf
+
+    def _chain(self) -> Web3:
+        w3 = self._w3()
+        assert w3 is not None, "the connection is gone"
+        return w3
 
     def next(self, address: str) -> tuple[int, bool]:
         """(The nonce to send with, whether it came from the local count rather than the chain)."""
         if address in self._next:
             return self._next[address], True
-        w3 = self._w3()
-        assert w3 is not None
-        return w3.eth.get_transaction_count(address, "pending"), False
+        return self._chain().eth.get_transaction_count(address, "pending"), False
 
     def sent(self, address: str, nonce: int) -> None:
         """A transaction with `nonce` was accepted by the chain."""
@@ -97,38 +109,60 @@ class NonceBook:
         """Read the account's nonce from the chain on its next send."""
         self._next.pop(address, None)
 
+    def fees(self) -> tuple[dict[str, int], bool]:
+        """(EIP-1559 fee caps for a transaction, whether they came from the local copy)."""
+        if time.monotonic() - self._fees_at < FEE_SECONDS:
+            return dict(self._fees), True
+        w3 = self._chain()
+        tip = w3.eth.max_priority_fee
+        base = w3.eth.get_block("latest").get("baseFeePerGas", 0)
+        self._fees, self._fees_at = {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}, time.monotonic()
+        return dict(self._fees), False
 
-def nonce_book(w3: Web3) -> NonceBook:
-    """The connection's local nonce counts (use under `send_lock(w3)`)."""
+    def forget_fees(self) -> None:
+        """Read the fee caps from the chain for the next transaction."""
+        self._fees_at = -math.inf
+
+
+def send_book(w3: Web3) -> SendBook:
+    """The connection's local nonce counts and fee caps (use under `send_lock(w3)`)."""
     with _locks_guard:
         book = _nonces.get(w3)
         if book is None:
-            book = _nonces[w3] = NonceBook(w3)
+            book = _nonces[w3] = SendBook(w3)
         return book
 
 
-def is_nonce_refusal(exc: Exception) -> bool:
-    """The chain refused a transaction for its nonce (nothing was executed): anvil's "nonce too
-    low/high", eth-tester's "Invalid transaction nonce"."""
-    return "nonce" in str(exc).lower()
+def _refused_for(exc: Exception, word: str) -> bool:
+    """The chain refused a transaction before executing it, naming `word` ("nonce": anvil's
+    "nonce too low/high", eth-tester's "Invalid transaction nonce"; "fee": "max fee per gas less
+    than block base fee")."""
+    return word in str(exc).lower()
 
 
-def send_signed(w3: Web3, sender, tx: dict[str, Any]) -> bytes:
-    """Sign `tx` (without "nonce") with `sender` at its next nonce and send it; returns the hash.
+def send_signed(w3: Web3, sender, tx: dict[str, Any], *, book_fees: bool = False) -> bytes:
+    """Sign `tx` with `sender` at its next nonce (and, with `book_fees`, the connection's fee
+    caps) and send it; returns the hash.
 
-    Call under `send_lock(w3)`. A locally counted nonce the chain refuses (another connection
-    sent from the same key) is read again from the chain and the transaction sent once more.
+    Call under `send_lock(w3)`. A local nonce or fee cap the chain refuses (another connection
+    sent from the same key; the base fee rose) is read again from the chain and the transaction
+    sent once more.
     """
-    book = nonce_book(w3)
+    book = send_book(w3)
     while True:
-        nonce, local = book.next(sender.address)
-        signed = sender.sign_transaction({**tx, "nonce": nonce})
+        nonce, local_nonce = book.next(sender.address)
+        fees, local_fees = book.fees() if book_fees else ({}, False)
+        signed = sender.sign_transaction({**tx, **fees, "nonce": nonce})
         try:
             tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         except Exception as exc:
             book.forget(sender.address)
-            if local and is_nonce_refusal(exc):
+            if local_nonce and _refused_for(exc, "nonce"):
                 logger.info("nonce %d of %s refused by the chain; reading it again", nonce, sender.address)
+                continue
+            if local_fees and _refused_for(exc, "fee"):
+                logger.info("fee caps %s refused by the chain; reading them again", fees)
+                book.forget_fees()
                 continue
             raise
         book.sent(sender.address, nonce)
@@ -177,7 +211,7 @@ def wait_receipt(w3: Web3, address: str, tx_hash: bytes) -> Any:
     try:
         return w3.eth.wait_for_transaction_receipt(tx_hash)
     except Exception:
-        nonce_book(w3).forget(address)
+        send_book(w3).forget(address)
         raise
 
 

@@ -31,7 +31,7 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from incentive.artifacts import Artifact, ledger_artifact
-from incentive.chain import is_eth_tester, send_lock, send_signed, wait_receipt
+from incentive.chain import is_eth_tester, send_book, send_lock, send_signed, wait_receipt
 from incentive.errors import LedgerError, UnknownMember, UnknownRevert, decode_revert
 from incentive.logs import deploy_block, get_logs
 
@@ -335,22 +335,22 @@ def transact(
         # block of an idle chain is stamped in the past and would refuse what a deadline allows.
         # eth-tester refuses the tag.
         block = None if is_eth_tester(w3) else "pending"
+        own_fees = bool(data) and any(k in data for k in ("gasPrice", "maxFeePerGas"))
         try:
             if call is not None:
                 estimate = call.estimate_gas(params, block_identifier=block)
                 params["gas"] = int(estimate * GAS_MARGIN) + 10_000
-                tx = call.build_transaction(params)
+                # The fee caps go in at sending (send_signed): here they only keep web3 from reading them.
+                tx = call.build_transaction({**params, **send_book(w3).fees()[0]})
             else:
                 tx = {**params, **(data or {})}
-                tx["gas"] = int(w3.eth.estimate_gas({k: v for k, v in tx.items() if k != "nonce"}, block) * GAS_MARGIN)
-                tx.setdefault("maxFeePerGas", w3.eth.gas_price * 2 + w3.eth.max_priority_fee)
-                tx.setdefault("maxPriorityFeePerGas", w3.eth.max_priority_fee)
+                tx["gas"] = int(w3.eth.estimate_gas(tx, block) * GAS_MARGIN)
         except Exception as exc:
             err = decode_revert(exc, extra_abi)
             if err is None:
                 raise
             raise err from None
-        tx_hash = send_signed(w3, account, tx)
+        tx_hash = send_signed(w3, account, tx, book_fees=not own_fees)
         receipt = wait_receipt(w3, account.address, tx_hash)
     if receipt["status"] != 1:
         raise _replay_failure(w3, tx, receipt, extra_abi)

@@ -1,0 +1,141 @@
+"""What a ledger transaction and a ledger read cost in JSON-RPC calls on anvil, and that the
+local nonce count and fee caps recover whenever the chain disagrees with them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from incentive import chain as chain_module
+from incentive.anvil import Anvil, ToolMissing, anvil_binary
+from incentive.chain import connect, send_book
+from incentive.errors import UnknownTask, ZeroAmount
+from incentive.ledger import Ledger
+
+from ledger_fixtures import digest_of, honest, make_deployment, run_round
+
+try:
+    anvil_binary()
+    MISSING = ""
+except ToolMissing as exc:
+    MISSING = str(exc)
+
+pytestmark = [pytest.mark.anvil, pytest.mark.skipif(bool(MISSING), reason=MISSING or "ok")]
+
+
+@pytest.fixture(scope="module")
+def anvil():
+    with Anvil() as chain:
+        yield chain
+
+
+@pytest.fixture(autouse=True)
+def slow_fees(monkeypatch):
+    """Fee caps are reused for FEE_SECONDS: long enough here that a loaded machine changes nothing."""
+    monkeypatch.setattr(chain_module, "FEE_SECONDS", 600.0)
+
+
+def counted(w3) -> Counter:
+    """JSON-RPC requests that reach the node through `w3`, by method, from now on."""
+    calls: Counter = Counter()
+    send = w3.provider._make_request
+
+    def make_request(method, data):
+        calls[method] += 1
+        return send(method, data)
+
+    w3.provider._make_request = make_request
+    return calls
+
+
+def test_transactions_read_nonce_and_fees_once_per_connection(anvil):
+    dep = make_deployment(anvil.url)
+    task = dep.new_task()
+    calls = counted(dep.w3)
+    for _ in range(3):
+        dep.sponsor.fund(task, 1)
+    assert calls["eth_getTransactionCount"] == 0  # the sponsor's nonce is counted since new_task's fund
+    assert calls["eth_maxPriorityFeePerGas"] == 0 and calls["eth_getBlockByNumber"] == 0
+    assert calls["eth_estimateGas"] == 3 and calls["eth_sendRawTransaction"] == 3
+    assert calls["eth_getTransactionReceipt"] <= 3 and calls["eth_blockNumber"] == 0
+    assert dep.sponsor.funded(task, dep.sponsor.account.address) == 10**18 + 3
+
+
+def test_a_new_connection_reads_the_nonce_again(anvil):
+    dep = make_deployment(anvil.url)
+    task = dep.new_task()
+    restarted = Ledger(connect(anvil.url), dep.admin.address, dep.sponsor.account)  # a node restart
+    calls = counted(restarted.w3)
+    restarted.fund(task, 5)
+    restarted.fund(task, 5)
+    assert calls["eth_getTransactionCount"] == 1
+    assert restarted.funded(task, restarted.account.address) == 10**18 + 10
+
+
+def test_a_nonce_used_elsewhere_is_read_again_and_the_send_goes_through(anvil):
+    dep = make_deployment(anvil.url)
+    task = dep.new_task()
+    other = Ledger(connect(anvil.url), dep.admin.address, dep.sponsor.account)
+    other.fund(task, 7)  # the same key sent through another connection: this one's count is stale
+    calls = counted(dep.w3)
+    dep.sponsor.fund(task, 11)
+    assert calls["eth_getTransactionCount"] == 1 and calls["eth_sendRawTransaction"] == 2
+    assert dep.sponsor.funded(task, dep.sponsor.account.address) == 10**18 + 18
+
+
+def test_a_revert_leaves_the_nonce_count_right(anvil):
+    dep = make_deployment(anvil.url)
+    task = dep.new_task()
+    with pytest.raises(ZeroAmount):  # refused at estimation: nothing sent, no nonce used
+        dep.sponsor.fund(task, 0)
+    with pytest.raises(UnknownTask):
+        dep.sponsor.fund(999, 1)
+    calls = counted(dep.w3)
+    dep.sponsor.fund(task, 2)
+    assert calls["eth_getTransactionCount"] == 0 and calls["eth_sendRawTransaction"] == 1
+    assert dep.sponsor.funded(task, dep.sponsor.account.address) == 10**18 + 2
+
+
+def test_fee_caps_the_chain_refuses_are_read_again(anvil):
+    dep = make_deployment(anvil.url)
+    task = dep.new_task()
+    cap = send_book(dep.w3).fees()[0]["maxFeePerGas"]
+    dep.w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(cap * 20)])  # the base fee jumps
+    dep.w3.provider.make_request("evm_mine", [])
+    calls = counted(dep.w3)
+    dep.sponsor.fund(task, 3)
+    assert calls["eth_sendRawTransaction"] == 2 and calls["eth_maxPriorityFeePerGas"] == 1
+    assert dep.sponsor.funded(task, dep.sponsor.account.address) == 10**18 + 3
+
+
+def test_a_read_costs_one_height_query_and_a_log_query_only_for_new_blocks(anvil):
+    dep = make_deployment(anvil.url)
+    task = dep.new_task()
+    run_round(dep, task, 1, honest([9000, 8000, 6100, 7100]))
+    reader = dep.members[1]
+    reader.commitments(task, 1)  # the first read scans the task's history
+    calls = counted(dep.w3)
+    assert len(reader.commitments(task, 1)) == 4
+    assert calls == Counter({"eth_blockNumber": 1})  # nothing mined since: no log query
+    state = reader.round_state(task, 1)
+    assert state.finalized and state.outcome is not None and state.outcome.status == "credited"
+    assert calls == Counter({"eth_blockNumber": 2, "eth_call": 1})
+    reader.model_attestations(task, 1, "0x" + "00" * 32)
+    assert calls["eth_blockNumber"] == 3 and calls["eth_getLogs"] == 0
+
+
+def test_events_mined_between_two_reads_are_in_the_second(anvil):
+    dep = make_deployment(anvil.url)
+    task = dep.new_task()
+    reader = dep.members[3]
+    seen = []
+    for i in range(3):
+        dep.members[i].commit(task, 1, digest_of(task, 1, i))
+        seen.append(list(reader.commitments(task, 1)))
+        assert reader.votes(task, 1) == []
+    assert seen == [[dep.addr(0)], [dep.addr(0), dep.addr(1)], [dep.addr(0), dep.addr(1), dep.addr(2)]]
+    members = [dep.addr(i) for i in range(3)]
+    dep.members[0].commit_and_vote(task, 2, digest_of(task, 2, 0), 1, members, [5000, 5000, 5000], model=None)
+    assert [v.voter for v in reader.votes(task, 1)] == [dep.addr(0)]  # its vote on round 1 ...
+    assert reader.commitments(task, 2) == {dep.addr(0): digest_of(task, 2, 0)}  # ... and its commit to round 2
