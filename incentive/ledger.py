@@ -395,6 +395,7 @@ class Ledger:
         self._index: dict[str, int] = {}
         self._slot: dict[int, str] = {}
         self._tasks: dict[int, TaskInfo] = {}  # fixed terms only (quorum, referee, ...) are read from it
+        self._final: dict[tuple[int, int], RoundState] = {}  # finalized rounds' states (they never change)
         self._logs = _LogCache(w3, self.address, self.contract)
         self.log = logging.LoggerAdapter(logger, {"node": name})
         self._in_process = is_eth_tester(w3)
@@ -403,6 +404,7 @@ class Ledger:
         """The same ledger seen by another account (shares the connection, its lock and the caches)."""
         other = Ledger(self.w3, self.address, account, name=name)
         other._index, other._slot, other._tasks, other._logs = self._index, self._slot, self._tasks, self._logs
+        other._final = self._final
         return other
 
     # ------------------------------------------------------------------ plumbing
@@ -650,8 +652,11 @@ class Ledger:
         """Committers, voters, finalized flag, deadline and outcome of a round.
 
         Recent rounds come from the contract's round words; a round whose words were recycled
-        (older than the contract's ring) is rebuilt from its events.
+        (older than the contract's ring) is rebuilt from its events. A finalized round takes no
+        more commits or votes, so its state is kept once read and never read again.
         """
+        if (task_id, round) in self._final:
+            return self._final[task_id, round]
         committed, voted, start, deadline, finalized, _max_votes, retained = self._call("roundInfo", task_id, round)
         if retained:
             committers, scored = self._addresses(committed), self._addresses(voted)
@@ -664,7 +669,10 @@ class Ledger:
             deadline = start + self._terms(task_id).round_duration if commits else 0
             finalized = True  # the contract recycles only finalized rounds
         outcome = self.outcome(task_id, round) if finalized else None
-        return RoundState(committers, scored, bool(finalized), int(deadline), int(start), outcome)
+        state = RoundState(committers, scored, bool(finalized), int(deadline), int(start), outcome)
+        if finalized:
+            self._final[task_id, round] = state
+        return state
 
     def contribution(self, task_id: int, member: str) -> int:
         """A member's accumulated contribution (sum of its round credits)."""

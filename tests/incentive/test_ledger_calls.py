@@ -113,7 +113,8 @@ def test_a_read_costs_one_height_query_and_a_log_query_only_for_new_blocks(anvil
     dep = make_deployment(anvil.url)
     task = dep.new_task()
     run_round(dep, task, 1, honest([9000, 8000, 6100, 7100]))
-    reader = dep.members[1]
+    reader = Ledger(dep.w3, dep.admin.address, dep.accounts[1])  # caches of its own
+    reader.members()  # slot -> address, as a node reads once at start
     reader.commitments(task, 1)  # the first read scans the task's history
     calls = counted(dep.w3)
     assert len(reader.commitments(task, 1)) == 4
@@ -121,8 +122,24 @@ def test_a_read_costs_one_height_query_and_a_log_query_only_for_new_blocks(anvil
     state = reader.round_state(task, 1)
     assert state.finalized and state.outcome is not None and state.outcome.status == "credited"
     assert calls == Counter({"eth_blockNumber": 2, "eth_call": 1})
+    assert reader.round_state(task, 1) == state  # a finalized round never changes: kept
+    assert reader.with_account(dep.accounts[2]).round_state(task, 1) == state  # shared with its other views
     reader.model_attestations(task, 1, "0x" + "00" * 32)
-    assert calls["eth_blockNumber"] == 3 and calls["eth_getLogs"] == 0
+    assert calls == Counter({"eth_blockNumber": 3, "eth_call": 1})
+
+
+def test_an_open_round_is_read_again(anvil):
+    dep = make_deployment(anvil.url)
+    task = dep.new_task()
+    run_round(dep, task, 1, honest([9000, 8000, 6100, 7100]), committers=[0, 1, 2, 3], finalize=False)
+    reader = dep.members[0]
+    votes = {i: {j: 5000 for j in range(3)} for i in range(2)}
+    run_round(dep, task, 2, votes, committers=[0, 1, 2], finalize=False)
+    first = reader.round_state(task, 2)
+    assert not first.finalized and len(first.scored) == 2
+    dep.members[2].vote(task, 2, [dep.addr(j) for j in range(3)], [5000] * 3, model=None)
+    last = reader.round_state(task, 2)
+    assert last.finalized and len(last.scored) == 3 and last.outcome is not None
 
 
 def test_events_mined_between_two_reads_are_in_the_second(anvil):
