@@ -21,6 +21,7 @@ audit checks the chain's votes against that log.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -40,6 +41,7 @@ __all__ = ["FLAGGED", "ChainDuties", "NotTakingPart", "PendingScores", "is_refer
 T = TypeVar("T")
 FINALIZE_POLL_SECONDS = 1.0
 REOPEN_POLL_SECONDS = 1.0
+RECENT_ROUNDS = 3  # how many rounds back the newest state reads are kept (`recent_round_state`)
 
 
 def on_trio_clock(unix_time: float) -> float:
@@ -85,6 +87,8 @@ class ChainDuties:
         self._pending: PendingScores | None = None
         self._unfinalized: set[int] = set()  # past rounds not seen finalized yet (writer thread only)
         self._round_duration = 0  # the task's, known once `join` has read it
+        self._deadlines: dict[int, int] = {}  # rounds' chain deadlines: fixed once the first commit is in
+        self._recent: dict[int, tuple[float, RoundState]] = {}  # the newest state read of each round
 
     # ------------------------------------------------------------------ reads
 
@@ -122,7 +126,24 @@ class ChainDuties:
                                              abandon_on_cancel=True)
 
     async def round_state(self, r: int) -> RoundState:
-        return await self.read(f"read round {r}", partial(self.ledger.round_state, self.task, r))
+        asked = trio.current_time()
+        state = await self.read(f"read round {r}", partial(self.ledger.round_state, self.task, r))
+        if state.deadline:
+            self._deadlines[r] = state.deadline
+        if asked >= self._recent.get(r, (-math.inf, None))[0]:
+            self._recent[r] = (asked, state)
+            for old in [k for k in self._recent if k < r - RECENT_ROUNDS]:
+                del self._recent[old]
+        return state
+
+    async def recent_round_state(self, r: int, max_age: float) -> RoundState:
+        """Round r's state as read (by any caller) at most `max_age` seconds ago, else read now:
+        for a reader that accepts that much delay (node.reveal), the node's other reads are
+        enough while the round runs."""
+        at, state = self._recent.get(r, (-math.inf, None))
+        if state is not None and trio.current_time() - at <= max_age:
+            return state
+        return await self.round_state(r)
 
     async def attestations(self, r: int, digests: set[str]) -> dict[str, int]:
         """How many of round r's committers attested each of `digests` as their merged model."""
@@ -156,8 +177,9 @@ class ChainDuties:
         the same moment and, having heard the same committed updates, merge the same set; a
         commit after the deadline is refused by the contract, so the set cannot grow later.
         """
-        state = await self.round_state(r)
-        return on_trio_clock(state.deadline or time.time() + duration)
+        if r not in self._deadlines:  # never moves once set: read until the round has opened
+            await self.round_state(r)
+        return on_trio_clock(self._deadlines.get(r) or time.time() + duration)
 
     async def commitment(self, r: int, address: str) -> str | None:
         """The digest `address` committed for round r, or None."""

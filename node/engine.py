@@ -63,7 +63,7 @@ from .selection import REPORT_SHAPES, decode_report, encode_report, final_model_
 from .swarmopt import optimizer_by_name
 from .terms import exchange_conflict, exchange_terms
 from .referee import referee_rounds
-from .reveal import RevealRule
+from .reveal import REREAD_SECONDS, RevealRule
 from .rundir import RunFolder
 from .sampled import SCORES, PartnerDraws, assemble, encode_sheet, sampled_fanout, sheet_intake
 
@@ -145,8 +145,10 @@ class SwarmNode:
         max_blob = 2 * raw + 64 * 1024 + 64 * len(self._bundle_shapes)
         self.commitments = CommitmentBook(lambda r: self.duties.read(
             f"read round {r} commitments", partial(ledger.commitments, self.task, r)))
-        self.reveal = RevealRule(self.duties.round_state, lambda: self.members, self.log, lambda: self.referee,
-                                 drew=self._drew)
+        # The reveal rule re-reads a round at most every REREAD_SECONDS: a read the node made for
+        # itself that recently serves it too.
+        self.reveal = RevealRule(partial(self.duties.recent_round_state, max_age=REREAD_SECONDS), lambda: self.members,
+                                 self.log, lambda: self.referee, drew=self._drew)
         self.exchange = Exchange(host, self.inbox, config.p2p.swarm, self._trainers, self.log, max_blob,
                                  release_for=lambda kind, r, author: self.reveal.for_round(r, author)
                                  if kind == "update" else None, source_seconds=config.p2p.fetch_try)

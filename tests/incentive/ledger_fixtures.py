@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,3 +84,16 @@ def honest(scores: list[int]) -> dict[int, dict[int, int]]:
     """Every member votes the same vector {j: scores[j]} (what honest nodes compute)."""
     vector = dict(enumerate(scores))
     return {i: vector for i in range(len(scores))}
+
+
+def counted(w3) -> Counter:
+    """JSON-RPC requests that reach the node through `w3`, by method, from now on."""
+    calls: Counter = Counter()
+    send = w3.provider._make_request
+
+    def make_request(method, data):
+        calls[method] += 1
+        return send(method, data)
+
+    w3.provider._make_request = make_request
+    return calls

@@ -13,7 +13,7 @@ from incentive.chain import connect, send_book
 from incentive.errors import UnknownTask, ZeroAmount
 from incentive.ledger import Ledger
 
-from ledger_fixtures import digest_of, honest, make_deployment, run_round
+from ledger_fixtures import counted, digest_of, honest, make_deployment, run_round
 
 try:
     anvil_binary()
@@ -34,19 +34,6 @@ def anvil():
 def slow_fees(monkeypatch):
     """Fee caps are reused for FEE_SECONDS: long enough here that a loaded machine changes nothing."""
     monkeypatch.setattr(chain_module, "FEE_SECONDS", 600.0)
-
-
-def counted(w3) -> Counter:
-    """JSON-RPC requests that reach the node through `w3`, by method, from now on."""
-    calls: Counter = Counter()
-    send = w3.provider._make_request
-
-    def make_request(method, data):
-        calls[method] += 1
-        return send(method, data)
-
-    w3.provider._make_request = make_request
-    return calls
 
 
 def test_transactions_read_nonce_and_fees_once_per_connection(anvil):

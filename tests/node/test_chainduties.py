@@ -18,7 +18,7 @@ from incentive.anvil import Anvil, ToolMissing, anvil_binary
 from node.chainduties import ChainDuties
 from node.chainwriter import ChainWriter
 from node.rundir import RunFolder
-from tests.incentive.ledger_fixtures import digest_of, make_deployment
+from tests.incentive.ledger_fixtures import counted, digest_of, make_deployment
 
 DURATION = 4
 
@@ -57,3 +57,36 @@ def _commit_after_a_round_below_quorum(dep, tmp_path: Path) -> None:
     assert time.time() >= deadline
     assert dep.admin.commitments(task, 2) == {dep.addr(0): digest_of("round 2", 0)}
     assert dep.admin.round_state(task, 2).deadline > deadline
+
+
+def test_round_reads_are_shared_and_a_deadline_is_read_once(tmp_path: Path) -> None:
+    with Anvil() as chain:
+        dep = make_deployment(chain.url)
+        task = dep.new_task(quorum=2, duration=600)
+        writer = ChainWriter("hospital-0").start()
+        run = RunFolder(tmp_path / "hospital-0")
+        run.create()
+        duties = ChainDuties(dep.members[0], writer, task, dict, run,
+                             logging.LoggerAdapter(logging.getLogger(__name__)))
+        dep.members[0].members()  # slot -> address, as `join` reads it
+        calls = counted(dep.w3)
+
+        async def rounds() -> None:
+            await duties.round_deadline(1, 600)  # nobody committed: read, nothing to keep
+            await duties.round_deadline(1, 600)
+            assert calls["eth_call"] == 2
+            dep.members[1].commit(task, 1, digest_of("round 1", 1))
+            deadline = await duties.round_deadline(1, 600)
+            assert await duties.round_deadline(1, 600) == pytest.approx(deadline, abs=0.5) and calls["eth_call"] == 3
+            seen = await duties.recent_round_state(1, max_age=60.0)  # the deadline's read serves
+            assert seen.committers == (dep.addr(1),) and calls["eth_call"] == 3
+            dep.members[2].commit(task, 1, digest_of("round 1", 2))
+            assert (await duties.recent_round_state(1, max_age=60.0)) == seen  # within its age: no read
+            await trio.sleep(0.05)
+            fresh = await duties.recent_round_state(1, max_age=0.01)
+            assert set(fresh.committers) == {dep.addr(1), dep.addr(2)} and calls["eth_call"] == 4
+
+        try:
+            trio.run(rounds)
+        finally:
+            writer.stop()
