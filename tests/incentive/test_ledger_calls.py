@@ -36,6 +36,15 @@ def slow_fees(monkeypatch):
     monkeypatch.setattr(chain_module, "FEE_SECONDS", 600.0)
 
 
+def funding_calls(dep, task: int, wei: int, funded_before: int) -> Counter:
+    """The JSON-RPC calls of the sponsor adding `wei` to the task, checked to land on top of
+    the `funded_before` wei it put in before."""
+    calls = counted(dep.w3)
+    dep.sponsor.fund(task, wei)
+    assert dep.sponsor.funded(task, dep.sponsor.account.address) == funded_before + wei
+    return calls
+
+
 def test_transactions_read_nonce_and_fees_once_per_connection(anvil):
     dep = make_deployment(anvil.url)
     task = dep.new_task()
@@ -65,10 +74,8 @@ def test_a_nonce_used_elsewhere_is_read_again_and_the_send_goes_through(anvil):
     task = dep.new_task()
     other = Ledger(connect(anvil.url), dep.admin.address, dep.sponsor.account)
     other.fund(task, 7)  # the same key sent through another connection: this one's count is stale
-    calls = counted(dep.w3)
-    dep.sponsor.fund(task, 11)
+    calls = funding_calls(dep, task, 11, 10**18 + 7)
     assert calls["eth_getTransactionCount"] == 1 and calls["eth_sendRawTransaction"] == 2
-    assert dep.sponsor.funded(task, dep.sponsor.account.address) == 10**18 + 18
 
 
 def test_a_revert_leaves_the_nonce_count_right(anvil):
@@ -78,10 +85,8 @@ def test_a_revert_leaves_the_nonce_count_right(anvil):
         dep.sponsor.fund(task, 0)
     with pytest.raises(UnknownTask):
         dep.sponsor.fund(999, 1)
-    calls = counted(dep.w3)
-    dep.sponsor.fund(task, 2)
+    calls = funding_calls(dep, task, 2, 10**18)
     assert calls["eth_getTransactionCount"] == 0 and calls["eth_sendRawTransaction"] == 1
-    assert dep.sponsor.funded(task, dep.sponsor.account.address) == 10**18 + 2
 
 
 def test_fee_caps_the_chain_refuses_are_read_again(anvil):
@@ -90,10 +95,8 @@ def test_fee_caps_the_chain_refuses_are_read_again(anvil):
     cap = send_book(dep.w3).fees()[0]["maxFeePerGas"]
     dep.w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(cap * 20)])  # the base fee jumps
     dep.w3.provider.make_request("evm_mine", [])
-    calls = counted(dep.w3)
-    dep.sponsor.fund(task, 3)
+    calls = funding_calls(dep, task, 3, 10**18)
     assert calls["eth_sendRawTransaction"] == 2 and calls["eth_maxPriorityFeePerGas"] == 1
-    assert dep.sponsor.funded(task, dep.sponsor.account.address) == 10**18 + 3
 
 
 def test_a_read_costs_one_height_query_and_a_log_query_only_for_new_blocks(anvil):
