@@ -6,11 +6,13 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from web3 import Web3
 
+from incentive.anvil import ToolMissing, anvil_binary
 from incentive.chain import connect, dev_keys
 from incentive.ledger import Ledger, RoundOutcome
 
@@ -97,3 +99,13 @@ def counted(w3) -> Counter:
 
     w3.provider._make_request = make_request
     return calls
+
+
+def on_anvil() -> list:
+    """The marks of a test module that needs anvil: marked, and skipped (saying why) without it."""
+    try:
+        anvil_binary()
+        missing = ""
+    except ToolMissing as exc:
+        missing = str(exc)
+    return [pytest.mark.anvil, pytest.mark.skipif(bool(missing), reason=missing or "ok")]

@@ -8,20 +8,14 @@ from collections import Counter
 import pytest
 
 from incentive import chain as chain_module
-from incentive.anvil import Anvil, ToolMissing, anvil_binary
+from incentive.anvil import Anvil
 from incentive.chain import connect, send_book
 from incentive.errors import UnknownTask, ZeroAmount
 from incentive.ledger import Ledger
 
-from ledger_fixtures import counted, digest_of, honest, make_deployment, run_round
+from ledger_fixtures import counted, digest_of, honest, make_deployment, on_anvil, run_round
 
-try:
-    anvil_binary()
-    MISSING = ""
-except ToolMissing as exc:
-    MISSING = str(exc)
-
-pytestmark = [pytest.mark.anvil, pytest.mark.skipif(bool(MISSING), reason=MISSING or "ok")]
+pytestmark = on_anvil()
 
 
 @pytest.fixture(scope="module")

@@ -13,22 +13,16 @@ from pathlib import Path
 import pytest
 import trio
 
-from incentive.anvil import Anvil, ToolMissing, anvil_binary
+from incentive.anvil import Anvil
 
 from node.chainduties import ChainDuties
 from node.chainwriter import ChainWriter
 from node.rundir import RunFolder
-from tests.incentive.ledger_fixtures import counted, digest_of, make_deployment
+from tests.incentive.ledger_fixtures import counted, digest_of, make_deployment, on_anvil
 
 DURATION = 4
 
-try:
-    anvil_binary()
-    MISSING = ""
-except ToolMissing as exc:
-    MISSING = str(exc)
-
-pytestmark = [pytest.mark.anvil, pytest.mark.skipif(bool(MISSING), reason=MISSING or "ok")]
+pytestmark = on_anvil()
 
 
 def test_a_commit_to_the_round_after_one_below_quorum_waits_for_its_deadline(tmp_path: Path) -> None:
