@@ -27,8 +27,8 @@ the product of
   (below): round-r work adds a direction the swarm lacked and the others share;
 - structure: the share of the update's squared norm that the other updates (this round's and the
   last) explain, in standard deviations above the share they would explain of a random direction
-  (`_chance_z`), counted from CHANCE_Z and full from STRUCTURE_Z; honest updates are gradients of one model on related data,
-  a random vector is not;
+  (`_chance_z`), counted from CHANCE_Z and full from STRUCTURE_Z; honest updates are gradients of
+  one model on related data, a random vector is not;
 - innovation: how much of the update's residual the other updates' residuals explain, in standard
   deviations above chance for a random direction, full from INNOVATION_Z, never below
   INNOVATION_FLOOR. An old update plus noise of any size has noise for its residual, which no
@@ -56,7 +56,8 @@ a member whose residual was shorter than the median gained by inflating its upda
 Beach took 23% more than its honest share over 6 heart mlp rounds). Sample counts are claims, so
 they weigh nothing here.
 
-Measured on the contribution benchmark's honestly trained rounds (3 seeds x 6-8 rounds, the attacker in VA Long Beach's place; issue 10's closing notes):
+Measured on the contribution benchmark's honestly trained rounds (3 seeds x 6-8 rounds, the
+attacker in VA Long Beach's place; issue 10's closing notes):
 - before the residual clip and the chance baseline, a random vector of the median norm took 54% of
   a heart logreg round and 11% of a Dirichlet 0.1 breast cancer mlp round (honest minimum 7.5% and
   4%); now 0-0.03% (below every honest update in 21/21 and 20/21 rounds). Before the clip the
@@ -108,8 +109,8 @@ dozen entries; integers appear only at the end. The small projections go through
 last bits may differ across machines, which moves a score only if a value sits within ~1e-12 of
 a rounding or threshold boundary (PINV_RCOND keeps the choice of directions away from such
 boundaries). The caller must pass the same sets: the updates the swarm's attested merge used,
-not whatever this node happened to receive; as `previous`, the engine passes round r-1's updates less the ones that
-round flagged (a stale copy is no basis to judge this round's work against: it added an old
+not whatever this node happened to receive; as `previous`, the engine passes round r-1's updates
+less the ones that round flagged (a stale copy is no basis to judge this round's work against: it added an old
 direction to the projection and cost the member it resembled part of its share).
 """
 
