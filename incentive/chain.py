@@ -109,6 +109,10 @@ class SendBook:
         """Read the account's nonce from the chain on its next send."""
         self._next.pop(address, None)
 
+    def forget_all(self) -> None:
+        """Read every account's nonce from the chain on its next send (the chain lost blocks)."""
+        self._next.clear()
+
     def fees(self) -> tuple[dict[str, int], bool]:
         """(EIP-1559 fee caps for a transaction, whether they came from the local copy)."""
         if time.monotonic() - self._fees_at < FEE_SECONDS:

@@ -794,6 +794,13 @@ class _LogCache:
 
     def _refresh(self, task_id: int) -> dict[tuple[str, int], list[Any]]:
         latest = self.w3.eth.block_number
+        if latest < max((scanned for scanned, _ in self._seen.values()), default=latest):
+            # The chain forgot blocks it had reported (a dev chain restarted from an older state
+            # file): the events read from them and the nonces counted from them may be gone.
+            logger.warning("the chain is back at block %d, below blocks already read: reading its logs "
+                           "and nonces again", latest)
+            self._seen.clear()
+            send_book(self.w3).forget_all()
         if self._first is None:
             self._first = deploy_block(self.w3, self.address, latest)
         scanned, found = self._seen.get(task_id, (self._first - 1, {}))

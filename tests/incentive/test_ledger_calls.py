@@ -140,3 +140,24 @@ def test_events_mined_between_two_reads_are_in_the_second(anvil):
     dep.members[0].commit_and_vote(task, 2, digest_of(task, 2, 0), 1, members, [5000, 5000, 5000], model=None)
     assert [v.voter for v in reader.votes(task, 1)] == [dep.addr(0)]  # its vote on round 1 ...
     assert reader.commitments(task, 2) == {dep.addr(0): digest_of(task, 2, 0)}  # ... and its commit to round 2
+
+
+def test_a_chain_that_forgets_blocks_has_its_logs_and_nonces_read_again(anvil):
+    """A dev chain restarted from an older state file (here: reverted to a snapshot) forgets blocks
+    a node already read: the node's next read notices, and its next send reads the nonce again
+    instead of sending past the chain's count (which would sit queued until web3's timeout)."""
+    dep = make_deployment(anvil.url)
+    task = dep.new_task()
+    member = dep.members[0]
+    member.commit(task, 1, digest_of(task, 1, 0))
+    snapshot = dep.w3.provider.make_request("evm_snapshot", [])["result"]
+    dep.members[1].commit(task, 1, digest_of(task, 1, 1))
+    assert set(member.commitments(task, 1)) == {dep.addr(0), dep.addr(1)}
+    sponsor = dep.sponsor
+    sponsor.fund(task, 7)  # counted locally from here
+    assert send_book(sponsor.w3).next(sponsor.account.address)[1]
+    dep.w3.provider.make_request("evm_revert", [snapshot])  # member 1's commit and the funding are gone
+    assert set(sponsor.commitments(task, 1)) == {dep.addr(0)}
+    assert not send_book(sponsor.w3).next(sponsor.account.address)[1]
+    sponsor.fund(task, 5)
+    assert sponsor.funded(task, sponsor.account.address) == 10**18 + 5
