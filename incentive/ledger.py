@@ -323,7 +323,7 @@ def transact(
 
     Holds the connection's send lock from nonce lookup to receipt, so nonces never collide
     between threads of one process; the nonce comes from the connection's local count
-    (incentive.chain.NonceBook), not from a chain read per transaction.
+    (incentive.chain.SendBook), not from a chain read per transaction.
     """
     with send_lock(w3):
         params: dict[str, Any] = {
