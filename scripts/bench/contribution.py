@@ -40,6 +40,7 @@ from node.launcher import SwarmPlan
 from node.learner import add
 from node.merge import MergeRule, Update, rule_by_name
 from node.preprocess import FeatureStats
+from node.scoring import tensor_norm
 from scripts.bench import harness as B
 from scripts.bench.output import publish
 
@@ -105,21 +106,24 @@ def scaled(tensors: dict[str, np.ndarray], factor: float) -> dict[str, np.ndarra
     return {k: (v * np.float32(factor)).astype(np.float32) for k, v in tensors.items()}
 
 
+def random_like(now: Round, shapes: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A random vector as long as the median of the round's updates, in `shapes`' tensors."""
+    median = float(np.median([tensor_norm(u.tensors) for u in now.updates]))
+    size = sum(v.size for v in shapes.values())
+    return {k: (rng.standard_normal(v.shape) * median / math.sqrt(size)).astype(np.float32) for k, v in shapes.items()}
+
+
 def attacks(now: Round, before: Round, attacker: int, rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
     """What the attacker sends instead of its honest update, per attack."""
     own = now.updates[attacker].tensors
     other = next(u for i, u in enumerate(before.updates) if i != attacker).tensors
     peer = now.updates[0].tensors
-    median = float(np.median([math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in u.tensors.values()))
-                              for u in now.updates]))
-    size = sum(v.size for v in own.values())
     return {
         "x100": scaled(own, 100.0),
         "sign flip": scaled(own, -1.0),
         "x1e-3": scaled(own, 1e-3),
         "zero": scaled(own, 0.0),
-        "garbage (random, median norm)": {k: (rng.standard_normal(v.shape) * median / math.sqrt(size))
-                                          .astype(np.float32) for k, v in own.items()},
+        "garbage (random, median norm)": random_like(now, own, rng),
         "stale: other's r-1 update": dict(other),
         "stale: other's r-1 update + noise": with_noise(other, EVADING_COS, rng),
         "stale: r-1 merged + noise": with_noise(before.merged, EVADING_COS, rng),
@@ -144,8 +148,7 @@ def geometry(rounds: list[Round]) -> dict[str, list[float]]:
     g: dict[str, list[float]] = {k: [] for k in ("concurrent", "other_previous", "previous_merged", "own_previous",
                                                  "norm_ratio")}
     for r, now in enumerate(rounds):
-        norms = [math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in u.tensors.values()))
-                 for u in now.updates]
+        norms = [tensor_norm(u.tensors) for u in now.updates]
         g["norm_ratio"] += [n / float(np.median(norms)) for n in norms]
         for i, u in enumerate(now.updates):
             g["concurrent"] += [_abs_cos(u.tensors, o.tensors) for o in now.updates[i + 1:]]
@@ -253,10 +256,7 @@ def _turn_attack(name: str, rounds: list[Round], r: int, attacker: int,
     if name == "sign flip":
         return scaled(own, -1.0)
     if name.startswith("random"):
-        median = float(np.median([math.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in u.tensors.values()))
-                                  for u in now.updates]))
-        size = sum(v.size for v in own.values())
-        return {k: (rng.standard_normal(v.shape) * median / math.sqrt(size)).astype(np.float32) for k, v in own.items()}
+        return random_like(now, own, rng)
     if r == 0:
         return scaled(own, 0.0)
     source = rounds[r - 1].updates[(attacker + 1) % len(now.updates)].tensors
