@@ -139,8 +139,12 @@ async def _arbitrate(node: "SwarmNode", r: int, deadline: float, scores: dict[st
     are read until every committer voted or a share VOTE_MARGIN of the voting window is left."""
     cutoff = deadline + (1 - VOTE_MARGIN) * node.round_duration
     while True:
-        state = await node.duties.round_state(r)
-        votes = await node.duties.read(f"read round {r} votes", partial(node.ledger.votes, node.task, r))
+        try:
+            state = await node.duties.round_state(r)
+            votes = await node.duties.read(f"read round {r} votes", partial(node.ledger.votes, node.task, r))
+        except ChainOutage as exc:
+            node.log.warning("round %d: the members' votes could not be read (%s); not voting", r, exc)
+            return
         committers = set(state.committers)
         counted = [v for v in votes if v.voter in committers]
         tally = Counter(v.vote_hash for v in counted)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 from eth_account import Account
 
@@ -20,7 +21,7 @@ from incentive.chain import connect
 from incentive.ledger import Ledger
 from node.launcher import LocalSwarm, SwarmPlan
 from node.rundir import RunFolder
-from node.scenarios import write_published_set
+from node.scenarios import PublishedSet, read_published_set, write_published_set
 from scripts.bench.harness import pooled_validation_set
 from tests.e2e.swarms import quiet
 
@@ -102,6 +103,39 @@ def test_with_the_sponsors_validation_set_the_referee_picks_the_honest_vector_of
         assert [row["scores"] for row in folder.read_scores()] == [row["scores"] for row in referee]
     assert swarm.table.count("members split, the referee decided") == 4 * ROUNDS
     assert digest.startswith("0x") and swarm.referee_config.chain.validation_file == str(validation.resolve())
+
+
+def test_a_referee_refuses_a_validation_file_that_is_not_the_tasks(tmp_path: Path) -> None:
+    """The task names the sponsor's set by its digest; a referee node given another file, or a
+    file that is not there, stops with an error naming it instead of judging on other data."""
+    import trio
+
+    from node.engine import NodeError
+    from node.runtime import build_node
+
+    published = tmp_path / "validation.npz"
+    write_published_set(published, PublishedSet(np.ones((4, 13), np.float32), np.array([0, 1, 0, 1])))
+    other = tmp_path / "other.npz"
+    write_published_set(other, PublishedSet(np.zeros((4, 13), np.float32), np.array([0, 1, 0, 1])))
+    w3 = connect("eth-tester")
+    swarm = LocalSwarm(SwarmPlan(nodes=2, rounds=1, in_process=True, out=tmp_path / "run", referee=True,
+                                 validation=published), say=quiet)
+    prov, _ = swarm.prepare(w3, "eth-tester")
+    assert Ledger(w3, prov.contract, Account.from_key(prov.admin_key)).task(prov.task_id).validation_digest == \
+        read_published_set(published).digest
+
+    def load(path: Path) -> None:
+        config = swarm.referee_config
+        node = build_node(dataclasses.replace(config, chain=dataclasses.replace(config.chain,
+                                                                              validation_file=str(path))), w3=w3)
+        trio.run(node._load_members)
+
+    load(published)
+    with pytest.raises(NodeError, match=f"the task's validation-set digest is 0x[0-9a-f]{{64}}, the referee's set "
+                                        f"\\({other}\\) hashes to 0x"):
+        load(other)
+    with pytest.raises(NodeError, match="chain.validation_file: validation set .*missing.npz: no such file"):
+        load(tmp_path / "missing.npz")
 
 
 def test_a_validation_set_needs_the_referee_and_a_readable_file(tmp_path: Path) -> None:
