@@ -23,12 +23,10 @@ anyone may finalize the round without it once the window has closed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from collections import Counter
-
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import trio
