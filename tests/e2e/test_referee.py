@@ -10,6 +10,8 @@ deviate from the winner, so they earn nothing and lose a slash per round, paid i
 from __future__ import annotations
 
 import dataclasses
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +78,13 @@ class _AuditedSwarm(LocalSwarm):
 
 
 @pytest.mark.slow
-def test_with_the_sponsors_validation_set_the_referee_picks_the_honest_vector_of_each_split(tmp_path: Path) -> None:
+def test_with_the_sponsors_validation_set_the_referee_picks_the_honest_vector_of_each_split(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The referee holds the sponsor's published validation set (its digest on chain): it waits
     for the members' votes, sees them split two against two, and votes the vector the honest
     members voted, bit for bit, since the colluders' vector withholds the credit of two updates
     that help on the set. The audit shows each split and that the referee decided it."""
+    caplog.set_level(logging.INFO, logger="node.engine")
     plan = _plan(tmp_path / "run", referee=True)
     validation = tmp_path / "sponsor" / "validation.npz"
     digest = write_published_set(validation, pooled_validation_set(plan))
@@ -102,6 +106,11 @@ def test_with_the_sponsors_validation_set_the_referee_picks_the_honest_vector_of
     for folder in folders:
         assert [row["scores"] for row in folder.read_scores()] == [row["scores"] for row in referee]
     assert swarm.table.count("members split, the referee decided") == 4 * ROUNDS
+    # ... and it was the validation set that ruled the colluders' vector out, in every round
+    decided = [r.getMessage() for r in caplog.records if "the sponsor's validation set decides" in r.getMessage()]
+    assert len(decided) == ROUNDS
+    assert all(re.search(r"node0\+node1 withholding 0\b", m) and re.search(r"node2\+node3 withholding [1-9]", m)
+               and m.endswith("voting node0+node1's vector") for m in decided), decided
     assert digest.startswith("0x") and swarm.referee_config.chain.validation_file == str(validation.resolve())
 
 
