@@ -4,7 +4,7 @@ The history (members, tasks, fundings, bonds, per-round commits and votes, final
 slashes, closes, reputations, revenue, withdrawals, dust claims, refunds, reclaimed stake) is
 rebuilt from the contract's events only, queried in bounded block windows. The audit then
 recomputes every round's winning vector (referee, else strict majority of the committers, else
-a split), the credits, deviants and flagged members, every slash, the cumulative entitlements
+a split; and whether the committers' own votes split where the referee's decided), the credits, deviants and flagged members, every slash, the cumulative entitlements
 and the dust of every instalment, and every reputation; and cross-checks all of it against the
 contract's state: contributions, totals, pools, revenue, stakes, offences, withdrawn amounts,
 dust, round masks, vote counts, reputations and the contract's ETH balance. Optional
