@@ -32,7 +32,15 @@ the product of
 - innovation: how much of the update's residual the other updates' residuals explain, in standard
   deviations above chance for a random direction, full from INNOVATION_Z, never below
   INNOVATION_FLOOR. An old update plus noise of any size has noise for its residual, which no
-  one else's residual explains;
+  one else's residual explains. "Random" means drawn entry by entry at each tensor's typical
+  scale: novelty and innovation weigh each tensor by the inverse of its typical mean square in the
+  round (`_whitening`). Measured against a direction uniform over all parameters, noise scaled
+  per tensor to the copied update's RMS (as `node.attacks` adds it) looked shared, because the
+  others' new directions lie mostly in the tensors where updates are large: a loud copy's
+  innovation reached 6.6 standard deviations (full credit), and its take cost Switzerland 16%
+  of its payout in the incentive benchmark (session 10). Weighed per tensor it is at chance
+  (tested). Structure, the flags, size and redundancy keep the plain inner products their
+  thresholds were measured with;
 - size: min(1, (NORM_TOLERANCE x median norm / norm)^2), so a x100 update keeps 0.36%;
 - redundancy: concurrent pairs of unflagged updates between REDUNDANT_COS and COPY_COS (a copy
   with just enough noise to escape the flag) lose their quality linearly, both of them. A flagged
@@ -92,8 +100,9 @@ one thread: reproducible on one machine and torch build, not across machines; th
 does not touch torch. Measured, it raises Switzerland's share but lets stale copies plus noise
 earn more often, and does not catch sign flips either.
 
-Determinism: updates are sorted by sender and flattened in sorted tensor-name order. All
-O(parameters) work is the Gram matrix of those vectors (`gram`), computed in blocks of GRAM_BLOCK
+Determinism: updates are sorted by sender, tensors taken in sorted name order. All
+O(parameters) work is one Gram matrix per tensor (`gram`); the plain Gram matrix is their sum and
+the weighed one their weighted sum, added in that order. Each is computed in blocks of GRAM_BLOCK
 entries: in each block every vector is multiplied by a power of two (exact) and rounded to
 integers of at most GRAM_BITS bits, so each product and every partial sum of the block's matrix
 product is an integer below 2^52, exact in float64 in whatever order or thread count BLAS adds
@@ -251,21 +260,23 @@ def gram(vectors: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def checkable_scores(updates: Sequence[Update], previous: Sequence[Update],
-                     previous_merged: Tensors | None, *,
+                     previous_merged: Tensors | None, *, start: Tensors | None = None,
                      validation: PublicValidation | None = None) -> ContributionReport:
     """Score round r's `updates` (deltas, own included) against round r-1's `previous` deltas and
-    `previous_merged` delta (empty and None in round 1); see the module docstring."""
+    `previous_merged` delta (empty and None in round 1), and the round's `start` weights (the
+    model every member trained from); see the module docstring."""
     current = _ordered(updates, "updates")
     if not current:
         raise ValueError("no updates to score")
     old = [(f"{u.sender}'s round r-1 update", u.sender, u.tensors) for u in _ordered(previous, "previous")]
     if previous_merged is not None:
         old.append(("the round r-1 merged update", None, previous_merged))
+    given = [("the round's starting model", start)] if start is not None else []
     layout = _layout(current[0].tensors, [(f"update from {u.sender}", u.tensors) for u in current]
-                     + [(what, tensors) for what, _, tensors in old])
-    sets = [u.tensors for u in current] + [t for _, _, t in old]
+                     + [(what, tensors) for what, _, tensors in old] + given)
+    sets = [u.tensors for u in current] + [t for _, _, t in old] + [t for _, t in given]
     rows = _Rows([gram([np.ravel(t[k]) for t in sets]) for k, _ in layout], [math.prod(shape) for _, shape in layout],
-                 [u.sender for u in current], [(what, sender) for what, sender, _ in old])
+                 [u.sender for u in current], [(what, sender) for what, sender, _ in old], bool(given))
     flags, repeats = rows.flags()
     kept = [i for i in range(rows.n) if rows.senders[i] not in flags and i not in repeats]
     quality = {s: 0.0 for s in rows.senders}
@@ -294,7 +305,7 @@ class _Rows:
     the round's non-zero updates (structure, novelty, innovation: module docstring)."""
 
     def __init__(self, per_tensor: list[np.ndarray], sizes: list[int], senders: list[str],
-                 old: list[tuple[str, str | None]]) -> None:
+                 old: list[tuple[str, str | None]], with_start: bool) -> None:
         self.senders, self.old = senders, old
         self.n = len(senders)
         self.g = _summed(per_tensor, [1.0] * len(per_tensor))
@@ -303,7 +314,10 @@ class _Rows:
         active = self.norms > 0
         self.median = float(np.median(self.norms[active])) if np.any(active) else 0.0
         self.per_tensor, self.sizes = per_tensor, sizes
-        self.old_idx = list(range(self.n, len(self.g)))
+        self.old_idx = list(range(self.n, self.n + len(old)))
+        # what the swarm already had: the r-1 vectors and the starting model (whose weight decay
+        # every honest update carries, and anyone can add to an old update)
+        self.known = self.old_idx + ([len(self.g) - 1] if with_start else [])
         self.size = sum(sizes)
         self.measures = {s: {"norm_ratio": float(self.norms[i] / self.median) if self.median > 0 else 0.0}
                          for i, s in enumerate(senders)}
@@ -341,8 +355,8 @@ class _Rows:
         w = _summed(self.per_tensor, _whitening(self.per_tensor, self.sizes,
                                                 [i for i in unflagged if self.norms[i] > 0]))
         w_norms = np.sqrt(np.maximum(np.diag(w), 0.0))
-        old_rank = _rank(w, self.old_idx)
-        residual = _residual_gram(w, list(range(self.n)), self.old_idx)
+        known_rank = _rank(w, self.known)
+        residual = _residual_gram(w, list(range(self.n)), self.known)
         novelty = _novelty(residual[np.ix_(kept, kept)], [float(w_norms[i]) for i in kept])
         # With no round r-1 vectors (round 1) there is no past to tell what is new: novelty and
         # innovation would only measure agreement with whoever else is present.
@@ -359,7 +373,7 @@ class _Rows:
             m["structure_factor"] = min(1.0, max(0.0, (m["structure_z"] - CHANCE_Z) / (STRUCTURE_Z - CHANCE_Z)))
             if not first and others and residual[i, i] > 0:
                 m["innovation"] = _explained(residual, i, others)
-                m["innovation_z"] = _chance_z(m["innovation"], _rank(residual, others), self.size - old_rank)
+                m["innovation_z"] = _chance_z(m["innovation"], _rank(residual, others), self.size - known_rank)
             else:  # nothing to compare with, or nothing new: no evidence against the update
                 m["innovation"], m["innovation_z"] = 1.0, INNOVATION_Z
             m["innovation_factor"] = INNOVATION_FLOOR + (1 - INNOVATION_FLOOR) * min(
@@ -384,10 +398,11 @@ def _summed(per_tensor: list[np.ndarray], weights: Sequence[float]) -> np.ndarra
 
 
 def _whitening(per_tensor: list[np.ndarray], sizes: list[int], rows: list[int]) -> list[float]:
-    """Each tensor's weight: the inverse of its typical mean square, i.e. of the median over `rows`
-    (non-zero updates) of the tensor's share of the update's squared norm, per entry; 0 for a
-    tensor that most of them leave untouched. A direction drawn entry by entry at each tensor's typical scale is then uniformly
-    random; shares are scale-free, so scaling an update changes no weight."""
+    """Each tensor's weight: the inverse of its typical mean square, the median over `rows` (the
+    unflagged non-zero updates) of the tensor's share of the update's squared norm, per entry; 0
+    for a tensor that most of them leave untouched. A direction drawn entry by entry at each
+    tensor's typical scale is then uniformly random. Shares are scale-free, so scaling an update
+    changes no weight, and a flagged update none either."""
     if not rows:
         return [1.0] * len(per_tensor)
     squares = np.array([np.diag(g)[rows] for g in per_tensor])  # (tensor, row)

@@ -777,7 +777,7 @@ class SwarmNode:
         vector: dict[str, int] = {}
         if record.updates:
             try:
-                report = self.contribution(record.updates, *self.score_basis(record))
+                report = self.contribution(record.updates, *self.score_basis(record), start=record.start)
             except ValueError as exc:
                 self.log.warning("round %d: no score vector (%s)", record.round, exc)
             else:

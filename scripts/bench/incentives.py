@@ -18,7 +18,7 @@ member's payout, and from those:
 Scenarios (heart: the four UCI hospitals, "sybil" adds a second identity holding VA Long
 Beach's rows; breast cancer: 8 IID nodes):
 copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), noisycopy (+ noise 0.5, |cos|
-about 0.9; by VA Long Beach, by Hungary and by Switzerland), noise (a random vector of the median
+about 0.9; by VA Long Beach, by Hungary, by Switzerland and by Cleveland), noise (a random vector of the median
 length; by VA Long Beach and by Switzerland), zero, noserve, liar (votes 0
 for everyone else), sybil (VA Long Beach and its twin, which sends its partner's update + noise;
 both vote for each other), collude 3 of 8, collude 2 of 4 (a split), collude 2 of 4 again
@@ -66,6 +66,7 @@ SCENARIOS: dict[str, Scenario] = {
     "noisycopy": Scenario(*HEART4, {3: "noisycopy"}),
     "noisycopy by hungary": Scenario(*HEART4, {1: "noisycopy"}),
     "noisycopy by switzerland": Scenario(*HEART4, {2: "noisycopy"}),
+    "noisycopy by cleveland": Scenario(*HEART4, {0: "noisycopy"}),
     "noise": Scenario(*HEART4, {3: "noise"}),
     "noise by switzerland": Scenario(*HEART4, {2: "noise"}),
     "zero": Scenario(*HEART4, {3: "zero"}),

@@ -329,6 +329,30 @@ def test_noise_shaped_like_an_update_counts_as_chance(rounds) -> None:
     assert abs(float(np.mean(z))) < 1.0 and max(z) < 3.0, z
 
 
+def test_an_old_update_plus_the_weight_decay_step_is_not_new_work() -> None:
+    """With weight decay every honest update carries -c x the round's starting weights (cos 0.3-0.7
+    with them on heart mlp at 0.05), and anyone can add that to an old update: measured against
+    the r-1 vectors alone it looked like new work the others share and took an honest share. The
+    starting model is part of what the swarm already had."""
+    plan = SwarmPlan(nodes=4, dataset="heart", model="mlp", node_overrides=("training.weight_decay=0.05",))
+    _, trained = honest_rounds(plan, 3, MEDIAN)
+    now, before = trained[2], trained[1]
+    names = sorted(now.start)
+    w = np.concatenate([now.start[k].ravel() for k in names]).astype(np.float64)
+    decay = float(np.median([-(np.concatenate([u.tensors[k].ravel() for k in names]) @ w) / (w @ w)
+                             for u in now.updates]))
+    assert decay > 0.01  # the honest updates do carry the decay step
+    rng = np.random.default_rng(12)
+    bad = now.updates[3].sender
+    for source in before.updates[:3]:
+        sent = {k: (v + rng.normal(0.0, 0.5 * float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))), v.shape)
+                    - decay * now.start[k]).astype(np.float32) for k, v in source.tensors.items()}
+        report = score(now, before, replaced(now, 3, sent), start=now.start)
+        assert report.flags == {}
+        assert report.measures[bad]["innovation_factor"] < 1.0, report.measures[bad]  # not shared work
+        assert report.scores[bad] < min(honest_scores(report, bad)), report.scores
+
+
 def test_a_random_update_earns_little_even_with_few_parameters() -> None:
     """Logistic regression on heart has 46 parameters, so a random vector of the median norm lies
     partly in the span of the other updates by chance; structure counts only what lies above
@@ -339,7 +363,7 @@ def test_a_random_update_earns_little_even_with_few_parameters() -> None:
     for r in (2, 3):
         now, before = trained[r], trained[r - 1]
         sent = attacks(now, before, 3, rng)["garbage (random, median norm)"]
-        report = score(now, before, replaced(now, 3, sent))
+        report = score(now, before, replaced(now, 3, sent), start=now.start)
         bad = now.updates[3].sender
         assert report.scores[bad] < min(honest_scores(report, bad)), (r, report.scores)
 
