@@ -1,0 +1,218 @@
+"""Patches 16-18: Yamux DATA frames taken before the library's loop, and direct reads.
+
+A real ``Yamux`` muxer reads a scripted connection: a ``SecureSession`` (with the patched rest
+handling) over a stand-in for the Noise transport that hands out whole plaintext messages, so
+a frame and its body sit in one message as they do on the wire (patch 7), or span two as a
+library sender's 64 KiB frames do.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from types import SimpleNamespace
+
+import pytest
+import trio
+import trio.testing
+from libp2p.peer.id import ID
+from libp2p.security.secure_session import SecureSession
+from libp2p.stream_muxer.yamux import yamux
+
+from p2p import libp2p_patches
+from p2p.libp2p_patches import read_direct
+
+libp2p_patches.apply()
+
+SID = 1
+WINDOW = yamux.DEFAULT_WINDOW_SIZE
+
+
+def frame(typ: int, flags: int, length: int, body: bytes = b"", sid: int = SID) -> bytes:
+    return struct.pack(yamux.YAMUX_HEADER_FORMAT, 0, typ, flags, sid, length) + body
+
+
+def data(body: bytes, flags: int = 0, sid: int = SID) -> bytes:
+    return frame(yamux.TYPE_DATA, flags, len(body), body, sid)
+
+
+FIN = frame(yamux.TYPE_WINDOW_UPDATE, yamux.FLAG_FIN, 0)
+RST = frame(yamux.TYPE_WINDOW_UPDATE, yamux.FLAG_RST, 0)
+
+
+class Messages:
+    """The Noise transport under a SecureSession: whole plaintext messages in, writes recorded.
+    Once the messages run out it idles, or reports the end of the connection (``b""``)."""
+
+    def __init__(self, messages: list[bytes], *, then_close: bool = False) -> None:
+        self.messages = list(messages)
+        self.then_close = then_close
+        self.written: list[bytes] = []
+
+    async def read_msg(self) -> bytes:
+        await trio.lowlevel.checkpoint()
+        if self.messages:
+            return self.messages.pop(0)
+        if self.then_close:
+            return b""
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def write_msg(self, msg: bytes) -> None:
+        self.written.append(bytes(msg))
+
+
+def muxer_over(messages: list[bytes], *, then_close: bool = False) -> tuple[yamux.Yamux, yamux.YamuxStream, Messages]:
+    wire = Messages(messages, then_close=then_close)
+    session = SecureSession.__new__(SecureSession)
+    session.conn = wire
+    mux = yamux.Yamux(session, ID(b"\x00\x01x"), is_initiator=True)
+    stream = yamux.YamuxStream(SID, mux, True)
+    mux.streams[SID] = stream
+    mux.stream_buffers[SID] = bytearray()
+    mux.stream_events[SID] = trio.Event()
+    return mux, stream, wire
+
+
+async def run_loop(mux: yamux.Yamux, body) -> object:
+    """``body()`` while the muxer's read loop runs; its result once every task is blocked."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mux.handle_incoming)
+        result = await body()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def idle() -> None:
+    await trio.testing.wait_all_tasks_blocked()
+
+
+def headers_the_library_reads(monkeypatch: pytest.MonkeyPatch, *, patched: bool) -> list[tuple]:
+    """Record the frame headers that reach the library's loop (patch 16 on or off)."""
+    seen: list[tuple] = []
+    reader = yamux.read_exactly if patched else libp2p_patches._read_exactly
+
+    async def recording(conn, n, *args):
+        header = await reader(conn, n, *args)
+        seen.append(struct.unpack(yamux.YAMUX_HEADER_FORMAT, header)[1:3])
+        return header
+
+    monkeypatch.setattr(yamux, "read_exactly", recording)
+    return seen
+
+
+@pytest.mark.parametrize("patched", [False, True])
+def test_plain_data_frames_skip_the_library_loop_with_the_same_outcome(monkeypatch, patched: bool) -> None:
+    seen = headers_the_library_reads(monkeypatch, patched=patched)
+    # A frame and its body in one message, then one spread over two (a library sender's 64 KiB frame).
+    whole, split = data(b"a" * 1000), data(b"b" * 3000)
+    mux, stream, _ = muxer_over([whole, split[:1000], split[1000:], FIN])
+    trio.run(run_loop, mux, idle)
+    assert bytes(mux.stream_buffers[SID]) == b"a" * 1000 + b"b" * 3000
+    assert stream.recv_window == WINDOW - 4000 and stream.recv_closed
+    fin = (yamux.TYPE_WINDOW_UPDATE, yamux.FLAG_FIN)
+    if patched:
+        assert seen == [fin]  # the DATA frames never reached the library's per-frame code
+    else:
+        assert seen == [(yamux.TYPE_DATA, 0), (yamux.TYPE_DATA, 0), fin]
+
+
+def test_data_frames_with_flags_or_for_unknown_streams_still_go_to_the_library(monkeypatch) -> None:
+    seen = headers_the_library_reads(monkeypatch, patched=True)
+    mux, stream, _ = muxer_over([data(b"x" * 10, sid=7), data(b"last", flags=yamux.FLAG_FIN)])
+    trio.run(run_loop, mux, idle)
+    assert seen == [(yamux.TYPE_DATA, 0), (yamux.TYPE_DATA, yamux.FLAG_FIN)]
+    assert 7 not in mux.stream_buffers  # dropped, as the library drops it
+    assert bytes(mux.stream_buffers[SID]) == b"last" and stream.recv_closed
+
+
+def test_an_oversize_data_frame_still_closes_the_connection() -> None:
+    too_big = frame(yamux.TYPE_DATA, 0, yamux.MAX_WINDOW_SIZE + 1)  # announced, never sent
+    mux, _, _ = muxer_over([too_big, data(b"after")])
+    trio.run(run_loop, mux, idle)
+    assert mux.event_shutting_down.is_set()
+    assert not mux.stream_buffers.get(SID)  # nothing of it, nor of what followed, was taken
+
+
+def test_a_truncated_data_frame_ends_the_connection_and_delivers_nothing_of_it() -> None:
+    mux, _, _ = muxer_over([data(b"ok"), frame(yamux.TYPE_DATA, 0, 1000, b"short")], then_close=True)
+    trio.run(run_loop, mux, idle)
+    assert mux.event_shutting_down.is_set()
+    assert bytes(mux.stream_buffers.get(SID, b"ok")) == b"ok"
+
+
+def test_a_peer_overrunning_the_receive_window_is_clamped_and_logged(caplog) -> None:
+    frames = [data(b"z" * 60000) for _ in range(5)]  # 300000 bytes against a 262144-byte window
+    mux, stream, _ = muxer_over(frames)
+    with caplog.at_level(logging.WARNING, logger="p2p.libp2p_patches"):
+        trio.run(run_loop, mux, idle)
+    assert stream.recv_window == 0 and len(mux.stream_buffers[SID]) == 300000
+    assert "exceeded the receive window" in caplog.text
+
+
+def test_a_direct_read_fills_the_buffer_in_order_and_leaves_the_rest_to_the_stream() -> None:
+    mux, stream, _ = muxer_over([data(b"y" * 100), data(b"z" * 100)])
+    mux.stream_buffers[SID] += b"x" * 10  # arrived before the reader got there
+    target = bytearray(150)
+    progress: list[int] = []
+
+    async def direct() -> int:
+        return await read_direct(SimpleNamespace(muxed_stream=stream), memoryview(target), progress.append)
+
+    assert trio.run(run_loop, mux, direct) == 150
+    assert target == b"x" * 10 + b"y" * 100 + b"z" * 40
+    assert bytes(mux.stream_buffers[SID]) == b"z" * 60  # the next read gets it, in order
+    assert progress == sorted(progress) and progress[-1] == 150
+
+
+def test_a_direct_read_grants_credit_every_half_window_from_the_reading_task() -> None:
+    frames = [data(bytes([i]) * 60000) for i in range(4)]  # 240000 bytes: past half the window
+    mux, stream, wire = muxer_over(frames)
+    target = bytearray(240000)
+
+    async def direct() -> int:
+        return await read_direct(SimpleNamespace(muxed_stream=stream), memoryview(target))
+
+    assert trio.run(run_loop, mux, direct) == 240000
+    assert target == b"".join(bytes([i]) * 60000 for i in range(4))
+    updates = [struct.unpack(yamux.YAMUX_HEADER_FORMAT, w[: yamux.HEADER_SIZE]) for w in wire.written]
+    assert [(u[1], u[3]) for u in updates] == [(yamux.TYPE_WINDOW_UPDATE, SID)]  # one, after half a window
+    assert updates[0][4] >= WINDOW // 2
+    assert stream.recv_window == WINDOW - 240000 + updates[0][4]  # the window counts what it granted
+
+
+def test_a_direct_read_stops_at_a_reset_and_the_stream_reports_it() -> None:
+    mux, stream, _ = muxer_over([data(b"q" * 50), RST])
+    target = bytearray(100)
+
+    async def direct_then_stream_read() -> int:
+        filled = await read_direct(SimpleNamespace(muxed_stream=stream), memoryview(target))
+        with pytest.raises((yamux.MuxedStreamReset, yamux.MuxedStreamEOF)):  # the library's answers
+            await stream.read(50)
+        return filled
+
+    assert trio.run(run_loop, mux, direct_then_stream_read) == 50
+    assert target[:50] == b"q" * 50 and stream.reset_received
+
+
+def test_a_direct_read_declines_what_is_not_a_patched_yamux_stream() -> None:
+    async def main() -> int:
+        return await read_direct(SimpleNamespace(read=None), memoryview(bytearray(10)))
+
+    assert trio.run(main) == 0
+
+
+@pytest.mark.parametrize("hostile", ["truncated", "oversize"])
+def test_a_direct_read_returns_when_a_hostile_frame_ends_the_connection(hostile: str) -> None:
+    bad = frame(yamux.TYPE_DATA, 0, 1000, b"short") if hostile == "truncated" else frame(
+        yamux.TYPE_DATA, 0, yamux.MAX_WINDOW_SIZE + 1)
+    mux, stream, _ = muxer_over([data(b"a" * 10), bad], then_close=True)
+    target = bytearray(100)
+
+    async def direct() -> int:
+        with trio.fail_after(5):
+            return await read_direct(SimpleNamespace(muxed_stream=stream), memoryview(target))
+
+    assert trio.run(run_loop, mux, direct) == 10
+    assert mux.event_shutting_down.is_set() and target[:10] == b"a" * 10
