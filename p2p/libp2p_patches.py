@@ -104,6 +104,14 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    more debug f-strings per call, and two copies of what it returns (``bytes(buffer[:n])``). Fix:
    when the stream's buffer holds data and the stream is neither closed nor reset, take up to
    ``n`` bytes with one copy and grant credit as before; any other case goes to the library.
+18. Not a defect but the library's shape: a fetched blob was copied five times after decryption
+   (the rest of the Noise message, the stream's buffer, ``bytes(buffer[:n])`` twice over, the
+   fetch buffer) in 64 KiB reads, each a pass through ``NetStream.read``. ``read_direct`` lets a
+   reader hand its own buffer to the muxer: while it waits, patch 16 copies each plain DATA frame
+   for that stream straight from the decrypted message into it (one copy), and wakes the reader
+   only every half window (to grant credit, from the reader's task as a library read would) or
+   when the buffer is full. Frames that arrive while bytes are still buffered, or that do not fit,
+   go to the stream's buffer as before, so order is kept; the wire is untouched.
 """
 
 from __future__ import annotations
@@ -664,8 +672,8 @@ async def read_direct(stream: Any, view: memoryview, on_progress: Any = None) ->
                 if on_progress is not None:
                     on_progress(sink.filled)
                 await muxed._auto_tune_and_send_window_update()
-                if sink.filled == len(view):
-                    return sink.filled
+                if sink.seen == len(view):  # (more may have come during the await: reported next turn)
+                    return sink.seen
                 sink.wake_at = sink.seen + muxed._grow_threshold()
                 continue
             if (muxed.closed or muxed.recv_closed or muxed.reset_received

@@ -42,11 +42,13 @@ RST = frame(yamux.TYPE_WINDOW_UPDATE, yamux.FLAG_RST, 0)
 
 class Messages:
     """The Noise transport under a SecureSession: whole plaintext messages in, writes recorded.
-    Once the messages run out it idles, or reports the end of the connection (``b""``)."""
+    Once the messages run out it idles, or reports the end of the connection (``b""``).
+    ``slow_writes``: a write returns only once the reading side has taken everything there is."""
 
-    def __init__(self, messages: list[bytes], *, then_close: bool = False) -> None:
+    def __init__(self, messages: list[bytes], *, then_close: bool = False, slow_writes: bool = False) -> None:
         self.messages = list(messages)
         self.then_close = then_close
+        self.slow_writes = slow_writes
         self.written: list[bytes] = []
 
     async def read_msg(self) -> bytes:
@@ -60,10 +62,13 @@ class Messages:
 
     async def write_msg(self, msg: bytes) -> None:
         self.written.append(bytes(msg))
+        if self.slow_writes:
+            await trio.testing.wait_all_tasks_blocked()
 
 
-def muxer_over(messages: list[bytes], *, then_close: bool = False) -> tuple[yamux.Yamux, yamux.YamuxStream, Messages]:
-    wire = Messages(messages, then_close=then_close)
+def muxer_over(messages: list[bytes], *, then_close: bool = False,
+               slow_writes: bool = False) -> tuple[yamux.Yamux, yamux.YamuxStream, Messages]:
+    wire = Messages(messages, then_close=then_close, slow_writes=slow_writes)
     session = SecureSession.__new__(SecureSession)
     session.conn = wire
     mux = yamux.Yamux(session, ID(b"\x00\x01x"), is_initiator=True)
@@ -180,6 +185,22 @@ def test_a_direct_read_grants_credit_every_half_window_from_the_reading_task() -
     assert [(u[1], u[3]) for u in updates] == [(yamux.TYPE_WINDOW_UPDATE, SID)]  # one, after half a window
     assert updates[0][4] >= WINDOW // 2
     assert stream.recv_window == WINDOW - 240000 + updates[0][4]  # the window counts what it granted
+
+
+def test_a_direct_read_reports_the_bytes_that_arrive_while_it_grants_credit() -> None:
+    # The last frame lands while the reader is writing its window update: the reader must still
+    # report it (the fetch hashes what is reported; an unreported tail once failed the digest).
+    frames = [data(bytes([i]) * 60000) for i in range(3)] + [data(b"t" * 10000)]
+    mux, stream, wire = muxer_over(frames, slow_writes=True)
+    target = bytearray(190000)
+    progress: list[int] = []
+
+    async def direct() -> int:
+        return await read_direct(SimpleNamespace(muxed_stream=stream), memoryview(target), progress.append)
+
+    assert trio.run(run_loop, mux, direct) == 190000
+    assert wire.written  # the credit was written while the last frame arrived
+    assert progress[-1] == 190000 and target.endswith(b"t" * 10000)
 
 
 def test_a_direct_read_stops_at_a_reset_and_the_stream_reports_it() -> None:
