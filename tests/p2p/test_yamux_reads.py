@@ -8,9 +8,15 @@ library sender's 64 KiB frames do.
 
 from __future__ import annotations
 
+import json
 import logging
 import struct
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
+
+import numpy as np
 
 import pytest
 import trio
@@ -21,9 +27,11 @@ from libp2p.stream_muxer.yamux import yamux
 
 from p2p import libp2p_patches
 from p2p.libp2p_patches import read_direct
+from tests.p2p.conftest import run_trio, running_hosts
 
 libp2p_patches.apply()
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SID = 1
 WINDOW = yamux.DEFAULT_WINDOW_SIZE
 
@@ -237,3 +245,25 @@ def test_a_direct_read_returns_when_a_hostile_frame_ends_the_connection(hostile:
 
     assert trio.run(run_loop, mux, direct) == 10
     assert mux.event_shutting_down.is_set() and target[:10] == b"a" * 10
+
+
+def test_a_patched_host_fetches_from_a_plain_py_libp2p_host_over_real_sockets(tmp) -> None:
+    """Our receiving side (patches 16-18) against the library's own sender in another process:
+    64 KiB frames split over two Noise messages, credit polled, nothing of ours applied."""
+    size = 3 * 2**20 + 12345
+    proc = subprocess.Popen([sys.executable, "-m", "tests.p2p.plain_blob_server", "--size", str(size)],
+                            cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(proc.stdout.readline())
+        expected = np.random.default_rng([0, size]).bytes(size)
+
+        async def fetch_twice() -> list[bytes]:
+            async with running_hosts(tmp, 1, connect=False) as (host,):
+                await host.connect(ready["addr"])
+                peer = ready["addr"].rsplit("/p2p/", 1)[1]
+                return [await host.fetch(peer, ready["digest"]) for _ in range(2)]
+
+        assert run_trio(fetch_twice) == [expected, expected]
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
