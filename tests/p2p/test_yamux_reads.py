@@ -267,3 +267,18 @@ def test_a_patched_host_fetches_from_a_plain_py_libp2p_host_over_real_sockets(tm
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)
+
+
+def test_a_direct_read_opens_the_window_to_its_buffer_at_once() -> None:
+    mux, stream, wire = muxer_over([])
+    target = bytearray(2**20)
+
+    async def direct_until_idle() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_direct, SimpleNamespace(muxed_stream=stream), memoryview(target))
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+
+    trio.run(run_loop, mux, direct_until_idle)
+    (update,) = [struct.unpack(yamux.YAMUX_HEADER_FORMAT, w[: yamux.HEADER_SIZE]) for w in wire.written]
+    assert update[1] == yamux.TYPE_WINDOW_UPDATE and update[4] >= 2**20 - WINDOW  # before any byte came
