@@ -630,7 +630,7 @@ class _Sink:
         self.view = view
         self.filled = 0
         self.seen = 0  # what the reader has been told of
-        self.wake_at = 0  # wake the reader once this much is filled (half a window past ``seen``)
+        self.wake_at = 0  # wake the reader once this much is filled
 
     def take(self, data: Any) -> int:
         """Copy what fits of ``data``; how many bytes that was."""
@@ -640,18 +640,19 @@ class _Sink:
         return n
 
     def due(self) -> bool:
-        """Wake the reader: it is full, or holds half a window it has not granted credit for."""
+        """Wake the reader: it is full, or holds what it wants to hear of (half a window it has
+        not granted credit for, or ``report_every`` bytes it has not been told of)."""
         return self.filled >= self.wake_at or self.filled == len(self.view)
 
 
-async def read_direct(stream: Any, view: memoryview, on_progress: Any = None) -> int:
+async def read_direct(stream: Any, view: memoryview, on_progress: Any = None, report_every: int = 2**20) -> int:
     """Fill ``view`` from ``stream``'s DATA frames as they arrive, one copy each from the
     decrypted Noise message (patch 18); returns how many bytes it filled.
 
     Less than ``len(view)`` when the stream ended, was reset or its connection closed, or at
     once 0 when ``stream`` is not a Yamux stream of a patched connection: the caller reads the
     rest through the stream's API, which raises what the library raises. ``on_progress(n)`` is
-    told whenever the first ``n`` bytes are final. Credit is granted from this task, as a
+    told that the first ``n`` bytes are final at least every ``report_every`` bytes. Credit is granted from this task, as a
     library read would (never from the connection's reading task, which must not block on
     writes). The wire is untouched: the peer sees the same frames and window updates.
     """
@@ -671,7 +672,7 @@ async def read_direct(stream: Any, view: memoryview, on_progress: Any = None) ->
         # library's 16 MiB) rather than letting it grow from 256 KiB one round trip at a time.
         muxed.target_recv_window = max(muxed.target_recv_window, min(len(view), _yamux.MAX_WINDOW_SIZE))
         await muxed._auto_tune_and_send_window_update()
-        sink.wake_at = sink.seen + muxed._grow_threshold()
+        sink.wake_at = sink.seen + min(report_every, muxed._grow_threshold())
         while True:
             if sink.seen != sink.filled:  # report, and grant credit for, what came since
                 sink.seen = sink.filled
@@ -680,7 +681,7 @@ async def read_direct(stream: Any, view: memoryview, on_progress: Any = None) ->
                 await muxed._auto_tune_and_send_window_update()
                 if sink.seen == len(view):  # (more may have come during the await: reported next turn)
                     return sink.seen
-                sink.wake_at = sink.seen + muxed._grow_threshold()
+                sink.wake_at = sink.seen + min(report_every, muxed._grow_threshold())
                 continue
             if (muxed.closed or muxed.recv_closed or muxed.reset_received
                     or conn.event_shutting_down.is_set() or sid not in conn.streams):
