@@ -4,7 +4,7 @@ The history (members, tasks, fundings, bonds, per-round commits and votes, final
 slashes, closes, reputations, revenue, withdrawals, dust claims, refunds, reclaimed stake) is
 rebuilt from the contract's events only, queried in bounded block windows. The audit then
 recomputes every round's winning vector (referee, else strict majority of the committers, else
-a split), the credits, deviants and flagged members, every slash, the cumulative entitlements
+a split; and whether the committers' own votes split where the referee's decided), the credits, deviants and flagged members, every slash, the cumulative entitlements
 and the dust of every instalment, and every reputation; and cross-checks all of it against the
 contract's state: contributions, totals, pools, revenue, stakes, offences, withdrawn amounts,
 dust, round masks, vote counts, reputations and the contract's ETH balance. Optional
@@ -71,6 +71,8 @@ class RoundHistory:
     finalized: bool = False
     status: str = "open"  # credited | below_quorum | split (from the RoundFinalized event)
     winner: str | None = None  # winning vote hash, recomputed
+    decided_by: str | None = None  # "referee" (its vote won) or "majority" (a strict majority of the committers)
+    members_split: bool = False  # no vector had a strict majority of the committers' own votes
     credits: dict[str, int] = field(default_factory=dict)  # from the RoundFinalized event
     recomputed: dict[str, int] = field(default_factory=dict)
     deviants: list[str] = field(default_factory=list)
@@ -189,7 +191,10 @@ class AuditReport:
                     mark = "voted"
                 else:
                     mark = "winner" if voted[member] == rh.winner else "other"
-                note = f"slashed {slashed[member][1]} ({slashed[member][0]} wei)" if member in slashed else ""
+                notes = ["members split, the referee decided"] if rh.members_split and rh.decided_by == "referee" else []
+                if member in slashed:
+                    notes.append(f"slashed {slashed[member][1]} ({slashed[member][0]} wei)")
+                note = "; ".join(notes)
                 eps = rh.epsilons.get(member, 0)
                 epsilon = f"{eps / 1000:.3f}" if eps else "-"
                 lines.append(f"{t:>4} {r:>5}  {names.get(member, member[:10]):<14} {digest[:10]:<12} "
@@ -346,8 +351,11 @@ class _Rebuild:
         status, winner = decide(rh.votes, committers, th.quorum, th.referee)
         self.check(f"{where} status", status, got.status)
         rh.recomputed = {m: 0 for m in committers}
+        # A referee's vote decides whether or not the members agreed: the audit says which it was.
+        rh.members_split = status != "below_quorum" and decide(rh.votes, committers, th.quorum, None)[0] == "split"
         if winner is not None:
             rh.winner = winner.vote_hash
+            rh.decided_by = "referee" if winner.voter == th.referee and th.referee not in rh.commits else "majority"
             self.check(f"{where} winning vote", winner.vote_hash, got.vote_hash)
             voted = {v.voter: v.vote_hash for v in rh.votes if v.voter in rh.commits}
             rh.deviants = [m for m in committers if m in voted and voted[m] != winner.vote_hash]

@@ -90,7 +90,7 @@ def _swarm(args: argparse.Namespace) -> int:
                      alpha=args.alpha, model=args.model, merge=args.merge, epochs=args.epochs, lr=args.lr,
                      round_timeout=args.round_timeout, pool_eth=args.pool, stake_eth=args.stake,
                      slash_eth=args.slash, referee=args.referee, groups=args.groups, seed=args.seed,
-                     attacks=attacks,
+                     attacks=attacks, validation=Path(args.validation) if args.validation else None,
                      out=out, state_file=Path(args.state) if args.state else None,
                      in_process=args.in_process, node_overrides=tuple(args.set), data=data)
     setup_logging("swarm", logging.DEBUG if args.verbose else logging.WARNING)
@@ -186,11 +186,19 @@ def _deploy(args: argparse.Namespace) -> int:
     from incentive.ledger import ExchangeTerms, PrivacyTerms
 
     setup_logging("deploy", logging.DEBUG if args.verbose else logging.WARNING)
+    validation_digest = args.validation_digest
+    if args.validation_file:
+        from .scenarios import read_published_set
+
+        try:
+            validation_digest = read_published_set(Path(args.validation_file)).digest
+        except ValueError as exc:
+            raise _OperatorError(str(exc)) from None
     privacy = None if not args.epsilon else PrivacyTerms(args.epsilon, args.delta, args.noise_multiplier,
                                                          args.max_grad_norm, args.accountant)
     task = None if args.no_task else TaskPlan(args.quorum, args.model_id, args.round_duration, args.fund,
                                               stake=args.stake, slash=args.slash, referee=args.referee,
-                                              validation_digest=args.validation_digest, privacy=privacy,
+                                              validation_digest=validation_digest, privacy=privacy,
                                               exchange=ExchangeTerms(args.codec, args.compression_fraction,
                                                                      args.exchange_all_up_to, args.partners))
     try:  # MembersFileError is a ValueError, as are web3's complaints about an address
@@ -303,6 +311,9 @@ def build_parser(scenario: str | None = None, defaults: dict[str, Any] | None = 
                        help="ETH taken from a member's bond per proven offence (near-copy, free ride, false vote)")
     swarm.add_argument("--referee", action="store_true",
                        help="also run the sponsor's referee node, whose vote decides rounds the members split")
+    swarm.add_argument("--validation", metavar="FILE",
+                       help="the sponsor's published validation set (.npz of x and y) for the referee: its digest "
+                            "goes on chain, and in a split round it picks which members' vector wins")
     swarm.add_argument("--groups", type=_group_count, default=1, metavar="N|auto",
                        help="group similar sites by their round-1 updates and train one model per group (1: one "
                             "model; auto: as many groups as the updates show, at most nodes/2)")
@@ -353,8 +364,11 @@ def build_parser(scenario: str | None = None, defaults: dict[str, Any] | None = 
     deploy.add_argument("--slash", type=int, default=0, help="wei taken from a bond per proven offence (<= stake)")
     deploy.add_argument("--referee", help="address of the sponsor's referee node, whose vote decides split rounds "
                                           "(register it as a member too, so members let it connect)")
-    deploy.add_argument("--validation-digest", help="keccak256 (0x + 64 hex) of the validation set the sponsor "
-                                                    "publishes")
+    published = deploy.add_mutually_exclusive_group()
+    published.add_argument("--validation-digest", help="keccak256 (0x + 64 hex) of the validation set the sponsor "
+                                                       "publishes")
+    published.add_argument("--validation-file", metavar="FILE",
+                           help="the published validation set itself (.npz of x and y): its digest goes on chain")
     deploy.add_argument("--epsilon", type=float, default=0.0,
                         help="the task's DP budget per member (0: none); nodes need [dp] within it (docs/privacy.md)")
     deploy.add_argument("--delta", type=float, default=0.0, help="the task's DP delta (0: 1/n per node)")

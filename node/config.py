@@ -142,6 +142,10 @@ class ChainConfig:
     task_id: int = 1
     key_file: str = "eth.key"
     outage_seconds: float = 300.0  # how long to keep retrying an unreachable chain before giving up
+    # The task's referee only: the sponsor's published validation set (.npz of x and y), whose
+    # keccak256 must be the task's validationDigest; it decides rounds the members split
+    # (node.arbitration). Empty: the data set's own published set, if it has one.
+    validation_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,8 @@ class NodeConfig:
             self,
             data=dataclasses.replace(self.data, csv_path=rel(self.data.csv_path), test_csv=rel(self.data.test_csv)),
             p2p=dataclasses.replace(self.p2p, key_file=rel(self.p2p.key_file)),
-            chain=dataclasses.replace(self.chain, key_file=rel(self.chain.key_file)),
+            chain=dataclasses.replace(self.chain, key_file=rel(self.chain.key_file),
+                                      validation_file=rel(self.chain.validation_file)),
             output_dir=rel(self.output_dir),
         )
 

@@ -212,11 +212,6 @@ def _layout(reference: Tensors, others: Sequence[tuple[str, Tensors]]) -> tuple[
     return layout
 
 
-def _flat(tensors: Tensors, layout: tuple[tuple[str, tuple[int, ...]], ...]) -> np.ndarray:
-    """One vector in sorted tensor-name order, in the tensors' own precision (no float64 copy)."""
-    return np.concatenate([np.ravel(tensors[k]) for k, _ in layout])
-
-
 # The Gram matrix is summed over blocks of GRAM_BLOCK entries. Within a block each vector is
 # scaled by a power of two and rounded to integers of at most GRAM_BITS bits, so every product and
 # partial sum of a block's matrix product is an integer below 2^52: exact in float64 whatever
@@ -268,7 +263,8 @@ def checkable_scores(updates: Sequence[Update], previous: Sequence[Update],
         old.append(("the round r-1 merged update", None, previous_merged))
     layout = _layout(current[0].tensors, [(f"update from {u.sender}", u.tensors) for u in current]
                      + [(what, tensors) for what, _, tensors in old])
-    rows = _Rows([_flat(u.tensors, layout) for u in current] + [_flat(t, layout) for _, _, t in old],
+    sets = [u.tensors for u in current] + [t for _, _, t in old]
+    rows = _Rows([gram([np.ravel(t[k]) for t in sets]) for k, _ in layout], [math.prod(shape) for _, shape in layout],
                  [u.sender for u in current], [(what, sender) for what, sender, _ in old])
     flags, repeats = rows.flags()
     kept = [i for i in range(rows.n) if rows.senders[i] not in flags and i not in repeats]
@@ -293,18 +289,22 @@ def checkable_scores(updates: Sequence[Update], previous: Sequence[Update],
 
 class _Rows:
     """The round's updates (indices 0..n-1, sorted by sender) and the old vectors after them, with
-    their Gram matrix: every decision below reads inner products only."""
+    their Gram matrices: every decision below reads inner products only. `g` is the plain one
+    (flags, size, redundancy); `w` weighs each tensor by the inverse of its median mean square over
+    the round's non-zero updates (structure, novelty, innovation: module docstring)."""
 
-    def __init__(self, vectors: list[np.ndarray], senders: list[str], old: list[tuple[str, str | None]]) -> None:
-        self.vectors, self.senders, self.old = vectors, senders, old
+    def __init__(self, per_tensor: list[np.ndarray], sizes: list[int], senders: list[str],
+                 old: list[tuple[str, str | None]]) -> None:
+        self.senders, self.old = senders, old
         self.n = len(senders)
-        self.g = gram(vectors)
+        self.g = _summed(per_tensor, [1.0] * len(per_tensor))
         self.norms = np.sqrt(np.diag(self.g)[:self.n])
         # of the non-zero updates: a crowd of all-zero updates must not make honest ones look huge
-        self.median = float(np.median(self.norms[self.norms > 0])) if np.any(self.norms > 0) else 0.0
-        self.old_idx = list(range(self.n, len(vectors)))
-        self.size = int(vectors[0].size)
-        self.old_rank = _rank(self.g, self.old_idx)
+        active = self.norms > 0
+        self.median = float(np.median(self.norms[active])) if np.any(active) else 0.0
+        self.per_tensor, self.sizes = per_tensor, sizes
+        self.old_idx = list(range(self.n, len(self.g)))
+        self.size = sum(sizes)
         self.measures = {s: {"norm_ratio": float(self.norms[i] / self.median) if self.median > 0 else 0.0}
                          for i, s in enumerate(senders)}
 
@@ -337,8 +337,13 @@ class _Rows:
 
     def quality(self, kept: list[int], unflagged: list[int]) -> dict[str, float]:
         """Novelty x structure x innovation x size x redundancy of each kept update (module docstring)."""
-        residual = _residual_gram(self.g, list(range(self.n)), self.old_idx)
-        novelty = _novelty(residual[np.ix_(kept, kept)], [float(self.norms[i]) for i in kept])
+        # weighed by the updates that stay, so a flagged one changes nothing of the others' scores
+        w = _summed(self.per_tensor, _whitening(self.per_tensor, self.sizes,
+                                                [i for i in unflagged if self.norms[i] > 0]))
+        w_norms = np.sqrt(np.maximum(np.diag(w), 0.0))
+        old_rank = _rank(w, self.old_idx)
+        residual = _residual_gram(w, list(range(self.n)), self.old_idx)
+        novelty = _novelty(residual[np.ix_(kept, kept)], [float(w_norms[i]) for i in kept])
         # With no round r-1 vectors (round 1) there is no past to tell what is new: novelty and
         # innovation would only measure agreement with whoever else is present.
         first = not self.old_idx
@@ -354,7 +359,7 @@ class _Rows:
             m["structure_factor"] = min(1.0, max(0.0, (m["structure_z"] - CHANCE_Z) / (STRUCTURE_Z - CHANCE_Z)))
             if not first and others and residual[i, i] > 0:
                 m["innovation"] = _explained(residual, i, others)
-                m["innovation_z"] = _chance_z(m["innovation"], _rank(residual, others), self.size - self.old_rank)
+                m["innovation_z"] = _chance_z(m["innovation"], _rank(residual, others), self.size - old_rank)
             else:  # nothing to compare with, or nothing new: no evidence against the update
                 m["innovation"], m["innovation_z"] = 1.0, INNOVATION_Z
             m["innovation_factor"] = INNOVATION_FLOOR + (1 - INNOVATION_FLOOR) * min(
@@ -367,6 +372,27 @@ class _Rows:
             out[self.senders[i]] = (max(0.0, m["novelty"]) * m["structure_factor"] * m["innovation_factor"]
                                     * m["size_factor"] * m["redundancy_factor"])
         return out
+
+
+def _summed(per_tensor: list[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The weighted sum of the tensors' Gram matrices, added in tensor-name order (the same bits
+    everywhere: each term is exact or a correctly rounded product)."""
+    total = np.zeros_like(per_tensor[0])
+    for g, weight in zip(per_tensor, weights):
+        total += g * weight
+    return total
+
+
+def _whitening(per_tensor: list[np.ndarray], sizes: list[int], rows: list[int]) -> list[float]:
+    """Each tensor's weight: the inverse of its typical mean square, i.e. of the median over `rows`
+    (non-zero updates) of the tensor's share of the update's squared norm, per entry; 0 for a
+    tensor that most of them leave untouched. A direction drawn entry by entry at each tensor's typical scale is then uniformly
+    random; shares are scale-free, so scaling an update changes no weight."""
+    if not rows:
+        return [1.0] * len(per_tensor)
+    squares = np.array([np.diag(g)[rows] for g in per_tensor])  # (tensor, row)
+    typical = np.median(squares / squares.sum(axis=0), axis=1) / np.array(sizes, dtype=np.float64)
+    return [1.0 / t if t > 0 else 0.0 for t in typical]
 
 
 def _residual_gram(g: np.ndarray, rows: list[int], old: list[int]) -> np.ndarray:

@@ -62,10 +62,11 @@ from .records import PhaseTimer, Recorder
 from .selection import REPORT_SHAPES, decode_report, encode_report, final_model_by_name, pooled_loss
 from .swarmopt import optimizer_by_name
 from .terms import exchange_conflict, exchange_terms
-from .referee import referee_rounds
+from .referee import load_validation, referee_rounds
 from .reveal import REREAD_SECONDS, RevealRule
 from .rundir import RunFolder
 from .sampled import SCORES, PartnerDraws, assemble, encode_sheet, sampled_fanout, sheet_intake
+from .scenarios import PublishedSet
 
 GROUPING_ROUND = 1  # swarm.groups > 1: the members are grouped by this round's updates
 JOIN_WAIT_SECONDS = 4.0  # how long a restarted node listens for the swarm's current round
@@ -109,6 +110,7 @@ class SwarmNode:
         self.inbox = Inbox()
         self.members: dict[str, Member] = {}
         self.referee: str | None = None  # the task's referee (lower-case address): votes, never trains
+        self.validation: PublishedSet | None = None  # the referee's: the sponsor's set, deciding splits
         self._reputation: dict[str, int] = {}  # peer id -> on-chain reputation (bps) when merges weigh by it
         self.round_duration, self.quorum = 0, 0  # read from the task on chain
         self.round = 0
@@ -206,6 +208,11 @@ class SwarmNode:
         except ValidationMismatch as exc:
             raise NodeError(str(exc)) from None
         self.referee = task.referee.lower() if task.referee else None
+        if self.is_referee:
+            try:
+                self.validation = load_validation(self, task.validation_digest)
+            except ValidationMismatch as exc:
+                raise NodeError(str(exc)) from None
         if self.config.swarm.reputation_weight:
             await self._read_reputations()
         if self.referee:
@@ -744,6 +751,21 @@ class SwarmNode:
                        swarm.rounds, swarm.seed, self.round_duration, self.log,
                        previous=lambda: self._merged.updates if self._merged else (), partners=swarm.attack_partners)
 
+    def score_basis(self, record: MergeRecord) -> tuple[list[Update], Tensors | None]:
+        """What round `record.round`'s updates are scored against: round r-1's updates less the
+        ones that round flagged, and their merge by the task's rule (none in round 1)."""
+        prev = self._previous
+        # Round r-1's flagged updates (near-copies, free riders) are no basis: a stale copy
+        # would add an old direction that honest round-r work is then judged against.
+        struck = self._flagged.get(record.round - 1, set())
+        previous = ([u for u in prev.updates if u.sender not in struck]
+                    if prev is not None and prev.round == record.round - 1 else [])
+        previous_merged = None
+        if previous:  # the rule's merge of r-1's updates, unless that round's merge differed
+            same = prev.merged is not None and len(previous) == len(prev.updates)
+            previous_merged = prev.merged if same else self.score_rule.merge(previous)
+        return previous, previous_merged
+
     def _vote(self, record: MergeRecord) -> dict[str, int]:
         """The round's score vector this node votes for (peer id -> score or FLAGGED, own included).
 
@@ -754,18 +776,8 @@ class SwarmNode:
         """
         vector: dict[str, int] = {}
         if record.updates:
-            prev = self._previous
-            # Round r-1's flagged updates (near-copies, free riders) are no basis: a stale copy
-            # would add an old direction that honest round-r work is then judged against.
-            struck = self._flagged.get(record.round - 1, set())
-            previous = ([u for u in prev.updates if u.sender not in struck]
-                        if prev is not None and prev.round == record.round - 1 else [])
-            previous_merged = None
-            if previous:  # the rule's merge of r-1's updates, unless that round's merge differed
-                same = prev.merged is not None and len(previous) == len(prev.updates)
-                previous_merged = prev.merged if same else self.score_rule.merge(previous)
             try:
-                report = self.contribution(record.updates, previous, previous_merged)
+                report = self.contribution(record.updates, *self.score_basis(record))
             except ValueError as exc:
                 self.log.warning("round %d: no score vector (%s)", record.round, exc)
             else:

@@ -39,7 +39,7 @@ from .grouping import AUTO_GROUPS
 from .terms import exchange_terms
 from .report import SwarmReport, write_report
 from .rundir import RunFolder
-from .scenarios import published_set
+from .scenarios import published_set, read_published_set
 from .starter import NodeStarter, StartedNode
 
 WEI_PER_ETH = 10**18
@@ -72,6 +72,9 @@ class SwarmPlan:
     stake_eth: float = 0.0  # what each member bonds for the task (0: no stake)
     slash_eth: float = 0.0  # taken from a bond per proven offence (at most the stake)
     referee: bool = False  # the sponsor runs a referee node, whose vote decides split rounds
+    # the sponsor's published validation set (.npz of x and y) for the referee: its digest goes on
+    # chain and the set decides the rounds the members split (node.arbitration)
+    validation: Path | None = None
     # > 1: group similar sites from round 1's updates into this many, one model per group
     # (node.grouping); AUTO_GROUPS: as many groups as the updates show (swarm.group_count silhouette)
     groups: int | str = 1
@@ -102,6 +105,10 @@ class SwarmPlan:
             raise ValueError(f"groups must be a count of at least 1 or {AUTO_GROUPS!r}, got {self.groups!r}")
         if self.groups != 1 and self.referee:
             raise ValueError("a grouped swarm has no referee (the referee attests one model for all members)")
+        if self.validation is not None:
+            if not self.referee:
+                raise ValueError("a validation set is the referee's: run the sponsor's referee too (--referee)")
+            read_published_set(Path(self.validation))  # a clear error now rather than in the referee
         if self.rounds < 1 or self.pool_eth <= 0 or self.round_timeout <= 0:
             raise ValueError("rounds, pool and round timeout must be positive")
         if not 0 <= self.slash_eth <= self.stake_eth:
@@ -136,8 +143,10 @@ class SwarmPlan:
                        bootstrap: tuple[str, ...]) -> NodeConfig:
         """The referee's node: it trains nothing, but sizes its models like node 0's."""
         config = self.node_config(0, folder, contract, chain_url, task_id, listen, bootstrap)
+        validation = "" if self.validation is None else str(Path(self.validation).resolve())
         return dataclasses.replace(config, name=REFEREE, swarm=dataclasses.replace(
-            config.swarm, attack="none", attack_partners=()))
+            config.swarm, attack="none", attack_partners=()), chain=dataclasses.replace(
+            config.chain, validation_file=validation))
 
     def node_config(self, i: int, folder: Path, contract: str, chain_url: str, task_id: int,
                     listen: str, bootstrap: tuple[str, ...]) -> NodeConfig:
@@ -224,6 +233,12 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
     quorum = max(2, plan.nodes // 2 + 1)
     dataset = "csv" if plan.data is not None else plan.dataset
     published = published_set(DataConfig(dataset=plan.dataset))
+    if plan.validation is not None:
+        sponsors = read_published_set(Path(plan.validation))
+        if published is not None and published.digest != sponsors.digest:
+            raise ValueError(f"{plan.dataset} comes with its own published validation set ({published.digest}); "
+                             f"{plan.validation} hashes to {sponsors.digest}: the task names one set")
+        published = sponsors
     first = plan.node_config(0, run_dir, "", "", 1, "", ())  # the task's terms follow the nodes' settings
     task = TaskPlan(quorum=quorum, model_id=f"{dataset}/{plan.model}",
                     round_duration=max(1, round(plan.round_timeout)), fund=int(plan.pool_eth * WEI_PER_ETH),
@@ -235,7 +250,8 @@ def provision(w3: Web3, plan: SwarmPlan, run_dir: Path, say: Callable[[str], Non
     deployed = deploy_ledger(w3, admin, members, task, sponsor=sponsor)
     say(f"ledger deployed at {deployed.address}")
     terms = "".join([f"; stake {plan.stake_eth:g} ETH, slash {plan.slash_eth:g} ETH" if stake else "",
-                     "; the sponsor's referee decides split rounds" if referee else ""])
+                     "; the sponsor's referee decides split rounds" if referee else "",
+                     f" with validation set {published.digest[:10]}" if referee and published else ""])
     say(f"task {deployed.task_id} opened with a pool of {plan.pool_eth:g} ETH; {plan.nodes} members registered{terms}")
     return Provisioned(deployed.address, deployed.task_id, quorum, admin_key, tuple(s.name for s in seats),
                        tuple(s.folder for s in seats), tuple(s.peer_id for s in seats),

@@ -50,6 +50,7 @@ class SwarmReport:
     curves: dict[str, list[float]]
     seconds: float
     rounds: dict[str, list[int]] = field(default_factory=dict)  # status -> rounds (credited, split, below_quorum, open)
+    refereed_splits: tuple[int, ...] = ()  # rounds the members split and the referee's vote decided
 
     @classmethod
     def build(cls, plan, prov, summaries: Sequence[dict[str, Any] | None], payouts: dict[str, int],
@@ -57,6 +58,7 @@ class SwarmReport:
         task = audit_report.tasks[prov.task_id]
         contributions = task.contributions
         rounds: dict[str, list[int]] = {}
+        refereed: list[int] = []
         flagged: dict[str, list[int]] = {}
         deviant: dict[str, list[int]] = {}
         slashed: dict[str, int] = {}
@@ -65,6 +67,8 @@ class SwarmReport:
             if t != prov.task_id:
                 continue
             rounds.setdefault(rh.status, []).append(r)
+            if rh.members_split and rh.decided_by == "referee":
+                refereed.append(r)
             for m in rh.flagged:
                 flagged.setdefault(m, []).append(r)
             for m in rh.deviants:
@@ -95,7 +99,7 @@ class SwarmReport:
                    audit_ok=not audit_report.mismatches,
                    audit_mismatches=tuple(str(m) for m in audit_report.mismatches),
                    curves={n: [m["test_accuracy"] for m in ms] for n, ms in zip(prov.names, metrics)},
-                   seconds=seconds, rounds=rounds)
+                   seconds=seconds, rounds=rounds, refereed_splits=tuple(refereed))
 
     @property
     def failed_nodes(self) -> tuple[str, ...]:
@@ -139,6 +143,8 @@ class SwarmReport:
         lines.append(f"pool {self.pool_wei} wei = payouts {self.pool_wei - self.dust_wei} + dust {self.dust_wei}")
         if self.rounds:
             lines.append("rounds: " + ", ".join(f"{status} {_span(rs)}" for status, rs in sorted(self.rounds.items())))
+        if self.refereed_splits:
+            lines.append(f"rounds the members split, decided by the referee: {_span(self.refereed_splits)}")
         groups = sorted({r.group for r in self.rows if r.group})
         if groups:
             lines.append("groups (from round 1's updates, one model each): "
@@ -164,6 +170,7 @@ class SwarmReport:
             "audit_ok": self.audit_ok, "audit_mismatches": list(self.audit_mismatches),
             "failed_nodes": list(self.failed_nodes),
             "accuracy_per_round": self.curves, "seconds": self.seconds, "rounds": self.rounds or {},
+            "refereed_splits": list(self.refereed_splits),
         }
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import struct
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +54,40 @@ class PublishedSet:
         y = np.ascontiguousarray(self.y, dtype="<i8")
         header = struct.pack("<4sQQQ", b"MSV1", x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)), y.shape[0])
         return digest(header + x.tobytes() + y.tobytes())
+
+
+def write_published_set(path: Path, published: PublishedSet) -> str:
+    """Save `published` as an .npz of plain arrays x (float32) and y (int64); returns its digest,
+    what the sponsor names on chain (`createTask(..., validationDigest)`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        np.savez(f, x=np.asarray(published.x, dtype=np.float32), y=np.asarray(published.y, dtype=np.int64))
+    return published.digest
+
+
+def read_published_set(path: Path) -> PublishedSet:
+    """A published validation set from its .npz file (x: rows of features, y: integer labels),
+    read without unpickling; ValueError naming the file when it is missing or not such a set."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"validation set {path}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"validation set {path}: not an .npz of arrays x and y ({exc})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError(f"validation set {path}: not an .npz of arrays x and y (a single array)")
+    with loaded:
+        try:
+            x, y = np.asarray(loaded["x"]), np.asarray(loaded["y"])
+        except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"validation set {path}: not an .npz of arrays x and y ({exc})") from None
+    if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or not len(y):
+        raise ValueError(f"validation set {path}: x must be rows of features and y one label per row; got "
+                         f"shapes {x.shape} and {y.shape}")
+    # NaN is a missing value, as in the members' own rows (the swarm's scaling fills it in)
+    if not np.issubdtype(y.dtype, np.integer) or np.any(np.isinf(x.astype(np.float64))):
+        raise ValueError(f"validation set {path}: labels must be integers and features finite or NaN (missing)")
+    return PublishedSet(np.ascontiguousarray(x, dtype=np.float32), y.astype(np.int64))
 
 
 def _feature_names(n: int) -> tuple[str, ...]:

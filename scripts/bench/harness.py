@@ -34,6 +34,7 @@ import numpy as np
 from node.launcher import LocalSwarm, Provisioned, SwarmPlan
 from node.starter import StartedNode
 from node.rundir import RunFolder
+from node.scenarios import PublishedSet
 
 NODE_TX_FUNCTIONS = ("commit", "vote", "commitAndVote", "finalize")
 PHASES = ("train", "commit", "share", "collect", "merge", "score", "checkpoint")
@@ -303,6 +304,14 @@ def node_setups(plan: SwarmPlan) -> list[NodeSetup]:
         data = load_node_data(config.data)
         setups.append(NodeSetup(config.name, config, Learner(config, data)))
     return setups
+
+
+def pooled_validation_set(plan: SwarmPlan) -> PublishedSet:
+    """Every node's validation rows pooled, unscaled: what a sponsor's published validation set
+    stands for in the benchmarks and tests (the sponsor holds no patients of its own here)."""
+    setups = node_setups(plan)
+    return PublishedSet(np.concatenate([s.learner.val_rows.x for s in setups]),
+                        np.concatenate([s.learner.val_rows.y for s in setups]))
 
 
 def local_updates(setups: list[NodeSetup], weights: dict[str, np.ndarray], round_no: int) -> list:

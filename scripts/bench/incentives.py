@@ -21,8 +21,10 @@ copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), noisycopy (+ 
 about 0.9; by VA Long Beach, by Hungary and by Switzerland), noise (a random vector of the median
 length; by VA Long Beach and by Switzerland), zero, noserve, liar (votes 0
 for everyone else), sybil (VA Long Beach and its twin, which sends its partner's update + noise;
-both vote for each other), collude 3 of 8, collude 2 of 4 (a split), and collude 2 of 4 again
-with stake (1 ETH, slash 0.25 ETH) and the sponsor's referee node, whose vote decides.
+both vote for each other), collude 3 of 8, collude 2 of 4 (a split), collude 2 of 4 again
+with stake (1 ETH, slash 0.25 ETH) and the sponsor's referee node, whose vote decides, and collude
+2 of 4 with the referee holding the sponsor's published validation set (the hospitals' validation
+rows pooled), which picks the vector it votes among the members' in each split round.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from node.scenarios import write_published_set
 from scripts.bench import harness as B
 from scripts.bench.output import publish
 
@@ -49,6 +52,7 @@ class Scenario:
     twins: dict[int, int] = field(default_factory=dict)
     referee: bool = False  # the sponsor's referee node votes too (its vote decides)
     stake_eth: float = 0.0  # each member bonds this; a slash is a quarter of it
+    validation: bool = False  # the referee holds the sponsor's published validation set (pooled rows)
 
     @property
     def dishonest(self) -> set[int]:
@@ -71,6 +75,8 @@ SCENARIOS: dict[str, Scenario] = {
     "collude 3 of 8": Scenario("breast_cancer", 8, {5: "collude", 6: "collude", 7: "collude"}),
     "collude 2 of 4": Scenario(*HEART4, {2: "collude", 3: "collude"}),
     "collude 2 of 4, referee, staked": Scenario(*HEART4, {2: "collude", 3: "collude"}, referee=True, stake_eth=1.0),
+    "collude 2 of 4, referee with validation": Scenario(*HEART4, {2: "collude", 3: "collude"}, referee=True,
+                                                        validation=True),
 }
 QUICK = ("copy", "liar")
 
@@ -87,6 +93,9 @@ def run(base: B.SwarmPlan, s: Scenario, seed: int, label: str) -> dict[str, Any]
                        referee=s.referee, stake_eth=s.stake_eth, slash_eth=s.stake_eth / 4,
                        round_timeout=max(base.round_timeout, 2.5 * s.nodes),
                        out=base.out / f"{label.replace(' ', '-').replace(',', '')}-s{seed}")
+    if s.validation:  # the sponsor publishes the pooled validation rows; the referee decides splits with them
+        write_published_set(plan.out / "validation.npz", B.pooled_validation_set(plan))
+        plan = B.plan_with(plan, validation=plan.out / "validation.npz")
     result = B.run_swarm(plan, f"{label} seed {seed}", read_chain=False)
     rows = result.report["nodes"]
     heard = sum(m["heard"] for ms in result.metrics.values() for m in ms)

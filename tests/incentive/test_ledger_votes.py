@@ -106,7 +106,13 @@ def test_colluding_pair_with_a_referee_the_referee_decides():
     assert [dep.admin.stake_of(task, dep.addr(i)) for i in range(4)] == [STAKE, STAKE, STAKE - SLASH, STAKE - SLASH]
     info = dep.admin.task(task)
     assert info.referee == referee.address and info.validation_digest == digest_of("val set")
-    assert audit(dep.w3, dep.admin.address).ok
+    report = audit(dep.w3, dep.admin.address)
+    assert report.ok
+    # the split among the members, and who decided it, from the events alone
+    rh = report.rounds[(task, 1)]
+    assert (rh.members_split, rh.decided_by) == (True, "referee")
+    assert report.format_table().count("members split, the referee decided") == 4
+    assert report.to_dict()["rounds"][0]["members_split"] is True
 
 
 def test_the_referee_decides_over_a_majority_and_early_finalize_waits_for_it():
@@ -127,7 +133,12 @@ def test_the_referee_decides_over_a_majority_and_early_finalize_waits_for_it():
     # a referee that never votes: once the voting window closed, the majority's vector wins
     advance_time(dep.w3, 1200)
     assert dep.outsider.finalize(waited, 1).credits == {dep.addr(j): LIE[j] for j in LIE}
-    assert audit(dep.w3, dep.admin.address).ok
+    report = audit(dep.w3, dep.admin.address)
+    assert report.ok
+    # the members agreed in both rounds: no split to show, whoever decided
+    assert [(rh.members_split, rh.decided_by) for rh in report.rounds.values()] == [(False, "referee"),
+                                                                                   (False, "majority")]
+    assert "members split" not in report.format_table()
 
 
 def test_a_minority_vector_is_not_the_winner():

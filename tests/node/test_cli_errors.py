@@ -52,6 +52,10 @@ def test_bad_swarm_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert "the heart data set has 4 hospitals" in capsys.readouterr().err
     assert main(["swarm", "--attack", "three=scale"]) == 2
     assert "expected NODE_INDEX=KIND" in capsys.readouterr().err
+    assert main(["swarm", "--validation", "v.npz"]) == 2
+    assert "a validation set is the referee's" in capsys.readouterr().err
+    assert main(["swarm", "--referee", "--validation", "absent.npz"]) == 2
+    assert "validation set absent.npz: no such file" in capsys.readouterr().err
 
 
 UNREACHABLE = "http://127.0.0.1:9"
@@ -64,6 +68,8 @@ ADDRESS = "0x" + "1" * 40
     (["deploy", "--rpc", "eth-tester", "--dev-admin", "--members", "{tmp}/absent.json"],
      "members file {tmp}/absent.json cannot be read"),
     (["deploy", "--rpc", "eth-tester", "--dev-admin", "--members", "{tmp}/members.json"], "member #0 lacks ['peer_id']"),
+    (["deploy", "--rpc", "eth-tester", "--dev-admin", "--validation-file", "{tmp}/absent.npz"],
+     "validation set {tmp}/absent.npz: no such file"),
     (["audit", "--rpc", UNREACHABLE, "--address", ADDRESS], f"cannot reach an Ethereum JSON-RPC endpoint at {UNREACHABLE}"),
     (["audit", "--rpc", "eth-tester", "--address", ADDRESS], f"no contract at {ADDRESS} on chain"),
     (["audit", "--rpc", "eth-tester", "--address", "0xnope"], "'0xnope' is not an Ethereum address"),

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from eth_account import Account
 
@@ -19,6 +20,7 @@ from incentive.chain import connect, dev_keys
 from incentive.keys import write_key
 from incentive.ledger import Ledger, PrivacyTerms
 from node.cli import main
+from node.scenarios import PublishedSet, write_published_set
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,9 +44,11 @@ def test_deploy_then_audit_a_round(tmp_path: Path, capsys: pytest.CaptureFixture
         members.write_text("".join(f'[[member]]\naddress = "{a.address}"\npeer_id = "12D3KooWP{i}"\nname = "h{i}"\n'
                                    for i, a in enumerate(nodes)))
         out = tmp_path / "deployed.json"
+        published = PublishedSet(np.ones((3, 2), np.float32), np.array([0, 1, 1]))
+        write_published_set(tmp_path / "validation.npz", published)
         assert main(["deploy", "--rpc", chain.url, "--admin-key", str(admin_key), "--members", str(members),
                      "--quorum", "3", "--fund", "1000", "--epsilon", "3", "--noise-multiplier", "1.1",
-                     "--out", str(out)]) == 0
+                     "--validation-file", str(tmp_path / "validation.npz"), "--out", str(out)]) == 0
         printed = capsys.readouterr().out
         assert keys[0][2:] not in printed and keys[0][2:] not in out.read_text()
         info = json.loads(out.read_text())
@@ -55,6 +59,7 @@ def test_deploy_then_audit_a_round(tmp_path: Path, capsys: pytest.CaptureFixture
         ledgers = [Ledger(w3, info["address"], a) for a in nodes]
         task = info["task_id"]
         assert ledgers[0].task(task).privacy == PrivacyTerms(3.0, noise_multiplier=1.1)
+        assert ledgers[0].task(task).validation_digest == published.digest  # the sponsor's set, by its hash
         for i, lg in enumerate(ledgers):
             lg.commit(task, 1, "0x" + f"{i + 1:064x}", epsilon=0.5 * (i + 1))
         everyone = [a.address for a in nodes]

@@ -83,10 +83,12 @@ def test_file_errors_are_one_line(tmp_path: Path) -> None:
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     path = tmp_path / "node.toml"
-    path.write_text('name = "a"\noutput_dir = "out"\n[p2p]\nkey_file = "keys/p2p.key"\n')
+    path.write_text('name = "a"\noutput_dir = "out"\n[p2p]\nkey_file = "keys/p2p.key"\n'
+                    '[chain]\nvalidation_file = "sponsor/validation.npz"\n')
     config = load_config(path)
     assert config.output_dir == str(tmp_path / "out")
     assert config.p2p.key_file == str(tmp_path / "keys" / "p2p.key")
+    assert config.chain.validation_file == str(tmp_path / "sponsor" / "validation.npz")
 
 
 @pytest.mark.parametrize("body, message", [

@@ -312,6 +312,23 @@ def test_an_old_update_plus_noise_of_any_size_earns_less_than_every_honest_updat
         assert report.scores[bad] < min(honest_scores(report, bad)), (cos, report.scores)
 
 
+def test_noise_shaped_like_an_update_counts_as_chance(rounds) -> None:
+    """Noise scaled per tensor to that tensor's RMS (what `node.attacks` adds to a copy) is not
+    uniform over the parameters: measured against isotropic chance it looked shared, and a loud
+    copy of an old update reached 6.6 standard deviations of innovation (full credit). Weighed per
+    tensor by the round's typical scale it is chance again, as isotropic noise was before."""
+    now, before = rounds[2], rounds[1]
+    bad = now.updates[3].sender
+    rng = np.random.default_rng(11)
+    z = []
+    for source in before.updates[:3]:
+        for _ in range(8):
+            noisy = {k: (v + rng.normal(0.0, 0.5 * float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))),
+                                        v.shape)).astype(np.float32) for k, v in source.tensors.items()}
+            z.append(score(now, before, replaced(now, 3, noisy)).measures[bad]["innovation_z"])
+    assert abs(float(np.mean(z))) < 1.0 and max(z) < 3.0, z
+
+
 def test_a_random_update_earns_little_even_with_few_parameters() -> None:
     """Logistic regression on heart has 46 parameters, so a random vector of the median norm lies
     partly in the span of the other updates by chance; structure counts only what lies above

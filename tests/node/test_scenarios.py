@@ -14,7 +14,7 @@ from node.datasets import NodeData, RawShard
 from node.evaluation import EvaluationLayer, ValidationMismatch
 from node.launcher import SwarmPlan
 from node.merge import BestModel
-from node.scenarios import SCENARIOS, PublishedSet, ecg
+from node.scenarios import SCENARIOS, PublishedSet, ecg, read_published_set, write_published_set
 from node.scenarios.cache import cached_arrays
 
 
@@ -70,6 +70,27 @@ def test_published_digest_covers_every_value_and_the_shape() -> None:
     assert PublishedSet(x.reshape(3, 2, 2), y).digest == ref  # same values, same row count and width
     assert PublishedSet(x[:, :2], y).digest != ref
     assert PublishedSet(x, np.array([0, 1, 1])).digest != ref
+
+
+def test_a_published_set_file_keeps_its_digest_and_bad_files_are_clear_errors(tmp_path: Path) -> None:
+    x = np.array([[0.5, np.nan], [1.0, 2.0]], np.float32)  # NaN: a missing value, as in members' rows
+    published = PublishedSet(x, np.array([0, 1]))
+    path = tmp_path / "sponsor" / "validation.npz"
+    assert write_published_set(path, published) == published.digest == read_published_set(path).digest
+    np.savez(tmp_path / "objects.npz", x=np.array([object()]), y=np.array([0]))
+    np.savez(tmp_path / "no-y.npz", x=x)
+    np.savez(tmp_path / "ragged.npz", x=x, y=np.array([0, 1, 1]))
+    np.savez(tmp_path / "inf.npz", x=np.array([[np.inf]]), y=np.array([1]))
+    np.save(tmp_path / "one.npy", x)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for name, message in [("missing.npz", "no such file"), ("objects.npz", "not an .npz of arrays x and y"),
+                          ("no-y.npz", "not an .npz of arrays x and y"),
+                          ("ragged.npz", "x must be rows of features and y one label per row"),
+                          ("inf.npz", "labels must be integers and features finite or NaN"),
+                          ("one.npy", r"not an .npz of arrays x and y \(a single array"),
+                          ("junk.npz", "not an .npz of arrays x and y")]:
+        with pytest.raises(ValueError, match=f"validation set {tmp_path / name}: {message}"):
+            read_published_set(tmp_path / name)
 
 
 def test_the_best_rule_refuses_a_task_naming_another_validation_set() -> None:
