@@ -109,8 +109,8 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    fetch buffer) in 64 KiB reads, each a pass through ``NetStream.read``. ``read_direct`` lets a
    reader hand its own buffer to the muxer: while it waits, patch 16 copies each plain DATA frame
    for that stream straight from the decrypted message into it (one copy), and wakes the reader
-   only every half window (to grant credit, from the reader's task as a library read would) or
-   when the buffer is full. Frames that arrive while bytes are still buffered, or that do not fit,
+   only every MiB or half window (to report progress to the hashing thread and grant credit, from
+   the reader's task as a library read would) or when the buffer is full. Frames that arrive while bytes are still buffered, or that do not fit,
    go to the stream's buffer as before, so order is kept; the wire is untouched. The buffer backs
    the credit, so the stream's receive window is opened to its size (up to the library's 16 MiB
    maximum) at once instead of growing from 256 KiB: fewer window updates, fewer stalls.
@@ -652,9 +652,10 @@ async def read_direct(stream: Any, view: memoryview, on_progress: Any = None, re
     Less than ``len(view)`` when the stream ended, was reset or its connection closed, or at
     once 0 when ``stream`` is not a Yamux stream of a patched connection: the caller reads the
     rest through the stream's API, which raises what the library raises. ``on_progress(n)`` is
-    told that the first ``n`` bytes are final at least every ``report_every`` bytes. Credit is granted from this task, as a
-    library read would (never from the connection's reading task, which must not block on
-    writes). The wire is untouched: the peer sees the same frames and window updates.
+    told that the first ``n`` bytes are final, at least every ``report_every`` bytes. Credit is
+    granted from this task, as a library read would (never from the connection's reading task,
+    which must not block on writes). The wire is untouched: the peer sees the same frames and
+    window updates.
     """
     muxed = getattr(stream, "muxed_stream", None)
     if not isinstance(muxed, _yamux.YamuxStream) or not len(view):
