@@ -92,6 +92,28 @@ shows the failure it prevents. Remove a patch once the library fixes the defect.
    stream, but out of ``peer_topics`` for good, and flood publishing (patch 13) and the mesh
    skip it (24 node processes: 23 peers connected, 19-23 of them known subscribed). Fix:
    go-libp2p's rule: a peer still connected keeps its subscriptions while its stream is re-opened.
+16. ``Yamux.handle_incoming`` spends most of its time per frame on work a plain DATA frame does not
+   need: about five f-strings for ``logger.debug`` built whether or not debug is on, a list of flag
+   names, the connection-wide ``streams_lock``. A blob arrives as 16 such frames a MB. Fix: the
+   header read the loop does (its module-global ``read_exactly``) takes plain DATA frames (no
+   flags, for an open stream, within the library's size guard) itself: it reads the body under the
+   library's timeout and does what the library does with it (append to the stream's buffer,
+   charge the receive window, wake the reader); every other frame (SYN, ACK, FIN, RST, window
+   updates, pings, GO_AWAY, unknown streams, oversize) reaches the library's loop as before.
+17. ``YamuxStream.read(n)`` goes through ``Yamux.read_stream``: the connection-wide lock and four
+   more debug f-strings per call, and two copies of what it returns (``bytes(buffer[:n])``). Fix:
+   when the stream's buffer holds data and the stream is neither closed nor reset, take up to
+   ``n`` bytes with one copy and grant credit as before; any other case goes to the library.
+18. Not a defect but the library's shape: a fetched blob was copied five times after decryption
+   (the rest of the Noise message, the stream's buffer, ``bytes(buffer[:n])`` twice over, the
+   fetch buffer) in 64 KiB reads, each a pass through ``NetStream.read``. ``read_direct`` lets a
+   reader hand its own buffer to the muxer: while it waits, patch 16 copies each plain DATA frame
+   for that stream straight from the decrypted message into it (one copy), and wakes the reader
+   only every MiB or half window (to report progress to the hashing thread and grant credit, from
+   the reader's task as a library read would) or when the buffer is full. Frames that arrive while bytes are still buffered, or that do not fit,
+   go to the stream's buffer as before, so order is kept; the wire is untouched. The buffer backs
+   the credit, so the stream's receive window is opened to its size (up to the library's 16 MiB
+   maximum) at once instead of growing from 256 KiB: fewer window updates, fewer stalls.
 """
 
 from __future__ import annotations
@@ -124,7 +146,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import DefaultMaxMessageSize, RpcQueue as _RpcQueue
 from libp2p.tools.anyio_service.trio_manager import TrioManager
 
-__all__ = ["ORIGINALS", "apply", "applied"]
+__all__ = ["ORIGINALS", "apply", "applied", "read_direct"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,13 +170,16 @@ ORIGINALS: dict[str, Any] = {
     "GossipSub._get_peers_to_send": GossipSub._get_peers_to_send,
     "env_to_send_in_RPC": _pubsub.env_to_send_in_RPC,
     "Pubsub._handle_dead_peer": Pubsub._handle_dead_peer,
+    "Yamux.__init__": _yamux.Yamux.__init__,
+    "Yamux._read_data_body": _yamux.Yamux._read_data_body,
+    "YamuxStream.read": _yamux.YamuxStream.read,
 }
 #: Validated gossip messages a subscription holds, and RPCs queued for one peer's writer,
 #: before the library drops them (patch 11).
 SUBSCRIPTION_QUEUE = 4096
 OUTBOUND_QUEUE = 1024
 #: Modules that call ``read_exactly`` through their own global name.
-_READ_EXACTLY_CALLERS = (_yamux, _msgio)
+_READ_EXACTLY_CALLERS = (_msgio,)
 #: Upper bound of one socket read of the Noise transport reader.
 NOISE_RECV_BYTES = 256 * 2**10
 #: Modules that call ``maybe_consume_signed_record`` through their own global name.
@@ -181,6 +206,11 @@ SEND_CREDIT_TIMEOUT_S = 5.0
 WRITE_BATCH_FRAMES = 4
 #: A writer waiting for credit re-checks this often whether its stream was closed meanwhile.
 CLOSED_RECHECK_S = 0.05
+#: Attribute of a secured connection naming (weakly) the Yamux muxer that reads it (patch 16).
+_MUXER_ATTR = "_medswarm_muxer"
+_YAMUX_HEADER = struct.Struct(_yamux.YAMUX_HEADER_FORMAT)
+#: Attribute of a Yamux connection: stream id -> the direct reader's buffer (patch 18).
+_SINKS_ATTR = "_medswarm_sinks"
 _applied = False
 
 
@@ -205,6 +235,12 @@ def apply() -> None:
     _yamux.YamuxStream.write = _credit_waiting_write  # type: ignore[method-assign]
     for module in _READ_EXACTLY_CALLERS:
         module.read_exactly = _read_exactly  # type: ignore[attr-defined]
+    # In yamux.py the module-global read_exactly now reads frame headers only (bodies go through
+    # _read_body), so the header reader can take plain DATA frames itself (patch 16).
+    _yamux.Yamux.__init__ = _registering_yamux_init  # type: ignore[method-assign]
+    _yamux.Yamux._read_data_body = _read_body  # type: ignore[method-assign]
+    _yamux.read_exactly = _header_after_data_frames  # type: ignore[attr-defined]
+    _yamux.YamuxStream.read = _buffered_read  # type: ignore[method-assign]
     NoiseTransportReadWriter.__init__ = _buffered_transport_init  # type: ignore[method-assign]
     SecureSession._fill = _keep_rest  # type: ignore[method-assign]
     SecureSession._drain = _take_from_rest  # type: ignore[method-assign]
@@ -507,3 +543,169 @@ def _take_from_rest(self: SecureSession, n: int | None) -> bytes:
         return b""
     setattr(self, _REST_ATTR, (msg, end) if end < len(msg) else (b"", 0))
     return msg if start == 0 and end == len(msg) else msg[start:end]
+
+
+@functools.wraps(ORIGINALS["Yamux.__init__"])
+def _registering_yamux_init(self: Any, secured_conn: Any, *args: Any, **kwargs: Any) -> None:
+    ORIGINALS["Yamux.__init__"](self, secured_conn, *args, **kwargs)
+    try:  # weakly: the muxer holds the connection, which must not keep the muxer alive
+        setattr(secured_conn, _MUXER_ATTR, weakref.ref(self))
+    except (AttributeError, TypeError):  # a connection type without attributes: library path
+        pass
+
+
+@functools.wraps(ORIGINALS["Yamux._read_data_body"])
+async def _read_body(self: Any, length: int) -> bytes:
+    with trio.fail_after(_yamux._yamux_data_read_timeout()):
+        return await _read_exactly(self.secured_conn, length)
+
+
+async def _header_after_data_frames(reader: Any, n: int, retry_count: int = DEFAULT_RETRY_READ_COUNT) -> bytes:
+    """The next frame header for ``Yamux.handle_incoming``, after handling the plain DATA frames
+    before it (patch 16). Errors reading a body end the connection, as in the library."""
+    ref = getattr(reader, _MUXER_ATTR, None)
+    muxer = ref() if ref is not None else None
+    if muxer is None or n != _yamux.HEADER_SIZE:
+        return await _read_exactly(reader, n, retry_count)
+    while True:
+        header = await _read_exactly(reader, n, retry_count)
+        if not await _took_data_frame(muxer, header):
+            return header
+
+
+async def _took_data_frame(muxer: Any, header: bytes) -> bool:
+    """Handle ``header``'s frame if it is a plain DATA frame for an open stream; True if it was.
+
+    The body goes to the stream's direct reader when one waits and nothing is buffered before
+    it (patch 18), else to the stream's buffer, as in the library.
+    """
+    version, typ, flags, stream_id, length = _YAMUX_HEADER.unpack(header)
+    if version or typ != _yamux.TYPE_DATA or flags or not 0 < length <= _yamux.MAX_WINDOW_SIZE:
+        return False
+    stream = muxer.streams.get(stream_id)
+    if stream is None or stream.closed or muxer.event_shutting_down.is_set():
+        return False
+    body = _body_at_hand(muxer.secured_conn, length)
+    if body is None:
+        body = await muxer._read_data_body(length)
+    # The stream may have gone while the body was read: then the bytes are dropped, as the library does.
+    stream = muxer.streams.get(stream_id)
+    buffer = muxer.stream_buffers.get(stream_id)
+    if stream is None or buffer is None:
+        return True
+    stream.recv_window -= length
+    if stream.recv_window < 0:
+        logger.warning("Yamux stream %d: peer %s exceeded the receive window by %d bytes",
+                       stream_id, muxer.peer_id, -stream.recv_window)
+        stream.recv_window = 0
+    sink = muxer.__dict__.get(_SINKS_ATTR, {}).get(stream_id)
+    taken = sink.take(body) if sink is not None and not buffer else 0
+    if taken < length:
+        buffer.extend(body[taken:])
+    if sink is None or taken < length or sink.due():
+        if (event := muxer.stream_events.get(stream_id)) is not None:
+            event.set()
+    if stream.closed:
+        muxer._finalize_stream_locked(stream, fully_closed=True)
+    return True
+
+
+def _body_at_hand(session: Any, length: int) -> memoryview | None:
+    """The next ``length`` bytes of ``session`` without a copy, if its current message holds
+    them all (a DATA frame is cut to fit one Noise message, patch 7); None otherwise."""
+    msg, start = getattr(session, _REST_ATTR, (b"", 0))
+    end = start + length
+    if end > len(msg):
+        return None
+    setattr(session, _REST_ATTR, (msg, end) if end < len(msg) else (b"", 0))
+    return memoryview(msg)[start:end]
+
+
+class _Sink:
+    """A buffer a direct read fills straight from a stream's DATA frames (patch 18)."""
+
+    __slots__ = ("view", "filled", "seen", "wake_at")
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view
+        self.filled = 0
+        self.seen = 0  # what the reader has been told of
+        self.wake_at = 0  # wake the reader once this much is filled
+
+    def take(self, data: Any) -> int:
+        """Copy what fits of ``data``; how many bytes that was."""
+        n = min(len(data), len(self.view) - self.filled)
+        self.view[self.filled : self.filled + n] = data[:n] if n < len(data) else data
+        self.filled += n
+        return n
+
+    def due(self) -> bool:
+        """Wake the reader: it is full, or holds what it wants to hear of (half a window it has
+        not granted credit for, or ``report_every`` bytes it has not been told of)."""
+        return self.filled >= self.wake_at or self.filled == len(self.view)
+
+
+async def read_direct(stream: Any, view: memoryview, on_progress: Any = None, report_every: int = 2**20) -> int:
+    """Fill ``view`` from ``stream``'s DATA frames as they arrive, one copy each from the
+    decrypted Noise message (patch 18); returns how many bytes it filled.
+
+    Less than ``len(view)`` when the stream ended, was reset or its connection closed, or at
+    once 0 when ``stream`` is not a Yamux stream of a patched connection: the caller reads the
+    rest through the stream's API, which raises what the library raises. ``on_progress(n)`` is
+    told that the first ``n`` bytes are final, at least every ``report_every`` bytes. Credit is
+    granted from this task, as a library read would (never from the connection's reading task,
+    which must not block on writes). The wire is untouched: the peer sees the same frames and
+    window updates.
+    """
+    muxed = getattr(stream, "muxed_stream", None)
+    if not isinstance(muxed, _yamux.YamuxStream) or not len(view):
+        return 0
+    conn, sid = muxed.conn, muxed.stream_id
+    if getattr(conn.secured_conn, _MUXER_ATTR, None) is None or conn.__dict__.get(_SINKS_ATTR, {}).get(sid):
+        return 0
+    sinks = conn.__dict__.setdefault(_SINKS_ATTR, {})
+    sink = _Sink(view)
+    if buffered := conn.stream_buffers.get(sid):
+        del buffered[: sink.take(buffered)]
+    sinks[sid] = sink
+    try:
+        # The buffer backs the credit granted for it: open the window to it at once (up to the
+        # library's 16 MiB) rather than letting it grow from 256 KiB one round trip at a time.
+        muxed.target_recv_window = max(muxed.target_recv_window, min(len(view), _yamux.MAX_WINDOW_SIZE))
+        await muxed._auto_tune_and_send_window_update()
+        sink.wake_at = sink.seen + min(report_every, muxed._grow_threshold())
+        while True:
+            if sink.seen != sink.filled:  # report, and grant credit for, what came since
+                sink.seen = sink.filled
+                if on_progress is not None:
+                    on_progress(sink.filled)
+                await muxed._auto_tune_and_send_window_update()
+                if sink.seen == len(view):  # (more may have come during the await: reported next turn)
+                    return sink.seen
+                sink.wake_at = sink.seen + min(report_every, muxed._grow_threshold())
+                continue
+            if (muxed.closed or muxed.recv_closed or muxed.reset_received
+                    or conn.event_shutting_down.is_set() or sid not in conn.streams):
+                return sink.filled
+            event = conn.stream_events.get(sid)
+            if event is None:
+                return sink.filled
+            await event.wait()
+            if conn.stream_events.get(sid) is event:
+                conn.stream_events[sid] = trio.Event()
+    finally:
+        sinks.pop(sid, None)
+
+
+@functools.wraps(ORIGINALS["YamuxStream.read"])
+async def _buffered_read(self: Any, n: int | None = -1) -> bytes:
+    conn = self.conn
+    buffer = conn.stream_buffers.get(self.stream_id)
+    if (n is None or n <= 0 or not buffer or self.closed or self.reset_received
+            or conn.event_shutting_down.is_set() or self.stream_id not in conn.streams):
+        return await ORIGINALS["YamuxStream.read"](self, n)
+    with memoryview(buffer) as view:
+        data = bytes(view[:n])
+    del buffer[: len(data)]
+    await self._auto_tune_and_send_window_update(bytes_read=len(data))
+    return data

@@ -27,6 +27,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF
 
 from p2p.codec import digest as keccak_digest, keccak256
+from p2p.libp2p_patches import read_direct
 
 __all__ = [
     "PROTOCOL_ID", "BadResponse", "BlobServer", "BlobTooLarge", "DigestMismatch", "FetchError",
@@ -107,15 +108,16 @@ async def _read_exactly(stream: Any, n: int, max_chunk: int) -> bytearray:
 
 
 async def _read_into(
-    stream: Any, buf: bytearray, max_chunk: int, on_progress: Callable[[int], Any] | None = None
+    stream: Any, buf: bytearray | memoryview, max_chunk: int, on_progress: Callable[[int], Any] | None = None,
+    got: int = 0,
 ) -> None:
-    """Fill ``buf`` from the stream (each read bounded by ``max_chunk``); _EOF if the stream ends.
+    """Fill ``buf`` from ``got`` on from the stream (each read bounded by ``max_chunk``); _EOF if
+    the stream ends.
 
     ``on_progress`` is told after every read how many leading bytes of ``buf`` are final.
     """
     n = len(buf)
     view = memoryview(buf)
-    got = 0
     while got < n:
         try:
             chunk = await stream.read(min(n - got, max_chunk))
@@ -157,7 +159,7 @@ class _BehindHasher:
 
     def received(self, upto: int) -> None:
         """Bytes ``[0, upto)`` of the buffer are final; hash them once a piece has gathered."""
-        if upto - self._hashed >= HASH_PIECE or upto == len(self._buffer):
+        if upto > self._hashed and (upto - self._hashed >= HASH_PIECE or upto == len(self._buffer)):
             piece = self._buffer[self._hashed : upto]
             self._last = self._pool().submit(self._hasher.update, piece)
             self._hashed = upto
@@ -193,9 +195,12 @@ async def read_blob(stream: Any, digest: str, max_bytes: int) -> bytes:
     if length > max_bytes:
         raise BlobTooLarge(f"peer announced {length} bytes for {digest}, limit is {max_bytes}")
     buf = bytearray(length)
-    hasher = _BehindHasher(memoryview(buf))
+    view = memoryview(buf)
+    hasher = _BehindHasher(view)
     try:
-        await _read_into(stream, buf, READ_CHUNK, hasher.received)
+        # Straight from the muxer's frames into buf; whatever that leaves, through the stream.
+        filled = await read_direct(stream, view, hasher.received)
+        await _read_into(stream, view, READ_CHUNK, hasher.received, got=filled)
     except _EOF as exc:
         raise BadResponse(f"truncated blob: {exc}") from None
     got = "0x" + await hasher.hexdigest()
