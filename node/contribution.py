@@ -1,8 +1,9 @@
 """Checkable contribution scores: one integer score vector per round that every honest node computes
 bit for bit from what the whole swarm saw, so the ledger can take the majority vote.
 
-`checkable_scores(updates, previous, previous_merged)` reads only the round's updates (own
-included), the previous round's updates and the previous round's merged update; no private data.
+`checkable_scores(updates, previous, previous_merged, start=...)` reads only the round's updates
+(own included), the previous round's updates, the previous round's merged update and the round's
+starting model; no private data.
 It returns integer scores 0..10000 (summing to at most 10000) for every sender, flags (reasons)
 for updates it can prove are not this round's work, and the measures behind both. Flagged senders
 score 0 and get slashed, so every flag threshold sits far from anything honest updates reached in
@@ -22,9 +23,14 @@ concurrent match with such a repeat flags only the copier (it copied old work it
 
 Quality of the other updates, from which the scores are shares (`scoring.scores_from_gains`), is
 the product of
-- novelty: cos between the update's residual (the part that the round r-1 updates and merged
-  update do not explain: what it adds to what the swarm already had) and the reference's residual
-  (below): round-r work adds a direction the swarm lacked and the others share;
+- novelty: cos between the update's residual (the part that the round r-1 updates, the merged
+  update and the round's starting model do not explain: what it adds to what the swarm already
+  had) and the reference's residual (below): round-r work adds a direction the swarm lacked and
+  the others share. The starting model is in that basis because weight decay puts -c x the
+  weights into every honest update (cos 0.3-0.7 with them on heart mlp at decay 0.05), and
+  anyone can add that step to an old update: without it, such a copy's residual looked like new
+  work the others share (innovation at full credit, tested), and in a replay a copier doing so
+  took 20-24% of the pool and cost Hungary 14-29%; with it, 6-9% and at most 2%;
 - structure: the share of the update's squared norm that the other updates (this round's and the
   last) explain, in standard deviations above the share they would explain of a random direction
   (`_chance_z`), counted from CHANCE_Z and full from STRUCTURE_Z; honest updates are gradients of
@@ -76,9 +82,10 @@ attacker in VA Long Beach's place; issue 10's closing notes):
   honest minimum of 21% (below every honest update in 17 of 21 rounds each).
 What remains: scores measure agreement, so a member whose direction only one other member shares
 loses that support when the other is missing. With one member's updates left out of the scores
-(3 seeds x 8 rounds), another member's share falls by at most 9.9% on heart mlp (Switzerland
-missing; 35% before round 1 was scored alike and the reference made scale-free), 0.8% on heart
-logreg, 2.9% on IID breast cancer and 17% on Dirichlet 0.1 breast cancer mlp. The innovation
+(3 seeds x 8 rounds), no other member's share falls on heart mlp or IID breast cancer (9.9% and
+2.9% before chance was measured per tensor; 35% on heart mlp before round 1 was scored alike and
+the reference made scale-free), and it falls by at most 17.1% on heart logreg (0.8% before) and 13.5% on Dirichlet 0.1 breast
+cancer mlp (17.1% before). The innovation
 factor buys the noise defence with this: an honest site whose new direction nobody else shares
 keeps INNOVATION_FLOOR of its quality. With few parameters (heart logreg, 46) an honest update's
 innovation is hardly above chance, so the factor separates little there: an old update plus noise
