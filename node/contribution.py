@@ -1,7 +1,7 @@
 """Checkable contribution scores: one integer score vector per round that every honest node computes
 bit for bit from what the whole swarm saw, so the ledger can take the majority vote.
 
-`checkable_scores(updates, previous, previous_merged, start=...)` reads only the round's updates
+`checkable_scores(updates, previous, previous_merged, starts=...)` reads only the round's updates
 (own included), the previous round's updates, the previous round's merged update and the round's
 starting model; no private data.
 It returns integer scores 0..10000 (summing to at most 10000) for every sender, flags (reasons)
@@ -267,23 +267,23 @@ def gram(vectors: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def checkable_scores(updates: Sequence[Update], previous: Sequence[Update],
-                     previous_merged: Tensors | None, *, start: Tensors | None = None,
+                     previous_merged: Tensors | None, *, starts: Sequence[Tensors] = (),
                      validation: PublicValidation | None = None) -> ContributionReport:
     """Score round r's `updates` (deltas, own included) against round r-1's `previous` deltas and
-    `previous_merged` delta (empty and None in round 1), and the round's `start` weights (the
-    model every member trained from); see the module docstring."""
+    `previous_merged` delta (empty and None in round 1), and the round's `starts`: the model the
+    members trained from (one per group in a grouped swarm); see the module docstring."""
     current = _ordered(updates, "updates")
     if not current:
         raise ValueError("no updates to score")
     old = [(f"{u.sender}'s round r-1 update", u.sender, u.tensors) for u in _ordered(previous, "previous")]
     if previous_merged is not None:
         old.append(("the round r-1 merged update", None, previous_merged))
-    given = [("the round's starting model", start)] if start is not None else []
+    given = [("the round's starting model", start) for start in starts]
     layout = _layout(current[0].tensors, [(f"update from {u.sender}", u.tensors) for u in current]
                      + [(what, tensors) for what, _, tensors in old] + given)
     sets = [u.tensors for u in current] + [t for _, _, t in old] + [t for _, t in given]
     rows = _Rows([gram([np.ravel(t[k]) for t in sets]) for k, _ in layout], [math.prod(shape) for _, shape in layout],
-                 [u.sender for u in current], [(what, sender) for what, sender, _ in old], bool(given))
+                 [u.sender for u in current], [(what, sender) for what, sender, _ in old])
     flags, repeats = rows.flags()
     kept = [i for i in range(rows.n) if rows.senders[i] not in flags and i not in repeats]
     quality = {s: 0.0 for s in rows.senders}
@@ -312,7 +312,7 @@ class _Rows:
     the round's non-zero updates (structure, novelty, innovation: module docstring)."""
 
     def __init__(self, per_tensor: list[np.ndarray], sizes: list[int], senders: list[str],
-                 old: list[tuple[str, str | None]], with_start: bool) -> None:
+                 old: list[tuple[str, str | None]]) -> None:
         self.senders, self.old = senders, old
         self.n = len(senders)
         self.g = _summed(per_tensor, [1.0] * len(per_tensor))
@@ -324,7 +324,7 @@ class _Rows:
         self.old_idx = list(range(self.n, self.n + len(old)))
         # what the swarm already had: the r-1 vectors and the starting model (whose weight decay
         # every honest update carries, and anyone can add to an old update)
-        self.known = self.old_idx + ([len(self.g) - 1] if with_start else [])
+        self.known = list(range(self.n, len(self.g)))
         self.size = sum(sizes)
         self.measures = {s: {"norm_ratio": float(self.norms[i] / self.median) if self.median > 0 else 0.0}
                          for i, s in enumerate(senders)}

@@ -766,6 +766,13 @@ class SwarmNode:
             previous_merged = prev.merged if same else self.score_rule.merge(previous)
         return previous, previous_merged
 
+    def _starts(self, record: MergeRecord) -> list[Tensors]:
+        """The models round `record.round` trained from: the swarm's, or every group's."""
+        models = self.group_models
+        if models is None:
+            return [record.start]
+        return [models.copy(record.start, i) for i in range(models.count)]
+
     def _vote(self, record: MergeRecord) -> dict[str, int]:
         """The round's score vector this node votes for (peer id -> score or FLAGGED, own included).
 
@@ -777,7 +784,7 @@ class SwarmNode:
         vector: dict[str, int] = {}
         if record.updates:
             try:
-                report = self.contribution(record.updates, *self.score_basis(record), start=record.start)
+                report = self.contribution(record.updates, *self.score_basis(record), starts=self._starts(record))
             except ValueError as exc:
                 self.log.warning("round %d: no score vector (%s)", record.round, exc)
             else:

@@ -54,8 +54,8 @@ def judge_rounds(model: str, seed: int, rounds: int) -> list[dict[str, Any]]:
     out = []
     for r, now in enumerate(trained):
         basis = (trained[r - 1].updates, trained[r - 1].merged) if r else ([], None)
-        honest = checkable_scores(now.updates, *basis, start=now.start).scores
-        report = checkable_scores(now.updates, *basis, start=now.start,
+        honest = checkable_scores(now.updates, *basis, starts=[now.start]).scores
+        report = checkable_scores(now.updates, *basis, starts=[now.start],
                                   validation=PublicValidation(net, now.start, x, y))
         value = validation_value(report)
         gains = {s: m.get("validation_gain") for s, m in report.measures.items()}

@@ -180,7 +180,7 @@ def score_rounds(rounds: list[Round], seed: int,
         before = rounds[r - 1] if r else None
         public = PublicValidation(validation[0], now.start, validation[1], validation[2]) if validation else None
         report = checkable_scores(now.updates, before.updates if before else [],
-                                  before.merged if before else None, start=now.start, validation=public)
+                                  before.merged if before else None, starts=[now.start], validation=public)
         honest_flags += len(report.flags)
         honest_zero += sum(1 for v in report.scores.values() if v == 0)
         for s, v in report.scores.items():
@@ -194,7 +194,7 @@ def score_rounds(rounds: list[Round], seed: int,
             sent = list(now.updates)
             bad = sent[attacker].sender
             sent[attacker] = Update(tensors, sent[attacker].samples, bad)
-            rep = checkable_scores(sent, before.updates, before.merged, start=now.start, validation=public)
+            rep = checkable_scores(sent, before.updates, before.merged, starts=[now.start], validation=public)
             # a concurrent copy's source colludes with the attacker: it is not among the honest
             colluder = now.updates[0].sender if name.startswith("concurrent") else None
             honest = [v for s, v in rep.scores.items() if s not in (bad, colluder)]
@@ -223,7 +223,7 @@ def payout_shares(rounds: list[Round], missing: str | None = None) -> dict[str, 
     previous: list[Update] = []
     for r, now in enumerate(rounds):
         current = [u for u in now.updates if u.sender != missing]
-        report = checkable_scores(current, previous, rounds[r - 1].merged if r else None, start=now.start)
+        report = checkable_scores(current, previous, rounds[r - 1].merged if r else None, starts=[now.start])
         previous = [u for u in current if u.sender not in report.flags]
         for who, v in report.scores.items():
             totals[who] = totals.get(who, 0) + v

@@ -90,7 +90,7 @@ class InProcessSwarm:
     def _score(self, updates: Sequence[Update]) -> tuple[Counter[str], dict[str, float]]:
         if self.contribution is None:
             return Counter(), {}
-        report = self.contribution(updates, self._previous, self._previous_merged, start=self.weights)
+        report = self.contribution(updates, self._previous, self._previous_merged, starts=[self.weights])
         measures = report.measures.values()
         closest = {"concurrent_cos": max(m.get("concurrent_cos", 0.0) for m in measures),
                    "previous_cos": max(m.get("previous_cos", 0.0) for m in measures),

@@ -347,10 +347,23 @@ def test_an_old_update_plus_the_weight_decay_step_is_not_new_work() -> None:
     for source in before.updates[:3]:
         sent = {k: (v + rng.normal(0.0, 0.5 * float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))), v.shape)
                     - decay * now.start[k]).astype(np.float32) for k, v in source.tensors.items()}
-        report = score(now, before, replaced(now, 3, sent), start=now.start)
+        report = score(now, before, replaced(now, 3, sent), starts=[now.start])
         assert report.flags == {}
         assert report.measures[bad]["innovation_factor"] < 1.0, report.measures[bad]  # not shared work
         assert report.scores[bad] < min(honest_scores(report, bad)), report.scores
+
+
+def test_every_group_model_joins_the_basis_and_a_repeated_one_counts_once(rounds) -> None:
+    """A grouped swarm trains from one model per group: each is what the swarm already had. Before
+    the groups form every group holds the same model, which must score as one."""
+    now, before = rounds[2], rounds[1]
+    one = score(now, before, starts=[now.start])
+    assert score(now, before, starts=[now.start, dict(now.start)]).scores == one.scores
+    other = {k: v + np.float32(0.01) for k, v in now.start.items()}
+    two = score(now, before, starts=[now.start, other])
+    assert two.flags == {} and 9990 <= sum(two.scores.values()) <= MAX_SCORE
+    with pytest.raises(ValueError, match="starting model"):
+        score(now, before, starts=[{("g0/" + k): v for k, v in now.start.items()}])
 
 
 def test_a_random_update_earns_little_even_with_few_parameters() -> None:
@@ -363,7 +376,7 @@ def test_a_random_update_earns_little_even_with_few_parameters() -> None:
     for r in (2, 3):
         now, before = trained[r], trained[r - 1]
         sent = attacks(now, before, 3, rng)["garbage (random, median norm)"]
-        report = score(now, before, replaced(now, 3, sent), start=now.start)
+        report = score(now, before, replaced(now, 3, sent), starts=[now.start])
         bad = now.updates[3].sender
         assert report.scores[bad] < min(honest_scores(report, bad)), (r, report.scores)
 
