@@ -308,8 +308,8 @@ def checkable_scores(updates: Sequence[Update], previous: Sequence[Update],
 class _Rows:
     """The round's updates (indices 0..n-1, sorted by sender) and the old vectors after them, with
     their Gram matrices: every decision below reads inner products only. `g` is the plain one
-    (flags, size, redundancy); `w` weighs each tensor by the inverse of its median mean square over
-    the round's non-zero updates (structure, novelty, innovation: module docstring)."""
+    (flags, structure, size, redundancy); `quality` weighs each tensor's Gram matrix by
+    `_whitening` for novelty and innovation (module docstring)."""
 
     def __init__(self, per_tensor: list[np.ndarray], sizes: list[int], senders: list[str],
                  old: list[tuple[str, str | None]]) -> None:
