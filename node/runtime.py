@@ -40,7 +40,8 @@ def build_node(config: NodeConfig, w3: Web3 | None = None) -> SwarmNode:
     # numpy's BLAS too: its threads spin while they wait, and with 8 nodes on 2 cores the
     # contribution rule's Gram matrix took 5x its one-thread time (scripts.bench.systems, 1M model)
     threadpool_limits(limits=1, user_api="blas")
-    warmup.start()  # round 1's optimiser imports, while the node reads data, joins and dials
+    if config.dp.epsilon > 0:
+        warmup.start()  # Opacus's torch optimiser imports torch._dynamo: while the node reads data, joins and dials
     try:
         data = load_node_data(config.data)
     except (DataError, ValueError, OSError) as exc:

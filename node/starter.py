@@ -36,8 +36,8 @@ from typing import IO, Callable
 __all__ = ["NodeStarter", "StartedNode", "StarterError", "PRELOAD"]
 
 #: What the starter imports once for every node: the node command and everything a node's first
-#: round needs (node.warmup's torch._dynamo included, so no node imports it in round 1).
-PRELOAD = ("node.cli", "node.runtime", "node.warmup", "torch._dynamo")
+#: round needs. Not torch._dynamo: only a DP node's Opacus optimiser imports it (node.warmup).
+PRELOAD = ("node.cli", "node.runtime")
 READY_TIMEOUT_S = 180.0  # the imports, on a machine whose cores other swarms keep busy
 REAP_EVERY_S = 0.2
 LOST_STATUS = -1  # the exit status of a node that outlived its starter (no parent left to tell)

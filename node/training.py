@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import warmup
+from .optim import make_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +91,10 @@ def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, 
                          f"weight_decay={weight_decay}, prox_mu={prox_mu}, steps={steps}")
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need matching, non-empty x and y, got {len(x)} and {len(y)} rows")
-    warmup.finish()  # the optimiser imports torch._dynamo: not while the warm-up thread does
     started = time.perf_counter()
     xt = _tensor_x(x)
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    if optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    opt = make_optimizer(optimizer, model.parameters(), lr=lr, weight_decay=weight_decay, momentum=momentum)
     loss_fn = nn.CrossEntropyLoss()
     anchor = [p.detach().clone() for p in model.parameters()] if prox_mu > 0 else []
     gen = torch.Generator().manual_seed(seed)
@@ -115,7 +111,7 @@ def train_local(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, 
             if taken == limit:
                 break
             idx = order[start:start + batch_size]
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss = loss_fn(model(xt[idx]), yt[idx])
             if anchor:
                 loss = loss + 0.5 * prox_mu * sum(((p - a) ** 2).sum() for p, a in zip(model.parameters(), anchor))

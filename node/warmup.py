@@ -1,12 +1,13 @@
-"""Imports a node's first round needs but its start-up does not, done in the background.
+"""Imports a DP node's first round needs but its start-up does not, done in the background.
 
-Every ``torch.optim`` optimiser imports ``torch._dynamo`` on its first ``add_param_group`` and
-``step`` (torch 2.13 guards them against tracing, even when nothing is ever compiled): 1.1-1.4 s
-of CPU on an idle core, paid inside round 1's training. Started once the node's own imports
-are done, a daemon thread imports it while the node joins the task, starts its host and waits
-for its peers, which is mostly waiting on sockets. Code that imports torch machinery itself
-(the first optimiser, Opacus) calls :func:`finish` first: two threads importing overlapping
-module graphs at once can deadlock on Python's per-module import locks.
+DP-SGD trains through Opacus, which wraps a ``torch.optim`` optimiser, and every one of those
+imports ``torch._dynamo`` on its first ``add_param_group`` and ``step`` (torch 2.13 guards them
+against tracing, even when nothing is ever compiled): 1.1-1.9 s of CPU, paid inside round 1's
+training. (Training without DP uses node.optim, which needs none of it.) Started once the node's
+own imports are done, a daemon thread imports it while the node joins the task, starts its host
+and waits for its peers, which is mostly waiting on sockets. Code that imports torch machinery
+itself (Opacus) calls :func:`finish` first: two threads importing overlapping module graphs at
+once can deadlock on Python's per-module import locks.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ runs), then starts both node processes at once, as a swarm start does, both ways
 warm starter (how `medswarm swarm` starts them: node.starter), and follows their logs:
 
 - ready: the "listening on" line (imports done, data loaded, task joined on chain, host up);
-- ready to train: ready, and round 1's imports done (node.warmup's line; the optimiser's first use
-  imports torch._dynamo, so before that line round 1's training would wait for the import);
+- ready to train: ready, and for a DP node round 1's imports done (node.warmup's line: Opacus's
+  optimiser imports torch._dynamo, so before that line its training would wait for the import);
+  a node without DP imports nothing more for round 1 (node.optim), so for it this is ready;
 - round 1: the node's round-1 report line (its training includes the optimiser's first use).
 
 For each it gives wall seconds since the process started and the CPU seconds (user + sys, from
@@ -91,8 +92,8 @@ def one_start(anvil: Anvil, folder: Path, cold: bool) -> list[dict[str, Any]]:
         first = next(iter(LocalSwarm.metrics(config)), {})
         row = rows[config.name]
         row["round1_train_s"] = first.get("phases", {}).get("train")
-        if "ready_s" in row and "warm_s" in row:  # ready to train: listening and round 1's imports done
-            later = "warm" if row["warm_s"] > row["ready_s"] else "ready"
+        if "ready_s" in row:  # ready to train: listening and (a DP node) round 1's imports done
+            later = "warm" if row.get("warm_s", 0.0) > row["ready_s"] else "ready"
             row["train_ready_s"], row["train_ready_cpu_s"] = row[f"{later}_s"], row[f"{later}_cpu_s"]
     return list(rows.values())
 
@@ -144,7 +145,7 @@ def markdown(summary: dict[str, dict[str, Any]], imports: dict[str, Any], meta: 
                      f"{s(m['train_ready_cpu_s'])} | {s(m['round1_s'])} | "
                      f"{s(m['round1_cpu_s'])} | {s(m['round1_train_s'])} |")
     lines += ["", "Ready: host listening and task joined. Ready to train: also round 1's imports done "
-              f"(node.warmup's \"{warmup.DONE}\" line: torch._dynamo, which the first optimiser imports). CPU: user + system of the node process (a forked "
+              f"(for a DP node, node.warmup's \"{warmup.DONE}\" line: torch._dynamo, which Opacus's optimiser imports). CPU: user + system of the node process (a forked "
               "node's count starts at the fork; the starter's imports, paid once per swarm, are the cold "
               "start's imports below).", "",
               f"Imports alone (`python -X importtime -c \"{NODE_IMPORTS}\"`): {imports['process_s']:.2f} s wall, "

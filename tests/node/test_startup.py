@@ -32,14 +32,17 @@ def test_a_node_without_dp_never_imports_opacus_and_warms_up_dynamo_in_the_backg
     assert "torch._dynamo" in warmed
 
 
-def test_training_waits_for_the_warm_up_before_its_optimiser_imports() -> None:
-    # The first optimiser imports torch._dynamo itself; it must not race the warm-up thread.
-    code = ("import threading, numpy as np, torch\nfrom node import warmup, training\n"
-            "thread = warmup.start()\n"
+def test_opacus_waits_for_the_warm_up_and_plain_training_needs_none() -> None:
+    # Opacus's optimiser imports torch._dynamo itself; it must not race the warm-up thread. Plain
+    # training (node.optim) never imports it, so a node without DP starts no warm-up at all.
+    code = ("import sys, numpy as np, torch\nfrom node import dp, training, warmup\n"
             "training.train_local(torch.nn.Linear(3, 2), np.zeros((4, 3), np.float32), np.array([0, 1, 0, 1]),"
             " epochs=1, batch_size=2, lr=0.1, seed=0)\n"
+            "assert 'torch._dynamo' not in sys.modules\n"
+            "thread = warmup.start()\n"
+            "assert dp.calibrate_noise(1.0, 1e-3, 0.1, 20) > 0\n"
             "assert not thread.is_alive()")
-    _modules_after(code)
+    assert "torch._dynamo" in _modules_after(code)
 
 
 def test_the_node_command_imports_neither_the_launcher_nor_heavy_modules(tmp_path) -> None:
