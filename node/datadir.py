@@ -6,13 +6,17 @@
 Node names come from the file names. All files must have the same columns; a column whose cells
 are not all numbers (or missing) in every file is categorical, with the sorted union of its
 values as the category list every node is given, so column j means the same thing everywhere.
-A folder without its own settings file whose columns are those of a split shipped in node/data
-(e.g. another draw of the same benchmark split) is given that split's settings (`shipped_settings`).
+A folder whose columns are those of a split shipped in node/data (e.g. another draw of the same
+benchmark split) is recognised by its column names, in another spelling (UCI's `thalach`) or with
+the split's categories one-hot in columns of their own (FLamby's `cp_2`, `restecg_1`): without a
+settings file of its own it is given that split's settings (`shipped_settings`), and a column that
+is categorical in the split is read as categories even when coded as numbers (`cp` 1-4).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -26,6 +30,11 @@ LABEL_GUESSES: tuple[str, ...] = ("label", "target")  # tried in this order when
 # Splits shipped with their settings (chosen on their validation rows): the same columns elsewhere are
 # the same kind of data, so those settings are the documented good start for them too.
 SHIPPED_SPLITS: tuple[Path, ...] = (Path(__file__).resolve().parent / "data" / "heart_split",)
+#: Other spellings of the shipped splits' column names (UCI's documentation spells the heart data's
+#: maximum heart rate `thalach`; the file the heart split is written from spells it `thalch`).
+ALIASES: dict[str, str] = {"thalach": "thalch"}
+#: One column per category of a categorical column C is named C, one of these, the category.
+ONE_HOT_SEPARATORS = "_=.:"
 
 
 @dataclass(frozen=True)
@@ -125,32 +134,77 @@ def read_data_dir(folder: Path, label_column: str = "") -> DataDir:
     elif label_column not in header:
         raise DataError(f"--data {folder}: label column {label_column!r} not found; columns are {header[:20]}")
     features = tuple(c for c in header if c != label_column)
-    categorical = []
+    split = _shipped_split(header)
+    coded = _split_categorical(split) if split is not None else frozenset()
+    return DataDir(hospitals, label_column, features, _categorical(header, list(tables.values()), label_column, coded))
+
+
+def _categorical(header: list[str], tables: list[tuple[list[str], list[list[str]]]], label_column: str,
+                 coded: frozenset[str]) -> tuple[str, ...]:
+    """`data.categorical_columns` entries: every column with a non-number cell, and the columns in
+    `coded` (categories written as numbers, listed in numeric order)."""
+    out = []
     for j, column in enumerate(header):
         if column == label_column:
             continue
-        values = {row[j].strip() for rows in (t[1] for t in tables.values()) for row in rows if j < len(row)}
+        values = {row[j].strip() for rows in (t[1] for t in tables) for row in rows if j < len(row)}
         values = {v for v in values if v.lower() not in MISSING_TOKENS}
-        if values and not all(_is_number(v) for v in values):
-            categorical.append(f"{column}=" + "|".join(sorted(values)))
-    return DataDir(hospitals, label_column, features, tuple(categorical))
+        if not values:
+            continue
+        if not all(_is_number(v) for v in values):
+            out.append(f"{column}=" + "|".join(sorted(values)))
+        elif _spelled(column) in coded:
+            out.append(f"{column}=" + "|".join(sorted(values, key=float)))
+    return tuple(out)
 
 
-def _columns(folder: Path) -> frozenset[str] | None:
-    try:
-        return frozenset(_read(find_hospitals(folder)[0].train)[0])
-    except DataError:  # read_data_dir says what is wrong with the folder when the swarm starts
-        return None
+def _spelled(column: str) -> str:
+    name = column.strip().lower()
+    return ALIASES.get(name, name)
+
+
+def _layout(header: list[str], categorical: frozenset[str]) -> frozenset[str]:
+    """The column names as a shipped split would spell them: aliases resolved, and a one-hot
+    column `cp_2` counted as the categorical column `cp` it encodes."""
+    out = set()
+    for column in header:
+        name = _spelled(column)
+        out.add(next((c for c in categorical if len(name) > len(c) + 1 and name.startswith(c)
+                      and name[len(c)] in ONE_HOT_SEPARATORS), name))
+    return frozenset(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _split_categorical(split: Path) -> frozenset[str]:
+    """The categorical columns of a shipped split (those with text cells), spelled as `_spelled` does."""
+    files = [p for h in find_hospitals(split) for p in (h.train, h.test) if p is not None]
+    tables = [_read(p) for p in files]
+    label = next(c for c in LABEL_GUESSES if c in tables[0][0])
+    return frozenset(_spelled(c.partition("=")[0]) for c in _categorical(tables[0][0], tables, label, frozenset()))
+
+
+def _shipped_split(header: list[str]) -> Path | None:
+    """The shipped split whose columns `header` has, in any spelling `_layout` resolves; else None."""
+    for split in SHIPPED_SPLITS:
+        try:
+            own = _read(find_hospitals(split)[0].train)[0]
+        except DataError:
+            continue
+        categorical = _split_categorical(split)
+        if _layout(header, categorical) == _layout(own, categorical):
+            return split
+    return None
 
 
 def shipped_settings(folder: Path) -> Path | None:
-    """The settings file of the shipped split whose files have exactly the columns of `folder`'s
-    first file (any order), for a folder without a settings file of its own; else None."""
-    columns = _columns(Path(folder))
-    for split in SHIPPED_SPLITS:
-        if columns is not None and (split / SETTINGS_FILE).is_file() and columns == _columns(split):
-            return split / SETTINGS_FILE
-    return None
+    """The settings file of the shipped split whose columns `folder`'s first file has (any order,
+    any spelling `_layout` resolves), for a folder without a settings file of its own; else None."""
+    try:
+        header = _read(find_hospitals(Path(folder))[0].train)[0]
+    except DataError:  # read_data_dir says what is wrong with the folder when the swarm starts
+        return None
+    split = _shipped_split(header)
+    return split / SETTINGS_FILE if split is not None and (split / SETTINGS_FILE).is_file() else None
 
 
 __all__ = ["DataDir", "HospitalFiles", "SHIPPED_SPLITS", "find_hospitals", "read_data_dir", "shipped_settings"]

@@ -1,6 +1,7 @@
 """The heart hospitals as a real swarm: 4 node processes on anvil vs central training vs each alone.
 
     .venv/bin/python -m scripts.bench.heartswarm [--seeds 3] [--rounds 10,50] [--generic [--model logreg]] [--quick]
+        [--data DIR]
 
 For each round count and seed, `medswarm swarm --data node/data/heart_split --rounds R --seed S`
 (exactly what a user types) runs the four hospitals (node/data/heart_split: 486 train / 254 test
@@ -11,6 +12,11 @@ swarm's figures. The per-round curve is the nodes' own test accuracies (their me
 weighted by their test rows. Central training (one model on every hospital's training rows) and
 each hospital alone come from `scripts.bench.quality` (same learners, same rows and inputs, same
 settings, trained for rounds x epochs epochs), scored on the same 254 rows.
+
+`--data DIR` runs another copy of the four hospitals instead (e.g. the benchmark's own draw, in
+FLamby's encoding): the settings are those `medswarm swarm --data DIR` applies (DIR's own swarm.toml,
+else those of the shipped split it is recognised as, node.datadir), and central training and each
+hospital alone use DIR's rows with the same settings.
 
 Every run must finish within RUN_SECONDS; one that does not is reported as failed. "run (s)" is the
 launcher's own time for the run (chain, deployment, rounds, settling, audit). A run folder that
@@ -30,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from node.config import SETTINGS_FILE, load_settings
+from node.datadir import shipped_settings
 from scripts.bench import harness as B
 from scripts.bench.output import publish, write_json
 from scripts.bench.quality import HEART_SETTINGS, HEART_SPLIT, central_and_alone, heart_plan
@@ -56,19 +64,20 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def swarm_run(run_dir: Path, rounds: int, seed: int, options: tuple[str, ...]) -> dict[str, Any] | None:
+def swarm_run(run_dir: Path, rounds: int, seed: int, options: tuple[str, ...],
+              folder: Path = HEART_SPLIT) -> dict[str, Any] | None:
     """One `medswarm swarm` of node processes, then `medswarm evaluate` on all test files pooled;
     None if the run failed (said on the terminal; the run's folder keeps its logs). A run whose
     folder already holds a finished, evaluated run is read back instead of run again."""
     if (run_dir / "evaluation" / "evaluation.json").exists() and (run_dir / "run.json").exists():
         B.say(f"{run_dir}: already run, reading it back")
         return json.loads((run_dir / "run.json").read_text())
-    done = _cli("swarm", "--data", str(HEART_SPLIT), "--rounds", str(rounds), "--seed", str(seed), *options,
+    done = _cli("swarm", "--data", str(folder), "--rounds", str(rounds), "--seed", str(seed), *options,
                 "--out", str(run_dir))
     if done.returncode != 0:
         B.say(f"{run_dir}: medswarm swarm failed ({done.returncode}): {done.stderr.strip()[-500:]}")
         return None
-    tests = sorted(HEART_SPLIT.glob("*_test.csv"))
+    tests = sorted(folder.glob("*_test.csv"))
     evaluated = _cli("evaluate", str(run_dir), *[a for t in tests for a in ("--csv", str(t))],
                      "--out", str(run_dir / "evaluation"))
     if evaluated.returncode != 0:
@@ -96,15 +105,15 @@ def pooled_curve(run_dir: Path) -> list[float]:
 
 
 def run(rounds_list: list[int], seeds: list[int], model: str, runs: Path, settings: tuple[str, ...],
-        options: tuple[str, ...]) -> dict[str, Any]:
+        options: tuple[str, ...], folder: Path = HEART_SPLIT) -> dict[str, Any]:
     """`options`: what `medswarm swarm` is given besides the folder, rounds and seed; `settings`: the
     same as node settings, for central training and each hospital alone."""
     results: dict[str, Any] = {}
     for rounds in rounds_list:
         cell = results[str(rounds)] = {"swarm": [], "central": [], "alone": []}
         for seed in seeds:
-            out = swarm_run(runs / f"{model}-r{rounds}-s{seed}", rounds, seed, options)
-            base = central_and_alone(heart_plan(seed, model, settings), rounds)
+            out = swarm_run(runs / f"{model}-r{rounds}-s{seed}", rounds, seed, options, folder)
+            base = central_and_alone(heart_plan(seed, model, settings, folder), rounds)
             cell["central"].append(base["central"])
             cell["alone"].append(base["alone"])
             if out is None:
@@ -168,6 +177,15 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _settings_of(folder: Path) -> tuple[str, ...]:
+    """The settings `medswarm swarm --data folder` applies: its own file, else its shipped split's."""
+    if folder.resolve() == HEART_SPLIT.resolve():
+        return HEART_SETTINGS
+    own = folder / SETTINGS_FILE
+    path = own if own.is_file() else shipped_settings(folder)
+    return load_settings(path) if path is not None else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = B.bench_arguments(__doc__, "/tmp/heartswarm", "1 seed, 3 rounds")
     ap.add_argument("--seeds", type=int, default=3)
@@ -175,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="the model (default: the settings file's, logreg; with --generic logreg too)")
     ap.add_argument("--generic", action="store_true", help="the shipped defaults only, not the heart folder's own "
                                                           "settings file (quality.HEART_SETTINGS)")
+    ap.add_argument("--data", default=str(HEART_SPLIT), help="the hospitals' folder (default: the heart split)")
     args = ap.parse_args(argv)
     B.quiet()
     import torch
@@ -184,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     rounds_list, seeds = ([3], [0]) if args.quick else ([int(r) for r in args.rounds.split(",")],
                                                         list(range(args.seeds)))
     model = args.model or "logreg"
-    settings = () if args.generic else (*HEART_SETTINGS, *((f'model.kind="{args.model}"',) if args.model else ()))
+    folder = Path(args.data)
+    settings = () if args.generic else (*_settings_of(folder), *((f'model.kind="{args.model}"',) if args.model else ()))
     options = ("--settings", "none", "--model", model) if args.generic else (
         ("--model", args.model) if args.model else ())
-    results = run(rounds_list, seeds, model, Path(args.runs), settings, options)
+    results = run(rounds_list, seeds, model, Path(args.runs), settings, options, folder)
     meta = {"command": "python -m scripts.bench.heartswarm " + " ".join(argv if argv is not None else sys.argv[1:]),
             "seconds": time.monotonic() - started, "model": model, "seeds": len(seeds), "machine": B.machine(),
             "settings": list(settings)}

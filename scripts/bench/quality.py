@@ -289,10 +289,11 @@ def central_and_alone(plan: B.SwarmPlan, rounds: int) -> dict[str, Any]:
     return {"central": central, "alone": alone}
 
 
-def heart_plan(seed: int, model: str, overrides: tuple[str, ...]) -> B.SwarmPlan:
+def heart_plan(seed: int, model: str, overrides: tuple[str, ...], folder: Path = HEART_SPLIT) -> B.SwarmPlan:
+    """The hospitals of `folder` (default: the heart split) as a swarm plan."""
     from node.datadir import read_data_dir
 
-    data = read_data_dir(HEART_SPLIT)
+    data = read_data_dir(folder)
     return B.SwarmPlan(nodes=len(data.hospitals), data=data, model=model, seed=seed, out=Path("/tmp/quality"),
                        node_overrides=overrides)
 

@@ -138,7 +138,7 @@ def test_a_copy_of_the_heart_split_gets_its_settings_and_says_why(tmp_path: Path
     assert "has no" not in _settings_line(own)
 
 
-@pytest.mark.parametrize("edit", [lambda h: h.replace("thalch", "thalach"), lambda h: h + ",slope"])
+@pytest.mark.parametrize("edit", [lambda h: h.replace("chol", "cholesterol"), lambda h: h + ",slope"])
 def test_other_columns_get_the_defaults_and_are_told_so(tmp_path: Path, edit) -> None:
     from node.cli import _settings_line
 
@@ -146,3 +146,61 @@ def test_other_columns_get_the_defaults_and_are_told_so(tmp_path: Path, edit) ->
     args = _parse(["swarm", "--data", str(copy)])
     assert args.settings_file is None and args.model == "mlp" and args.set == []
     assert _settings_line(args) == f"settings: the defaults ({copy} has no {SETTINGS_FILE}; --settings FILE gives some)"
+
+
+CP = {"typical angina": "1", "atypical angina": "2", "non-anginal": "3", "asymptomatic": "4"}
+ECG = {"normal": "0", "st-t abnormality": "1", "lv hypertrophy": "2"}
+
+
+def _flamby_row(row: dict[str, str]) -> dict[str, str]:
+    """FLamby's encoding: cp and restecg one-hot with the first level dropped, UCI's `thalach`."""
+    out = {k: v for k, v in row.items() if k not in ("cp", "restecg", "thalch", "target")}
+    out["thalach"] = row["thalch"]
+    out.update({f"cp_{c}.0": str(int(CP[row["cp"]] == c)) for c in "234"})
+    out.update({f"restecg_{c}.0": str(int(ECG[row["restecg"]] == c)) for c in "12"})
+    return {**out, "target": row["target"]}
+
+
+def _coded_row(row: dict[str, str]) -> dict[str, str]:
+    """UCI's own encoding: categories as the numbers 1-4 and 0-2, UCI's `thalach`."""
+    return {("thalach" if k == "thalch" else k): CP.get(v, ECG.get(v, v)) if k in ("cp", "restecg") else v
+            for k, v in row.items()}
+
+
+def _recoded_copy(tmp_path: Path, recode) -> Path:
+    import csv
+
+    from scripts.bench.quality import HEART_SPLIT
+
+    copy = tmp_path / "recoded"
+    copy.mkdir()
+    for path in sorted(HEART_SPLIT.glob("*.csv")):
+        rows = [recode(r) for r in csv.DictReader(path.open())]
+        with (copy / path.name).open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return copy
+
+
+@pytest.mark.parametrize("recode, inputs, categorical", [
+    (_flamby_row, 14, ()),  # 13 FLamby inputs + the chol:missing indicator the settings add
+    (_coded_row, 16, ("cp=1|2|3|4", "restecg=0|1|2")),  # the heart split's 16 inputs, from the codes
+])
+def test_the_heart_data_in_another_encoding_is_recognised(tmp_path: Path, recode, inputs: int, categorical) -> None:
+    from node.datadir import read_data_dir
+    from node.datasets import load_node_data
+    from node.launcher import SwarmPlan
+    from scripts.bench.quality import HEART_SPLIT
+
+    copy = _recoded_copy(tmp_path, recode)
+    args = _parse(["swarm", "--data", str(copy)])
+    assert args.settings_file == HEART_SPLIT / SETTINGS_FILE and args.model == "logreg"
+    data = read_data_dir(copy)
+    assert data.categorical_columns == categorical
+    plan = SwarmPlan(nodes=4, data=data, out=tmp_path / "run", node_overrides=tuple(args.set))
+    config = plan.node_config(2, tmp_path / "run" / "switzerland", "0x" + "1" * 40, "eth-tester", 1,
+                              "/ip4/127.0.0.1/tcp/0", ())
+    node = load_node_data(config.data)
+    assert config.name == "switzerland" and node.n_features == inputs
+    assert (len(node.train), len(node.test)) == (30, 16)
