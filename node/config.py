@@ -41,7 +41,7 @@ class DataConfig:
     test_csv: str = ""  # csv: the hospital's own test file; then nothing of csv_path is held out for testing
     seed: int = 0  # train/test split and partition seed
     test_fraction: float = 0.25  # share of rows held out for testing (csv: only without test_csv)
-    validation_fraction: float = 0.2  # share of training rows held back for scoring
+    validation_fraction: float = 0.2  # share of training rows held back as validation rows (0: none)
 
 
 @dataclass(frozen=True)
@@ -333,8 +333,11 @@ def _check_ranges(config: NodeConfig) -> None:
             raise ConfigError(f"{key}: must be at most {limit:g}, got {setting(key)!r}")
     if not config.name.strip():
         raise ConfigError("name: must not be empty")
-    if not 0.0 < config.data.validation_fraction < 0.9:
-        raise ConfigError("data.validation_fraction: must lie between 0 and 0.9")
+    if not 0.0 <= config.data.validation_fraction < 0.9:
+        raise ConfigError("data.validation_fraction: must lie in [0, 0.9) (0: every training row trains)")
+    if config.data.validation_fraction == 0 and config.swarm.final_model != "last":
+        raise ConfigError(f"swarm.final_model: {config.swarm.final_model!r} chooses by validation loss, and "
+                          "data.validation_fraction = 0 keeps no validation rows; hold some back or use \"last\"")
     if not 0.0 < config.swarm.compression_fraction <= 1.0:
         raise ConfigError("swarm.compression_fraction: must lie in (0, 1] (a share of each tensor's entries)")
     if config.swarm.compression in SPARSE_COMPRESSION and config.swarm.merge in COORDINATE_WISE_MERGES:

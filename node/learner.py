@@ -35,9 +35,10 @@ class Split:
 
 
 def split_validation(shard: RawShard, fraction: float, seed: int) -> tuple[RawShard, RawShard]:
-    """Hold back a seeded `fraction` of training rows for scoring peers (fit rows, validation rows)."""
+    """Hold back a seeded `fraction` of training rows as validation rows (fit rows, validation rows);
+    at least one row when `fraction` > 0, none at 0 (every row trains)."""
     order = np.random.default_rng(seed).permutation(len(shard))
-    n_val = max(1, int(round(len(shard) * fraction)))
+    n_val = max(1, int(round(len(shard) * fraction))) if fraction > 0 else 0
     return shard.take(np.sort(order[n_val:])), shard.take(np.sort(order[:n_val]))
 
 

@@ -66,7 +66,8 @@ class RoundReport:
 
     def line(self, rounds: int) -> str:
         phases = " ".join(f"{k} {v:.2f}s" for k, v in self.phases.items())
-        return (f"round {self.round}/{rounds} | val loss {self.val_loss:.3f} acc {self.val_accuracy:.3f}"
+        val = f"val loss {self.val_loss:.3f} acc {self.val_accuracy:.3f}" if self.val_rows else "val n/a (no validation rows)"
+        return (f"round {self.round}/{rounds} | {val}"
                 f" | peers {self.heard}/{self.expected} | {phases} | {self.chain}")
 
 

@@ -6,7 +6,7 @@
 For each round count and seed, `medswarm swarm --data node/data/heart_split --rounds R --seed S`
 (exactly what a user types) runs the four hospitals (node/data/heart_split: 486 train / 254 test
 rows, the FLamby-style split) as four node processes on an anvil chain with the shipped defaults
-plus the folder's own settings file (`swarm.toml`, `quality.HEART_SETTINGS`; `--generic`: the
+plus the folder's own settings file (`swarm.toml`, `quality.SHIPPED_HEART_SETTINGS`; `--generic`: the
 defaults alone, `--settings none`), and `medswarm evaluate RUN --csv <each hospital's test file>` scores the swarm's final model on all 254 test rows pooled: those are the
 swarm's figures. The per-round curve is the nodes' own test accuracies (their metrics rows),
 weighted by their test rows. Central training (one model on every hospital's training rows) and
@@ -40,7 +40,7 @@ from node.config import SETTINGS_FILE, load_settings
 from node.datadir import shipped_settings
 from scripts.bench import harness as B
 from scripts.bench.output import publish, write_json
-from scripts.bench.quality import HEART_SETTINGS, HEART_SPLIT, central_and_alone, heart_plan
+from scripts.bench.quality import HEART_SPLIT, central_and_alone, heart_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_SECONDS = 300.0
@@ -179,8 +179,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 def _settings_of(folder: Path) -> tuple[str, ...]:
     """The settings `medswarm swarm --data folder` applies: its own file, else its shipped split's."""
-    if folder.resolve() == HEART_SPLIT.resolve():
-        return HEART_SETTINGS
     own = folder / SETTINGS_FILE
     path = own if own.is_file() else shipped_settings(folder)
     return load_settings(path) if path is not None else ()
@@ -192,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", default="10,50")
     ap.add_argument("--model", help="the model (default: the settings file's, logreg; with --generic logreg too)")
     ap.add_argument("--generic", action="store_true", help="the shipped defaults only, not the heart folder's own "
-                                                          "settings file (quality.HEART_SETTINGS)")
+                                                          "settings file (quality.SHIPPED_HEART_SETTINGS)")
     ap.add_argument("--data", default=str(HEART_SPLIT), help="the hospitals' folder (default: the heart split)")
     args = ap.parse_args(argv)
     B.quiet()

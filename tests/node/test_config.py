@@ -61,6 +61,9 @@ def test_overrides_apply_and_round_trip_through_toml() -> None:
     (["training.local_steps=-1"], "training.local_steps: must not be negative"),
     (["training.local_steps=2.5"], "training.local_steps: expected an integer"),
     (["training.local_steps=13", "dp.epsilon=3"], "training.local_steps: DP-SGD"),
+    (["data.validation_fraction=-0.1"], "data.validation_fraction: must lie in .0, 0.9. .0: every training row trains"),
+    (["data.validation_fraction=0.9"], "data.validation_fraction: must lie in .0, 0.9. .0: every training row trains"),
+    (["data.validation_fraction=0", "swarm.final_model=best_val"], "swarm.final_model: 'best_val' chooses by"),
 ])
 def test_wrong_values_name_the_key(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):

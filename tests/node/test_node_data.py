@@ -212,3 +212,26 @@ def test_csv_missing_marker_of_one_column_and_its_indicator(tmp_path: Path) -> N
             load_node_data(DataConfig(dataset="csv", csv_path=str(train), label_column="target",
                                       categorical_columns=("cp=a|b",), missing_values=entries,
                                       missing_indicators=indicators))
+
+
+def test_no_validation_share_trains_on_every_row(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from node.config import config_from_mapping
+    from node.learner import Learner
+    from node.preprocess import FeatureStats
+    from node.records import RoundReport
+
+    path = _write(tmp_path / "site.csv", "age,label", [f"{40 + i},{i % 2}" for i in range(20)])
+    data = csv_shard(path, "label", seed=0)
+    config = config_from_mapping({"name": "site", "data": {"dataset": "csv", "csv_path": str(path),
+                                                           "validation_fraction": 0.0}})
+    with caplog.at_level("INFO"):
+        learner = Learner(config, data)
+    assert "16 training rows -> 16 train / 0 validation (validation_fraction 0.00)" in caplog.text
+    assert (len(learner.fit_rows), len(learner.val_rows)) == (16, 0)
+    learner.set_scaling(FeatureStats.of(learner.fit_rows.x))
+    val = learner.evaluate(learner.weights(), learner.val)
+    assert val.n == 0 and np.isnan(val.loss)
+    line = RoundReport(round=1, val_loss=val.loss, val_accuracy=val.accuracy, test_accuracy=0.5, test_auc=0.5,
+                       heard=1, expected=1, committed=True, bytes_in=0, bytes_out=0, model_digest="0x",
+                       scores={}, dropped={}, phases={}, chain="ok", val_rows=0).line(3)
+    assert line.startswith("round 1/3 | val n/a (no validation rows) |")
