@@ -3,7 +3,8 @@
 `MergeRule.merge(updates)` validates the input once (non-empty, unique senders, identical tensor
 names and shapes, finite values, positive sample counts), sorts the updates by sender so the result
 never depends on arrival order, and hands them to the rule's `_merge`, which is a few lines of numpy
-on float64 stacks. Results are float32 arrays in the tensor order of the first (sorted) update.
+in float64; weighted sums go through `_weighted_sum`, in sender order, so every node gets the same
+bits on any CPU. Results are float32 arrays in the tensor order of the first (sorted) update.
 Rules are agnostic to whether updates are model deltas or full weights.
 """
 
@@ -62,6 +63,21 @@ class MergeRule(ABC):
         return f"{type(self).__name__}({params})"
 
     # helpers for subclasses -----------------------------------------------------------------
+
+    @staticmethod
+    def _weighted_sum(weights: Sequence[float], rows: Sequence[np.ndarray]) -> np.ndarray:
+        """sum_i weights[i] * rows[i] in float64, added in row order, element by element.
+
+        Every honest node must merge to the same bits, on whatever CPU its hospital runs: a BLAS
+        product (`w @ X`, `tensordot`) adds its terms in an order its kernel picks, which differs
+        between CPUs and even between columns of one call (8 rows of 1e16, 1, -1e16, 1, ... gave 6
+        in four columns and 5 in the fifth). Separate IEEE multiplies and adds do not."""
+        total = np.zeros(np.shape(rows[0]), dtype=np.float64)
+        term = np.empty_like(total)
+        for weight, row in zip(weights, rows):
+            np.multiply(row, float(weight), out=term, dtype=np.float64)
+            total += term
+        return total
 
     @staticmethod
     def _stack(updates: Sequence[Update], name: str) -> np.ndarray:

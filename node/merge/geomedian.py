@@ -42,7 +42,7 @@ class GeometricMedian(MergeRule):
         shapes = [np.shape(updates[0].tensors[k]) for k in names]
         points = np.concatenate([self._stack(updates, k).reshape(len(updates), -1) for k in names], axis=1)
         alphas = np.full(len(updates), 1.0 / len(updates))
-        z = alphas @ points
+        z = self._weighted_sum(alphas, points)
 
         def distances(z: np.ndarray) -> np.ndarray:
             return np.maximum(self.eps, np.linalg.norm(points - z, axis=1))
@@ -50,12 +50,12 @@ class GeometricMedian(MergeRule):
         # The distances that give the objective at z also weigh the next step from z: each pass
         # over the points is made once (at 1M parameters a pass over 8 updates takes ~50 ms).
         dist = distances(z)
-        value = float(alphas @ dist)
+        value = _fixed_order_dot(alphas, dist)
         for it in range(self.max_iter):
             betas = alphas / dist
-            z = betas @ points / betas.sum()
+            z = self._weighted_sum(betas, points) / _fixed_order_dot(betas, np.ones_like(betas))
             dist = distances(z)
-            new_value = float(alphas @ dist)
+            new_value = _fixed_order_dot(alphas, dist)
             if abs(value - new_value) <= self.ftol * max(new_value, 1e-300):
                 value = new_value
                 break
@@ -67,3 +67,11 @@ class GeometricMedian(MergeRule):
             out[k] = z[offset:offset + size].reshape(shape)
             offset += size
         return out
+
+
+def _fixed_order_dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum_i a[i] * b[i], added left to right (a BLAS dot picks its own order; see `_weighted_sum`)."""
+    total = 0.0
+    for x, y in zip(a.tolist(), b.tolist()):
+        total += x * y
+    return total

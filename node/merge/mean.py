@@ -22,4 +22,4 @@ class WeightedMean(MergeRule):
 
     def _merge(self, updates: Sequence[Update]) -> dict[str, np.ndarray]:
         w = self._weights(updates)
-        return {k: np.tensordot(w, self._stack(updates, k), axes=1) for k in updates[0].tensors}
+        return {k: self._weighted_sum(w, [u.tensors[k] for u in updates]) for k in updates[0].tensors}

@@ -151,3 +151,50 @@ def test_reputation_reweighting_moves_the_mean_and_not_the_median() -> None:
     assert rule_by_name("mean").merge(ups)["w"][0] == pytest.approx(5 / 3)
     assert rule_by_name("median").merge(weighted)["w"][0] == rule_by_name("median").merge(ups)["w"][0] == 1.0
     assert reweighted(ups, {"a": 0.0})[0].samples == 1  # never 0: a rule's weights must stay positive
+
+
+def _fixed_order(weights: list[float], rows: list[np.ndarray]) -> np.ndarray:
+    total = np.zeros(rows[0].shape)
+    for w, row in zip(weights, rows):
+        total = total + w * row.astype(np.float64)
+    return total
+
+
+def test_weighted_sums_add_in_sender_order_whatever_the_column() -> None:
+    # Rows whose sum depends on the order of the additions: a BLAS product (tensordot, @) added
+    # them in kernel order and gave 6 in four columns and 5 in the fifth; every node must get the
+    # same bits on any CPU, so the rules add row by row.
+    values = [1e16, 1.0, -1e16, 1.0, 1.0, 1.0, 1.0, 1.0]
+    rows = [np.full(5, v, dtype=np.float64) for v in values]
+    assert WeightedMean._weighted_sum([1.0] * 8, rows).tolist() == [5.0] * 5
+    updates = [Update({"w": np.full(5, v, dtype=np.float32)}, samples=10, sender=f"n{i}") for i, v in enumerate(values)]
+    merged = WeightedMean().merge(updates)["w"]
+    expected = np.float32(_fixed_order([1 / 8] * 8, [np.full(5, v) for v in values]))
+    assert merged.tolist() == expected.tolist() and len(set(merged.tolist())) == 1
+
+
+def test_geometric_median_is_the_written_out_weiszfeld_iteration() -> None:
+    rng = np.random.default_rng(4)
+    points = [rng.normal(size=300) * 10.0 ** rng.integers(-3, 4) for _ in range(7)]
+    updates = [Update({"w": p.astype(np.float32)}, samples=1, sender=f"n{i}") for i, p in enumerate(points)]
+    rule = GeometricMedian()
+    merged = rule.merge(updates)["w"]
+    # the same Weiszfeld steps written out with fixed-order sums
+    x = [p.astype(np.float32).astype(np.float64) for p in points]
+    alphas = [1 / 7] * 7
+    z = _fixed_order(alphas, x)
+
+    def objective(z):
+        dist = np.maximum(rule.eps, np.linalg.norm(np.stack(x) - z, axis=1)).tolist()
+        return dist, sum(a * d for a, d in zip(alphas, dist))
+
+    dist, value = objective(z)
+    for _ in range(rule.max_iter):
+        betas = [a / d for a, d in zip(alphas, dist)]
+        z = _fixed_order(betas, x) / sum(betas)
+        dist, new = objective(z)
+        stop = abs(value - new) <= rule.ftol * max(new, 1e-300)
+        value = new
+        if stop:
+            break
+    assert merged.tolist() == z.astype(np.float32).tolist()
