@@ -766,7 +766,7 @@ class SwarmNode:
             previous_merged = prev.merged if same else self.score_rule.merge(previous)
         return previous, previous_merged
 
-    def _starts(self, record: MergeRecord) -> list[Tensors]:
+    def starts_of(self, record: MergeRecord) -> list[Tensors]:
         """The models round `record.round` trained from: the swarm's, or every group's."""
         models = self.group_models
         if models is None:
@@ -784,7 +784,7 @@ class SwarmNode:
         vector: dict[str, int] = {}
         if record.updates:
             try:
-                report = self.contribution(record.updates, *self.score_basis(record), starts=self._starts(record))
+                report = self.contribution(record.updates, *self.score_basis(record), starts=self.starts_of(record))
             except ValueError as exc:
                 self.log.warning("round %d: no score vector (%s)", record.round, exc)
             else:

@@ -10,6 +10,7 @@ corrections), so they give the same bits as ``torch.optim.Adam`` / ``torch.optim
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Iterable
 
 import torch
@@ -17,7 +18,7 @@ import torch
 __all__ = ["Adam", "SGD", "LocalOptimizer", "make_optimizer"]
 
 
-class LocalOptimizer:
+class LocalOptimizer(ABC):
     """Parameters with gradients, stepped in place; `zero_grad` drops the gradients."""
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, weight_decay: float) -> None:
@@ -35,8 +36,9 @@ class LocalOptimizer:
         grad = p.grad
         return grad.add(p, alpha=self.weight_decay) if self.weight_decay != 0 else grad
 
+    @abstractmethod
     def step(self) -> None:
-        raise NotImplementedError
+        """One step of every parameter that has a gradient."""
 
 
 class Adam(LocalOptimizer):

@@ -125,8 +125,8 @@ def _validation_value(node: "SwarmNode", record: MergeRecord, published: Publish
     previous, previous_merged = node.score_basis(record)
     x = node.learner.scaler.transform(published.x)
     public = PublicValidation(node.learner.model, record.start, x, published.y)
-    value = validation_value(node.contribution(record.updates, previous, previous_merged, starts=[record.start],
-                                               validation=public))
+    value = validation_value(node.contribution(record.updates, previous, previous_merged,
+                                               starts=node.starts_of(record), validation=public))
     members = node.members
     return {members[p].address: v for p, v in value.items() if p in members}
 

@@ -53,7 +53,7 @@ class GeometricMedian(MergeRule):
         value = _fixed_order_dot(alphas, dist)
         for it in range(self.max_iter):
             betas = alphas / dist
-            z = self._weighted_sum(betas, points) / _fixed_order_dot(betas, np.ones_like(betas))
+            z = self._weighted_sum(betas, points) / sum(betas.tolist())  # left to right
             dist = distances(z)
             new_value = _fixed_order_dot(alphas, dist)
             if abs(value - new_value) <= self.ftol * max(new_value, 1e-300):
