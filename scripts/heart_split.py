@@ -12,6 +12,11 @@ rows (Switzerland, 45 positive and 1 negative, is split unstratified). That give
 254 test rows. The row draw is ours (seeded below, fixed once, never tuned): the benchmark's own
 split is made with another generator, so the rows differ but the sizes and the recipe match.
 
+``--draw benchmark`` writes the benchmark's own draw instead (its code's: scikit-learn's
+`train_test_split`, random_state 43, each hospital's rows in the order of UCI's processed files,
+which our CSV keeps), in the same columns, to ``--out`` (required then: that split is the
+benchmark's test, not ours, so nothing ships it and nothing was chosen on it).
+
 Zeros are kept as they are in the source (Switzerland records cholesterol 0 for every patient):
 the benchmark drops only missing cells. Columns written: the 10 attributes (sex, fbs, exang as
 0/1; cp and restecg as their text categories, which `--data` one-hots) and `target`.
@@ -68,12 +73,28 @@ def split(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return mask
 
 
-def render() -> dict[str, str]:
-    """File name -> CSV text of every hospital's train and test file."""
+def benchmark_split(y: np.ndarray) -> np.ndarray:
+    """Boolean train mask as the benchmark's code draws it (scikit-learn, random_state 43)."""
+    from sklearn.model_selection import train_test_split
+
+    classes, counts = np.unique(y, return_counts=True)
+    stratify = y if len(classes) > 1 and counts.min() > 2 else None
+    train, _ = train_test_split(np.arange(len(y)), test_size=1.0 - TRAIN_FRACTION, train_size=TRAIN_FRACTION,
+                                random_state=43, shuffle=True, stratify=stratify)
+    mask = np.zeros(len(y), dtype=bool)
+    mask[train] = True
+    return mask
+
+
+DRAWS = {"ours": lambda y, h: split(y, np.random.default_rng([SEED, h])), "benchmark": lambda y, h: benchmark_split(y)}
+
+
+def render(draw: str = "ours") -> dict[str, str]:
+    """File name -> CSV text of every hospital's train and test file, rows drawn by `draw`."""
     files = {}
     for h, hospital in enumerate(HEART_HOSPITALS):
         rows, y = _rows(hospital)
-        mask = split(y, np.random.default_rng([SEED, h]))
+        mask = DRAWS[draw](y, h)
         name = hospital.lower().replace(" ", "-")
         for part, keep in (("train", mask), ("test", ~mask)):
             buf = io.StringIO()
@@ -86,10 +107,16 @@ def render() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, help=f"the folder to write (default for our draw: {OUT})")
     parser.add_argument("--check", action="store_true", help="verify the files in --out instead of writing")
+    parser.add_argument("--draw", choices=sorted(DRAWS), default="ours",
+                        help="whose row draw: ours (shipped) or the benchmark's own (FLamby's code)")
     args = parser.parse_args(argv)
-    files = render()
+    if args.out is None:
+        if args.draw != "ours":
+            parser.error("--draw benchmark needs --out: the benchmark's test rows are not shipped")
+        args.out = OUT
+    files = render(args.draw)
     if args.check:
         stale = [n for n, text in files.items() if not (args.out / n).is_file() or (args.out / n).read_text() != text]
         if stale:

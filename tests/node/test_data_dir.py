@@ -72,6 +72,24 @@ def test_shipped_heart_split_follows_its_recipe() -> None:
     assert rows["switzerland"] == (30, 16) and rows["cleveland"] == (199, 104)
 
 
+def test_the_benchmarks_own_draw_is_written_on_request_only(tmp_path: Path) -> None:
+    # The benchmark's code draws with scikit-learn (random_state 43): its Swiss training rows are the
+    # 30 that are all positive (its one negative patient is a test row), unlike our draw's.
+    from scripts import heart_split
+
+    with pytest.raises(SystemExit):
+        heart_split.main(["--draw", "benchmark"])  # never over the shipped split
+    assert heart_split.main(["--draw", "benchmark", "--out", str(tmp_path)]) == 0
+    d = read_data_dir(tmp_path)
+    swiss = load_node_data(_config(next(h for h in d.hospitals if h.name == "switzerland"), d))
+    assert (len(swiss.train), len(swiss.test)) == (30, 16) and set(swiss.train.y.tolist()) == {1}
+    ours = load_node_data(_config(next(h for h in read_data_dir(heart_split.OUT).hospitals
+                                       if h.name == "switzerland"), d))
+    assert set(ours.train.y.tolist()) == {0, 1}
+    lines = {n: (tmp_path / n).read_text().count("\n") - 1 for n in heart_split.render("benchmark")}
+    assert sum(v for n, v in lines.items() if "_train" in n) == 486 and lines["cleveland_test.csv"] == 104
+
+
 def _config(h, d):
     from node.config import DataConfig
 

@@ -16,9 +16,9 @@ def _modules_after(code: str) -> set[str]:
 
 
 #: Heavy modules a node's start-up must not import: the in-process test chain (eth-tester with
-#: py-evm), SciPy and SymPy (Opacus's), py_ecc's BLS scheme (eth-keyfile's, deferred by
-#: incentive.deferred_imports; about 0.55 CPU-s).
-NOT_AT_START = ("eth_tester", "evm", "scipy", "sympy", "py_ecc.bls")
+#: py-evm), SciPy and SymPy (Opacus's), py_ecc's BLS scheme and curve (eth-keyfile's, deferred by
+#: incentive.deferred_imports; 0.15-0.55 CPU-s).
+NOT_AT_START = ("eth_tester", "evm", "scipy", "sympy", "py_ecc.bls", "py_ecc.bls12_381")
 
 
 def test_a_node_without_dp_never_imports_opacus_and_warms_up_dynamo_in_the_background() -> None:
@@ -57,10 +57,13 @@ def test_the_node_command_imports_neither_the_launcher_nor_heavy_modules(tmp_pat
 
 
 def test_the_deferred_bls_scheme_is_the_real_one_once_used() -> None:
-    # A version-4 keystore is the one use eth-keyfile makes of py_ecc.bls: its public key must be
-    # the real scheme's, and the stand-in must not outlive eth-keyfile's import.
+    # A version-4 keystore is the one use eth-keyfile makes of py_ecc's BLS modules: its key bound
+    # must be the real curve order, its public key the real scheme's, and the stand-ins must not
+    # outlive eth-keyfile's import.
     code = ("import sys\nimport incentive\nfrom eth_keyfile import keyfile\n"
-            "assert 'py_ecc.bls' not in sys.modules\n"
+            "assert 'py_ecc.bls' not in sys.modules and 'py_ecc.bls12_381' not in sys.modules\n"
+            "from py_ecc.bls12_381 import curve_order\n"
+            "assert keyfile.MAX_V4_PRIVATE_KEY == curve_order - 1\n"
             "made = keyfile.create_keyfile_json(bytes(31) + b'\\x07', b'pw', version=4, iterations=2)\n"
             "from py_ecc.bls import G2ProofOfPossession\n"
             "assert G2ProofOfPossession.__module__ == 'py_ecc.bls.ciphersuites'\n"
