@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+import warnings
 import weakref
 from typing import Any
 
@@ -40,7 +41,10 @@ class ChainUnavailable(Exception):
 def connect(url: str, *, timeout: float = 30.0) -> Web3:
     """Connect to "eth-tester" (fresh in-process py-evm chain) or an http(s) JSON-RPC URL."""
     if url == ETH_TESTER:
-        w3 = Web3(EthereumTesterProvider())
+        # eth-tester resets the process's warning filters to "default" when it picks its backend, and
+        # the in-process swarm then printed a ResourceWarning per socket py-libp2p leaves at exit.
+        with warnings.catch_warnings():
+            w3 = Web3(EthereumTesterProvider())
     elif url.startswith(("http://", "https://")):
         # The chain id never changes under a connection, and web3 asks for it again around every
         # call and transaction (8 times a node round): answered from the provider's cache.

@@ -9,6 +9,7 @@ loop against an in-process eth-tester chain, for fast experiments and tests.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import signal
@@ -34,7 +35,7 @@ from p2p.identity import peer_id_for_key_file
 from .config import (DataConfig, DpConfig, NodeConfig, SwarmConfig, TrainingConfig, config_from_mapping,
                      dump_config)
 from .datadir import DataDir
-from .datasets import HEART_HOSPITALS, SPLITTABLE
+from .datasets import HEART_HOSPITALS, SPLITTABLE, DataError, load_node_data
 from .grouping import AUTO_GROUPS
 from .terms import exchange_terms
 from .report import SwarmReport, write_report
@@ -111,9 +112,27 @@ class SwarmPlan:
             read_published_set(Path(self.validation))  # a clear error now rather than in the referee
         if self.rounds < 1 or self.pool_eth <= 0 or self.round_timeout <= 0:
             raise ValueError("rounds, pool and round timeout must be positive")
+        if self.data is not None:  # CSV files: cheap to read twice
+            for i in range(self.nodes):
+                self.check_data(i)
         if not 0 <= self.slash_eth <= self.stake_eth:
             raise ValueError(f"the slash must lie between 0 and the stake ({self.stake_eth:g} ETH); "
                              f"got {self.slash_eth:g} ETH")
+
+    def check_data(self, i: int) -> None:
+        """Load node i's data as its node will, so that files and data settings that do not fit
+        (a settings file naming a column these files lack) stop the launcher with one line before
+        any chain is set up, not every node after it."""
+        config = config_from_mapping({"name": self.node_name(i), "data": self._data_section(i)}, self.node_overrides)
+        told = logging.getLogger("node.datasets")
+        level = told.level
+        told.setLevel(logging.ERROR)  # what the rows hold (one class only, ...): the node says it when it loads them
+        try:
+            load_node_data(config.data)
+        except (DataError, ValueError, OSError) as exc:
+            raise ValueError(f"{self.node_name(i)}'s data: {exc}") from None
+        finally:
+            told.setLevel(level)
 
     def grouping_settings(self) -> dict[str, Any]:
         """`swarm.groups` and `swarm.group_count` for the nodes: a fixed count, or with AUTO_GROUPS
@@ -408,9 +427,14 @@ class LocalSwarm:
     # ---------------------------------------------------------------- nodes in this process
 
     def _run_in_process(self, configs: list[NodeConfig], w3: Web3) -> list[dict[str, Any] | None]:
-        from .runtime import build_node
+        from .runtime import StartupError, build_node
 
-        nodes = [build_node(c, w3=w3) for c in configs]
+        nodes = []
+        for config in configs:
+            try:
+                nodes.append(build_node(config, w3=w3))
+            except StartupError as exc:  # what a node process would log as its one line, then exit 2
+                raise SwarmFailed(f"node {config.name} cannot start: {exc}") from None
         results: list[dict[str, Any] | None] = [None] * len(nodes)
 
         async def one(i: int) -> None:

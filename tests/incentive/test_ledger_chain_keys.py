@@ -17,6 +17,18 @@ def test_unreachable_url_names_it():
         connect("ftp://nope")
 
 
+def test_an_in_process_chain_leaves_the_warning_filters_as_they_were():
+    # eth-tester sets every warning to "default" when it picks its backend; the launcher's filter
+    # (py-libp2p's sockets left to the garbage collector) must survive connecting.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ResourceWarning)
+        before = list(warnings.filters)
+        connect("eth-tester")
+        assert warnings.filters == before
+
+
 def test_dev_keys_beyond_builtin_are_funded():
     w3 = connect("eth-tester")
     keys = dev_keys(w3, 12)

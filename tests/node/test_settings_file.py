@@ -207,3 +207,29 @@ def test_the_heart_data_in_another_encoding_is_recognised(tmp_path: Path, recode
     node = load_node_data(config.data)
     assert config.name == "switzerland" and node.n_features == inputs
     assert (len(node.train), len(node.test)) == (30, 16)
+
+
+def test_settings_that_do_not_fit_the_files_stop_the_launcher_before_any_chain(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The heart settings name `chol`; files whose columns are named otherwise cannot take them. One
+    # line before the ledger is deployed, not four node processes exiting after it.
+    from node.cli import main
+    from scripts.bench.quality import HEART_SPLIT
+
+    copy = _heart_copy(tmp_path, lambda h: h.replace("chol", "cholesterol"))
+    code = main(["swarm", "--data", str(copy), "--settings", str(HEART_SPLIT / SETTINGS_FILE), "--in-process",
+                 "--out", str(tmp_path / "o")])
+    out = capsys.readouterr()
+    assert code == 2 and "ledger deployed" not in out.out
+    assert out.err.strip().splitlines() == [
+        f"medswarm: cleveland's data: {copy / 'cleveland_train.csv'}: missing-indicator columns ['chol'] are not "
+        "among the feature columns"]
+
+
+def test_an_in_process_node_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    from node.launcher import LocalSwarm, SwarmFailed, SwarmPlan
+
+    plan = SwarmPlan(nodes=2, rounds=1, out=tmp_path)
+    config = plan.node_config(0, tmp_path / "n0", "", "eth-tester", 1, "/ip4/127.0.0.1/tcp/0", ())
+    with pytest.raises(SwarmFailed, match=r"^node cleveland cannot start: chain.contract: no contract address"):
+        LocalSwarm(plan, say=lambda _line: None)._run_in_process([config], w3=None)
