@@ -20,6 +20,9 @@ echo "setup: creating .venv and installing MedSwarm (torch 2.13.0 CPU, libp2p, w
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
 .venv/bin/python -c "import torch, libp2p, web3, node, p2p, incentive"
+# The project's own bytecode, once: where PYTHONDONTWRITEBYTECODE is set (CI images) every node
+# process would otherwise compile these modules again (about 0.2 s of each start).
+.venv/bin/python -m compileall -q node p2p incentive scripts tests > /dev/null
 
 if ! command -v npm >/dev/null 2>&1; then
     echo "setup: npm is required for the Solidity compiler, anvil and cast (install Node.js 20+)" >&2
