@@ -8,7 +8,8 @@ are not all numbers (or missing) in every file is categorical, with the sorted u
 values as the category list every node is given, so column j means the same thing everywhere.
 A folder whose columns are those of a split shipped in node/data (e.g. another draw of the same
 benchmark split) is recognised by its column names, in another spelling (UCI's `thalach`) or with
-the split's categories one-hot in columns of their own (FLamby's `cp_2`, `restecg_1`): without a
+the split's categories one-hot in columns of their own (FLamby's `cp_2`, `restecg_1`; pandas'
+`cp_atypical angina`, and `sex_Male` for a 0/1 column): without a
 settings file of its own it is given that split's settings (`shipped_settings`), and a column that
 is categorical in the split is read as categories even when coded as numbers (`cp` 1-4).
 """
@@ -163,24 +164,41 @@ def _spelled(column: str) -> str:
     return ALIASES.get(name, name)
 
 
-def _layout(header: list[str], categorical: frozenset[str]) -> frozenset[str]:
-    """The column names as a shipped split would spell them: aliases resolved, and a one-hot
-    column `cp_2` counted as the categorical column `cp` it encodes."""
+def _layout(header: list[str], indicated: frozenset[str]) -> frozenset[str]:
+    """The column names as a shipped split would spell them: aliases resolved, and an indicator
+    column counted as the column of `indicated` it encodes (one-hot `cp_2` or `cp_atypical angina`
+    as `cp`, a 0/1 column's `sex_Male` as `sex`)."""
     out = set()
     for column in header:
         name = _spelled(column)
-        out.add(next((c for c in categorical if len(name) > len(c) + 1 and name.startswith(c)
+        out.add(next((c for c in indicated if len(name) > len(c) + 1 and name.startswith(c)
                       and name[len(c)] in ONE_HOT_SEPARATORS), name))
     return frozenset(out)
+
+
+def _split_tables(split: Path) -> tuple[list[tuple[list[str], list[list[str]]]], str]:
+    files = [p for h in find_hospitals(split) for p in (h.train, h.test) if p is not None]
+    tables = [_read(p) for p in files]
+    return tables, next(c for c in LABEL_GUESSES if c in tables[0][0])
 
 
 @functools.lru_cache(maxsize=None)
 def _split_categorical(split: Path) -> frozenset[str]:
     """The categorical columns of a shipped split (those with text cells), spelled as `_spelled` does."""
-    files = [p for h in find_hospitals(split) for p in (h.train, h.test) if p is not None]
-    tables = [_read(p) for p in files]
-    label = next(c for c in LABEL_GUESSES if c in tables[0][0])
+    tables, label = _split_tables(split)
     return frozenset(_spelled(c.partition("=")[0]) for c in _categorical(tables[0][0], tables, label, frozenset()))
+
+
+@functools.lru_cache(maxsize=None)
+def _split_indicated(split: Path) -> frozenset[str]:
+    """The shipped split's columns that other encodings write as indicator columns: its categorical
+    columns (one column per category) and its 0/1 columns (one column for one of the two values,
+    as pandas' `get_dummies(drop_first=True)` writes `sex` as `sex_Male`)."""
+    tables, label = _split_tables(split)
+    header = tables[0][0]
+    binary = {_spelled(column) for j, column in enumerate(header) if column != label
+              and {row[j].strip() for _, rows in tables for row in rows if j < len(row)} <= {"0", "1"}}
+    return _split_categorical(split) | frozenset(binary)
 
 
 def _shipped_split(header: list[str]) -> Path | None:
@@ -190,8 +208,8 @@ def _shipped_split(header: list[str]) -> Path | None:
             own = _read(find_hospitals(split)[0].train)[0]
         except DataError:
             continue
-        categorical = _split_categorical(split)
-        if _layout(header, categorical) == _layout(own, categorical):
+        indicated = _split_indicated(split)
+        if _layout(header, indicated) == _layout(own, indicated):
             return split
     return None
 

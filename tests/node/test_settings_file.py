@@ -170,6 +170,17 @@ def _coded_row(row: dict[str, str]) -> dict[str, str]:
             for k, v in row.items()}
 
 
+def _dummies_row(row: dict[str, str]) -> dict[str, str]:
+    """pandas' `get_dummies(drop_first=True)` of UCI's text file: the 0/1 columns as one True/False
+    column each (`sex_Male`), the categories as True/False columns but the first."""
+    out = {k: row[k] for k in ("age", "trestbps", "chol", "thalch", "oldpeak")}
+    out.update({"sex_Male": str(row["sex"] == "1"), "fbs_True": str(row["fbs"] == "1"),
+                "exang_True": str(row["exang"] == "1")})
+    out.update({f"cp_{c}": str(row["cp"] == c) for c in ("atypical angina", "non-anginal", "typical angina")})
+    out.update({f"restecg_{c}": str(row["restecg"] == c) for c in ("normal", "st-t abnormality")})
+    return {**out, "target": row["target"]}
+
+
 def _recoded_copy(tmp_path: Path, recode) -> Path:
     import csv
 
@@ -189,6 +200,10 @@ def _recoded_copy(tmp_path: Path, recode) -> Path:
 @pytest.mark.parametrize("recode, inputs, categorical", [
     (_flamby_row, 14, ()),  # 13 FLamby inputs + the chol:missing indicator the settings add
     (_coded_row, 16, ("cp=1|2|3|4", "restecg=0|1|2")),  # the heart split's 16 inputs, from the codes
+    # 8 indicator columns, each read as the two categories False and True, + 5 numbers + chol:missing
+    (_dummies_row, 22, tuple(f"{c}=False|True" for c in (
+        "sex_Male", "fbs_True", "exang_True", "cp_atypical angina", "cp_non-anginal", "cp_typical angina",
+        "restecg_normal", "restecg_st-t abnormality"))),
 ])
 def test_the_heart_data_in_another_encoding_is_recognised(tmp_path: Path, recode, inputs: int, categorical) -> None:
     from node.datadir import read_data_dir
