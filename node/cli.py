@@ -330,7 +330,7 @@ def build_parser(scenario: str | None = None, defaults: dict[str, Any] | None = 
     swarm.set_defaults(func=_swarm)
     if scenario is not None:
         swarm.set_defaults(**SCENARIOS[scenario].plan)
-    swarm.set_defaults(settings_file=None, settings_applied=(), **(defaults or {}))
+    swarm.set_defaults(settings_file=None, settings_applied=(), column_names={}, **(defaults or {}))
 
     for name, func, text in (("evaluate", _evaluate, "a run's final model on a CSV: clinical metrics as JSON and "
                                                      "ROC / calibration curves as PNG"),
@@ -403,26 +403,58 @@ def build_parser(scenario: str | None = None, defaults: dict[str, Any] | None = 
     return parser
 
 
-def settings_file(args: argparse.Namespace) -> Path | None:
+def settings_file(args: argparse.Namespace) -> tuple[Path | None, dict[str, str]]:
     """The settings file `medswarm swarm` runs with: --settings, else the --data folder's own, else
-    that of the shipped split with the folder's columns (node.datadir.shipped_settings)."""
+    that of the shipped split with the folder's columns (node.datadir.shipped_settings), else the
+    heart split's for the heart inputs under names of their own (node.datadir.heart_by_position);
+    with the folder's column names -> the file's in that last case, else {}."""
     if args.settings is not None:
-        return None if args.settings.lower() == "none" else Path(args.settings)
+        return (None if args.settings.lower() == "none" else Path(args.settings)), {}
     if not args.data:
-        return None
+        return None, {}
     own = Path(args.data) / SETTINGS_FILE
     if own.is_file():
-        return own
-    from .datadir import shipped_settings
+        return own, {}
+    from .datadir import SHIPPED_SPLITS, heart_by_position, shipped_settings
 
-    return shipped_settings(Path(args.data))
+    if (shipped := shipped_settings(Path(args.data))) is not None:
+        return shipped, {}
+    heart = SHIPPED_SPLITS[0] / SETTINGS_FILE
+    names = heart_by_position(Path(args.data), args.label or "") if heart.is_file() else {}
+    return (heart if names else None), names
+
+
+def translated(settings: Sequence[str], names: dict[str, str]) -> tuple[str, ...]:
+    """Settings naming the file's columns, rewritten to name the folder's own (`names`: the folder's
+    name -> the file's): the two data settings that name columns, `missing_values` and
+    `missing_indicators`."""
+    own = {theirs: ours for ours, theirs in names.items()}
+    out = []
+    for text in settings:
+        key, _, raw = text.partition("=")
+        if key in ("data.missing_values", "data.missing_indicators"):
+            entries = []
+            for entry in tomllib.loads(f"v = {raw}")["v"]:
+                column, marked, token = entry.partition("=")
+                if key == "data.missing_indicators":
+                    entries.append(own.get(entry, entry))
+                else:  # "COLUMN=TOKEN" names a column; a bare "TOKEN" is missing in every column
+                    entries.append(f"{own.get(column, column)}={token}" if marked else entry)
+            text = f"{key}={json.dumps(entries)}"
+        out.append(text)
+    return tuple(out)
 
 
 def _settings_line(args: argparse.Namespace) -> str | None:
     """The first line of `medswarm swarm`: which settings every node runs with, and why."""
     if args.settings_file:
         why = ""
-        if args.settings is None and args.settings_file.parent != Path(args.data):
+        if args.column_names:
+            named = ", ".join(f"{theirs} is {ours}" for theirs, ours in args.column_names.items())
+            why = (f"; {args.data} has no {SETTINGS_FILE} of its own, and its columns hold FLamby's 13 heart "
+                   f"inputs in FLamby's order, by every value ({named}): the settings of "
+                   f"{args.settings_file.parent.name}, their column names translated; --settings none: the defaults")
+        elif args.settings is None and args.settings_file.parent != Path(args.data):
             why = (f"; {args.data} has no {SETTINGS_FILE} of its own and the columns of "
                    f"{args.settings_file.parent.name}, whose settings these are; --settings none: the defaults")
         return f"settings from {args.settings_file} (options given win{why}): {', '.join(args.settings_applied)}"
@@ -453,12 +485,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
         args = build_parser(args.scenario).parse_args(argv)
         args.set = [*SCENARIOS[args.scenario].node_settings, *args.set]
-    elif args.command == "swarm" and (path := settings_file(args)) is not None:
-        applied = load_settings(path)
+    elif args.command == "swarm" and (found := settings_file(args))[0] is not None:
+        path, names = found
+        applied = translated(load_settings(path), names)
         defaults, rest = split_settings(applied)
         args = build_parser(defaults=defaults).parse_args(argv)
         args.set = [*rest, *args.set]
-        args.settings_file, args.settings_applied = path, applied
+        args.settings_file, args.settings_applied, args.column_names = path, applied, names
     return args
 
 

@@ -11,7 +11,9 @@ benchmark split) is recognised by its column names, in another spelling (UCI's `
 the split's categories one-hot in columns of their own (FLamby's `cp_2`, `restecg_1`; pandas'
 `cp_atypical angina`, and `sex_Male` for a 0/1 column): without a
 settings file of its own it is given that split's settings (`shipped_settings`), and a column that
-is categorical in the split is read as categories even when coded as numbers (`cp` 1-4).
+is categorical in the split is read as categories even when coded as numbers (`cp` 1-4). FLamby's
+13 heart inputs under names of their own (its tensors written out) are recognised by their values
+instead (`heart_by_position`), and the settings then name the folder's columns (node.cli).
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ SHIPPED_SPLITS: tuple[Path, ...] = (Path(__file__).resolve().parent / "data" / "
 ALIASES: dict[str, str] = {"thalach": "thalch"}
 #: One column per category of a categorical column C is named C, one of these, the category.
 ONE_HOT_SEPARATORS = "_=.:"
+
+
+#: FLamby's Fed-Heart-Disease inputs in the order its code writes them (UCI's columns 10-12 dropped,
+#: then cp and restecg one-hot at the end without their first level), spelled as the heart split
+#: and `_layout` spell them. Its tensors written out have no names of their own (`heart_by_position`).
+FLAMBY_HEART_INPUTS = ("age", "sex", "trestbps", "chol", "fbs", "thalch", "exang", "oldpeak",
+                       "cp_2", "cp_3", "cp_4", "restecg_1", "restecg_2")
+#: What those inputs hold: the measurements within these closed ranges (UCI's own bounds, widened),
+#: every other input 0 or 1, and at most one 1 per one-hot group.
+FLAMBY_HEART_RANGES = {"age": (1.0, 120.0), "trestbps": (0.0, 300.0), "chol": (0.0, 1000.0),
+                       "thalch": (30.0, 250.0), "oldpeak": (-10.0, 10.0)}
+FLAMBY_HEART_GROUPS = (("cp_2", "cp_3", "cp_4"), ("restecg_1", "restecg_2"))
 
 
 @dataclass(frozen=True)
@@ -214,6 +228,41 @@ def _shipped_split(header: list[str]) -> Path | None:
     return None
 
 
+def heart_by_position(folder: Path, label_column: str = "") -> dict[str, str]:
+    """Each column name -> the heart split's spelling, for a folder whose files hold FLamby's 13 heart
+    inputs in FLamby's order under names of their own (`x1` ... `x13`), checked on every cell: numbers
+    only (the benchmark has no missing cells), each measurement in its range, every other input 0 or
+    1, at most one 1 per one-hot group, and a 0/1 label. {} for anything else."""
+    try:
+        paths = [p for h in find_hospitals(Path(folder)) for p in (h.train, h.test) if p is not None]
+        tables = [_read(p) for p in paths]
+    except DataError:
+        return {}
+    header = tables[0][0]
+    label = label_column or next((c for c in LABEL_GUESSES if c in header), "")
+    inputs = [c for c in header if c != label]
+    if (label not in header or len(inputs) != len(FLAMBY_HEART_INPUTS) or len(set(header)) != len(header)
+            or any(t[0] != header for t in tables)):
+        return {}
+    try:
+        rows = [[float(cell) for cell in row] for _, table_rows in tables for row in table_rows]
+    except ValueError:
+        return {}
+    if not rows or any(len(row) != len(header) or not all(map(math.isfinite, row)) for row in rows):
+        return {}
+    names = dict(zip(inputs, FLAMBY_HEART_INPUTS))
+    column = {ours: [row[header.index(theirs)] for row in rows] for theirs, ours in names.items()}
+    column["label"] = [row[header.index(label)] for row in rows]
+    for ours, values in column.items():
+        low, high = FLAMBY_HEART_RANGES.get(ours, (0.0, 1.0))
+        if not all(low <= v <= high for v in values) or (ours not in FLAMBY_HEART_RANGES and
+                                                         not all(v in (0.0, 1.0) for v in values)):
+            return {}
+    if any(sum(column[c][i] for c in group) > 1 for group in FLAMBY_HEART_GROUPS for i in range(len(rows))):
+        return {}
+    return names
+
+
 def shipped_settings(folder: Path) -> Path | None:
     """The settings file of the shipped split whose columns `folder`'s first file has (any order,
     any spelling `_layout` resolves), for a folder without a settings file of its own; else None."""
@@ -225,4 +274,5 @@ def shipped_settings(folder: Path) -> Path | None:
     return split / SETTINGS_FILE if split is not None and (split / SETTINGS_FILE).is_file() else None
 
 
-__all__ = ["DataDir", "HospitalFiles", "SHIPPED_SPLITS", "find_hospitals", "read_data_dir", "shipped_settings"]
+__all__ = ["DataDir", "FLAMBY_HEART_INPUTS", "HospitalFiles", "SHIPPED_SPLITS", "find_hospitals",
+           "heart_by_position", "read_data_dir", "shipped_settings"]

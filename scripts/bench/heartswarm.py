@@ -25,6 +25,7 @@ already holds a finished, evaluated run (run.json) is read back, not run again.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -36,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from node.config import SETTINGS_FILE, load_settings
-from node.datadir import shipped_settings
+from node.cli import settings_file, translated
+from node.config import load_settings
 from scripts.bench import harness as B
 from scripts.bench.output import publish, write_json
 from scripts.bench.quality import HEART_SPLIT, central_and_alone, heart_plan
@@ -178,10 +179,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def _settings_of(folder: Path) -> tuple[str, ...]:
-    """The settings `medswarm swarm --data folder` applies: its own file, else its shipped split's."""
-    own = folder / SETTINGS_FILE
-    path = own if own.is_file() else shipped_settings(folder)
-    return load_settings(path) if path is not None else ()
+    """The settings `medswarm swarm --data folder` applies (node.cli.settings_file: its own file, else
+    its shipped split's, its column names translated where they differ)."""
+    path, names = settings_file(argparse.Namespace(settings=None, data=str(folder), label=None))
+    return translated(load_settings(path), names) if path is not None else ()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -248,3 +248,58 @@ def test_an_in_process_node_that_cannot_start_is_one_line(tmp_path: Path) -> Non
     config = plan.node_config(0, tmp_path / "n0", "", "eth-tester", 1, "/ip4/127.0.0.1/tcp/0", ())
     with pytest.raises(SwarmFailed, match=r"^node cleveland cannot start: chain.contract: no contract address"):
         LocalSwarm(plan, say=lambda _line: None)._run_in_process([config], w3=None)
+
+
+def _unnamed_row(row: dict[str, str]) -> dict[str, str]:
+    """FLamby's 13 inputs in FLamby's order under names of their own, as its tensors written out."""
+    flamby = _flamby_row(row)
+    inputs = [flamby[c] for c in ("age", "sex", "trestbps", "chol", "fbs", "thalach", "exang", "oldpeak",
+                                  "cp_2.0", "cp_3.0", "cp_4.0", "restecg_1.0", "restecg_2.0")]
+    return {**{f"x{i + 1}": v for i, v in enumerate(inputs)}, "target": row["target"]}
+
+
+def test_the_heart_inputs_under_names_of_their_own_are_recognised_by_value(tmp_path: Path) -> None:
+    from node.cli import _settings_line
+    from node.datasets import load_node_data
+    from node.launcher import SwarmPlan
+    from node.datadir import read_data_dir
+    from scripts.bench.quality import HEART_SPLIT
+
+    copy = _recoded_copy(tmp_path, _unnamed_row)
+    args = _parse(["swarm", "--data", str(copy)])
+    assert args.settings_file == HEART_SPLIT / SETTINGS_FILE and args.model == "logreg"
+    assert args.column_names["x4"] == "chol" and args.column_names["x9"] == "cp_2"
+    assert 'data.missing_values=["x4=0"]' in args.set and 'data.missing_indicators=["x4"]' in args.set
+    assert "its columns hold FLamby's 13 heart inputs in FLamby's order, by every value (x1 is age" in _settings_line(args)
+    plan = SwarmPlan(nodes=4, data=read_data_dir(copy), out=tmp_path / "run", node_overrides=tuple(args.set))
+    config = plan.node_config(2, tmp_path / "run" / "switzerland", "0x" + "1" * 40, "eth-tester", 1,
+                              "/ip4/127.0.0.1/tcp/0", ())
+    node = load_node_data(config.data)
+    assert node.n_features == 14 and (len(node.train), len(node.test)) == (30, 16)  # + x4:missing
+
+
+@pytest.mark.parametrize("spoil, rows", [
+    (lambda r: {**r, "x1": "150"}, "54"),                   # an age out of range
+    (lambda r: {**r, "x3": r["x4"], "x4": r["x3"]}, "all"),  # trestbps and chol swapped: cholesterol 603
+    (lambda r: {**r, "x9": "1", "x10": "1"}, "54"),          # two chest-pain types at once
+    (lambda r: {**r, "x2": "0.5"}, "54"),                    # sex is 0 or 1
+    (lambda r: {**r, "x6": ""}, "54"),                       # the benchmark has no missing cells
+    (lambda r: {k: v for k, v in r.items() if k != "x13"}, "all"),  # 12 inputs
+])
+def test_other_unnamed_columns_are_not_taken_for_the_heart_inputs(tmp_path: Path, spoil, rows: str) -> None:
+    # "54": only the rows of 54-year-olds (some in every hospital's files) are spoilt
+    from node.datadir import heart_by_position
+
+    copy = _recoded_copy(tmp_path, lambda r: spoil(_unnamed_row(r)) if rows in ("all", r["age"]) else _unnamed_row(r))
+    assert heart_by_position(copy) == {}
+    assert _parse(["swarm", "--data", str(copy)]).settings_file is None
+
+
+def test_settings_are_translated_where_they_name_columns() -> None:
+    from node.cli import translated
+
+    settings = ('data.missing_values=["chol=0", "?"]', 'data.missing_indicators=["chol", "age"]', "training.lr=0.1")
+    assert translated(settings, {"x4": "chol", "x1": "age"}) == (
+        'data.missing_values=["x4=0", "?"]', 'data.missing_indicators=["x4", "x1"]', "training.lr=0.1")
+    assert translated(settings, {}) == ('data.missing_values=["chol=0", "?"]',
+                                        'data.missing_indicators=["chol", "age"]', "training.lr=0.1")
