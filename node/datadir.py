@@ -3,7 +3,8 @@
 `medswarm swarm --data DIR` gives each node its own file. DIR holds either one CSV per hospital
 (`cleveland.csv`: the node holds out a test share of it) or a pair per hospital
 (`cleveland_train.csv` + `cleveland_test.csv`: every train row trains, every test row tests).
-Node names come from the file names. All files must have the same columns; a column whose cells
+Node names come from the file names. All files must have the same columns; a column without a name
+(the row numbers pandas writes first) is not a feature. A column whose cells
 are not all numbers (or missing) in every file is categorical, with the sorted union of its
 values as the category list every node is given, so column j means the same thing everywhere.
 A folder whose columns are those of a split shipped in node/data (e.g. another draw of the same
@@ -148,7 +149,7 @@ def read_data_dir(folder: Path, label_column: str = "") -> DataDir:
                             f"(columns: {header[:20]})")
     elif label_column not in header:
         raise DataError(f"--data {folder}: label column {label_column!r} not found; columns are {header[:20]}")
-    features = tuple(c for c in header if c != label_column)
+    features = tuple(c for c in header if c != label_column and c.strip())
     split = _shipped_split(header)
     coded = _split_categorical(split) if split is not None else frozenset()
     return DataDir(hospitals, label_column, features, _categorical(header, list(tables.values()), label_column, coded))
@@ -160,7 +161,7 @@ def _categorical(header: list[str], tables: list[tuple[list[str], list[list[str]
     `coded` (categories written as numbers, listed in numeric order)."""
     out = []
     for j, column in enumerate(header):
-        if column == label_column:
+        if column == label_column or not column.strip():
             continue
         values = {row[j].strip() for rows in (t[1] for t in tables) for row in rows if j < len(row)}
         values = {v for v in values if v.lower() not in MISSING_TOKENS}
@@ -183,7 +184,7 @@ def _layout(header: list[str], indicated: frozenset[str]) -> frozenset[str]:
     column counted as the column of `indicated` it encodes (one-hot `cp_2` or `cp_atypical angina`
     as `cp`, a 0/1 column's `sex_Male` as `sex`)."""
     out = set()
-    for column in header:
+    for column in filter(str.strip, header):  # a column without a name holds row numbers
         name = _spelled(column)
         out.add(next((c for c in indicated if len(name) > len(c) + 1 and name.startswith(c)
                       and name[len(c)] in ONE_HOT_SEPARATORS), name))
@@ -240,7 +241,7 @@ def heart_by_position(folder: Path, label_column: str = "") -> dict[str, str]:
         return {}
     header = tables[0][0]
     label = label_column or next((c for c in LABEL_GUESSES if c in header), "")
-    inputs = [c for c in header if c != label]
+    inputs = [c for c in header if c != label and c.strip()]
     if (label not in header or len(inputs) != len(FLAMBY_HEART_INPUTS) or len(set(header)) != len(header)
             or any(t[0] != header for t in tables)):
         return {}

@@ -409,13 +409,14 @@ def missing_spec(entries: Iterable[str], columns: Sequence[str], source: str = "
 def csv_schema(header: Sequence[str], label_column: str, feature_columns: Sequence[str] = (),
                categories: Mapping[str, Sequence[str]] | None = None,
                missing: Iterable[str] = (), source: str = "data", indicators: Iterable[str] = ()) -> Schema:
-    """The encoding of a hospital's CSV: `feature_columns` in that order (default: every column
-    but the label, in file order); those named in `categories` one-hot over the given category
-    list, the rest numeric. `missing` adds cell values that mean "missing" to `MISSING_TOKENS`, in
-    every column or, as "COLUMN=TOKEN", in one (`missing_spec`); columns in `indicators` get a
-    missing-indicator column each."""
+    """The encoding of a hospital's CSV: `feature_columns` in that order (default: every named column
+    but the label, in file order: a column without a name is the row numbers pandas writes first);
+    those named in `categories` one-hot over the given category list, the rest numeric. `missing`
+    adds cell values that mean "missing" to `MISSING_TOKENS`, in every column or, as
+    "COLUMN=TOKEN", in one (`missing_spec`); columns in `indicators` get a missing-indicator column
+    each."""
     categories = dict(categories or {})
-    names = list(feature_columns) or [c for c in header if c != label_column]
+    names = list(feature_columns) or [c for c in header if c != label_column and c.strip()]
     indicators = set(indicators)
     for what, listed in (("categorical", categories), ("missing-indicator", indicators)):
         unknown = sorted(set(listed) - set(names))

@@ -95,3 +95,25 @@ def _config(h, d):
 
     return DataConfig(dataset="csv", csv_path=str(h.train), test_csv=str(h.test), label_column=d.label_column,
                       categorical_columns=d.categorical_columns)
+
+
+def test_a_column_without_a_name_is_row_numbers_not_a_feature(tmp_path: Path) -> None:
+    # pandas' to_csv writes the row index first, under no name: a model must not learn row numbers,
+    # and the heart files written that way are still the heart files.
+    from node.cli import _parse
+    from scripts import heart_split
+
+    for name, text in heart_split.render().items():
+        lines = text.splitlines()
+        (tmp_path / name).write_text("\n".join(["," + lines[0]] + [f"{i},{line}" for i, line in
+                                                                    enumerate(lines[1:])]) + "\n")
+    d = read_data_dir(tmp_path)
+    assert "" not in d.feature_columns and d.feature_columns == read_data_dir(heart_split.OUT).feature_columns
+    assert _parse(["swarm", "--data", str(tmp_path)]).model == "logreg"  # the heart settings apply
+    node = load_node_data(_config(d.hospitals[0], d))
+    shipped = read_data_dir(heart_split.OUT)
+    assert node.n_features == load_node_data(_config(shipped.hospitals[0], shipped)).n_features
+    # a node's own TOML with no feature list: the same rule
+    from node.datasets import csv_schema
+
+    assert [c.name for c in csv_schema(["", "age", "target"], "target").columns] == ["age"]
