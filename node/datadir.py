@@ -51,6 +51,7 @@ FLAMBY_HEART_INPUTS = ("age", "sex", "trestbps", "chol", "fbs", "thalch", "exang
 FLAMBY_HEART_RANGES = {"age": (1.0, 120.0), "trestbps": (0.0, 300.0), "chol": (0.0, 1000.0),
                        "thalch": (30.0, 250.0), "oldpeak": (-10.0, 10.0)}
 FLAMBY_HEART_GROUPS = (("cp_2", "cp_3", "cp_4"), ("restecg_1", "restecg_2"))
+_BOOLEAN = {"true": "1", "false": "0"}
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ def heart_by_position(folder: Path, label_column: str = "") -> dict[str, str]:
     """Each column name -> the heart split's spelling, for a folder whose files hold FLamby's 13 heart
     inputs in FLamby's order under names of their own (`x1` ... `x13`), checked on every cell: numbers
     only (the benchmark has no missing cells), each measurement in its range, every other input 0 or
-    1, at most one 1 per one-hot group, and a 0/1 label. {} for anything else."""
+    1 (or True and False), at most one 1 per one-hot group, and a 0/1 label. {} for anything else."""
     try:
         paths = [p for h in find_hospitals(Path(folder)) for p in (h.train, h.test) if p is not None]
         tables = [_read(p) for p in paths]
@@ -245,8 +246,9 @@ def heart_by_position(folder: Path, label_column: str = "") -> dict[str, str]:
     if (label not in header or len(inputs) != len(FLAMBY_HEART_INPUTS) or len(set(header)) != len(header)
             or any(t[0] != header for t in tables)):
         return {}
-    try:
-        rows = [[float(cell) for cell in row] for _, table_rows in tables for row in table_rows]
+    try:  # pandas 2 writes one-hot columns as True/False
+        rows = [[float(_BOOLEAN.get(cell.strip().lower(), cell)) for cell in row]
+                for _, table_rows in tables for row in table_rows]
     except ValueError:
         return {}
     if not rows or any(len(row) != len(header) or not all(map(math.isfinite, row)) for row in rows):

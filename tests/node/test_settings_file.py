@@ -278,6 +278,20 @@ def test_the_heart_inputs_under_names_of_their_own_are_recognised_by_value(tmp_p
     assert node.n_features == 14 and (len(node.train), len(node.test)) == (30, 16)  # + x4:missing
 
 
+def test_the_unnamed_heart_inputs_with_pandas_2_one_hot_cells_are_recognised(tmp_path: Path) -> None:
+    # pandas 2's get_dummies gives bool columns, which to_csv writes as True / False
+    from node.datadir import heart_by_position
+
+    def booleans(row: dict[str, str]) -> dict[str, str]:
+        unnamed = _unnamed_row(row)
+        return {k: {"1": "True", "0": "False"}[v] if k in ("x9", "x10", "x11", "x12", "x13") else v
+                for k, v in unnamed.items()}
+
+    copy = _recoded_copy(tmp_path, booleans)
+    assert "False" in (copy / "cleveland_train.csv").read_text()
+    assert heart_by_position(copy)["x9"] == "cp_2" and _parse(["swarm", "--data", str(copy)]).model == "logreg"
+
+
 @pytest.mark.parametrize("spoil, rows", [
     (lambda r: {**r, "x1": "150"}, "54"),                   # an age out of range
     (lambda r: {**r, "x3": r["x4"], "x4": r["x3"]}, "all"),  # trestbps and chol swapped: cholesterol 603
