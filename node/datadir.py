@@ -115,6 +115,11 @@ def find_hospitals(folder: Path) -> tuple[HospitalFiles, ...]:
     return tuple(found[n] for n in sorted(found))
 
 
+def _files(hospitals: tuple[HospitalFiles, ...]) -> list[Path]:
+    """Every hospital's files, train before test."""
+    return [p for h in hospitals for p in (h.train, h.test) if p is not None]
+
+
 def _read(path: Path) -> tuple[list[str], list[list[str]]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -135,7 +140,7 @@ def _is_number(cell: str) -> bool:
 def read_data_dir(folder: Path, label_column: str = "") -> DataDir:
     """Hospitals, label and shared encoding of a `--data` folder; DataError on any mismatch."""
     hospitals = find_hospitals(folder)
-    paths = [p for h in hospitals for p in (h.train, h.test) if p is not None]
+    paths = _files(hospitals)
     tables = {p: _read(p) for p in paths}
     first, header = paths[0], tables[paths[0]][0]
     for p in paths[1:]:
@@ -193,8 +198,7 @@ def _layout(header: list[str], indicated: frozenset[str]) -> frozenset[str]:
 
 
 def _split_tables(split: Path) -> tuple[list[tuple[list[str], list[list[str]]]], str]:
-    files = [p for h in find_hospitals(split) for p in (h.train, h.test) if p is not None]
-    tables = [_read(p) for p in files]
+    tables = [_read(p) for p in _files(find_hospitals(split))]
     return tables, next(c for c in LABEL_GUESSES if c in tables[0][0])
 
 
@@ -236,15 +240,17 @@ def heart_by_position(folder: Path, label_column: str = "") -> dict[str, str]:
     only (the benchmark has no missing cells), each measurement in its range, every other input 0 or
     1 (or True and False), at most one 1 per one-hot group, and a 0/1 label. {} for anything else."""
     try:
-        paths = [p for h in find_hospitals(Path(folder)) for p in (h.train, h.test) if p is not None]
-        tables = [_read(p) for p in paths]
+        paths = _files(find_hospitals(Path(folder)))
+        tables = [_read(paths[0])]
+        header = tables[0][0]
+        label = label_column or next((c for c in LABEL_GUESSES if c in header), "")
+        inputs = [c for c in header if c != label and c.strip()]
+        if label not in header or len(inputs) != len(FLAMBY_HEART_INPUTS) or len(set(header)) != len(header):
+            return {}  # decided by the first file's header: the others are not read
+        tables += [_read(p) for p in paths[1:]]
     except DataError:
         return {}
-    header = tables[0][0]
-    label = label_column or next((c for c in LABEL_GUESSES if c in header), "")
-    inputs = [c for c in header if c != label and c.strip()]
-    if (label not in header or len(inputs) != len(FLAMBY_HEART_INPUTS) or len(set(header)) != len(header)
-            or any(t[0] != header for t in tables)):
+    if any(t[0] != header for t in tables):
         return {}
     try:  # pandas 2 writes one-hot columns as True/False
         rows = [[float(_BOOLEAN.get(cell.strip().lower(), cell)) for cell in row]
