@@ -30,7 +30,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -67,18 +67,26 @@ class Round:
     merged: dict[str, np.ndarray]
 
 
-def honest_rounds(plan: SwarmPlan, rounds: int, rule: MergeRule,
-                  leave_out: str | None = None) -> tuple[list[B.NodeSetup], list[Round]]:
+# What a closed-loop replay sends in place of the trained updates: (round number, the trained
+# updates, the rounds so far) -> the updates the swarm merges and scores.
+Rewrite = Callable[[int, list[Update], list["Round"]], list[Update]]
+
+
+def honest_rounds(plan: SwarmPlan, rounds: int, rule: MergeRule, leave_out: str | None = None,
+                  rewrite: Rewrite | None = None) -> tuple[list[B.NodeSetup], list[Round]]:
     """Train `rounds` rounds in process as the swarm would (robust scaling, every node from the
-    merged model); returns the learners' set-ups and each round's updates and merged update."""
+    merged model); returns the learners' set-ups and each round's updates and merged update.
+    With `rewrite`, what it returns is what the swarm merges and trains on next: a closed loop."""
     setups = [s for s in B.node_setups(plan) if s.name != leave_out]
     stats = FeatureStats.robust_combine([s.learner.local_stats() for s in setups])
     for s in setups:
         s.learner.set_scaling(stats)
     weights = setups[0].learner.weights()
-    out = []
+    out: list[Round] = []
     for r in range(1, rounds + 1):
         updates = B.local_updates(setups, weights, r)
+        if rewrite is not None:
+            updates = rewrite(r, updates, out)
         merged = rule.merge(updates)
         out.append(Round(weights, updates, merged))
         weights = add(weights, merged)
