@@ -17,6 +17,9 @@ swarm's robust input scaling and the median merge: no libp2p, no chain. Per sett
 - every member in turn sending an attack in every round (an old update plus loud noise, a random
   vector, its work x2, its work sign-flipped): the honest members' largest loss of their share,
   the attacker's share against its honest one, and whether it ended below every honest member;
+- heart, closed loop (what was sent is merged and trained on, as in a swarm): every member in turn
+  sends a loud copy of each other member's previous update in turn, or its own work sign-flipped;
+  the same three figures, and how many runs cost an honest member more than 10 %;
 - heart: Switzerland's mean share, and what its update adds: accuracy and loss on Switzerland's
   test patients of the final swarm model trained with and without it.
 
@@ -285,13 +288,63 @@ def every_member_attacking(rounds: list[Round], seed: int) -> dict[str, list[dic
             replayed = [Round(now.start, [Update(_turn_attack(name, rounds, r, attacker, rng), u.samples, u.sender)
                                           if i == attacker else u for i, u in enumerate(now.updates)], now.merged)
                         for r, now in enumerate(rounds)]
-            shares = payout_shares(replayed)
-            honest = [w for w in full if w != bad]
-            out[name].append({
-                "attacker": bad,
-                "largest_honest_loss": max(100.0 * (full[w] - shares[w]) / full[w] for w in honest if full[w] > 0),
-                "attacker_vs_honest_self": 100.0 * (shares[bad] - full[bad]) / full[bad] if full[bad] > 0 else 0.0,
-                "below_every_honest": float(all(shares[bad] < shares[w] for w in honest))})
+            out[name].append(_against_honest(full, payout_shares(replayed), bad))
+    return out
+
+
+def _against_honest(full: dict[str, float], shares: dict[str, float], bad: str) -> dict[str, Any]:
+    """The honest members' largest loss of their share (%), the attacker's share against its own
+    honest one (%), and whether it ended below every honest member."""
+    honest = [w for w in full if w != bad]
+    return {"attacker": bad,
+            "largest_honest_loss": max(100.0 * (full[w] - shares[w]) / full[w] for w in honest if full[w] > 0),
+            "attacker_vs_honest_self": 100.0 * (shares[bad] - full[bad]) / full[bad] if full[bad] > 0 else 0.0,
+            "below_every_honest": float(all(shares[bad] < shares[w] for w in honest))}
+
+
+def _replaced(updates: list[Update], who: str, tensors: dict[str, np.ndarray]) -> list[Update]:
+    return [Update(tensors, u.samples, u.sender) if u.sender == who else u for u in updates]
+
+
+def loud_copier(copier: str, source: str, seed: int) -> Rewrite:
+    """`copier` trains nothing and sends `source`'s previous update plus Gaussian noise at half each
+    tensor's RMS, as `node.attacks.NoisyCopy` does (|cos| about 0.9; zeros in round 1)."""
+    def rewrite(r: int, updates: list[Update], so_far: list[Round]) -> list[Update]:
+        own = next(u for u in updates if u.sender == copier).tensors
+        if not so_far:
+            return _replaced(updates, copier, scaled(own, 0.0))
+        old = next(u for u in so_far[-1].updates if u.sender == source).tensors
+        rng = np.random.default_rng([seed, r, 7])
+        noisy = {k: (v + rng.normal(0.0, 0.5 * float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))),
+                                    size=v.shape)).astype(np.float32) for k, v in old.items()}
+        return _replaced(updates, copier, noisy)
+    return rewrite
+
+
+def sign_flipper(member: str) -> Rewrite:
+    """`member` sends its own work sign-flipped."""
+    def rewrite(r: int, updates: list[Update], so_far: list[Round]) -> list[Update]:
+        return _replaced(updates, member, scaled(next(u for u in updates if u.sender == member).tensors, -1.0))
+    return rewrite
+
+
+# Attacks replayed in a closed loop (merged and trained on), on settings of at most this many nodes
+CLOSED_LOOP = ("loud copy of each other member in turn", "sign flip")
+CLOSED_LOOP_NODES = 4
+
+
+def closed_loop(plan: SwarmPlan, rounds: int, rule: MergeRule, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """Each member in turn attacks in every round, and the swarm merges and trains on what it sent
+    (the incentive benchmark's setting without libp2p and the chain): a loud copy of each other
+    member's previous update in turn, and its own work sign-flipped."""
+    full = payout_shares(honest_rounds(plan, rounds, rule)[1])
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in CLOSED_LOOP}
+    for bad in full:
+        for source in (w for w in full if w != bad):
+            shares = payout_shares(honest_rounds(plan, rounds, rule, rewrite=loud_copier(bad, source, seed))[1])
+            out[CLOSED_LOOP[0]].append({**_against_honest(full, shares, bad), "source": source})
+        shares = payout_shares(honest_rounds(plan, rounds, rule, rewrite=sign_flipper(bad))[1])
+        out[CLOSED_LOOP[1]].append(_against_honest(full, shares, bad))
     return out
 
 
@@ -327,6 +380,8 @@ def run(setting: str, plan: SwarmPlan, seeds: list[int], rounds: int) -> dict[st
         row["with_validation"] = score_rounds(trained, seed, public_validation(setups))
         row["missing_member"] = missing_member(trained)
         row["every_member_attacking"] = every_member_attacking(trained, seed)
+        if plan.nodes <= CLOSED_LOOP_NODES:
+            row["closed_loop"] = closed_loop(seeded, rounds, rule, seed)
         if plan.dataset == "heart":
             row["switzerland"] = switzerland(seeded, setups, rounds, rule)
         result["seeds"].append(row)
@@ -364,6 +419,15 @@ def _score_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
                        "mean_share": {w: float(np.mean(v)) for w, v in shares.items()}}}
 
 
+def _turns_summary(ts: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"largest_honest_loss_mean": float(np.mean([t["largest_honest_loss"] for t in ts])),
+            "largest_honest_loss_max": max(t["largest_honest_loss"] for t in ts),
+            "over_10_percent": sum(t["largest_honest_loss"] > 10.0 for t in ts),
+            "attacker_vs_honest_self_mean": float(np.mean([t["attacker_vs_honest_self"] for t in ts])),
+            "attacker_vs_honest_self_max": max(t["attacker_vs_honest_self"] for t in ts),
+            "below_every_honest": int(sum(t["below_every_honest"] for t in ts)), "runs": len(ts)}
+
+
 def summarise(result: dict[str, Any]) -> dict[str, Any]:
     seeds = result["seeds"]
     out = {"geometry": {k: {"min": min(v), "median": float(np.median(v)), "p99": float(np.quantile(v, 0.99)),
@@ -371,14 +435,9 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
            VARIANTS[0]: _score_summary(seeds), VARIANTS[1]: _score_summary([r["with_validation"] for r in seeds])}
     # the largest loss of any member's share, over seeds, when one member's updates are not scored
     out["missing_member"] = {who: max(r["missing_member"][who] for r in seeds) for who in seeds[0]["missing_member"]}
-    turns = {name: [t for r in seeds for t in r["every_member_attacking"][name]] for name in TURN_ATTACKS}
-    out["every_member_attacking"] = {name: {
-        "largest_honest_loss_mean": float(np.mean([t["largest_honest_loss"] for t in ts])),
-        "largest_honest_loss_max": max(t["largest_honest_loss"] for t in ts),
-        "attacker_vs_honest_self_mean": float(np.mean([t["attacker_vs_honest_self"] for t in ts])),
-        "attacker_vs_honest_self_max": max(t["attacker_vs_honest_self"] for t in ts),
-        "below_every_honest": int(sum(t["below_every_honest"] for t in ts)), "runs": len(ts)}
-        for name, ts in turns.items()}
+    for key, names in (("every_member_attacking", TURN_ATTACKS), ("closed_loop", CLOSED_LOOP)):
+        if key in seeds[0]:
+            out[key] = {name: _turns_summary([t for r in seeds for t in r[key][name]]) for name in names}
     if "switzerland" in seeds[0]:
         out["switzerland"] = {k: B.mean_std([r["switzerland"][k] for r in seeds]) for k in seeds[0]["switzerland"]}
     return out
@@ -417,14 +476,19 @@ def markdown(summaries: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
               "| setting | missing member: largest loss of another member's share over seeds (%) |", "|---|---|"]
     for setting, s in summaries.items():
         lines.append(f"| {setting} | " + ", ".join(f"{w} {v:.1f}" for w, v in s["missing_member"].items()) + " |")
-    lines += ["", "## Every member in turn sends an attack in every round (payouts over the rounds)", "",
-              "| setting | attack | largest honest loss, mean / worst (%) | attacker vs its honest payout, "
-              "mean / best (%) | attacker below every honest (seeds x members) |", "|---|---|---|---|---|"]
-    for setting, s in summaries.items():
-        for name, t in s["every_member_attacking"].items():
-            lines.append(f"| {setting} | {name} | {t['largest_honest_loss_mean']:.1f} / {t['largest_honest_loss_max']:.1f} | "
-                         f"{t['attacker_vs_honest_self_mean']:.1f} / {t['attacker_vs_honest_self_max']:.1f} | "
-                         f"{t['below_every_honest']}/{t['runs']} |")
+    for key, title in (("every_member_attacking", "Every member in turn sends an attack in every round (payouts "
+                                                   "over the rounds; the others' updates as trained)"),
+                       ("closed_loop", "Closed loop: every member in turn attacks in every round, and the swarm "
+                                       "merges and trains on what it sent")):
+        lines += ["", f"## {title}", "",
+                  "| setting | attack | largest honest loss, mean / worst (%) | runs above 10 % | attacker vs its "
+                  "honest payout, mean / best (%) | attacker below every honest (runs) |", "|---|---|---|---|---|---|"]
+        for setting, s in summaries.items():
+            for name, t in s.get(key, {}).items():
+                lines.append(f"| {setting} | {name} | {t['largest_honest_loss_mean']:.1f} / "
+                             f"{t['largest_honest_loss_max']:.1f} | {t['over_10_percent']}/{t['runs']} | "
+                             f"{t['attacker_vs_honest_self_mean']:.1f} / {t['attacker_vs_honest_self_max']:.1f} | "
+                             f"{t['below_every_honest']}/{t['runs']} |")
     swiss = [(k, s["switzerland"]) for k, s in summaries.items() if "switzerland" in s]
     if swiss:
         lines += ["", "## Switzerland: what leaving its update out costs its own patients", "",
@@ -449,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds, rounds = ([0], 3) if args.quick else (list(range(args.seeds)), args.rounds)
     results = {name: run(name, plan, seeds, rounds) for name, plan in settings.items()}
     summaries = {name: summarise(r) for name, r in results.items()}
-    meta = {"command": "python -m scripts.bench.contribution" + (" --quick" if args.quick else ""),
+    meta = {"command": "python -m scripts.bench.contribution"
+                       + (" --quick" if args.quick else f" --seeds {args.seeds} --rounds {args.rounds}"),
             "seconds": time.monotonic() - started, "machine": B.machine(), "seeds": seeds,
             "setting": f"{rounds} rounds x 1 local epoch, median merge, in process; seeds {seeds}"}
     payload: dict[str, Any] = {"meta": meta, "summary": summaries,

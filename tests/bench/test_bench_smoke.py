@@ -105,6 +105,10 @@ def test_bench_contribution_quick(tmp_path: Path) -> None:
     turns = heart["every_member_attacking"]
     assert turns["x2"]["attacker_vs_honest_self_max"] == 0.0 and turns["x2"]["largest_honest_loss_max"] == 0.0
     assert turns["random vector (median norm)"]["below_every_honest"] == turns["random vector (median norm)"]["runs"] == 4
+    # closed loop: each of 4 members copies each of the other 3 with loud noise, merged and trained on
+    loud = heart["closed_loop"]["loud copy of each other member in turn"]
+    assert loud["runs"] == loud["below_every_honest"] == 12 and loud["over_10_percent"] == 0
+    assert "closed_loop" not in data["summary"].get("breast cancer iid mlp", {})
     assert (out / "contribution.md").read_text().startswith("# Checkable contribution scores")
 
 

@@ -19,7 +19,7 @@ from node.contribution import (CONTRIBUTIONS, GRAM_BLOCK, ContributionReport, Pu
 from node.launcher import SwarmPlan
 from node.merge import Update, rule_by_name
 from node.scoring import MAX_SCORE
-from scripts.bench.contribution import (Round, attacks, honest_rounds, missing_member, payout_shares,
+from scripts.bench.contribution import (Round, attacks, honest_rounds, loud_copier, missing_member, payout_shares,
                                         public_validation, scaled, with_noise)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -281,27 +281,6 @@ def test_a_missing_member_takes_little_of_the_others_shares() -> None:
     assert "switzerland" not in without and without["va-long-beach"] >= 0.9 * full["va-long-beach"]
 
 
-def _copies_switzerland_with_noise(copier: str, seed: int):
-    """A closed-loop rewrite: `copier` trains nothing and sends Switzerland's previous update plus
-    Gaussian noise at half each tensor's RMS (as `node.attacks.NoisyCopy`; zeros in round 1)."""
-    def rewrite(r: int, updates: list[Update], so_far: list[Round]) -> list[Update]:
-        i = next(i for i, u in enumerate(updates) if u.sender == copier)
-        if not so_far:
-            return replaced_in(updates, i, {k: np.zeros_like(v) for k, v in updates[i].tensors.items()})
-        source = next(u for u in so_far[-1].updates if u.sender == "switzerland").tensors
-        rng = np.random.default_rng([seed, r, 7])
-        noisy = {k: (v + rng.normal(0.0, 0.5 * float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))),
-                                    size=v.shape)).astype(np.float32) for k, v in source.items()}
-        return replaced_in(updates, i, noisy)
-    return rewrite
-
-
-def replaced_in(updates: list[Update], index: int, tensors: dict[str, np.ndarray]) -> list[Update]:
-    out = list(updates)
-    out[index] = Update(tensors, out[index].samples, out[index].sender)
-    return out
-
-
 def test_a_copier_in_the_place_of_a_members_only_support_costs_that_member_little() -> None:
     """Seed 2: Cleveland's and Hungary's new directions explain each other (75 standard deviations
     above chance in round 2) and nobody else's do. Hungary copying with loud noise for six rounds,
@@ -310,7 +289,7 @@ def test_a_copier_in_the_place_of_a_members_only_support_costs_that_member_littl
     ends below every honest member."""
     plan = SwarmPlan(nodes=4, dataset="heart", model="mlp", seed=2)
     honest = payout_shares(honest_rounds(plan, 6, MEDIAN)[1])
-    copied = payout_shares(honest_rounds(plan, 6, MEDIAN, rewrite=_copies_switzerland_with_noise("hungary", 2))[1])
+    copied = payout_shares(honest_rounds(plan, 6, MEDIAN, rewrite=loud_copier("hungary", "switzerland", 2))[1])
     assert copied["cleveland"] >= 0.9 * honest["cleveland"], (honest, copied)
     assert all(copied["hungary"] < copied[s] for s in copied if s != "hungary"), copied
     assert copied["hungary"] < 0.5 * honest["hungary"], (honest, copied)
