@@ -19,7 +19,8 @@ Scenarios (heart: the four UCI hospitals, "sybil" adds a second identity holding
 Beach's rows; breast cancer: 8 IID nodes):
 copy (a peer's previous update + noise 1e-6), scaledcopy (x 1e-3), noisycopy (+ noise 0.5, |cos|
 about 0.9; by VA Long Beach, by Hungary, by Switzerland and by Cleveland), noise (a random vector of the median
-length; by VA Long Beach and by Switzerland), zero, noserve, liar (votes 0
+length; by VA Long Beach and by Switzerland), zero, signflip (its own work x -1; by VA Long
+Beach and by Hungary), scale (its own work x 100), noserve, liar (votes 0
 for everyone else), sybil (VA Long Beach and its twin, which sends its partner's update + noise;
 both vote for each other), collude 3 of 8, collude 2 of 4 (a split), collude 2 of 4 again
 with stake (1 ETH, slash 0.25 ETH) and the sponsor's referee node, whose vote decides, and collude
@@ -53,6 +54,7 @@ class Scenario:
     referee: bool = False  # the sponsor's referee node votes too (its vote decides)
     stake_eth: float = 0.0  # each member bonds this; a slash is a quarter of it
     validation: bool = False  # the referee holds the sponsor's published validation set (pooled rows)
+    overrides: tuple[str, ...] = ()  # node config values for this scenario (SECTION.KEY=VALUE)
 
     @property
     def dishonest(self) -> set[int]:
@@ -70,6 +72,9 @@ SCENARIOS: dict[str, Scenario] = {
     "noise": Scenario(*HEART4, {3: "noise"}),
     "noise by switzerland": Scenario(*HEART4, {2: "noise"}),
     "zero": Scenario(*HEART4, {3: "zero"}),
+    "signflip": Scenario(*HEART4, {3: "signflip"}, overrides=("swarm.attack_factor=1",)),
+    "signflip by hungary": Scenario(*HEART4, {1: "signflip"}, overrides=("swarm.attack_factor=1",)),
+    "scale": Scenario(*HEART4, {3: "scale"}),
     "noserve": Scenario(*HEART4, {3: "noserve"}),
     "liar": Scenario(*HEART4, {3: "liar"}),
     "sybil 2 of 5": Scenario("heart", 5, {3: "collude", 4: "collude"}, twins={4: 3}),
@@ -93,6 +98,7 @@ def run(base: B.SwarmPlan, s: Scenario, seed: int, label: str) -> dict[str, Any]
     plan = B.plan_with(base, dataset=s.dataset, nodes=s.nodes, attacks=s.attacks, twins=s.twins, seed=seed,
                        referee=s.referee, stake_eth=s.stake_eth, slash_eth=s.stake_eth / 4,
                        round_timeout=max(base.round_timeout, 2.5 * s.nodes),
+                       node_overrides=base.node_overrides + s.overrides,
                        out=base.out / f"{label.replace(' ', '-').replace(',', '')}-s{seed}")
     if s.validation:  # the sponsor publishes the pooled validation rows; the referee decides splits with them
         write_published_set(plan.out / "validation.npz", B.pooled_validation_set(plan))
