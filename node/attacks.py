@@ -111,7 +111,7 @@ class Zero(Behaviour):
         return {k: np.zeros_like(v) for k, v in delta.items()}
 
 
-def _with_noise(delta: Tensors, scale: float, seed: Sequence[int]) -> Tensors:
+def add_noise(delta: Tensors, scale: float, seed: Sequence[int]) -> Tensors:
     """`delta` plus Gaussian noise of `scale` times its own RMS value per tensor."""
     rng = np.random.default_rng(list(seed))
     out = {}
@@ -148,7 +148,7 @@ class Copy(Behaviour):
         ctx.log.info("copy attack: sending %s's round %d update x%g with noise", ctx.exchange.name(source.sender),
                      r - 1, self.scale)
         stale = {k: (np.asarray(v, dtype=np.float32) * np.float32(self.scale)) for k, v in source.tensors.items()}
-        return ctx.encode(_with_noise(stale, self.noise, (ctx.seed, r, 7)), r)
+        return ctx.encode(add_noise(stale, self.noise, (ctx.seed, r, 7)), r)
 
 
 class ScaledCopy(Copy):
@@ -183,7 +183,7 @@ class Noisy(Behaviour):
     name = "noisy"
 
     def rewrite(self, delta: Tensors) -> Tensors:
-        return _with_noise(delta, 1e-6, (len(delta), 11))
+        return add_noise(delta, 1e-6, (len(delta), 11))
 
 
 class Liar(Behaviour):

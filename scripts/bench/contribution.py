@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from node.attacks import add_noise
 from node.contribution import (COPY_COS, FREE_RIDER_NORM, NORM_TOLERANCE, REDUNDANT_COS, PublicValidation,
                                checkable_scores)
 from node.launcher import SwarmPlan
@@ -308,16 +309,13 @@ def _replaced(updates: list[Update], who: str, tensors: dict[str, np.ndarray]) -
 
 def loud_copier(copier: str, source: str, seed: int) -> Rewrite:
     """`copier` trains nothing and sends `source`'s previous update plus Gaussian noise at half each
-    tensor's RMS, as `node.attacks.NoisyCopy` does (|cos| about 0.9; zeros in round 1)."""
+    tensor's RMS, as `node.attacks.NoisyCopy` sends it (|cos| about 0.9; zeros in round 1)."""
     def rewrite(r: int, updates: list[Update], so_far: list[Round]) -> list[Update]:
         own = next(u for u in updates if u.sender == copier).tensors
         if not so_far:
             return _replaced(updates, copier, scaled(own, 0.0))
         old = next(u for u in so_far[-1].updates if u.sender == source).tensors
-        rng = np.random.default_rng([seed, r, 7])
-        noisy = {k: (v + rng.normal(0.0, 0.5 * float(np.sqrt(np.mean(np.square(v, dtype=np.float64)))),
-                                    size=v.shape)).astype(np.float32) for k, v in old.items()}
-        return _replaced(updates, copier, noisy)
+        return _replaced(updates, copier, add_noise(old, 0.5, (seed, r, 7)))
     return rewrite
 
 
