@@ -311,9 +311,8 @@ def loud_copier(copier: str, source: str, seed: int) -> Rewrite:
     """`copier` trains nothing and sends `source`'s previous update plus Gaussian noise at half each
     tensor's RMS, as `node.attacks.NoisyCopy` sends it (|cos| about 0.9; zeros in round 1)."""
     def rewrite(r: int, updates: list[Update], so_far: list[Round]) -> list[Update]:
-        own = next(u for u in updates if u.sender == copier).tensors
         if not so_far:
-            return _replaced(updates, copier, scaled(own, 0.0))
+            return _replaced(updates, copier, scaled(next(u for u in updates if u.sender == copier).tensors, 0.0))
         old = next(u for u in so_far[-1].updates if u.sender == source).tensors
         return _replaced(updates, copier, add_noise(old, 0.5, (seed, r, 7)))
     return rewrite
@@ -331,11 +330,12 @@ CLOSED_LOOP = ("loud copy of each other member in turn", "sign flip")
 CLOSED_LOOP_NODES = 4
 
 
-def closed_loop(plan: SwarmPlan, rounds: int, rule: MergeRule, seed: int) -> dict[str, list[dict[str, Any]]]:
+def closed_loop(plan: SwarmPlan, honest: list[Round], rule: MergeRule, seed: int) -> dict[str, list[dict[str, Any]]]:
     """Each member in turn attacks in every round, and the swarm merges and trains on what it sent
     (the incentive benchmark's setting without libp2p and the chain): a loud copy of each other
-    member's previous update in turn, and its own work sign-flipped."""
-    full = payout_shares(honest_rounds(plan, rounds, rule)[1])
+    member's previous update in turn, and its own work sign-flipped; against `honest`, the same
+    plan's rounds with everybody behaving."""
+    full, rounds = payout_shares(honest), len(honest)
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in CLOSED_LOOP}
     for bad in full:
         for source in (w for w in full if w != bad):
@@ -379,7 +379,7 @@ def run(setting: str, plan: SwarmPlan, seeds: list[int], rounds: int) -> dict[st
         row["missing_member"] = missing_member(trained)
         row["every_member_attacking"] = every_member_attacking(trained, seed)
         if plan.nodes <= CLOSED_LOOP_NODES:
-            row["closed_loop"] = closed_loop(seeded, rounds, rule, seed)
+            row["closed_loop"] = closed_loop(seeded, trained, rule, seed)
         if plan.dataset == "heart":
             row["switzerland"] = switzerland(seeded, setups, rounds, rule)
         result["seeds"].append(row)
